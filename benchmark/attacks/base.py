@@ -1,0 +1,79 @@
+"""The scorer interface and the registry of built-in scorers.
+
+A scorer turns what the harness measured about each text into one float per sample,
+higher = more likely member. It never sees labels. Parameters go in the constructor
+(scikit-learn style); ``score`` works on plain arrays.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import unknown
+from ..hashing import sha256_file
+
+CAPABILITIES = ("features", "reference", "logprobs", "generate", "gradients", "fit", "groups")
+
+
+@dataclass
+class ScoringInput:
+    """What a scorer may see: opaque ids, texts and the cached token statistics."""
+
+    uids: list[str]
+    texts: list[str]
+    features: object | None = None  # benchmark.features.TokenStats
+
+
+class Scorer:
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("features",)
+
+    def params(self) -> dict:
+        """Constructor parameters, for provenance and result keys."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+    def score(self, inputs: ScoringInput) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def code_hash(cls) -> str:
+        return sha256_file(inspect.getsourcefile(cls))
+
+    def per_sample(self, inputs: ScoringInput, fn) -> np.ndarray:
+        """Apply ``fn(stats_of_sample, text)`` to each sample; NaN where nothing was scored."""
+        feats = inputs.features
+        out = np.full(len(inputs.uids), np.nan, dtype=np.float64)
+        for i, text in enumerate(inputs.texts):
+            s = feats.sample(i)
+            if len(s["logprob"]):
+                out[i] = fn(s, text)
+        return out
+
+
+_SCORERS: dict[str, type[Scorer]] = {}
+
+
+def register(cls: type[Scorer]) -> type[Scorer]:
+    """Class decorator adding a scorer to the registry; a duplicate name is refused."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _SCORERS:
+        raise ValueError(f"duplicate scorer name {cls.name!r}")
+    _SCORERS[cls.name] = cls
+    return cls
+
+
+def scorers() -> dict[str, type[Scorer]]:
+    return dict(_SCORERS)
+
+
+def get_scorer(name: str, **params) -> Scorer:
+    if name not in _SCORERS:
+        raise unknown("scorer", name, _SCORERS)
+    return _SCORERS[name](**params)

@@ -1,0 +1,50 @@
+"""Min-K% Prob (Shi et al. 2024) and Min-K%++ (Zhang et al. 2024).
+
+Min-K% Prob: the mean of the lowest floor(k * n) values of l_t (at least one), k = 0.2.
+
+Min-K%++: z_t = (l_t - mu_t) / sigma_t, with mu_t = E_{v~p(.|x_<t)}[log p(v)] and
+sigma_t^2 = E[(log p(v))^2] - mu_t^2; the score is the mean of the lowest floor(k * n) z_t
+(at least one). A position with sigma_t = 0 (a one-hot distribution) contributes z_t = 0.
+"""
+
+import numpy as np
+
+from .base import Scorer, ScoringInput, register
+
+
+def lowest_mean(values: np.ndarray, k: float) -> float:
+    n = max(int(np.floor(k * len(values))), 1)
+    return float(np.mean(np.sort(values.astype(np.float64))[:n]))
+
+
+def _check_k(k: float) -> float:
+    if not 0 < k <= 1:
+        raise ValueError(f"k must be in (0, 1], got {k}")
+    return float(k)
+
+
+@register
+class MinK(Scorer):
+    name = "min_k"
+
+    def __init__(self, k: float = 0.2):
+        self.k = _check_k(k)
+
+    def score(self, inputs: ScoringInput) -> np.ndarray:
+        return self.per_sample(inputs, lambda s, _: lowest_mean(s["logprob"], self.k))
+
+
+@register
+class MinKPlusPlus(Scorer):
+    name = "min_k_plus_plus"
+
+    def __init__(self, k: float = 0.2):
+        self.k = _check_k(k)
+
+    def score(self, inputs: ScoringInput) -> np.ndarray:
+        def z(s, _):
+            lp, mu, sd = (s[k].astype(np.float64) for k in ("logprob", "mu", "sigma"))
+            zt = np.divide(lp - mu, sd, out=np.zeros_like(lp), where=sd > 0)
+            return lowest_mean(zt, self.k)
+
+        return self.per_sample(inputs, z)

@@ -1,0 +1,41 @@
+"""`membench demo`: the whole job on the embedded demo, offline.
+
+Builds the demo split and trains the demo target (both reused when present), scores every
+built-in feature-based attack in one forward pass, runs the blind baseline, writes result
+files and builds the site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import table
+
+
+def register(sub):
+    p = sub.add_parser("demo", help="build the demo suite and target, evaluate, build the site")
+    p.add_argument("--results-dir", type=Path, default=None, help="default: $MEMBENCH_HOME/results")
+    p.add_argument("--out", type=Path, default=None, help="site output (default: leaderboard_site/build)")
+    p.set_defaults(func=handle)
+
+
+def handle(args) -> int:
+    from .. import attacks, site, targets
+    from ..home import subdir
+    from ..runner import run, run_blind
+    from .run import summary_rows
+
+    split_id, target_id = targets.DEMO_SPLIT, "demo/neox-tiny"
+    results_dir = args.results_dir or subdir("results")
+    print(f"[1/4] demo target (trained on the members of {split_id}; reused when present)")
+    path = targets.ensure_demo_target()
+    print(f"      {path}")
+    print(f"[2/4] scoring {split_id} on {target_id}: {', '.join(attacks.FEATURE_SCORERS)}")
+    records = run(target_id, split_id, attacks.FEATURE_SCORERS, results_dir=results_dir)
+    print("[3/4] blind baseline (bag-of-words, out-of-fold)")
+    blind = run_blind(split_id, results_dir=results_dir)
+    print(table(summary_rows([blind] + records), ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]))
+    print("[4/4] site")
+    index = site.build(results_dir, args.out or site.DEFAULT_OUT)
+    print(f"leaderboard written: {index}")
+    return 0

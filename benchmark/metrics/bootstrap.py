@@ -1,0 +1,46 @@
+"""Seeded, class-stratified bootstrap intervals.
+
+Each resample draws n_members members and n_nonmembers non-members with replacement, so
+every resample keeps the class balance. Intervals are percentile intervals (2.5%, 97.5%)
+over 1,000 resamples with a fixed seed: the same inputs always give the same interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .roc import auc_rows, tpr_at_fpr
+
+N_RESAMPLES = 1000
+SEED = 0
+
+
+def stratified_indices(labels: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pos = np.flatnonzero(labels == 1)
+    neg = np.flatnonzero(labels == 0)
+    return np.concatenate(
+        [
+            rng.choice(pos, size=(n_resamples, len(pos)), replace=True),
+            rng.choice(neg, size=(n_resamples, len(neg)), replace=True),
+        ],
+        axis=1,
+    )
+
+
+def percentile_interval(values, level: float = 0.95) -> list[float]:
+    lo, hi = np.nanpercentile(values, [50 * (1 - level), 50 * (1 + level)])
+    return [float(lo), float(hi)]
+
+
+def auc_interval(labels, scores, n_resamples=N_RESAMPLES, seed=SEED) -> list[float]:
+    labels, scores = np.asarray(labels), np.asarray(scores, float)
+    idx = stratified_indices(labels, n_resamples, seed)
+    return percentile_interval(auc_rows(labels[idx], scores[idx]))
+
+
+def tpr_interval(labels, scores, alpha, n_resamples=N_RESAMPLES, seed=SEED) -> list[float]:
+    labels, scores = np.asarray(labels), np.asarray(scores, float)
+    idx = stratified_indices(labels, n_resamples, seed)
+    values = [tpr_at_fpr(labels[row], scores[row], alpha) for row in idx]
+    return percentile_interval(np.array(values, dtype=float))

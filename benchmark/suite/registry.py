@@ -1,0 +1,66 @@
+"""The declarative split registry (splits.yaml) and look-ups into it."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from ..errors import unknown
+
+REGISTRY_FILE = Path(__file__).with_name("splits.yaml")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    id: str
+    family: str
+    track: str
+    domain: str
+    source: dict
+    fields: dict
+    valid_targets: tuple[str, ...]
+    label_meaning: str
+    description: str
+    extra: dict = field(default_factory=dict)
+
+    def labels_valid_for(self, target_id: str) -> bool:
+        """Whether this split's labels are membership ground truth for ``target_id``."""
+        return any(fnmatch.fnmatchcase(target_id, pat) for pat in self.valid_targets)
+
+
+@lru_cache(maxsize=1)
+def splits() -> dict[str, SplitSpec]:
+    raw = yaml.safe_load(REGISTRY_FILE.read_text())["splits"]
+    known = {f for f in SplitSpec.__dataclass_fields__}
+    out: dict[str, SplitSpec] = {}
+    for entry in raw:
+        if entry["id"] in out:
+            raise ValueError(f"duplicate split id {entry['id']!r} in {REGISTRY_FILE}")
+        extra = {k: v for k, v in entry.items() if k not in known}
+        args = {k: v for k, v in entry.items() if k in known}
+        args["valid_targets"] = tuple(args.get("valid_targets", ()))
+        out[entry["id"]] = SplitSpec(**args, extra=extra)
+    return out
+
+
+def get_split(split_id: str) -> SplitSpec:
+    table = splits()
+    if split_id not in table:
+        raise unknown("split", split_id, table)
+    return table[split_id]
+
+
+def match_splits(patterns) -> list[SplitSpec]:
+    """Splits whose ids match any of the glob patterns, in registry order."""
+    table = splits()
+    chosen = []
+    for pat in patterns:
+        hits = [s for s in table.values() if fnmatch.fnmatchcase(s.id, pat)]
+        if not hits:
+            raise unknown("split", pat, table)
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen

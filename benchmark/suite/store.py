@@ -1,0 +1,157 @@
+"""Materialized splits on disk: normalization, manifests, loading and verification.
+
+Every split has the same shape under ``MEMBENCH_HOME/suite/<split id>/``:
+
+- ``samples.parquet``: ``uid`` (opaque), ``text``, optional metadata columns; sorted by uid,
+  so row order says nothing about the label;
+- ``labels.parquet``: ``uid``, ``label`` (1 = member); read only by the evaluator;
+- ``manifest.json``: source and revision, counts before and after deduplication, the SHA-256
+  of every file, of the sorted uid list, and a content hash of (uid, text, label) rows that
+  does not depend on the parquet writer.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import MembenchError
+from ..hashing import sha256_file, sha256_json, sha256_text
+from ..home import subdir
+from .registry import SplitSpec
+
+UID_PREFIX = "membench-uid-v1\x00"
+DATA_FILES = ("samples.parquet", "labels.parquet")
+
+
+def make_uid(text: str) -> str:
+    """Opaque, stable id of a text: the same text has the same uid on every machine."""
+    return sha256_text(UID_PREFIX + text)[:20]
+
+
+def split_dir(split_id: str) -> Path:
+    return subdir("suite", *split_id.split("/"))
+
+
+@dataclass
+class Split:
+    """A materialized split. ``labels`` is kept apart from ``samples`` on purpose."""
+
+    spec: SplitSpec
+    samples: pd.DataFrame
+    manifest: dict
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def content_hash(self) -> str:
+        return self.manifest["content_hash"]
+
+    def labels(self) -> pd.Series:
+        """Labels indexed by uid. Evaluator use only: scorers never receive these."""
+        table = pd.read_parquet(self.path / "labels.parquet")
+        return table.set_index("uid")["label"].astype(int)
+
+
+def content_hash(samples: pd.DataFrame, labels: pd.DataFrame) -> str:
+    rows = samples[["uid", "text"]].merge(labels, on="uid").sort_values("uid")
+    return sha256_json([[u, t, int(lab)] for u, t, lab in rows.itertuples(index=False)])
+
+
+def materialize(spec: SplitSpec, members, nonmembers, *, source: dict, extra_files=None) -> Split:
+    """Normalize member and non-member texts into the on-disk split shape.
+
+    Exact duplicate texts are dropped (one kept); a text appearing in both classes is an error,
+    since its label would be ambiguous. ``extra_files`` maps file names to DataFrames stored
+    beside the split (for example the demo's reference pool).
+    """
+    rows = [(t, 1) for t in members] + [(t, 0) for t in nonmembers]
+    before = {"total": len(rows), "members": len(members), "nonmembers": len(nonmembers)}
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    frame["uid"] = frame["text"].map(make_uid)
+    conflicts = frame.groupby("uid")["label"].nunique()
+    if (conflicts > 1).any():
+        n = int((conflicts > 1).sum())
+        raise MembenchError(
+            f"split {spec.id}: {n} text(s) appear as both member and non-member",
+            "fix the source so each text has one label",
+        )
+    frame = frame.drop_duplicates("uid").sort_values("uid").reset_index(drop=True)
+    samples = frame[["uid", "text"]]
+    labels = frame[["uid", "label"]].astype({"label": "int8"})
+    out = split_dir(spec.id)
+    samples.to_parquet(out / "samples.parquet", index=False)
+    labels.to_parquet(out / "labels.parquet", index=False)
+    files = {name: sha256_file(out / name) for name in DATA_FILES}
+    for name, table in (extra_files or {}).items():
+        table.to_parquet(out / name, index=False)
+        files[name] = sha256_file(out / name)
+    after = {
+        "total": len(frame),
+        "members": int(labels["label"].sum()),
+        "nonmembers": int((labels["label"] == 0).sum()),
+    }
+    manifest = {
+        "split": spec.id,
+        "family": spec.family,
+        "track": spec.track,
+        "source": source,
+        "counts_before_dedup": before,
+        "counts": after,
+        "duplicates_dropped": before["total"] - after["total"],
+        "files": files,
+        "uid_list_sha256": sha256_json(sorted(samples["uid"])),
+        "content_hash": content_hash(samples, labels),
+        "membench_version": __version__,
+        "python": platform.python_version(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return Split(spec=spec, samples=samples, manifest=manifest, path=out)
+
+
+def is_materialized(split_id: str) -> bool:
+    return (split_dir(split_id) / "manifest.json").exists()
+
+
+def load(spec: SplitSpec) -> Split:
+    path = split_dir(spec.id)
+    manifest_file = path / "manifest.json"
+    if not manifest_file.exists():
+        raise MembenchError(
+            f"split {spec.id} is not materialized",
+            f"run `membench suite fetch {spec.id}` (or pass --from-dir)",
+        )
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise MembenchError(
+            f"manifest {manifest_file} is not valid JSON ({exc.msg}, line {exc.lineno})",
+            f"delete {path} and fetch the split again",
+        ) from None
+    bad = verify_files(path, manifest)
+    if bad:
+        raise MembenchError(
+            f"split {spec.id}: file {bad[0]} does not match its manifest hash",
+            f"delete {path} and fetch the split again",
+        )
+    samples = pd.read_parquet(path / "samples.parquet")
+    return Split(spec=spec, samples=samples, manifest=manifest, path=path)
+
+
+def verify_files(path: Path, manifest: dict) -> list[str]:
+    """Names of files whose SHA-256 differs from the manifest (missing files included)."""
+    bad = []
+    for name, digest in manifest.get("files", {}).items():
+        file = path / name
+        if not file.exists() or sha256_file(file) != digest:
+            bad.append(str(file))
+    return bad
+
