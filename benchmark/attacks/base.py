@@ -19,13 +19,45 @@ from ..hashing import sha256_file
 CAPABILITIES = ("features", "reference", "logprobs", "generate", "gradients", "fit", "groups")
 
 
+class ModelAccess:
+    """Capabilities beyond ``features``, granted by the harness and metered.
+
+    A scorer never receives the raw model. It receives an object with this interface, on
+    which only the capabilities it declared in ``requires`` work; every call is counted in
+    ``usage`` (forward tokens, generated tokens, gradient tokens) and recorded in the result.
+    Implementations: in-process for built-in attacks, a proxy over a pipe for sandboxed
+    submissions.
+    """
+
+    usage: dict
+
+    def logprobs(self, texts: list[str]):
+        """``logprobs``: per-token statistics of new texts on the target (a TokenStats)."""
+        raise NotImplementedError
+
+    def reference(self, texts: list[str]):
+        """``reference``: per-token statistics of texts on the declared reference model."""
+        raise NotImplementedError
+
+    def gradient_norms(self, texts: list[str]):
+        """``gradients``: per text, the L2 norm of the gradient of the mean token loss with
+        respect to the target's parameters (a float array)."""
+        raise NotImplementedError
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """``generate``: greedy continuations from the target."""
+        raise NotImplementedError
+
+
 @dataclass
 class ScoringInput:
-    """What a scorer may see: opaque ids, texts and the cached token statistics."""
+    """What a scorer may see: opaque ids, texts, the cached token statistics and, for the
+    capabilities it declared, a ``ModelAccess``. Never labels."""
 
     uids: list[str]
     texts: list[str]
     features: object | None = None  # benchmark.features.TokenStats
+    access: ModelAccess | None = None
 
 
 class Scorer:

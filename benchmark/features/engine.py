@@ -6,7 +6,7 @@ log-softmax of the model's next-token distribution p(.|x_<t):
 - ``logprob``: l_t = log p(x_t | x_<t);
 - ``entropy``: H_t = -sum_v p(v) log p(v);
 - ``mu``: E_{v~p}[log p(v)] (= -H_t; kept by name for Min-K%++);
-- ``sigma``: sqrt(E_{v~p}[(log p(v))^2] - mu^2).
+- ``sigma``: sqrt(E_{v~p}[(log p(v) - mu)^2]) (two-pass, for fp32 accuracy).
 
 Texts are tokenized with the target's tokenizer, truncated to the model context
 (``truncate-head``), sorted by length (longest first) and batched under a token budget with
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STATS = ("logprob", "entropy", "mu", "sigma")
-FEATURE_SET_VERSION = "tokenstats-v1"
+FEATURE_SET_VERSION = "tokenstats-v2"
 
 
 @dataclass
@@ -93,8 +93,9 @@ def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]
         token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
         p = logp.exp()
         mu = (p * logp).sum(-1)
-        second = (p * logp.square()).sum(-1)
-        sigma = (second - mu.square()).clamp_min(0).sqrt()
+        # Two-pass variance: E[(log p - mu)^2]. The one-pass E[x^2] - mu^2 loses ~3 digits
+        # to cancellation in fp32 when the distribution is flat.
+        sigma = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1).sqrt()
         del logits, logp, p
     n_tokens = attention_mask.sum(1).tolist()
     out = []

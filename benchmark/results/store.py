@@ -54,6 +54,13 @@ def read(path: Path) -> dict:
 
 
 def iter_records(results_dir: Path):
-    """(path, record) for every result file under ``results_dir``."""
-    for path in sorted(Path(results_dir).rglob("*.json")):
+    """(path, record) for every result file under ``results_dir``.
+
+    Folders whose name starts with ``_`` (for example ``_diagnostics/``) hold other files
+    and are skipped.
+    """
+    root = Path(results_dir)
+    for path in sorted(root.rglob("*.json")):
+        if any(part.startswith("_") for part in path.relative_to(root).parts[:-1]):
+            continue
         yield path, read(path)

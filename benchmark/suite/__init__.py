@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import MembenchError
+from ..home import locked
 from . import demo
 from .registry import SplitSpec, get_split, match_splits, splits
 from .store import Split, is_materialized, load, make_uid, materialize, split_dir
@@ -34,7 +35,9 @@ def ensure(split_id: str) -> Split:
     """Load a split, building it first when membench can make it offline."""
     spec = get_split(split_id)
     if not is_materialized(split_id) and spec.source.get("kind") == "builtin":
-        build_builtin(spec)
+        with locked(f"split-{split_id}"):
+            if not is_materialized(split_id):
+                build_builtin(spec)
     return load(spec)
 
 

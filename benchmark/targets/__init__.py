@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..home import subdir
+from ..home import locked, subdir
 from .loading import CONTEXT_RULE, LoadedTarget, load_target
 from .registry import DEMO_ARCH, TargetSpec, get_target, targets
 
@@ -23,19 +23,23 @@ def demo_target_dir() -> Path:
 def ensure_demo_target(progress: bool = True) -> Path:
     """The demo target's directory, training it first if it is not there yet."""
     out = demo_target_dir()
-    if (out / "training.json").exists() and (out / "model.safetensors").exists():
+    done = lambda: (out / "training.json").exists() and (out / "model.safetensors").exists()  # noqa: E731
+    if done():
         return out
     from .. import suite
     from . import demo
 
-    split = suite.ensure(DEMO_SPLIT)
-    labels = split.labels()
-    members = split.samples.loc[split.samples["uid"].map(labels) == 1, "text"].tolist()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    demo.train(members, tmp, arch=DEMO_ARCH, progress=progress)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with locked("demo-target"):
+        if done():  # another process finished it while we waited
+            return out
+        split = suite.ensure(DEMO_SPLIT)
+        labels = split.labels()
+        members = split.samples.loc[split.samples["uid"].map(labels) == 1, "text"].tolist()
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        demo.train(members, tmp, arch=DEMO_ARCH, progress=progress)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
     return out
 
 
