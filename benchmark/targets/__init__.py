@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..home import locked, subdir
 from .loading import CONTEXT_RULE, LoadedTarget, load_target
+from .random_init import random_init_model
 from .registry import DEMO_ARCH, TargetSpec, get_target, targets
 
 DEMO_SPLIT = "demo/pydoc"
@@ -50,5 +51,6 @@ __all__ = [
     "ensure_demo_target",
     "get_target",
     "load_target",
+    "random_init_model",
     "targets",
 ]
