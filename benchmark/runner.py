@@ -48,6 +48,20 @@ def _split_block(split, validity=None) -> dict:
     return block
 
 
+def target_block(target, dtype: str) -> dict:
+    """The record's ``target`` block for a loaded target (shared with submissions)."""
+    return {
+        "id": target.id,
+        "path": target.path,
+        "revision": target.revision,
+        "weights_sha256": target.weights_hash,
+        "tokenizer_sha256": target.tokenizer_hash,
+        "dtype": dtype,
+        "context_rule": targets.CONTEXT_RULE,
+        "max_length": target.max_length,
+    }
+
+
 def _metrics_block(labels: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
     keep = np.isfinite(scores)
     summary = metrics.summarize(labels[keep], scores[keep])
@@ -92,16 +106,7 @@ def run(
         summary, counts = _metrics_block(labels, scores)
         record = {
             "split": _split_block(split, validity),
-            "target": {
-                "id": target.id,
-                "path": target.path,
-                "revision": target.revision,
-                "weights_sha256": target.weights_hash,
-                "tokenizer_sha256": target.tokenizer_hash,
-                "dtype": dtype,
-                "context_rule": targets.CONTEXT_RULE,
-                "max_length": target.max_length,
-            },
+            "target": target_block(target, dtype),
             "scorer": {
                 "name": scorer.name,
                 "version": scorer.version,
