@@ -28,8 +28,50 @@ class SplitSpec:
     extra: dict = field(default_factory=dict)
 
     def labels_valid_for(self, target_id: str) -> bool:
-        """Whether this split's labels are membership ground truth for ``target_id``."""
+        """Whether this split's labels are valid for ``target_id``.
+
+        For a membership split: its labels are membership ground truth for the target. For a
+        control (``track == "control"``) the labels are never membership; validity then means
+        the control's premise holds for the target (both classes share membership status), so
+        an AUC away from 0.5 there measures distribution shift. Checkpoint ids such as
+        ``pythia-160m@step99000`` match the patterns of their model.
+        """
         return any(fnmatch.fnmatchcase(target_id, pat) for pat in self.valid_targets)
+
+    @property
+    def is_control(self) -> bool:
+        return self.track == "control"
+
+    @property
+    def labels_are_membership(self) -> bool:
+        """False for controls: their label is time or source, not membership."""
+        return not self.is_control
+
+    @property
+    def kind(self) -> str:
+        return self.source.get("kind", "")
+
+    def validity(self, target_id: str) -> dict:
+        """Label validity of (target, this split), with the reason, for results and `show`."""
+        valid = self.labels_valid_for(target_id)
+        if self.is_control:
+            why = (
+                "control: labels are not membership; "
+                + ("both classes share membership status for this target, so the AUC measures shift"
+                   if valid else "the control's premise is not established for this target")
+            )
+        elif valid:
+            why = "labels are membership ground truth for this target"
+        else:
+            why = f"labels are not membership ground truth for this target (valid for: {', '.join(self.valid_targets) or 'none'})"
+            if target_id.startswith("opt-") and self.extra.get("opt_caveat"):
+                why += f"; {self.extra['opt_caveat']}"
+        return {
+            "valid": valid,
+            "labels_are_membership": self.labels_are_membership,
+            "label_meaning": self.label_meaning,
+            "reason": why,
+        }
 
 
 @lru_cache(maxsize=1)

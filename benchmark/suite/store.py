@@ -5,6 +5,7 @@ Every split has the same shape under ``MEMBENCH_HOME/suite/<split id>/``:
 - ``samples.parquet``: ``uid`` (opaque), ``text``, optional metadata columns; sorted by uid,
   so row order says nothing about the label;
 - ``labels.parquet``: ``uid``, ``label`` (1 = member); read only by the evaluator;
+- ``neighbors.parquet`` (optional): ``uid``, ``neighbors`` (MIMIR's 25 stored neighbours);
 - ``manifest.json``: source and revision, counts before and after deduplication, the SHA-256
   of every file, of the sorted uid list, and a content hash of (uid, text, label) rows that
   does not depend on the parquet writer.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +24,13 @@ import pandas as pd
 from .. import __version__
 from ..errors import MembenchError
 from ..hashing import sha256_file, sha256_json, sha256_text
-from ..home import subdir
+from ..home import home
 from .registry import SplitSpec
 
 UID_PREFIX = "membench-uid-v1\x00"
 DATA_FILES = ("samples.parquet", "labels.parquet")
+NEIGHBORS_FILE = "neighbors.parquet"
+VERIFIED_STAMP = "verified.json"
 
 
 def make_uid(text: str) -> str:
@@ -35,7 +39,8 @@ def make_uid(text: str) -> str:
 
 
 def split_dir(split_id: str) -> Path:
-    return subdir("suite", *split_id.split("/"))
+    """Where a split lives (not created: looking a split up leaves no empty folders)."""
+    return home().joinpath("suite", *split_id.split("/"))
 
 
 @dataclass
@@ -55,6 +60,18 @@ class Split:
     def content_hash(self) -> str:
         return self.manifest["content_hash"]
 
+    @property
+    def has_neighbors(self) -> bool:
+        return NEIGHBORS_FILE in self.manifest.get("files", {})
+
+    def neighbors(self) -> pd.Series:
+        """MIMIR's stored neighbours (a list of texts) indexed by uid; empty when the split
+        has none. Neighbours carry no label information."""
+        if not self.has_neighbors:
+            return pd.Series(dtype=object)
+        table = pd.read_parquet(self.path / NEIGHBORS_FILE)
+        return table.set_index("uid")["neighbors"].map(list)
+
     def labels(self) -> pd.Series:
         """Labels indexed by uid. Evaluator use only: scorers never receive these."""
         table = pd.read_parquet(self.path / "labels.parquet")
@@ -66,12 +83,24 @@ def content_hash(samples: pd.DataFrame, labels: pd.DataFrame) -> str:
     return sha256_json([[u, t, int(lab)] for u, t, lab in rows.itertuples(index=False)])
 
 
-def materialize(spec: SplitSpec, members, nonmembers, *, source: dict, extra_files=None) -> Split:
+def materialize(
+    spec: SplitSpec,
+    members,
+    nonmembers,
+    *,
+    source: dict,
+    extra_files=None,
+    neighbors: dict | None = None,
+    notes: dict | None = None,
+) -> Split:
     """Normalize member and non-member texts into the on-disk split shape.
 
-    Exact duplicate texts are dropped (one kept); a text appearing in both classes is an error,
-    since its label would be ambiguous. ``extra_files`` maps file names to DataFrames stored
-    beside the split (for example the demo's reference pool).
+    Exact duplicate texts are dropped (one kept) and counted; a text appearing in both classes
+    is an error, since its label would be ambiguous. ``extra_files`` maps file names to
+    DataFrames stored beside the split (for example the demo's reference pool); ``neighbors``
+    maps a text to its stored neighbour texts (MIMIR), kept in ``neighbors.parquet``.
+    The split is written to a temporary folder and moved into place, so an interrupted fetch
+    never leaves a half-written split behind.
     """
     rows = [(t, 1) for t in members] + [(t, 0) for t in nonmembers]
     before = {"total": len(rows), "members": len(members), "nonmembers": len(nonmembers)}
@@ -87,7 +116,10 @@ def materialize(spec: SplitSpec, members, nonmembers, *, source: dict, extra_fil
     frame = frame.drop_duplicates("uid").sort_values("uid").reset_index(drop=True)
     samples = frame[["uid", "text"]]
     labels = frame[["uid", "label"]].astype({"label": "int8"})
-    out = split_dir(spec.id)
+    final = split_dir(spec.id)
+    out = final.with_name(final.name + ".partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     samples.to_parquet(out / "samples.parquet", index=False)
     labels.to_parquet(out / "labels.parquet", index=False)
     files = {name: sha256_file(out / name) for name in DATA_FILES}
@@ -103,18 +135,41 @@ def materialize(spec: SplitSpec, members, nonmembers, *, source: dict, extra_fil
         "split": spec.id,
         "family": spec.family,
         "track": spec.track,
+        "domain": spec.domain,
+        "label_meaning": spec.label_meaning,
         "source": source,
         "counts_before_dedup": before,
         "counts": after,
         "duplicates_dropped": before["total"] - after["total"],
-        "files": files,
-        "uid_list_sha256": sha256_json(sorted(samples["uid"])),
-        "content_hash": content_hash(samples, labels),
-        "membench_version": __version__,
-        "python": platform.python_version(),
+        "fields": ["uid", "text"],
     }
+    if neighbors is not None:
+        nb = pd.DataFrame({"uid": samples["uid"], "neighbors": [list(neighbors.get(t, [])) for t in samples["text"]]})
+        nb.to_parquet(out / NEIGHBORS_FILE, index=False)
+        files[NEIGHBORS_FILE] = sha256_file(out / NEIGHBORS_FILE)
+        manifest["fields"].append("neighbors (neighbors.parquet)")
+        manifest["neighbors_sha256"] = neighbors_hash(nb)
+        manifest["neighbors_per_text"] = sorted({len(v) for v in nb["neighbors"]})
+    manifest.update(notes or {})
+    manifest.update(
+        {
+            "files": files,
+            "uid_list_sha256": sha256_json(sorted(samples["uid"])),
+            "content_hash": content_hash(samples, labels),
+            "membench_version": __version__,
+            "python": platform.python_version(),
+        }
+    )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return Split(spec=spec, samples=samples, manifest=manifest, path=out)
+    (out / VERIFIED_STAMP).unlink(missing_ok=True)
+    shutil.rmtree(final, ignore_errors=True)
+    out.rename(final)
+    return Split(spec=spec, samples=samples, manifest=manifest, path=final)
+
+
+def neighbors_hash(table: pd.DataFrame) -> str:
+    rows = table.sort_values("uid")
+    return sha256_json([[u, list(n)] for u, n in zip(rows["uid"], rows["neighbors"])])
 
 
 def is_materialized(split_id: str) -> bool:
