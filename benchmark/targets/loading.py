@@ -6,7 +6,9 @@ Conventions that decide results:
 - Texts longer than the model context are truncated to their first ``max_length`` tokens
   (the context rule ``truncate-head``); the result records the rule.
 - Weights may be bf16/fp16 on GPU; statistics are always computed from fp32 log-softmax.
-- Hub targets load with a pinned revision; ``HF_HUB_OFFLINE=1`` is honoured by huggingface_hub.
+- Hub targets load with a pinned revision (Pythia checkpoints by ``stepN``); the HF token of
+  the environment is used; ``HF_HUB_OFFLINE=1`` is honoured by huggingface_hub; every Hub
+  failure is one line suggesting a local model directory.
 """
 
 from __future__ import annotations
@@ -53,32 +55,60 @@ def resolve_path(spec: TargetSpec) -> Path:
         from . import ensure_demo_target
 
         return ensure_demo_target()
+    return _download(spec)
+
+
+_WEIGHTLESS = ["*.json", "*.txt", "*.model"]
+
+
+def _download(spec: TargetSpec) -> Path:
+    """Snapshot of the target's repo at its pinned revision: config, tokenizer and weights
+    (safetensors when the revision has them, else PyTorch ``.bin``; old Pythia checkpoint
+    branches carry only ``.bin``). Uses the HF token of the environment when there is one."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def get(patterns):
+        return Path(snapshot_download(spec.hub_repo, revision=spec.revision, allow_patterns=patterns))
 
     try:
-        return Path(
-            snapshot_download(
-                spec.hub_repo,
-                revision=spec.revision,
-                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"],
-            )
+        path = get(_WEIGHTLESS + ["*.safetensors"])
+        if not any(path.glob("*.safetensors")):
+            path = get(_WEIGHTLESS + ["*.bin"])
+    except Exception as exc:  # noqa: BLE001 - translated into one line
+        raise _hub_error(spec, exc) from None
+    return path
+
+
+def _hub_error(spec: TargetSpec, exc: Exception) -> MembenchError:
+    from huggingface_hub import errors as e
+
+    where = f"{spec.hub_repo}@{spec.revision}"
+    local = "or pass a local model directory as the target"
+    if isinstance(exc, e.GatedRepoError):
+        return MembenchError(f"access to {where} was denied (gated)", f"accept its terms on the Hub and set HF_TOKEN, {local}")
+    if isinstance(exc, e.RevisionNotFoundError):
+        return MembenchError(f"revision {spec.revision} does not exist in {spec.hub_repo}", "pick an existing revision")
+    if isinstance(exc, e.RepositoryNotFoundError):
+        return MembenchError(f"model {spec.hub_repo} was not found on the Hub (or your token cannot see it)", local)
+    if isinstance(exc, (e.LocalEntryNotFoundError, OSError)):
+        return MembenchError(
+            f"target {spec.id} ({where}) is not in the local Hub cache and the Hub cannot be reached",
+            f"connect to the network (unset HF_HUB_OFFLINE), {local}",
         )
-    except LocalEntryNotFoundError:
-        raise MembenchError(
-            f"target {spec.id} ({spec.hub_repo}@{spec.revision}) is not in the local Hub cache "
-            "and the Hub cannot be reached",
-            "connect to the network, or pass a local model directory as --target",
-        ) from None
+    return MembenchError(f"downloading {where} failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}", local)
 
 
-def load_target(target: str, *, device: str = "cpu", dtype: str = "float32") -> LoadedTarget:
+def load_target(
+    target: str, *, device: str = "cpu", dtype: str = "float32", revision: str | None = None
+) -> LoadedTarget:
+    """Load a registry target (``pythia-160m``, ``pythia-160m@step99000``, or with
+    ``revision=``) or a local model directory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise MembenchError(f"unknown dtype '{dtype}'; valid choices: {', '.join(DTYPES)}")
-    spec = get_target(target)
+    spec = get_target(target, revision=revision)
     path = resolve_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))

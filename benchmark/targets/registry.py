@@ -2,14 +2,25 @@
 
 A shape is enough to build the architecture with random weights (for throughput benchmarks)
 without downloading anything. Any local model directory is also a valid target.
+
+Revisions: every Hub target has a pinned default revision (Pythia: the branch ``step143000``,
+which is its final checkpoint and the same weights as ``main``). Pythia's intermediate
+checkpoints are targets too, by id (``pythia-160m@step99000``) or by ``revision=``; OPT
+publishes no checkpoints, so only its default or a full commit hash is accepted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import unknown
+from ..errors import MembenchError, unknown
+
+# Pythia's published checkpoints: step0, log-spaced steps 1..512, then every 1000 to 143000.
+PYTHIA_STEPS = (0, *(2**i for i in range(10)), *range(1000, 143001, 1000))
+PYTHIA_FINAL = "step143000"
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,25 @@ class TargetSpec:
     arch: dict = field(default_factory=dict)  # config fields of the architecture
     params: str = ""  # nominal size, e.g. "70m"
     description: str = ""
+    checkpoints: tuple[str, ...] = field(default=(), repr=False)  # other revisions that exist on the Hub (Pythia steps)
+    base_id: str | None = None  # the registry entry a checkpoint id derives from
+
+    @property
+    def model_id(self) -> str:
+        """The registry model without a revision suffix (``pythia-160m`` for ``pythia-160m@step99000``)."""
+        return self.base_id or self.id
+
+    def at_revision(self, revision: str) -> "TargetSpec":
+        """This target at another revision (a Pythia checkpoint step or a full commit hash)."""
+        if revision == self.revision:
+            return self
+        if revision not in self.checkpoints and not _COMMIT.match(revision):
+            if self.checkpoints:
+                hint = f"Pythia checkpoints are step0, step1, step2, ..., step512, step1000, step2000, ..., {PYTHIA_FINAL}"
+            else:
+                hint = f"{self.id} publishes no checkpoints: use its default ({self.revision}) or a 40-character commit hash"
+            raise MembenchError(f"target {self.id} has no revision '{revision}'", hint)
+        return replace(self, id=f"{self.model_id}@{revision}", revision=revision, base_id=self.model_id)
 
 
 _TARGETS: dict[str, TargetSpec] = {}
@@ -56,7 +86,9 @@ register(
     )
 )
 
-# Pythia: GPT-NeoX, vocab 50304, context 2048, rotary_pct 0.25, parallel residual.
+# Pythia: GPT-NeoX, context 2048, rotary_pct 0.25, parallel residual, untied embeddings.
+# The embedding matrix is padded: 50304 rows, except 6.9b (50432) and 12b (50688).
+_PYTHIA_VOCAB = {"6.9b": 50432, "12b": 50688}
 _PYTHIA = {
     "70m": (6, 512, 8),
     "160m": (12, 768, 12),
@@ -74,11 +106,12 @@ for _size, (_layers, _hidden, _heads) in _PYTHIA.items():
                 id=f"pythia-{_size}{_suffix}",
                 family="pythia",
                 hub_repo=f"EleutherAI/pythia-{_size}{_suffix}",
-                revision="main",
+                revision=PYTHIA_FINAL,
+                checkpoints=tuple(f"step{n}" for n in PYTHIA_STEPS),
                 params=_size,
                 arch=dict(
                     model_type="gpt_neox",
-                    vocab_size=50304,
+                    vocab_size=_PYTHIA_VOCAB.get(_size, 50304),
                     hidden_size=_hidden,
                     num_hidden_layers=_layers,
                     num_attention_heads=_heads,
@@ -128,11 +161,19 @@ def targets() -> dict[str, TargetSpec]:
     return dict(_TARGETS)
 
 
-def get_target(target: str) -> TargetSpec:
-    """A registry target by id, or an ad-hoc spec for a local model directory."""
+def get_target(target: str, revision: str | None = None) -> TargetSpec:
+    """A registry target by id (``pythia-160m``, ``pythia-160m@step99000``), optionally at
+    ``revision``, or an ad-hoc spec for a local model directory."""
+    base, _, at = target.partition("@")
+    if base in _TARGETS and (at or revision):
+        if at and revision and at != revision:
+            raise MembenchError(f"target {target} names revision {at} but --revision is {revision}", "give one")
+        return _TARGETS[base].at_revision(at or revision)
     if target in _TARGETS:
         return _TARGETS[target]
     path = Path(target)
     if path.is_dir() and (path / "config.json").exists():
+        if revision:
+            raise MembenchError(f"--revision does not apply to a local model directory ({target})", "drop --revision")
         return TargetSpec(id=str(path.resolve()), family="local", hub_repo=None, revision=None)
     raise unknown("target", target, list(_TARGETS) + ["<a local model directory>"])
