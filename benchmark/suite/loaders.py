@@ -171,6 +171,11 @@ def load_control(spec, parent) -> Parts:
         notes = {}
     else:
         raise MembenchError(f"split {spec.id}: unknown control builder {builder!r}", "fix splits.yaml")
+    if not pos or not neg:
+        raise MembenchError(
+            f"control {spec.id} would have an empty class ({len(pos)} vs {len(neg)} texts)",
+            "check the parent splits and the control's source in splits.yaml",
+        )
     source = {
         "origin": "derived",
         "builder": builder,
