@@ -342,3 +342,31 @@ def test_force_refetch_replaces_a_tampered_split(home, shared_data):
     assert not path.with_name("256.partial").exists()
     shutil.rmtree(path)
     assert suite.status(suite.get_split("wikimia/256")) == "not fetched"
+
+
+def test_hub_dataset_path_and_lock_pin(home, tmp_path, monkeypatch):
+    """WikiMIA from the Hub goes through snapshot_download at a revision, then the same file
+    finder as --from-dir; the fetched commit is recorded, frozen, and used by later fetches."""
+    commit = "89abcdef" * 5
+    snap = tmp_path / "cache" / "datasets--swj0419--WikiMIA" / "snapshots" / commit
+    _write(snap, "parquet")
+    asked = []
+
+    def fake_snapshot(repo_id, *, repo_type=None, revision=None, allow_patterns=None, **kw):
+        asked.append((repo_id, repo_type, revision))
+        return str(snap)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot)
+    lock = tmp_path / "suite.lock"
+    monkeypatch.setenv("MEMBENCH_SUITE_LOCK", str(lock))
+    split = suite.fetch("wikimia/32")
+    assert asked == [("swj0419/WikiMIA", "dataset", "main")]
+    assert split.manifest["source"]["resolved_commit"] == commit
+    assert split.manifest["source"]["path"] == "data/WikiMIA_length32-00000-of-00001.parquet"
+    local = suite.fetch("wikimia/32", _write(tmp_path / "local", "jsonl"), force=True)
+    assert local.content_hash == split.content_hash
+    suite.fetch("wikimia/32", force=True)
+    suite.freeze([suite.get_split("wikimia/32")])
+    assert json.loads(lock.read_text())["splits"]["wikimia/32"]["hub_commit"] == commit
+    suite.fetch("wikimia/32", force=True)
+    assert asked[-1] == ("swj0419/WikiMIA", "dataset", commit)  # pinned by the lock
