@@ -370,3 +370,14 @@ def test_hub_dataset_path_and_lock_pin(home, tmp_path, monkeypatch):
     assert json.loads(lock.read_text())["splits"]["wikimia/32"]["hub_commit"] == commit
     suite.fetch("wikimia/32", force=True)
     assert asked[-1] == ("swj0419/WikiMIA", "dataset", commit)  # pinned by the lock
+
+
+def test_glob_fetch_reports_each_failure_and_stale_controls(home, shared_data, tmp_path, capsys):
+    suite.fetch("wikimia/32", shared_data / "wikimia")
+    assert main(["suite", "fetch", "control/null/wikimia/32-nonmembers", "control/temporal_arxiv/*", "--json"]) == 2
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["control/null/wikimia/32-nonmembers"]["action"] == "materialized"
+    assert "not materialized" in rows["control/temporal_arxiv/2020_08-vs-2023_06"]["error"]
+    suite.fetch("wikimia/32", _write(tmp_path / "other", "jsonl"), force=True)  # the parent changes
+    report = suite.verify([suite.get_split("control/null/wikimia/32-nonmembers")])[0]
+    assert report["status"] == "mismatch" and "built from an older wikimia/32" in report["problems"][0]

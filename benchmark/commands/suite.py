@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import MembenchError
 from . import emit, table
 
 
@@ -85,10 +86,18 @@ def handle_fetch(args) -> int:
     specs = suite.match_splits(args.patterns)
     rows = []
     bar = tqdm(specs, desc="fetch", unit="split", disable=args.json or len(specs) < 2)
+    failed = 0
     for spec in bar:
         bar.set_postfix_str(spec.id)
         was = suite.is_materialized(spec.id)
-        split = suite.fetch(spec.id, args.from_dir, force=args.force)
+        try:
+            split = suite.fetch(spec.id, args.from_dir, force=args.force)
+        except MembenchError as exc:
+            if len(specs) == 1:
+                raise
+            failed += 1  # one bad split does not stop a glob; each failure is reported
+            rows.append({"id": spec.id, "action": "failed", "error": str(exc)})
+            continue
         m = split.manifest
         rows.append(
             {
@@ -101,16 +110,18 @@ def handle_fetch(args) -> int:
                 "path": str(split.path),
             }
         )
+    ok = [r for r in rows if r["action"] != "failed"]
     text = table(
         [
             [r["id"], r["action"], r["counts"]["members"], r["counts"]["nonmembers"], r["duplicates_dropped"],
              "yes" if r["neighbors"] else "-", r["content_hash"][:12]]
-            for r in rows
+            for r in ok
         ],
         ["split", "action", "members", "non-members", "dups dropped", "neighbours", "content hash"],
     )
+    text += "".join(f"\nfailed {r['id']}: {r['error']}" for r in rows if r["action"] == "failed")
     emit(args, rows, text)
-    return 0
+    return 2 if failed else 0
 
 
 def handle_verify(args) -> int:

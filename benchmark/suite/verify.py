@@ -59,6 +59,13 @@ def verify_split(spec: SplitSpec, lock: dict | None = None) -> dict:
     if NEIGHBORS_FILE in manifest.get("files", {}) and str(path / NEIGHBORS_FILE) not in bad:
         if neighbors_hash(pd.read_parquet(path / NEIGHBORS_FILE)) != manifest.get("neighbors_sha256"):
             report["problems"].append(f"{path / 'manifest.json'}: neighbors_sha256 does not match {NEIGHBORS_FILE}")
+    for parent_id, parent_hash in manifest.get("source", {}).get("parents", {}).items():
+        parent_manifest = split_dir(parent_id) / "manifest.json"
+        if parent_manifest.exists() and read_manifest(parent_manifest.parent).get("content_hash") != parent_hash:
+            report["problems"].append(
+                f"built from an older {parent_id} (its content hash changed since): "
+                f"run `membench suite fetch {spec.id} --force`"
+            )
     entry = (lock or {}).get("splits", {}).get(spec.id)
     if entry:
         report["locked"] = True
