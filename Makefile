@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # `make demo` reuses it.
 export MEMBENCH_HOME ?= $(CURDIR)/.membench
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site
 
 install: $(STAMP)
 
@@ -24,6 +24,25 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The leaderboard from the published results in leaderboard_site/results/ (into leaderboard_site/build/).
+PUBLISHED := leaderboard_site/results
+leaderboard: $(STAMP)
+	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
+
+# The built site and the JSON API (docs at /docs) on http://127.0.0.1:8000/.
+serve: $(STAMP)
+	$(VENV)/bin/membench serve --results $(PUBLISHED) --rebuild
+
+# Regenerate the published demo-track results from real runs (`membench run` and the blind
+# baseline, through `membench demo`), then check them. Never edit those files by hand.
+leaderboard-results: $(STAMP)
+	$(VENV)/bin/membench demo --results-dir $(PUBLISHED) --out leaderboard_site/build
+	$(VENV)/bin/membench results validate $(PUBLISHED)
+
+# Site build time for 2,000 generated result files (figure in BENCHMARKS.md).
+bench-site: $(STAMP)
+	$(PY) benchmarks/site_build.py --results 2000
 
 clean:
 	rm -rf $(MEMBENCH_HOME) leaderboard_site/build

@@ -1,9 +1,39 @@
-"""Results: the record format, provenance and the results store.
+"""Results: the record format (a published JSON Schema), provenance and the results store.
 
-Public face: ``write``, ``read``, ``iter_records``, ``environment``, ``SCHEMA_VERSION``.
+Public face: ``write``, ``read``, ``iter_records``, ``record_path``, ``environment``,
+``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``, ``schema_errors``, ``ResultsStore``,
+``Scan``, ``Rejected``, ``validate_dir``, ``record_key``.
 """
 
 from .provenance import environment, git_commit
-from .store import SCHEMA_VERSION, iter_records, read, record_path, write
+from .schema import SCHEMA_FILE, schema, schema_errors
+from .store import (
+    SCHEMA_VERSION,
+    Rejected,
+    ResultsStore,
+    Scan,
+    iter_records,
+    read,
+    record_key,
+    record_path,
+    validate_dir,
+    write,
+)
 
-__all__ = ["SCHEMA_VERSION", "environment", "git_commit", "iter_records", "read", "record_path", "write"]
+__all__ = [
+    "SCHEMA_FILE",
+    "SCHEMA_VERSION",
+    "Rejected",
+    "ResultsStore",
+    "Scan",
+    "environment",
+    "git_commit",
+    "iter_records",
+    "read",
+    "record_key",
+    "record_path",
+    "schema",
+    "schema_errors",
+    "validate_dir",
+    "write",
+]

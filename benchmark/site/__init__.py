@@ -1,8 +1,13 @@
-"""The site: a static leaderboard built from result files. Never imports torch.
+"""The site: a static leaderboard built from validated result files, and the FastAPI app.
 
-Public face: ``build``, ``collect``, ``DEFAULT_OUT``.
+Never imports torch. Public face: ``build`` (returns the index path), ``build_site``
+(returns a ``BuildReport`` listing refused files), ``collect``, ``DEFAULT_OUT``; the app
+factory is ``benchmark.site.app.create_app`` (imported on demand: it needs FastAPI).
 """
 
-from .build import DEFAULT_OUT, build, collect
+from .build import DEFAULT_OUT, BuildReport, build, build_site
+from .model import SiteData, collect_data
 
-__all__ = ["DEFAULT_OUT", "build", "collect"]
+collect = collect_data
+
+__all__ = ["DEFAULT_OUT", "BuildReport", "SiteData", "build", "build_site", "collect", "collect_data"]

@@ -1,0 +1,216 @@
+"""The FastAPI app: the built static site plus a JSON API over the results.
+
+``create_app(site_dir, results_dir, routers=())`` is the factory (stable: the submissions
+package adds its router through ``routers`` or, when ``benchmark.submissions.api`` is
+importable and defines ``router``, automatically). OpenAPI docs at ``/docs`` and
+``/openapi.json``. The results folder is re-read when its files change, so results a worker
+publishes appear without a restart; refused files are left out (see ``/api/rejected``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from threading import Lock
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..results import ResultsStore, schema
+from .model import read_diagnostics
+
+log = logging.getLogger(__name__)
+
+
+class _Results:
+    """The accepted records of a results folder, re-scanned when any file in it changes."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._lock = Lock()
+        self._stamp = None
+        self._scan = None
+
+    def _fingerprint(self):
+        entries = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.endswith((".json", ".parquet")):
+                    st = os.stat(os.path.join(dirpath, name))
+                    entries.append((dirpath, name, st.st_mtime_ns, st.st_size))
+        return hash(tuple(sorted(entries)))
+
+    def scan(self):
+        if not self.root.is_dir():
+            raise HTTPException(503, f"results folder {self.root} does not exist")
+        with self._lock:
+            stamp = self._fingerprint()
+            if stamp != self._stamp:
+                self._scan, self._stamp = ResultsStore(self.root).scan(), stamp
+            return self._scan
+
+
+def _summary(record: dict, with_roc: bool) -> dict:
+    if with_roc:
+        return record
+    out = dict(record)
+    out["metrics"] = {k: v for k, v in record["metrics"].items() if k != "roc"}
+    return out
+
+
+def _api_router(results: _Results) -> APIRouter:
+    api = APIRouter(prefix="/api", tags=["results"])
+
+    @api.get("/results", summary="Result records, optionally filtered")
+    def list_results(
+        split: str | None = Query(None, description="split id, e.g. demo/pydoc"),
+        target: str | None = Query(None, description="target id"),
+        scorer: str | None = Query(None, description="scorer name"),
+        track: str | None = Query(None, description="pretraining | control | finetune | demo"),
+        kind: str | None = Query(None, description="attack | blind_baseline | submission"),
+        roc: bool = Query(False, description="include the ROC points"),
+    ) -> list[dict]:
+        out = []
+        for _, rec in results.scan().records:
+            if split and rec["split"]["id"] != split:
+                continue
+            if target and rec["target"]["id"] != target:
+                continue
+            if scorer and rec["scorer"]["name"] != scorer:
+                continue
+            if track and rec["split"]["track"] != track:
+                continue
+            if kind and rec["scorer"]["kind"] != kind:
+                continue
+            out.append(_summary(rec, roc))
+        return out
+
+    @api.get("/splits", summary="Splits that have results, with their best blind-baseline AUC")
+    def list_splits() -> list[dict]:
+        splits: dict[str, dict] = {}
+        for _, rec in results.scan().records:
+            s = rec["split"]
+            entry = splits.setdefault(s["id"], {
+                "id": s["id"], "track": s["track"], "family": s["family"], "content_hash": s["content_hash"],
+                "n_results": 0, "scorers": set(), "targets": set(), "best_blind_auc": None,
+            })
+            entry["n_results"] += 1
+            entry["scorers"].add(rec["scorer"]["name"])
+            if rec["scorer"]["kind"] == "blind_baseline":
+                auc = rec["metrics"]["auc"]
+                entry["best_blind_auc"] = max(auc, entry["best_blind_auc"] or 0.0)
+            else:
+                entry["targets"].add(rec["target"]["id"])
+        out = []
+        for sid in sorted(splits):
+            entry = splits[sid]
+            diag = read_diagnostics(results.root, sid) or {}
+            entry["scorers"], entry["targets"] = sorted(entry["scorers"]), sorted(entry["targets"])
+            entry["verdict"] = diag.get("verdict")
+            entry["has_diagnostics"] = bool(diag)
+            if isinstance(diag.get("blind_auc"), (int, float)):
+                entry["best_blind_auc"] = diag["blind_auc"]
+            out.append(entry)
+        return out
+
+    @api.get("/splits/{split_id:path}/diagnostics", summary="The diagnostics of one split")
+    def split_diagnostics(split_id: str) -> dict:
+        diag = read_diagnostics(results.root, split_id)
+        if diag is None:
+            known = {rec["split"]["id"] for _, rec in results.scan().records}
+            if split_id not in known:
+                raise HTTPException(404, f"no results for split {split_id!r}; see /api/splits")
+            raise HTTPException(
+                404, f"split {split_id!r} has no diagnostics file (_diagnostics/{split_id}.json); "
+                f"run `membench diagnose {split_id}`",
+            )
+        return diag
+
+    @api.get("/scorers", summary="Scorers with their versions, code hashes and mean AUC")
+    def list_scorers() -> list[dict]:
+        scorers: dict[str, dict] = {}
+        for _, rec in results.scan().records:
+            sc = rec["scorer"]
+            entry = scorers.setdefault(sc["name"], {
+                "name": sc["name"], "kind": sc["kind"], "versions": set(), "code_sha256": set(),
+                "requires": sc["requires"], "n_results": 0, "aucs": [], "submission": rec.get("submission"),
+            })
+            entry["versions"].add(sc["version"])
+            entry["code_sha256"].add(sc["code_sha256"])
+            entry["n_results"] += 1
+            entry["aucs"].append(rec["metrics"]["auc"])
+        out = []
+        for name in sorted(scorers):
+            e = scorers[name]
+            aucs = e.pop("aucs")
+            e["versions"], e["code_sha256"] = sorted(e["versions"]), sorted(e["code_sha256"])
+            e["mean_auc"] = sum(aucs) / len(aucs)
+            out.append(e)
+        return out
+
+    @api.get("/rejected", summary="Result files the store refused, naming the file and the field")
+    def list_rejected() -> list[dict]:
+        return [r.as_dict() for r in results.scan().rejected]
+
+    @api.get("/schema", summary="The JSON Schema every result record follows")
+    def result_schema() -> dict:
+        return schema()
+
+    @api.get("/health", summary="Liveness and counts")
+    def health() -> dict:
+        scan = results.scan()
+        return {"status": "ok", "version": __version__, "results": len(scan.records), "rejected": len(scan.rejected)}
+
+    return api
+
+
+def _submission_router():
+    try:
+        module = importlib.import_module("benchmark.submissions.api")
+    except ImportError as exc:
+        log.info("no submissions router (%s)", exc)
+        return None
+    return getattr(module, "router", None)
+
+
+def create_app(site_dir: Path, results_dir: Path, routers=(), *, include_submissions: bool = True) -> FastAPI:
+    """The app: ``/api/...`` over ``results_dir`` and the built site from ``site_dir`` at ``/``.
+
+    ``routers`` are extra APIRouters to include (e.g. the submissions endpoints); with
+    ``include_submissions`` the router of ``benchmark.submissions.api`` is included when that
+    module exists.
+    """
+    site_dir, results = Path(site_dir), _Results(Path(results_dir))
+    app = FastAPI(
+        title="membench",
+        version=__version__,
+        description="Leaderboard of membership-inference attacks on language models: the built "
+        "static site at /, and a JSON API over the validated result files.",
+    )
+    app.include_router(_api_router(results))
+    extra = list(routers)
+    if include_submissions:
+        sub = _submission_router()
+        if sub is not None and sub not in extra:
+            extra.append(sub)
+    for router in extra:
+        app.include_router(router)
+    app.state.results_dir = results.root
+    app.state.site_dir = site_dir
+
+    if (site_dir / "index.html").is_file():
+        # The site answers whatever no route matched, so routers included later (even after
+        # create_app returns) always take precedence over static files.
+        app.router.default = StaticFiles(directory=site_dir, html=True)
+    else:
+        @app.get("/", include_in_schema=False)
+        def no_site():
+            raise HTTPException(
+                404, f"no built site in {site_dir}: run `membench leaderboard build --out {site_dir}`"
+            )
+
+    return app

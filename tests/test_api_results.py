@@ -1,0 +1,142 @@
+"""The FastAPI app: the JSON API with TestClient, and the same app live on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from benchmark.site import build_site
+from benchmark.site.app import create_app
+from site_helpers import XSS, make_results, result_files
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    results = make_results(tmp_path_factory.mktemp("results"))
+    site = tmp_path_factory.mktemp("site")
+    build_site(results, site)
+    return results, site
+
+
+@pytest.fixture(scope="module")
+def client(folders):
+    return TestClient(create_app(folders[1], folders[0]))
+
+
+def test_results_endpoint_filters(client):
+    everything = client.get("/api/results").json()
+    assert len(everything) == 40
+    assert all("roc" not in r["metrics"] for r in everything)
+    loss = client.get("/api/results", params={"scorer": "loss", "split": "wikimia/32"}).json()
+    assert len(loss) == 4 and {r["target"]["id"] for r in loss} == {"pythia-160m", "pythia-1.4b"}
+    blind = client.get("/api/results", params={"kind": "blind_baseline"}).json()
+    assert {r["split"]["id"] for r in blind} == {"wikimia/32", "mimir/wikipedia_en/ngram_13_0.8", "control/wikimia_vs_wikimia24"}
+    with_roc = client.get("/api/results", params={"target": "pythia-1.4b", "track": "control", "roc": True}).json()
+    assert len(with_roc) == 3 and all(len(r["metrics"]["roc"]["fpr"]) > 2 for r in with_roc)
+
+
+def test_splits_and_diagnostics(client):
+    splits = {s["id"]: s for s in client.get("/api/splits").json()}
+    assert set(splits) == {"wikimia/32", "mimir/wikipedia_en/ngram_13_0.8", "control/wikimia_vs_wikimia24"}
+    assert splits["wikimia/32"]["verdict"] == "shifted" and splits["wikimia/32"]["best_blind_auc"] == 0.985
+    assert splits["control/wikimia_vs_wikimia24"]["track"] == "control"
+    diag = client.get("/api/splits/wikimia/32/diagnostics")
+    assert diag.status_code == 200 and diag.json()["verdict"] == "shifted"
+    none = client.get("/api/splits/mimir/wikipedia_en/ngram_13_0.8/diagnostics")
+    assert none.status_code == 404 and "membench diagnose" in none.json()["detail"]
+    unknown = client.get("/api/splits/no/such/diagnostics")
+    assert unknown.status_code == 404 and "no results for split" in unknown.json()["detail"]
+
+
+def test_scorers_carry_hash_and_submission(client):
+    scorers = {s["name"]: s for s in client.get("/api/scorers").json()}
+    assert {"loss", "zlib", "min_k", "blind_bow", XSS} == set(scorers)
+    assert scorers["loss"]["n_results"] == 12 and len(scorers["loss"]["code_sha256"][0]) == 64
+    assert scorers[XSS]["kind"] == "submission" and scorers[XSS]["submission"]["description"] == XSS
+
+
+def test_openapi_docs_schema_and_site(client):
+    spec = client.get("/openapi.json").json()
+    for path in ("/api/results", "/api/splits", "/api/splits/{split_id}/diagnostics", "/api/scorers"):
+        assert path in spec["paths"], path
+    assert client.get("/docs").status_code == 200
+    assert client.get("/api/schema").json()["properties"]["schema"]["const"] == "membench-result-v1"
+    index = client.get("/")
+    assert index.status_code == 200 and "membench leaderboard" in index.text
+    assert client.get("/split/wikimia-32.html").status_code == 200
+    assert client.get("/data/track-pretraining.csv").text.startswith("scorer,")
+    assert client.get("/static/leaderboard.js").status_code == 200
+
+
+def test_extra_routers_and_routers_added_later_win_over_the_site(folders):
+    early = APIRouter()
+
+    @early.get("/api/submissions/{sid}")
+    def get_submission(sid: str):
+        return {"id": sid, "status": "pending"}
+
+    app = create_app(folders[1], folders[0], routers=[early], include_submissions=False)
+    late = APIRouter()
+
+    @late.get("/index.html")
+    def shadow():
+        return {"late": True}
+
+    app.include_router(late)
+    c = TestClient(app)
+    assert c.get("/api/submissions/7").json() == {"id": "7", "status": "pending"}
+    assert c.get("/index.html").json() == {"late": True}
+
+
+def test_api_sees_new_and_refused_files_without_restart(folders, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(folders[0], results)
+    c = TestClient(create_app(folders[1], results))
+    assert c.get("/api/health").json()["results"] == 40
+    bad = result_files(results)[0]
+    rec = json.loads(bad.read_text())
+    rec["metrics"]["auc_ci95"] = "wide"
+    bad.write_text(json.dumps(rec))
+    assert c.get("/api/health").json() == {"status": "ok", "version": c.app.version, "results": 39, "rejected": 1}
+    assert c.get("/api/rejected").json()[0]["field"] == "metrics.auc_ci95"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_server_on_localhost(folders):
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(folders[1], folders[0]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10, trust_env=False) as http:
+            assert len(http.get("/api/results", params={"scorer": "zlib"}).json()) == 12
+            assert http.get("/api/splits").status_code == 200
+            assert http.get("/api/splits/wikimia/32/diagnostics").json()["verdict"] == "shifted"
+            assert any(s["name"] == "loss" for s in http.get("/api/scorers").json())
+            page = http.get("/")
+            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+            assert "/api/results" in http.get("/openapi.json").json()["paths"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
