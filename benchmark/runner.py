@@ -119,35 +119,13 @@ def run(
             "counts": counts,
             "provenance": {**env, "created_at": _now()},
         }
+        record.update(diagnostics.control_fields(split.spec, summary))  # shift sensitivity on controls
         results.write(results_dir, record, uids, scores)
         records.append(record)
     return records
 
 
 def run_blind(split_id: str, *, results_dir: Path) -> dict:
-    """The bag-of-words blind baseline on ``split``, written as a result with no target."""
-    split = suite.ensure(split_id)
-    uids = split.samples["uid"].tolist()
-    labels = split.labels().reindex(uids).to_numpy()
-    diag = diagnostics.diagnose(split.samples["text"].tolist(), labels)
-    scores = diag["scores"]
-    summary, counts = _metrics_block(labels, scores)
-    from .diagnostics import blind
-
-    record = {
-        "split": _split_block(split),
-        "target": {"id": BLIND_TARGET, "note": "blind baseline: no model access"},
-        "scorer": {
-            "name": diagnostics.BLIND_SCORER,
-            "version": "1",
-            "params": {"folds": blind.N_FOLDS, "seed": blind.SEED, "model": "tfidf-1-2gram+logreg"},
-            "requires": [],
-            "code_sha256": sha256_file(blind.__file__),
-            "kind": "blind_baseline",
-        },
-        "metrics": summary,
-        "counts": counts,
-        "provenance": {**results.environment(), "created_at": _now()},
-    }
-    results.write(results_dir, record, uids, scores)
-    return record
+    """Every blind baseline on ``split`` (results with no target, plus the diagnostics JSON);
+    returns the best baseline's record."""
+    return diagnostics.write_blind_results(split_id, results_dir)[0]

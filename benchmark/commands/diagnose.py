@@ -1,32 +1,94 @@
-"""`membench diagnose SPLIT...`: blind baselines, without the model."""
+"""`membench diagnose`: blind baselines, duplicates, lengths, 13-gram overlap and a verdict,
+without the model, for registered splits or any local file."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from . import emit, table
 
 
 def register(sub):
-    p = sub.add_parser("diagnose", help="blind baselines: is the split separable without the model?")
-    p.add_argument("splits", nargs="+", metavar="SPLIT")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "diagnose",
+        help="blind baselines and a verdict: is the split separable without the model?",
+        description="Blind baselines (no model access, out-of-fold), duplicates, lengths, "
+        "13-gram overlap and a verdict (clean / mild shift / shifted). For a split, also writes "
+        "one blind-baseline result per baseline and the diagnostics JSON "
+        "(<results-dir>/_diagnostics/ and $MEMBENCH_HOME/diagnostics/, read by `membench cards`).",
+    )
+    p.add_argument("splits", nargs="*", metavar="SPLIT", help="split ids or glob patterns")
+    p.add_argument("--file", type=Path, help="a jsonl/json/csv/parquet file, a save_to_disk folder, "
+                   "or a folder with member/ and nonmember/ folders of .txt files")
+    p.add_argument("--config", help="the config (split) of a save_to_disk DatasetDict, e.g. WikiMIA_length32")
+    p.add_argument("--text-field", help="text column (default: text, else input)")
+    p.add_argument("--label-field", help="label column, 1 = member (default: label)")
+    p.add_argument("--save-as", metavar="SPLIT",
+                   help="with --file: store the figures as the diagnostics of this registered split "
+                   "(for its data card), recording the file they came from")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="where split diagnoses write result records (default: $MEMBENCH_HOME/results)")
+    p.add_argument("--json", action="store_true", help="print the diagnostics as JSON (one object "
+                   "with a top-level blind_auc; several splits: an object keyed by split id)")
     p.set_defaults(func=handle)
+
+
+def _fmt_ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def render(name: str, d: dict) -> str:
+    rows = []
+    for base, b in d["baselines"].items():
+        t = b["tpr_at_1pct_fpr"]
+        rows.append([base, f"{b['auc']:.3f}", _fmt_ci(b["auc_ci95"]),
+                     f"{t['value']:.3f}" if t["resolvable"] else "unresolvable", b["description"]])
+    c, dup, ln, ov = d["counts"], d["duplicates"], d["lengths"], d["ngram_overlap"]
+    lines = [
+        f"{name}: {c['analyzed_members']} members / {c['analyzed_nonmembers']} non-members analyzed "
+        f"({c['dropped_rows']} duplicate or conflicting rows dropped)",
+        table(rows, ["baseline", "AUC", "95% CI", "TPR@1%FPR", "model"]),
+        f"blind AUC {d['blind_auc']:.3f} {_fmt_ci(d['blind_auc_ci95'])} ({d['blind_best']})  "
+        f"verdict: {d['verdict'].upper()}",
+        f"duplicates: {dup['exact_duplicate_rows']} exact rows, {dup['near_duplicate_pairs']} near pairs "
+        f"({dup['near_duplicate_pairs_across_classes']} across classes)",
+        f"words, median: members {ln['members']['words']['median']:.0f}, non-members "
+        f"{ln['nonmembers']['words']['median']:.0f} (longest {ln['longest_words']}; word-count AUC "
+        f"{ln['word_count_auc']:.3f})",
+        f"13-gram overlap: {ov['nonmembers_sharing_share']:.1%} of non-members share a 13-gram with a member",
+        f"verdict rule: {d['verdict_rule']}",
+    ]
+    return "\n".join(lines)
 
 
 def handle(args) -> int:
     from .. import diagnostics, suite
+    from ..errors import MembenchError
+    from .run import default_results_dir
 
-    specs = suite.match_splits(args.splits)
+    if bool(args.splits) == bool(args.file):
+        raise MembenchError("give split ids or --file PATH (one of the two)",
+                            "e.g. `membench diagnose demo/pydoc` or `membench diagnose --file data.jsonl`")
+    if args.save_as and not args.file:
+        raise MembenchError("--save-as goes with --file", "a split's own diagnosis is saved already")
+    if args.file:
+        if args.save_as:
+            suite.get_split(args.save_as)  # a typo fails before the work
+        texts, labels, info = diagnostics.load_labelled(
+            args.file, text_field=args.text_field, label_field=args.label_field, config=args.config)
+        diag = diagnostics.diagnose(texts, labels, subject=info, where=str(args.file),
+                                    progress=not args.json)
+        if args.save_as:
+            diag["subject"]["saved_as_split"] = args.save_as
+            diagnostics.save(diag, args.save_as)
+        out = diagnostics.public(diag)
+        emit(args, out, render(str(args.file), out))
+        return 0
+    results_dir = args.results_dir or default_results_dir()
     out = {}
-    for spec in specs:
-        split = suite.ensure(spec.id)
-        uids = split.samples["uid"].tolist()
-        labels = split.labels().reindex(uids).to_numpy()
-        diag = diagnostics.diagnose(split.samples["text"].tolist(), labels)
-        diag.pop("scores")
-        out[spec.id] = diag
-    rows = [
-        [sid, f"{d['blind_auc']:.3f}", f"[{d['blind_auc_ci95'][0]:.3f}, {d['blind_auc_ci95'][1]:.3f}]"]
-        for sid, d in out.items()
-    ]
-    emit(args, out, table(rows, ["split", "blind AUC", "95% CI"]))
+    for spec in suite.match_splits(args.splits):
+        diagnostics.write_blind_results(spec.id, results_dir, progress=not args.json)
+        out[spec.id] = diagnostics.load_saved(spec.id)
+    payload = next(iter(out.values())) if len(out) == 1 else out
+    emit(args, payload, "\n\n".join(render(k, v) for k, v in out.items()))
     return 0

@@ -1,20 +1,20 @@
-"""Blind baselines: membership classifiers that never see the model.
+"""Blind baselines over words: bag-of-words classifiers that never see the model.
 
-Bag-of-words: TF-IDF over word 1-2 grams with logistic regression. Every sample's score is
-out of fold: stratified k-fold cross-validation fits the vectorizer and the classifier on the
-other folds only, so no sample is scored by a model that saw it. Higher = member.
+- ``blind_bow``: TF-IDF over word 1-2 grams (sublinear tf, min_df 2) with logistic regression.
+- ``blind_nb``: word counts (1-grams, min_df 2) with multinomial naive Bayes.
+
+Every sample's score is out of fold (see ``crossval.out_of_fold_scores``): the vectorizer and
+the classifier are fit on the other folds only. Higher = member.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import make_pipeline
 
-N_FOLDS = 5
-SEED = 0
+from .crossval import N_FOLDS, SEED, out_of_fold_scores
 
 
 def bag_of_words():
@@ -24,12 +24,8 @@ def bag_of_words():
     )
 
 
-def out_of_fold_scores(texts, labels, make_model=bag_of_words, *, folds=N_FOLDS, seed=SEED):
-    """P(member) for every sample from a model fit on the other folds (never on itself)."""
-    labels = np.asarray(labels).astype(int)
-    n_splits = min(folds, int(np.bincount(labels, minlength=2).min()))
-    if n_splits < 2:
-        raise ValueError("cross-validation needs at least two samples of each class")
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    proba = cross_val_predict(make_model(), list(texts), labels, cv=cv, method="predict_proba")
-    return proba[:, 1]
+def naive_bayes():
+    return make_pipeline(CountVectorizer(min_df=2), MultinomialNB(alpha=1.0))
+
+
+__all__ = ["N_FOLDS", "SEED", "bag_of_words", "naive_bayes", "out_of_fold_scores"]

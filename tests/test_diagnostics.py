@@ -1,0 +1,254 @@
+"""Diagnostics: blind baselines out of fold, planted shifts, verdicts, file loading, controls."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from benchmark import diagnostics
+from benchmark.diagnostics import BASELINES, out_of_fold_scores
+from benchmark.diagnostics.report import dedup
+from benchmark.errors import MembenchError
+from benchmark.metrics import auc
+
+WORDS = [f"w{i}" for i in range(400)]
+
+
+def random_texts(n, seed, lo=30, hi=50, extra=""):
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))) + extra for _ in range(n)]
+
+
+def null_split(n=120, seed=0):
+    texts = random_texts(2 * n, seed)
+    return texts, np.array([1] * n + [0] * n)
+
+
+class Memorizer(ClassifierMixin, BaseEstimator):
+    """Scores 1/0 for a text it was trained on, 0.5 for any other: perfect only by leakage."""
+
+    def fit(self, texts, labels):
+        self.classes_ = np.array([0, 1])
+        self.seen_ = dict(zip(texts, labels))
+        return self
+
+    def predict_proba(self, texts):
+        p = np.array([float(self.seen_.get(t, 0.5)) for t in texts])
+        return np.column_stack([1 - p, p])
+
+
+def test_cross_validation_never_scores_a_sample_with_a_model_trained_on_it():
+    texts, labels = null_split()
+    leaked = Memorizer().fit(texts, labels).predict_proba(texts)[:, 1]
+    assert auc(labels, leaked) == 1.0  # what leakage would look like
+    oof = out_of_fold_scores(texts, labels, Memorizer)
+    assert np.all(oof == 0.5) and auc(labels, oof) == 0.5
+
+
+def test_duplicates_are_dropped_before_cross_validation():
+    texts, labels = null_split(60)
+    texts, labels = texts + texts[:30], np.concatenate([labels, labels[:30]])
+    keep, conflicting = dedup(texts, labels)
+    assert len(keep) == 120 and conflicting == 0
+    diag = diagnostics.diagnose(texts, labels, baselines=["blind_length"])
+    assert diag["duplicates"]["exact_duplicate_rows"] == 30
+    assert diag["counts"]["analyzed"] == 120 and diag["counts"]["dropped_rows"] == 30
+
+
+@pytest.mark.parametrize(
+    "baseline, make_members, make_nonmembers",
+    [
+        ("blind_date",
+         lambda: [t + f" It happened in {1990 + i % 20}." for i, t in enumerate(random_texts(100, 1))],
+         lambda: [t + f" It happened in {2022 + i % 3}." for i, t in enumerate(random_texts(100, 2))]),
+        ("blind_length", lambda: random_texts(100, 3, 60, 90), lambda: random_texts(100, 4, 20, 45)),
+        ("blind_ngram", lambda: random_texts(100, 5, extra=" qzxjv"), lambda: random_texts(100, 6)),
+    ],
+)
+def test_planted_shift_is_caught_by_the_matching_baseline(baseline, make_members, make_nonmembers):
+    members, nonmembers = make_members(), make_nonmembers()
+    texts, labels = members + nonmembers, np.array([1] * len(members) + [0] * len(nonmembers))
+    planted = auc(labels, out_of_fold_scores(texts, labels, BASELINES[baseline].make))
+    assert planted >= 0.95
+    null_texts, null_labels = null_split(100, seed=7)
+    null = auc(null_labels, out_of_fold_scores(null_texts, null_labels, BASELINES[baseline].make))
+    assert null <= 0.65
+
+
+def test_date_baseline_learns_the_cutoff_on_training_folds_only():
+    clf = BASELINES["blind_date"].make()
+    clf.fit(["born 1950", "in 1999 and 1960", "since 2021", "2023 now", "no year"], [1, 1, 0, 0, 1])
+    assert clf.cutoff_ in (1999, 2020) or 1999 <= clf.cutoff_ < 2021
+    p = clf.predict_proba(["year 1980", "year 2024"])[:, 1]
+    assert p[0] > 0.5 > p[1]
+
+
+def test_null_split_is_clean_and_json_has_every_figure():
+    texts, labels = null_split()
+    diag = diagnostics.public(diagnostics.diagnose(texts, labels))
+    assert diag["verdict"] == "clean" and diag["blind_auc"] <= 0.65
+    assert set(diag["baselines"]) == set(BASELINES)
+    best = diag["baselines"][diag["blind_best"]]
+    assert diag["blind_auc"] == max(b["auc"] for b in diag["baselines"].values()) == best["auc"]
+    for b in diag["baselines"].values():
+        assert {"auc", "auc_ci95", "tpr_at_1pct_fpr"} <= set(b)
+    for key in ("duplicates", "lengths", "ngram_overlap", "verdict_rule", "blind_auc_ci95"):
+        assert key in diag
+    json.dumps(diag)  # serializable as printed by --json
+
+
+@pytest.mark.parametrize(
+    "auc_value, ci, expected",
+    [(0.42, [0.36, 0.47], "clean"), (0.55, [0.49, 0.61], "clean"), (0.62, [0.45, 0.8], "clean"),
+     (0.65, [0.58, 0.71], "mild shift"), (0.75, [0.7, 0.8], "shifted"), (0.99, [0.98, 1.0], "shifted")],
+)
+def test_verdict_thresholds(auc_value, ci, expected):
+    assert diagnostics.verdict(auc_value, ci) == expected
+
+
+# -- real data -------------------------------------------------------------------------------
+
+REAL = [("wikimia/32.jsonl", None), ("wikimia/64.jsonl", None), ("wikimia/128.jsonl", None),
+        ("wikimia24", "WikiMIA_length32"), ("wikimia24", "WikiMIA_length64"),
+        ("wikimia24", "WikiMIA_length128"), ("wikimia24/WikiMIA_length256", None)]
+
+
+@pytest.mark.parametrize("path, config", REAL)
+def test_real_post_hoc_sets_are_shifted(shared_data, path, config):
+    texts, labels, _ = diagnostics.load_labelled(shared_data / path, config=config)
+    # bag-of-words alone already clears the bar; the best of all baselines can only be higher
+    diag = diagnostics.diagnose(texts, labels, baselines=["blind_bow"])
+    assert diag["blind_auc"] >= 0.95
+    assert diag["verdict"] == "shifted"
+
+
+@pytest.mark.parametrize("length, dups", [(32, 172), (64, 157), (128, 64), (256, 67)])
+def test_wikimia24_duplicates_are_counted(shared_data, length, dups):
+    texts, labels, _ = diagnostics.load_labelled(shared_data / "wikimia24" / f"WikiMIA_length{length}")
+    keep, conflicting = dedup(texts, labels)
+    assert len(texts) - len(keep) == dups and conflicting == 0
+
+
+def test_wikimia24_256_length_confound(shared_data):
+    texts, labels, _ = diagnostics.load_labelled(shared_data / "wikimia24" / "WikiMIA_length256")
+    diag = diagnostics.diagnose(texts, labels, baselines=["blind_length"])
+    lengths = diag["lengths"]
+    assert 0.6 <= lengths["word_count_auc"] <= 0.68
+    assert 0.55 <= diag["baselines"]["blind_length"]["auc"] <= 0.68
+    assert lengths["nonmembers"]["words"]["median"] < 64 < lengths["members"]["words"]["median"]
+    assert diag["duplicates"]["exact_duplicate_rows"] == 67
+
+
+# -- files and bad input ---------------------------------------------------------------------
+
+ROWS = [{"text": f"member text {i} " + "a b c " * (i % 5), "label": 1} for i in range(6)] + [
+    {"text": f"other text {i} " + "x y " * (i % 4), "label": 0} for i in range(6)
+]
+
+
+def test_every_file_format_loads_the_same_rows(tmp_path):
+    import datasets
+
+    frame = pd.DataFrame(ROWS)
+    frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet")
+    datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "ds"))
+    datasets.DatasetDict({"a": datasets.Dataset.from_pandas(frame)}).save_to_disk(str(tmp_path / "dd"))
+    for name, label in (("member", 1), ("nonmember", 0)):
+        (tmp_path / "dirs" / name).mkdir(parents=True)
+        for i, row in enumerate(r for r in ROWS if r["label"] == label):
+            (tmp_path / "dirs" / name / f"{i}.txt").write_text(row["text"])
+    expected = sorted((r["text"], r["label"]) for r in ROWS)
+    for path in ("d.jsonl", "d.csv", "d.parquet", "ds", "dd", "dirs"):
+        texts, labels, info = diagnostics.load_labelled(tmp_path / path)
+        assert sorted(zip(texts, labels.tolist())) == expected, path
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: _write(p, [r for r in ROWS if r["label"] == 1]), "one class only"),
+        (lambda p: _write(p, [{"body": r["text"], "label": r["label"]} for r in ROWS]), "no text field"),
+        (lambda p: _write(p, ROWS[:-1] + [{"text": "   ", "label": 0}]), "empty text"),
+        (lambda p: p.write_bytes(b'{"text": "caf\xe9", "label": 1}\n'), "invalid UTF-8"),
+        (lambda p: _write(p, ROWS[:-1] + [{"text": "t", "label": "maybe"}]), "must be 0 or 1"),
+    ],
+)
+def test_bad_input_gets_one_clear_error_naming_the_file(tmp_path, capsys, make, problem):
+    from benchmark.cli import main
+
+    path = tmp_path / "bad.jsonl"
+    make(path)
+    with pytest.raises(MembenchError, match=problem) as err:
+        diagnostics.load_labelled(path)
+    assert str(path) in str(err.value)
+    assert main(["diagnose", "--file", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0] and str(path) in lines[0]
+
+
+def test_missing_named_field_lists_the_fields(tmp_path):
+    path = _write(tmp_path / "d.jsonl", ROWS)
+    with pytest.raises(MembenchError, match="no label field 'member'; fields: text, label"):
+        diagnostics.load_labelled(path, label_field="member")
+
+
+def test_diagnose_file_cli_json_has_top_level_blind_auc(tmp_path, capsys):
+    from benchmark.cli import main
+
+    path = _write(tmp_path / "d.jsonl", ROWS)
+    assert main(["diagnose", "--file", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 <= out["blind_auc"] <= 1 and out["verdict"] in ("clean", "mild shift", "shifted")
+    assert out["subject"]["path"] == str(path.resolve())
+
+
+# -- split diagnosis, results and controls ---------------------------------------------------
+
+def test_demo_split_is_clean_and_its_blind_results_are_written(tmp_path, monkeypatch):
+    from benchmark import results
+    from benchmark.diagnostics import report
+    from benchmark.diagnostics.report import diagnostics_path
+
+    monkeypatch.setattr(report, "diagnostics_root", lambda: tmp_path / "home-diagnostics")
+    records = diagnostics.write_blind_results("demo/pydoc", tmp_path / "results")
+    demo = diagnostics.load_saved("demo/pydoc")
+    assert demo["blind_auc"] <= 0.6 and demo["verdict"] == "clean"
+    assert 0.36 <= demo["baselines"]["blind_bow"]["auc"] <= 0.5  # the known anti-learning dip
+    found = {rec["scorer"]["name"]: rec for _, rec in results.iter_records(tmp_path / "results")}
+    assert set(found) == set(BASELINES)
+    assert all(r["scorer"]["kind"] == "blind_baseline" and r["target"]["id"] == "none" for r in found.values())
+    saved = json.loads(diagnostics_path("demo/pydoc", tmp_path / "results").read_text())
+    assert saved["blind_auc"] == records[0]["metrics"]["auc"] == max(r["metrics"]["auc"] for r in found.values())
+    assert saved["subject"]["id"] == "demo/pydoc" and "_scores" not in saved
+    assert (tmp_path / "home-diagnostics" / "demo" / "pydoc.json").exists()
+
+
+def test_control_split_run_reports_shift_sensitivity(tmp_path, monkeypatch):
+    from benchmark import suite, targets
+    from benchmark.runner import run
+    from benchmark.suite import registry
+
+    table = dict(registry.splits())
+    table["demo/pydoc"] = replace(table["demo/pydoc"], track="control",
+                                  label_meaning="NOT membership: a test relabelling")
+    monkeypatch.setattr(registry, "splits", lambda: table)
+    assert suite.get_split("demo/pydoc").track == "control"
+    targets.ensure_demo_target(progress=False)
+    records = run("demo/neox-tiny", "demo/pydoc", ["loss"], results_dir=tmp_path, progress=False)
+    shift = records[0]["shift_sensitivity"]
+    assert shift["auc"] == records[0]["metrics"]["auc"]
+    assert shift["label"].startswith("NOT membership")
+    assert diagnostics.control_fields(replace(table["demo/pydoc"], track="demo"), records[0]["metrics"]) == {}
