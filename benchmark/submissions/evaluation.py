@@ -1,0 +1,243 @@
+"""Validate and evaluate a submission: the sandbox on one side, labels and metrics on the other.
+
+``validate`` checks, in order, stopping at the first failure: the metadata schema; the name
+(no clash with a built-in scorer); import inside the sandbox and a run on a small slice of a
+split; declared capabilities against the class's ``requires``; output length, type and
+finiteness; determinism (a second run in a fresh process gives bit-identical scores); and
+declared against used capabilities. ``evaluate`` runs the scorer in the sandbox on a whole
+split, checks its output, and only then reads labels, computes metrics and writes the result.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MembenchError
+from ..hashing import sha256_files
+from . import metadata
+from .access import CapabilityServer
+from .isolation import Limits
+from .sandbox import SandboxError, check_scores, run_scorer
+
+MODEL_CAPABILITIES = ("features", "logprobs", "generate", "gradients")
+VALIDATE_N = 64
+NO_TARGET = "none"
+
+
+@dataclass
+class Prepared:
+    """Everything one sandbox run needs, and what the record says about the target."""
+
+    uids: list
+    texts: list
+    features: object | None
+    access: CapabilityServer | None
+    target_block: dict
+    split: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def code_hash(path: Path) -> str:
+    return sha256_files(p for p in Path(path).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _slice_stats(stats, n: int):
+    from ..features import TokenStats
+
+    hi = int(stats.offsets[n])
+    return TokenStats(
+        offsets=stats.offsets[: n + 1].copy(),
+        n_input_tokens=stats.n_input_tokens[:n].copy(),
+        values={k: v[:hi] for k, v in stats.values.items()},
+    )
+
+
+def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device="cpu", dtype="float32",
+            batch_tokens: int = 16384, allow_invalid: bool = False, progress: bool = False) -> Prepared:
+    """Load the split (and the target, only when the submission declares model access)."""
+    from .. import features, suite, targets
+    from ..runner import check_validity, target_block
+
+    spec = suite.get_split(split_id)
+    caps = set(sub.capabilities)
+    split = suite.ensure(split_id)
+    samples = split.samples if n is None else split.samples.iloc[:n]
+    uids, texts = samples["uid"].tolist(), samples["text"].tolist()
+    if not caps & set(MODEL_CAPABILITIES) and "reference" not in caps:
+        block = {"id": NO_TARGET, "note": "text-only submission: no model access"}
+        return Prepared(uids, texts, None, None, block, split)
+    tspec = targets.get_target(target_id)
+    validity = check_validity(spec, tspec.id, allow_invalid)
+    if tspec.id == "demo/neox-tiny" or target_id == "demo/neox-tiny":
+        targets.ensure_demo_target(progress=progress)
+    loaded = targets.load_target(target_id, device=device, dtype=dtype)
+    stats = None
+    if "features" in caps:
+        stats = features.get_features(loaded, split, batch_tokens=batch_tokens, progress=progress)
+        if n is not None:
+            stats = _slice_stats(stats, len(uids))
+    access = None
+    if caps - {"features"}:
+        from ..attacks import InProcessAccess
+
+        reference = None
+        if "reference" in caps:
+            reference = targets.load_target(sub.meta["reference_models"][0], device=device, dtype=dtype)
+        access = CapabilityServer(InProcessAccess(
+            loaded, granted=caps, reference=reference, split=split if n is None else None,
+            batch_tokens=batch_tokens))
+    return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, {"validity": validity})
+
+
+def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed):
+    return run_scorer(
+        sub.path,
+        uids=prep.uids,
+        texts=prep.texts,
+        features=prep.features,
+        params=sub.params,
+        class_name=sub.class_name,
+        declared=sub.capabilities,
+        access=prep.access,
+        limits=limits,
+        log_path=log_path,
+        allow_unsandboxed=allow_unsandboxed,
+    )
+
+
+def _check_loaded(sub, run) -> None:
+    requires = set(run.loaded.get("requires") or ())
+    declared = set(sub.capabilities)
+    if requires != declared:
+        raise SandboxError(
+            f"submission.yaml declares capabilities {sorted(declared)} but {run.loaded.get('class')}.requires "
+            f"is {sorted(requires)}",
+            "make the two lists the same",
+            kind="capabilities",
+        )
+
+
+def _check_used(sub, run) -> list[str]:
+    if run.refused:
+        raise SandboxError(
+            f"the scorer called capabilities it did not declare: {', '.join(sorted(set(run.refused)))}",
+            "declare them in submission.yaml and in requires",
+            kind="capabilities",
+        )
+    unused = [c for c in sub.capabilities if c not in ("features",) and c not in run.used]
+    return [f"declared capability '{c}' was never used" for c in unused]
+
+
+def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_path: Path,
+             limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu",
+             dtype="float32", allow_invalid: bool = False, progress: bool = False) -> dict:
+    """Run every check; return a report ``{"ok", "checks": [...], "error", "warnings"}``."""
+    checks: list[dict] = []
+    report = {"path": str(path), "split": split_id, "target": target_id, "n": n, "checks": checks,
+              "warnings": [], "ok": False, "error": None}
+
+    def passed(name, detail=""):
+        checks.append({"check": name, "ok": True, "detail": detail})
+
+    stage = "metadata schema"
+    try:
+        sub = metadata.load(path)
+        report["submission"] = sub.meta
+        passed(stage, f"{sub.name} v{sub.version}; capabilities: {', '.join(sub.capabilities) or 'none'}")
+        stage = "name"
+        from ..attacks import scorers
+
+        if sub.name in scorers():
+            raise MembenchError(f"name '{sub.name}' is a built-in scorer", "choose another name in submission.yaml")
+        passed(stage)
+        stage = "import and run in the sandbox"
+        prep = prepare(sub, split_id, target_id, n=n, device=device, dtype=dtype, allow_invalid=allow_invalid)
+        first = _run(sub, prep, log_path, limits, allow_unsandboxed)
+        passed(stage, f"{first.loaded.get('class')} on {len(prep.uids)} samples of {split_id} in {first.seconds:.2f} s"
+               + ("" if first.sandboxed else " (UNSANDBOXED)"))
+        stage = "declared capabilities match requires"
+        _check_loaded(sub, first)
+        passed(stage)
+        stage = "output length, type and finiteness"
+        n_scored = prep.features.n_scored() if prep.features is not None else None
+        scores1 = check_scores(first.scores, len(prep.uids), n_scored)
+        passed(stage, f"{len(scores1)} finite floats")
+        stage = "determinism"
+        second = _run(sub, prep, log_path, limits, allow_unsandboxed)
+        scores2 = check_scores(second.scores, len(prep.uids), n_scored)
+        if not np.array_equal(scores1, scores2, equal_nan=True):
+            diff = int((scores1 != scores2).sum())
+            raise SandboxError(
+                f"two runs gave different scores for {diff} of {len(scores1)} samples",
+                "seed every random choice (and do not depend on time, hash order or the process)",
+                kind="determinism",
+            )
+        passed(stage, "two runs in fresh processes, bit-identical scores")
+        stage = "declared against used capabilities"
+        report["warnings"] = _check_used(sub, first)
+        passed(stage, f"used: {', '.join(first.used) or 'features only' if sub.capabilities else 'none'}; "
+               f"usage: { {k: v for k, v in (first.usage or {}).items() if v} }")
+        report["ok"] = True
+    except MembenchError as exc:
+        checks.append({"check": stage, "ok": False, "detail": str(exc)})
+        report["error"] = str(exc)
+        report["error_kind"] = getattr(exc, "kind", "input")
+    return report
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path: Path,
+             limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu", dtype="float32",
+             batch_tokens: int = 16384, allow_invalid: bool = False, progress: bool = False) -> dict:
+    """Score the whole split in the sandbox; write and return the result record.
+
+    Raises ``MembenchError`` (a ``SandboxError`` for scorer faults) and writes nothing then.
+    """
+    from .. import results
+    from ..runner import _metrics_block, _split_block
+
+    sub = metadata.load(path)
+    prep = prepare(sub, split_id, target_id, device=device, dtype=dtype, batch_tokens=batch_tokens,
+                   allow_invalid=allow_invalid, progress=progress)
+    run = _run(sub, prep, log_path, limits, allow_unsandboxed)
+    _check_loaded(sub, run)
+    n_scored = prep.features.n_scored() if prep.features is not None else None
+    scores = check_scores(run.scores, len(prep.uids), n_scored)
+    _check_used(sub, run)
+    # Only now, with a checked score array in hand, do labels come into play.
+    labels = prep.split.labels().reindex(prep.uids).to_numpy()
+    summary, counts = _metrics_block(labels, scores)
+    record = {
+        "split": _split_block(prep.split, prep.extra.get("validity")),
+        "target": prep.target_block,
+        "scorer": {
+            "name": sub.name,
+            "version": sub.version,
+            "params": sub.params,
+            "requires": list(sub.capabilities),
+            "code_sha256": code_hash(sub.path),
+            "kind": "submission",
+        },
+        "metrics": summary,
+        "counts": counts,
+        "provenance": {
+            **results.environment(device),
+            "created_at": _now(),
+            "sandbox": {
+                "isolated": run.sandboxed,
+                "limits": limits.__dict__,
+                "seconds": round(run.seconds, 3),
+            },
+        },
+        "submission": sub.meta,
+        "usage": {**(run.usage or {}), "capabilities_used": run.used},
+    }
+    results.write(results_dir, record, prep.uids, scores)
+    return record

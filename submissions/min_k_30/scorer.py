@@ -1,0 +1,21 @@
+import numpy as np
+
+from benchmark.attacks import Scorer
+
+
+class MinK30(Scorer):
+    """Min-K% Prob with k = 0.3: mean of the lowest 30% token log-probabilities."""
+
+    name = "min_k_30"
+    requires = ("features",)
+
+    def __init__(self, k=0.3):
+        self.k = k
+
+    def score(self, inputs):
+        out = np.full(len(inputs.uids), np.nan)
+        for i in range(len(inputs.uids)):
+            lp = np.sort(inputs.features.sample(i)["logprob"])
+            if len(lp):
+                out[i] = lp[: max(1, int(self.k * len(lp)))].mean()
+        return out
