@@ -46,7 +46,8 @@ OVERLAP_NOTE_AT = 0.2
 
 
 def card_path(split_id: str, cards_dir: Path = CARDS_DIR) -> Path:
-    return Path(cards_dir).joinpath(*split_id.split("/")).with_suffix(".md")
+    *folders, name = split_id.split("/")
+    return Path(cards_dir).joinpath(*folders, name + ".md")  # ids such as ngram_13_0.8 hold dots
 
 
 def _manifest(split_id: str) -> dict | None:

@@ -165,7 +165,8 @@ def diagnostics_root() -> Path:
 def diagnostics_path(split_id: str, root: Path | None = None) -> Path:
     """<root>/_diagnostics/<split id>.json, or MEMBENCH_HOME/diagnostics/<split id>.json."""
     base = Path(root) / "_diagnostics" if root is not None else diagnostics_root()
-    return base.joinpath(*split_id.split("/")).with_suffix(".json")
+    *folders, name = split_id.split("/")
+    return base.joinpath(*folders, name + ".json")  # not with_suffix: ids such as ngram_13_0.8 hold dots
 
 
 def save(diag: dict, split_id: str, results_dir: Path | None = None) -> list[Path]:
