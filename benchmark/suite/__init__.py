@@ -86,7 +86,8 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False, token=None) -> S
             parts = loaders.load_hf_dataset(spec, files)
         else:
             raise MembenchError(f"split {spec.id}: unknown source kind {spec.kind!r}", "fix splits.yaml")
-        parts.source["revision"] = files.describe().get("revision") or spec.source.get("revision")
+        parts.source["registry_revision"] = spec.source.get("revision")
+        parts.source["revision"] = files.describe().get("revision")  # None for a local copy
         if files.resolved_revision:
             parts.source["resolved_commit"] = files.resolved_revision
         return materialize(

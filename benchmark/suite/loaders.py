@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MembenchError
-from ..hashing import sha256_file
+from ..hashing import sha256_file, sha256_files
 from . import readers
 
 NEIGHBOR_SUFFIX = "_neighbors_25_bert_in_place_swap"
@@ -35,7 +35,7 @@ def _hashes(paths) -> dict:
     for rel, path in paths.items():
         if path is not None:
             p = Path(path)
-            out[rel] = sha256_file(p) if p.is_file() else "(folder)"
+            out[rel] = sha256_file(p) if p.is_file() else sha256_files(f for f in p.rglob("*") if f.is_file())
     return out
 
 

@@ -133,7 +133,8 @@ def find_table(root: Path, names: list[str], split: str | None = None) -> tuple[
     """
     root = Path(root)
     if (root / "dataset_dict.json").exists() and split:
-        return root, read_saved_dataset(root, split)
+        frame = read_saved_dataset(root, split)
+        return (root / split if (root / split).is_dir() else root), frame
     for name in names:
         folder = root / name
         if folder.is_dir() and (folder / "state.json").exists():
