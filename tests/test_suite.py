@@ -381,3 +381,16 @@ def test_glob_fetch_reports_each_failure_and_stale_controls(home, shared_data, t
     suite.fetch("wikimia/32", _write(tmp_path / "other", "jsonl"), force=True)  # the parent changes
     report = suite.verify([suite.get_split("control/null/wikimia/32-nonmembers")])[0]
     assert report["status"] == "mismatch" and "built from an older wikimia/32" in report["problems"][0]
+
+
+def test_unreachable_hub_endpoint_is_one_line(home, monkeypatch, capsys):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", lambda s: None)  # skip retry back-off
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(home / "hf-cache"))
+    assert main(["suite", "fetch", "mimir/hackernews/ngram_13_0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "the network or the Hub is unreachable" in err and "--from-dir" in err

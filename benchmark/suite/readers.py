@@ -127,18 +127,17 @@ def read_saved_dataset(path: Path, split: str | None = None) -> pd.DataFrame:
 def find_table(root: Path, names: list[str], split: str | None = None) -> tuple[Path, pd.DataFrame]:
     """Find and read the file holding a split under ``root``.
 
-    Looked for, in order: ``root`` itself as a ``save_to_disk`` DatasetDict holding ``split``;
-    a ``save_to_disk`` folder named after the split; files ``<name>.<ext>`` or sharded
+    Looked for, in order: a ``save_to_disk`` folder named after the split (also the split's
+    folder inside a saved DatasetDict); ``root`` itself as a DatasetDict holding ``split``; files ``<name>.<ext>`` or sharded
     ``<name>-*.<ext>`` anywhere below ``root`` (the Hub's parquet layout), for each name.
     """
     root = Path(root)
-    if (root / "dataset_dict.json").exists() and split:
-        frame = read_saved_dataset(root, split)
-        return (root / split if (root / split).is_dir() else root), frame
-    for name in names:
+    for name in names:  # a Dataset folder of its own (also a split folder inside a DatasetDict)
         folder = root / name
         if folder.is_dir() and (folder / "state.json").exists():
             return folder, read_saved_dataset(folder)
+    if (root / "dataset_dict.json").exists() and split:
+        return root, read_saved_dataset(root, split)
     for name in names:
         for ext in TABLE_EXTS:
             hits = sorted(root.rglob(f"{name}.{ext}")) or sorted(root.rglob(f"{name}-*.{ext}"))
