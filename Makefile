@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # `make demo` reuses it.
 export MEMBENCH_HOME ?= $(CURDIR)/.membench
 
-.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site
+.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site submissions
 
 install: $(STAMP)
 
@@ -39,6 +39,14 @@ serve: $(STAMP)
 leaderboard-results: $(STAMP)
 	$(VENV)/bin/membench demo --results-dir $(PUBLISHED) --out leaderboard_site/build
 	$(VENV)/bin/membench results validate $(PUBLISHED)
+
+# Evaluate every example in submissions/ in the sandbox on the demo track and publish the
+# results (after leaderboard-results, which writes the blind baseline they are compared with).
+submissions: $(STAMP)
+	for d in $(sort $(dir $(wildcard submissions/*/submission.yaml))); do \
+	  $(VENV)/bin/membench evaluate $$d --split demo/pydoc --target demo/neox-tiny --results-dir $(PUBLISHED) || exit 1; \
+	done
+	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
 
 # Site build time for 2,000 generated result files (figure in BENCHMARKS.md).
 bench-site: $(STAMP)

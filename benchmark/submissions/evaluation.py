@@ -10,6 +10,7 @@ split, checks its output, and only then reads labels, computes metrics and write
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,12 +196,14 @@ def _now() -> str:
 
 def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path: Path,
              limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu", dtype="float32",
-             batch_tokens: int = 16384, allow_invalid: bool = False, progress: bool = False) -> dict:
+             batch_tokens: int = 16384, allow_invalid: bool = False, progress: bool = False,
+             blind_from: Path | None = None) -> dict:
     """Score the whole split in the sandbox; write and return the result record.
 
-    Raises ``MembenchError`` (a ``SandboxError`` for scorer faults) and writes nothing then.
+    ``blind_from`` is the results folder holding the split's blind-baseline diagnostics (for
+    the AUC in excess of blind); default ``results_dir``. Raises ``MembenchError`` (a ``SandboxError`` for scorer faults) and writes nothing then.
     """
-    from .. import results
+    from .. import results, runner
     from ..runner import _metrics_block, _split_block
 
     sub = metadata.load(path)
@@ -213,7 +216,9 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
     _check_used(sub, run)
     # Only now, with a checked score array in hand, do labels come into play.
     labels = prep.split.labels().reindex(prep.uids).to_numpy()
-    summary, counts = _metrics_block(labels, scores)
+    too_short = (n_scored == 0) if n_scored is not None else None
+    blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id)
+    summary, counts = _metrics_block(labels, scores, too_short, blind)
     record = {
         "split": _split_block(prep.split, prep.extra.get("validity")),
         "target": prep.target_block,
@@ -232,7 +237,7 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
             "created_at": _now(),
             "sandbox": {
                 "isolated": run.sandboxed,
-                "limits": limits.__dict__,
+                "limits": dataclasses.asdict(limits),
                 "seconds": round(run.seconds, 3),
             },
         },

@@ -282,6 +282,14 @@ def run_scorer(
                         "; ".join(last) if etype == "SyntaxError" else "fix scorer.py and validate again",
                         kind="import",
                     )
+                if etype == "BlockingIOError" and "fork" in msg.get("traceback", "") or (
+                    etype == "BlockingIOError" and "temporarily unavailable" in emsg
+                ):
+                    raise SandboxError(
+                        f"the scorer tried to start more processes than allowed (limit {limits.nproc}): {emsg}",
+                        "score in one process",
+                        kind="processes",
+                    )
                 if stage == "output":
                     raise SandboxError(f"the scorer returned the wrong type: {emsg}", kind="output")
                 raise SandboxError(

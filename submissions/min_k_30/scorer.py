@@ -4,8 +4,6 @@ from benchmark.attacks import Scorer
 
 
 class MinK30(Scorer):
-    """Min-K% Prob with k = 0.3: mean of the lowest 30% token log-probabilities."""
-
     name = "min_k_30"
     requires = ("features",)
 

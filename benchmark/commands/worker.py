@@ -1,0 +1,55 @@
+"""`membench worker`: process queued submissions one at a time (validate, evaluate, publish)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import emit
+from .validate import add_sandbox_args, limits_from
+
+
+def register(sub):
+    p = sub.add_parser("worker", help="process queued submissions: validate, evaluate, publish, rebuild the site")
+    p.add_argument("--queue", type=Path, default=None, help="queue folder (default: $MEMBENCH_HOME/queue)")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="published results (default: leaderboard_site/results)")
+    p.add_argument("--site-out", type=Path, default=None, help="site to rebuild (default: leaderboard_site/build)")
+    p.add_argument("--no-site", action="store_true", help="publish results without rebuilding the site")
+    p.add_argument("--lease", type=float, default=60.0, help="seconds a claim lasts without a heartbeat")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between looks at an empty queue")
+    p.add_argument("--exit-when-empty", action="store_true", help="stop when no job is pending")
+    p.add_argument("--max-jobs", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    add_sandbox_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    p.set_defaults(func=handle)
+
+
+def handle(args) -> int:
+    from ..home import REPO_ROOT
+    from ..site import DEFAULT_OUT
+    from ..submissions.queue import Queue
+    from ..submissions.worker import WorkerConfig, serve
+
+    queue = Queue(args.queue)
+    cfg = WorkerConfig(
+        results_dir=args.results_dir or REPO_ROOT / "leaderboard_site" / "results",
+        site_out=None if args.no_site else (args.site_out or DEFAULT_OUT),
+        lease_s=args.lease,
+        poll_s=args.poll,
+        limits=limits_from(args),
+        allow_unsandboxed=args.allow_unsandboxed,
+        device=args.device,
+    )
+
+    def report(job, ok):
+        if not args.json:
+            state = queue.get(job.id, with_log=False)
+            print(f"job {job.id} ({job.name or '?'}): {state['status']}"
+                  + (f": {state['error']}" if state["error"] else ""), flush=True)
+
+    if not args.json:
+        print(f"worker {cfg.name} serving {queue.root} -> {cfg.results_dir}", flush=True)
+    n = serve(queue, cfg, exit_when_empty=args.exit_when_empty, max_jobs=args.max_jobs, on_job=report)
+    emit(args, {"processed": n, "queue": queue.counts()}, f"processed {n} job(s); queue: {queue.counts()}")
+    return 0

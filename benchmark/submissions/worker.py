@@ -1,0 +1,148 @@
+"""The worker: takes queued submissions one at a time, validates, evaluates, publishes.
+
+For each job: ``validate`` (every check, in the sandbox), then ``evaluate`` on the job's split
+into the job's own staging folder, then ``Queue.finish`` (only the holder of the job's current
+lease token can), then publication: each staged result goes through ``results.write`` into
+the published results folder and the site is rebuilt. A job that is done but not yet
+published (the worker died in between) is published by the next worker that starts. Any fault
+of the scorer fails its job with the error in the job log, and the worker goes on serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import MembenchError
+from .evaluation import evaluate, validate
+from .isolation import Limits
+from .queue import Job, Queue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerConfig:
+    results_dir: Path
+    site_out: Path | None = None
+    lease_s: float = 60.0
+    poll_s: float = 1.0
+    limits: Limits = field(default_factory=Limits)
+    allow_unsandboxed: bool = False
+    validate_n: int = 64
+    device: str = "cpu"
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _log(job: Job, line: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(job.log_path, "a") as fh:
+        fh.write(f"[{stamp}] {line}\n")
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, queue: Queue, job: Job, lease_s: float):
+        super().__init__(daemon=True)
+        self.queue, self.job, self.lease_s = queue, job, lease_s
+        self.stop = threading.Event()
+        self.lost = False
+
+    def run(self):
+        while not self.stop.wait(self.lease_s / 3):
+            try:
+                if not self.queue.heartbeat(self.job, self.lease_s):
+                    self.lost = True
+                    return
+            except Exception:  # noqa: BLE001  (a busy database: try again next beat)
+                log.warning("heartbeat for job %s failed", self.job.id, exc_info=True)
+
+
+def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[str]:
+    """Copy a done job's staged results into the published folder (through the results store,
+    which validates them) and rebuild the site. Idempotent."""
+    from .. import results
+
+    staged = queue.job_dir(job_id) / "results"
+    written = []
+    for path, record in results.iter_records(staged):
+        scores = pd.read_parquet(path.with_name(record["per_sample"]["file"]))
+        out = results.write(cfg.results_dir, record, scores["uid"].tolist(), scores["score"].to_numpy())
+        written.append(str(out))
+    if cfg.site_out is not None:
+        from .. import site
+
+        site.build(cfg.results_dir, cfg.site_out)
+    queue.mark_published(job_id)
+    return written
+
+
+def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
+    """Run one claimed job to its end; True if it was done (and published)."""
+    _log(job, f"claimed by {cfg.name} (attempt {job.attempts}); split {job.split}, target {job.target}")
+    beat = _Heartbeat(queue, job, cfg.lease_s)
+    beat.start()
+    try:
+        report = validate(job.folder, split_id=job.split, target_id=job.target, n=cfg.validate_n,
+                          log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
+                          device=cfg.device)
+        for c in report["checks"]:
+            _log(job, f"validate: {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
+        if not report["ok"]:
+            raise MembenchError(f"validation failed: {report['error']}")
+        staged = job.dir / "results"
+        shutil.rmtree(staged, ignore_errors=True)
+        record = evaluate(job.folder, split_id=job.split, target_id=job.target, results_dir=staged,
+                          log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
+                          device=cfg.device, blind_from=cfg.results_dir)
+        m = record["metrics"]
+        summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
+                   "auc": m["auc"], "auc_ci95": m["auc_ci95"], "usage": record["usage"]}
+        _log(job, f"evaluate: AUC {m['auc']:.4f} on {record['counts']['n_scored']} samples")
+        if beat.lost or not queue.finish(job, "done", result=summary):
+            _log(job, "lease lost to another worker; not publishing")
+            return False
+        written = publish(queue, job.id, cfg)
+        _log(job, f"published: {', '.join(written)}")
+        return True
+    except MembenchError as exc:
+        _log(job, f"FAILED: {exc}")
+        queue.finish(job, "failed", error=str(exc))
+        return False
+    except Exception as exc:  # noqa: BLE001  (a harness bug must not stop the worker)
+        _log(job, "FAILED (internal error): " + "".join(traceback.format_exception(exc))[-4000:])
+        queue.finish(job, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        return False
+    finally:
+        beat.stop.set()
+
+
+def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max_jobs: int | None = None,
+          stop: threading.Event | None = None, on_job=None) -> int:
+    """Take jobs until stopped (or the queue is empty, with ``exit_when_empty``); return the
+    number of jobs processed."""
+    stop = stop or threading.Event()
+    for job_id in queue.unpublished():
+        log.warning("publishing job %s, finished by a worker that stopped before publishing", job_id)
+        publish(queue, job_id, cfg)
+    n = 0
+    while not stop.is_set() and (max_jobs is None or n < max_jobs):
+        job = queue.claim(cfg.name, cfg.lease_s)
+        if job is None:
+            if exit_when_empty:
+                break
+            stop.wait(cfg.poll_s)
+            continue
+        ok = process(queue, job, cfg)
+        n += 1
+        if on_job is not None:
+            on_job(job, ok)
+    return n
