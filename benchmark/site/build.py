@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -170,8 +171,10 @@ def _card_html(cards_dir: Path, split_id: str, md: MarkdownIt) -> Markup | None:
     path = Path(cards_dir, *parents, last + ".md")
     if not path.is_file():
         return None
-    # raw HTML in a card is shown as text (html=False); markdown-it also refuses javascript: links
-    return Markup(md.render(path.read_text(encoding="utf-8", errors="replace")))
+    # raw HTML in a card is shown as text (html=False); markdown-it also refuses javascript: links.
+    # HTML comments (the cards' <!-- membench:begin/end --> block markers) are dropped first.
+    text = re.sub(r"<!--.*?-->\n?", "", path.read_text(encoding="utf-8", errors="replace"), flags=re.S)
+    return Markup(md.render(text))
 
 
 def _with_display(row: dict) -> dict:
