@@ -96,3 +96,206 @@ def test_text_with_one_token_yields_nan_not_a_crash(tiny_neox):
     stats = features.compute(tiny_neox, [[4], [1, 2, 3]], pad_id=0)
     loss = attacks.get_scorer("loss").score(_inputs(stats))
     assert math.isnan(loss[0]) and math.isfinite(loss[1])
+
+
+# --- every other formula, against loops over a tiny model's logits -------------------------
+
+TEXTS = [
+    "The Quick brown Fox jumps over the lazy dog again and again.",
+    "Python Lists are mutable sequences; Tuples are not.",
+    "A",
+    "Membership inference asks whether a text was in the training set.",
+]
+POOL = ["Dictionaries map hashable keys to values.", "Generators yield values lazily, one at a time."]
+
+
+@pytest.fixture(scope="module")
+def tiny_target(tmp_path_factory):
+    """A LoadedTarget-like bundle: a BPE tokenizer trained on a few texts, random GPT-NeoX."""
+    from types import SimpleNamespace
+
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from benchmark.targets.demo import train_tokenizer
+
+    tok = train_tokenizer(TEXTS + POOL + [t.lower() for t in TEXTS] * 3, tmp_path_factory.mktemp("tok"))
+
+    def make(seed):
+        torch.manual_seed(seed)
+        cfg = GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, max_position_embeddings=128, rotary_pct=0.25)
+        model = GPTNeoXForCausalLM(cfg).eval()
+        return SimpleNamespace(id=f"tiny-{seed}", model=model, tokenizer=tok, device="cpu", max_length=128,
+                               tokenizer_hash=f"tiny-tok-{seed}")
+
+    return make(0), make(1)
+
+
+def _ids(target, text):
+    return target.tokenizer(text)["input_ids"][: target.max_length]
+
+
+def _mean_lp(target, text):
+    ids = _ids(target, text)
+    return _by_hand(target.model, ids)[0].mean() if len(ids) > 1 else float("nan")
+
+
+def _scoring_input(target, texts, granted, reference=None, **extra):
+    ids = [_ids(target, t) for t in texts]
+    stats = features.compute(target.model, ids, pad_id=0)
+    access = attacks.InProcessAccess(target, granted=granted, reference=reference)
+    return attacks.ScoringInput(uids=[str(i) for i in range(len(texts))], texts=texts, features=stats,
+                                access=access, **extra)
+
+
+def test_lowercase_equals_hand_computed(tiny_target):
+    t, _ = tiny_target
+    out = attacks.get_scorer("lowercase").score(_scoring_input(t, TEXTS, ("features", "logprobs")))
+    for i, text in enumerate(TEXTS):
+        expected = _mean_lp(t, text) - _mean_lp(t, text.lower())
+        if math.isnan(expected):
+            assert math.isnan(out[i])
+        else:
+            assert out[i] == pytest.approx(expected, abs=1e-5)
+
+
+def test_reference_equals_hand_computed(tiny_target):
+    t, ref = tiny_target
+    out = attacks.get_scorer("reference").score(_scoring_input(t, TEXTS, ("features", "reference"), reference=ref))
+    for i, text in enumerate(TEXTS):
+        expected = _mean_lp(t, text) - _mean_lp(ref, text)
+        assert (math.isnan(out[i]) and math.isnan(expected)) or out[i] == pytest.approx(expected, abs=1e-5)
+
+
+def test_recall_equals_hand_computed(tiny_target):
+    t, _ = tiny_target
+    scorer = attacks.get_scorer("recall", shots=1, seed=3)
+    out = scorer.score(_scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL))
+    prefix = scorer.prefix(POOL)
+    assert prefix.strip() in POOL
+    for i, text in enumerate(TEXTS):
+        ids = _ids(t, text)
+        if len(ids) < 2:
+            assert math.isnan(out[i])
+            continue
+        full = _ids(t, prefix) + t.tokenizer(text, add_special_tokens=False)["input_ids"]
+        cond = _by_hand(t.model, full)[0][-(len(ids) - 1):].mean()  # the same tokens of x
+        assert out[i] == pytest.approx(cond / _mean_lp(t, text), abs=1e-5)
+
+
+def test_recall_refuses_a_pool_overlapping_the_split(tiny_target):
+    from benchmark.errors import MembenchError
+
+    t, _ = tiny_target
+    with pytest.raises(MembenchError, match="shares 1 text"):
+        attacks.get_scorer("recall").score(_scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL + [TEXTS[0]]))
+
+
+def test_dcpdd_equals_hand_computed(tiny_target):
+    t, _ = tiny_target
+    a = 0.5  # large enough that the clip binds only sometimes
+    out = attacks.get_scorer("dc_pdd", a=a).score(_scoring_input(t, TEXTS, ("features",), pool=POOL))
+    vocab = len(t.tokenizer)
+    counts = [0] * vocab
+    for p in POOL:
+        for tok_id in _ids(t, p):
+            counts[tok_id] += 1
+    total = sum(counts)
+    for i, text in enumerate(TEXTS):
+        ids = _ids(t, text)
+        if len(ids) < 2:
+            assert math.isnan(out[i])
+            continue
+        lp = _by_hand(t.model, ids)[0]
+        seen, terms = set(), []
+        for pos, tok_id in enumerate(ids[1:]):
+            if tok_id in seen:
+                continue
+            seen.add(tok_id)
+            f = (counts[tok_id] + 1) / (total + vocab)
+            terms.append(min(math.exp(lp[pos]) * math.log(1 / f), a))
+        assert out[i] == pytest.approx(sum(terms) / len(terms), abs=1e-6)
+
+
+def test_gradnorm_equals_autograd_by_hand(tiny_target):
+    t, _ = tiny_target
+    out = attacks.get_scorer("gradnorm").score(_scoring_input(t, TEXTS, ("gradients",)))
+    params = list(t.model.parameters())
+    for i, text in enumerate(TEXTS):
+        ids = _ids(t, text)
+        if len(ids) < 2:
+            assert math.isnan(out[i])
+            continue
+        x = torch.tensor([ids])
+        with torch.enable_grad():
+            logits = t.model(input_ids=x).logits[0, :-1].double()
+            logp = logits - torch.logsumexp(logits, -1, keepdim=True)
+            loss = -torch.stack([logp[j, ids[j + 1]] for j in range(len(ids) - 1)]).mean()
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        norm = math.sqrt(sum(float(g.double().square().sum()) for g in grads if g is not None))
+        assert out[i] == pytest.approx(-norm, rel=1e-4)
+    assert all(p.grad is None for p in params)
+
+
+def test_neighborhood_with_stored_neighbours_equals_hand_computed(tiny_target):
+    t, _ = tiny_target
+    texts = [TEXTS[0], TEXTS[1]]
+    stored = {"0": [TEXTS[1], TEXTS[3], POOL[0]], "1": [POOL[1], TEXTS[0]]}
+    scorer = attacks.get_scorer("neighborhood", n_neighbors=2)
+    out = scorer.score(_scoring_input(t, texts, ("features", "logprobs"), neighbors=stored))
+    assert scorer.details["neighbour_source"] == "stored"
+    for i, uid in enumerate(["0", "1"]):
+        neigh = np.mean([_mean_lp(t, n) for n in stored[uid][:2]])
+        assert out[i] == pytest.approx(_mean_lp(t, texts[i]) - neigh, abs=1e-5)
+
+
+def test_word_swap_neighbours_are_seeded_and_change_words():
+    from benchmark.attacks.neighborhood import word_swap_neighbours
+
+    vocab = sorted(set(" ".join(POOL).split()))
+    a = word_swap_neighbours(TEXTS[0], 5, 0.2, vocab, seed=7)
+    assert a == word_swap_neighbours(TEXTS[0], 5, 0.2, vocab, seed=7)
+    assert a != word_swap_neighbours(TEXTS[0], 5, 0.2, vocab, seed=8)
+    words = TEXTS[0].split()
+    for n in a:
+        changed = sum(x != y for x, y in zip(n.split(), words))
+        assert len(n.split()) == len(words) and changed == round(0.2 * len(words))
+
+
+def test_neighbours_from_a_masked_language_model(tmp_path):
+    """The MLM path with a tiny local BERT: seeded, in place, never the original token."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    from benchmark.attacks.neighborhood import MaskFiller
+
+    words = sorted({w.strip(".;,").lower() for w in " ".join(TEXTS + POOL).split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ";", ","] + words
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    filler = MaskFiller(str(tmp_path))
+    text = TEXTS[3].lower()
+    a = filler.neighbours(text, 3, 0.2, seed=1)
+    assert a == filler.neighbours(text, 3, 0.2, seed=1)
+    for n in a:
+        assert n != text and len(n.split()) == len(text.split())
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_loss_and_min_k_plus_plus_same_at_batch_size_1_and_16(tiny_neox, padding_side):
+    rng = np.random.default_rng(1)
+    seqs = [rng.integers(1, 97, size=int(n)).tolist() for n in rng.integers(2, 80, size=16)]
+    longest = max(len(s) for s in seqs)
+    one = features.compute(tiny_neox, seqs, pad_id=0, batch_tokens=longest, padding_side=padding_side)
+    sixteen = features.compute(tiny_neox, seqs, pad_id=0, batch_tokens=16 * longest, padding_side=padding_side)
+    for name in ("loss", "min_k_plus_plus"):
+        a = attacks.get_scorer(name).score(_inputs(one))
+        b = attacks.get_scorer(name).score(_inputs(sixteen))
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        # and against unpadded loops by hand
+    for i, ids in enumerate(seqs[:4]):
+        lp, mu, sd = _by_hand(tiny_neox, ids)
+        np.testing.assert_allclose(sixteen.sample(i)["logprob"], lp, atol=1e-5)
+        np.testing.assert_allclose(sixteen.sample(i)["sigma"], sd, atol=1e-5)

@@ -1,17 +1,24 @@
 """Built-in scorers, one file per attack family; all registered by name.
 
-Public face: ``Scorer``, ``ScoringInput``, ``register``, ``get_scorer``, ``scorers``,
-``FEATURE_SCORERS`` (the default set: functions of the cached token statistics).
+Public face: ``Scorer``, ``ScoringInput``, ``ModelAccess``, ``InProcessAccess``,
+``register``, ``get_scorer``, ``scorers``, ``FEATURE_SCORERS`` (the default set: functions
+of the cached token statistics, no extra forward pass) and ``MODEL_SCORERS`` (those that need
+more model access: extra forward passes, a reference model or gradients).
 """
 
-from . import loss, mink, zlib  # noqa: F401  (registration)
-from .base import CAPABILITIES, Scorer, ScoringInput, get_scorer, register, scorers
+from . import dcpdd, gradnorm, loss, lowercase, mink, neighborhood, recall, reference, zlib  # noqa: F401
+from .access import InProcessAccess
+from .base import CAPABILITIES, ModelAccess, Scorer, ScoringInput, get_scorer, register, scorers
 
-FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
+MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
 
 __all__ = [
     "CAPABILITIES",
     "FEATURE_SCORERS",
+    "MODEL_SCORERS",
+    "InProcessAccess",
+    "ModelAccess",
     "Scorer",
     "ScoringInput",
     "get_scorer",

@@ -48,6 +48,19 @@ class ModelAccess:
         """``generate``: greedy continuations from the target."""
         raise NotImplementedError
 
+    # Added for ReCaLL and DC-PDD (same metering; same capability rules):
+
+    def conditional_logprobs(self, prefix: str, texts: list[str]):
+        """``logprobs``: per-token statistics of each text's scored tokens (the same tokens as
+        ``logprobs(texts)`` scores) when the text follows ``prefix`` in the context. The prefix
+        is cut from its left when prefix + text exceeds the context (a TokenStats)."""
+        raise NotImplementedError
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Always granted: the target tokenizer's ids for each text (special tokens included,
+        cut to the context), e.g. to count token frequencies in a declared corpus."""
+        raise NotImplementedError
+
 
 @dataclass
 class ScoringInput:
@@ -58,12 +71,20 @@ class ScoringInput:
     texts: list[str]
     features: object | None = None  # benchmark.features.TokenStats
     access: ModelAccess | None = None
+    # A declared pool of non-member texts disjoint from ``texts`` (ReCaLL prefixes, DC-PDD's
+    # frequency corpus, neighbour vocabularies); None when the run declares none.
+    pool: list[str] | None = None
+    # Stored neighbours per uid (e.g. MIMIR's), when the split carries them.
+    neighbors: dict[str, list[str]] | None = None
 
 
 class Scorer:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("features",)
+    needs_pool: ClassVar[bool] = False  # True: refuses to run without ScoringInput.pool
+    # Filled by ``score`` with facts worth recording (e.g. where neighbours came from).
+    details: dict
 
     def params(self) -> dict:
         """Constructor parameters, for provenance and result keys."""

@@ -20,8 +20,18 @@ def register(sub):
     p.add_argument(
         "--scorer",
         action="append",
-        help="scorer name (repeatable); default: every built-in feature-based scorer",
+        help="scorer name, optionally with parameters as name:key=value[,key=value] "
+        "(e.g. min_k:k=0.1); repeatable. Default: every built-in feature-based scorer (plus "
+        "`reference` when --reference is given). Built in: loss, zlib, min_k, min_k_plus_plus, "
+        "dc_pdd, lowercase, reference, neighborhood, gradnorm, recall",
     )
+    p.add_argument("--reference", default=None,
+                   help="reference model for `reference` (registry id or local directory; "
+                   "default for demo/neox-tiny: demo/neox-tiny-ref)")
+    p.add_argument("--pool", default=None,
+                   help="declared non-member pool (parquet/jsonl/csv with a `text` column, or "
+                   ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
+                   "the split (default: the split's pool.parquet when it has one)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--batch-tokens", type=int, default=16384, help="tokens per forward batch")
@@ -31,20 +41,25 @@ def register(sub):
     p.set_defaults(func=handle)
 
 
-def summary_rows(records) -> list[list]:
+def _tpr(m, budget: str) -> str:
+    t = m["tpr_at_fpr"][budget]
+    return f"{t['value']:.3f}" if t["resolvable"] else "unresolvable"
+
+
+def summary_rows(records, full: bool = False) -> list[list]:
+    """One row per record: (scorer, AUC, CI, TPR@1%, n); ``full=True`` adds every budget
+    and the excluded count."""
     rows = []
     for r in records:
         m = r["metrics"]
-        t = m["tpr_at_fpr"]["0.01"]
-        rows.append(
-            [
-                r["scorer"]["name"],
-                f"{m['auc']:.3f}",
-                f"[{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}]",
-                f"{t['value']:.3f}" if t["resolvable"] else "unresolvable",
-                r["counts"]["n_scored"],
-            ]
-        )
+        ci = f"[{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}]"
+        if not full:
+            rows.append([r["scorer"]["name"], f"{m['auc']:.3f}", ci, _tpr(m, "0.01"), r["counts"]["n_scored"]])
+            continue
+        c = r["counts"]
+        excluded = c["n_samples"] - c["n_scored"]
+        rows.append([r["scorer"]["name"], f"{m['auc']:.3f}", ci, _tpr(m, "0.1"), _tpr(m, "0.01"),
+                     _tpr(m, "0.001"), c["n_scored"], excluded])
     return rows
 
 
@@ -55,9 +70,13 @@ def handle(args) -> int:
     # Validate names before any heavy work, so a typo costs nothing.
     suite.get_split(args.split)
     targets.get_target(args.target)
-    names = args.scorer or list(attacks.FEATURE_SCORERS)
-    for name in names:
-        attacks.get_scorer(name)
+    from ..runner import make_scorers
+
+    names = args.scorer
+    if names:
+        make_scorers(names)
+    if args.reference:
+        targets.get_target(args.reference)
     records = run(
         args.target,
         args.split,
@@ -68,10 +87,18 @@ def handle(args) -> int:
         batch_tokens=args.batch_tokens,
         allow_invalid=args.allow_invalid,
         progress=not args.json,
+        reference=args.reference,
+        pool=args.pool,
     )
     for r in records:
         r["metrics"].pop("roc", None)
-    header = ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]
-    emit(args, records, f"{args.split} on {args.target}\n" + table(summary_rows(records), header)
-         + "\nTPR at FPR <= budget: largest TPR among ROC points with FPR <= budget")
+    header = ["scorer", "AUC", "95% CI", "TPR@10%FPR", "TPR@1%FPR", "TPR@0.1%FPR", "n", "excluded"]
+    note = ("TPR at FPR <= budget: largest TPR among ROC points with FPR <= budget; "
+            "'unresolvable' where budget x non-members < 1 (no false positive allowed). "
+            "95% CI: 1,000 seeded class-stratified bootstrap resamples.")
+    blind = records[0]["metrics"].get("best_blind_auc") if records else None
+    if blind is not None:
+        note += f"\nbest blind baseline AUC on this split: {blind:.3f}"
+    emit(args, records, f"{args.split} on {args.target}\n" + table(summary_rows(records, full=True), header)
+         + "\n" + note)
     return 0

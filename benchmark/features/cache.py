@@ -1,8 +1,15 @@
-"""On-disk cache of token statistics, keyed by everything that can change them.
+"""Sharded on-disk cache of token statistics, keyed by everything that can change them.
 
 Key = SHA-256 of: target id, revision, weights hash, tokenizer hash, dtype, context rule and
-max length, split id and content hash, feature-set version. A cached file carries its own
-SHA-256 in ``meta.json``; a file that no longer matches is reported and recomputed, never used.
+max length, split id and content hash, feature-set version. Under the key's folder:
+
+- ``meta.json``: the key parts, the number of samples and the shard layout;
+- ``shard-NNNNN.npz`` + ``shard-NNNNN.json``: the statistics of one shard (a fixed group of
+  samples, consecutive in length-sorted order) and that file's SHA-256.
+
+Shards are written atomically as they finish, so a killed run resumes from the shards it
+completed. A shard whose bytes no longer match its recorded hash, or that holds other
+samples, is reported and recomputed, never used.
 """
 
 from __future__ import annotations
@@ -27,44 +34,67 @@ def entry_dir(key: str) -> Path:
     return subdir("features", key[:2], key)
 
 
-def save(key: str, stats: TokenStats, uids: list[str], parts: dict) -> Path:
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def shard_paths(key: str, index: int) -> tuple[Path, Path]:
     out = entry_dir(key)
+    return out / f"shard-{index:05d}.npz", out / f"shard-{index:05d}.json"
+
+
+def write_meta(key: str, parts: dict, n: int, shard_size: int, n_shards: int) -> None:
+    meta = {"key": key, "parts": parts, "n": n, "shard_size": shard_size, "n_shards": n_shards}
+    _atomic_write(entry_dir(key) / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def read_meta(key: str) -> dict | None:
+    path = entry_dir(key) / "meta.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def save_shard(key: str, index: int, stats: TokenStats, uids: list[str]) -> None:
     buf = io.BytesIO()
     np.savez(
         buf,
         offsets=stats.offsets,
         n_input_tokens=stats.n_input_tokens,
-        uids=np.asarray(uids),
+        uids=np.asarray(uids, dtype=str),
+        token_ids=stats.token_ids if stats.token_ids is not None else np.zeros(0, np.int32),
         **{f"v_{k}": v for k, v in stats.values.items()},
     )
     data = buf.getvalue()
-    tmp = out / "stats.npz.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, out / "stats.npz")
-    meta = {"key": key, "parts": parts, "sha256": sha256_bytes(data), "n": len(uids)}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return out
+    data_file, hash_file = shard_paths(key, index)
+    _atomic_write(data_file, data)
+    _atomic_write(hash_file, json.dumps({"sha256": sha256_bytes(data), "n": len(uids)}).encode())
 
 
-def load(key: str, uids: list[str]) -> tuple[TokenStats | None, str | None]:
-    """(stats, None) on a valid hit; (None, reason) when absent or unusable."""
-    out = entry_dir(key)
-    data_file, meta_file = out / "stats.npz", out / "meta.json"
-    if not data_file.exists() or not meta_file.exists():
-        return None, None
+def load_shard(key: str, index: int, uids: list[str] | None = None):
+    """(stats, shard uids, None) on a valid shard; (None, None, reason) otherwise (reason
+    None when the shard simply is not there yet)."""
+    data_file, hash_file = shard_paths(key, index)
+    if not data_file.exists() or not hash_file.exists():
+        return None, None, None
     try:
-        meta = json.loads(meta_file.read_text())
+        recorded = json.loads(hash_file.read_text())["sha256"]
         data = data_file.read_bytes()
-        if sha256_bytes(data) != meta["sha256"]:
-            return None, f"cache file {data_file} does not match its hash; recomputing"
+        if sha256_bytes(data) != recorded:
+            return None, None, f"cache shard {data_file} does not match its hash; recomputing it"
         arrays = np.load(io.BytesIO(data))
-        if list(arrays["uids"]) != list(uids):
-            return None, f"cache file {data_file} holds other samples; recomputing"
+        shard_uids = [str(u) for u in arrays["uids"]]
+        if uids is not None and shard_uids != list(uids):
+            return None, None, f"cache shard {data_file} holds other samples; recomputing it"
         stats = TokenStats(
             offsets=arrays["offsets"],
             n_input_tokens=arrays["n_input_tokens"],
             values={k: arrays[f"v_{k}"] for k in STATS},
+            token_ids=arrays["token_ids"],
         )
-        return stats, None
-    except (OSError, ValueError, KeyError) as exc:
-        return None, f"cache file {data_file} is unreadable ({exc}); recomputing"
+        return stats, shard_uids, None
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        return None, None, f"cache shard {data_file} is unreadable ({exc}); recomputing it"

@@ -1,27 +1,42 @@
 """The batched forward pass: texts -> per-token statistics.
 
 For every scored token t (every token after the first input token) it records, from the fp32
-log-softmax of the model's next-token distribution p(.|x_<t):
+log-softmax of the model's next-token distribution p(.|x_<t), whatever the weight dtype:
 
 - ``logprob``: l_t = log p(x_t | x_<t);
 - ``entropy``: H_t = -sum_v p(v) log p(v);
 - ``mu``: E_{v~p}[log p(v)] (= -H_t; kept by name for Min-K%++);
-- ``sigma``: sqrt(E_{v~p}[(log p(v) - mu)^2]) (two-pass, for fp32 accuracy).
+- ``sigma``: sqrt(E_{v~p}[(log p(v) - mu)^2]) (two-pass, for fp32 accuracy);
+- ``token_ids``: x_t itself (int32, for token-frequency attacks such as DC-PDD).
 
 Texts are tokenized with the target's tokenizer, truncated to the model context
-(``truncate-head``), sorted by length (longest first) and batched under a token budget with
-right padding; padding positions are masked out and never reach a statistic. Only one batch's
-[batch x tokens x vocab] tensor exists at a time.
+(``truncate-head``: the first ``max_length`` tokens are kept), sorted by length (longest
+first) and batched under a token budget (rows x longest row <= ``batch_tokens``). Padding is
+right (default) or left; positions are passed explicitly so that padding never moves a token,
+and padding positions are masked out of every statistic. The vocabulary-sized fp32 tensors
+are built for a bounded number of tokens at a time (``STATS_CHUNK_TOKENS``), so no
+[samples x tokens x vocab] tensor ever exists beyond one batch's logits.
+
+Out of memory: a batch that does not fit is halved (and every later batch is capped at that
+number of rows), with a warning; a single row that does not fit is an error.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MembenchError
+
+log = logging.getLogger(__name__)
+
 STATS = ("logprob", "entropy", "mu", "sigma")
-FEATURE_SET_VERSION = "tokenstats-v2"
+FEATURE_SET_VERSION = "tokenstats-v3"
+STATS_CHUNK_TOKENS = 4096
+PADDING_SIDES = ("right", "left")
 
 
 @dataclass
@@ -30,21 +45,31 @@ class TokenStats:
 
     Sample i's values are ``values[name][offsets[i]:offsets[i + 1]]``; ``n_input_tokens[i]``
     counts its input tokens after truncation (scored tokens are one fewer, or zero).
+    ``token_ids`` (int32, same layout) holds the scored tokens themselves.
     """
 
     offsets: np.ndarray  # int64, len n + 1
     n_input_tokens: np.ndarray  # int64, len n
     values: dict[str, np.ndarray]  # float32 arrays, each of len offsets[-1]
+    token_ids: np.ndarray | None = None  # int32, len offsets[-1]
 
     def __len__(self) -> int:
         return len(self.n_input_tokens)
 
     def sample(self, i: int) -> dict[str, np.ndarray]:
         lo, hi = self.offsets[i], self.offsets[i + 1]
-        return {name: arr[lo:hi] for name, arr in self.values.items()}
+        out = {name: arr[lo:hi] for name, arr in self.values.items()}
+        if self.token_ids is not None:
+            out["token_id"] = self.token_ids[lo:hi]
+        return out
 
     def n_scored(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def subset(self, indices) -> TokenStats:
+        """The statistics of the samples at ``indices``, in that order."""
+        return TokenStats.from_lists([self.sample(int(i)) for i in indices],
+                                     [int(self.n_input_tokens[i]) for i in indices])
 
     @classmethod
     def from_lists(cls, per_sample: list[dict[str, np.ndarray]], n_input: list[int]):
@@ -58,22 +83,38 @@ class TokenStats:
             )
             for name in STATS
         }
-        return cls(offsets=offsets, n_input_tokens=np.asarray(n_input, np.int64), values=values)
+        token_ids = None
+        if per_sample and all("token_id" in s for s in per_sample):
+            token_ids = np.concatenate([s["token_id"] for s in per_sample]).astype(np.int32)
+        elif not per_sample:
+            token_ids = np.zeros(0, np.int32)
+        return cls(offsets=offsets, n_input_tokens=np.asarray(n_input, np.int64), values=values,
+                   token_ids=token_ids)
+
+    @classmethod
+    def concat(cls, parts: list[TokenStats]) -> TokenStats:
+        per, n_in = [], []
+        for p in parts:
+            per += [p.sample(i) for i in range(len(p))]
+            n_in += p.n_input_tokens.tolist()
+        return cls.from_lists(per, n_in)
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     """Token ids per text with the tokenizer's own special tokens, cut to ``max_length``."""
     encoded = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    return [ids[:max_length] for ids in encoded]
+    return [list(ids[:max_length]) for ids in encoded]
 
 
-def plan_batches(lengths, batch_tokens: int) -> list[list[int]]:
-    """Indices sorted longest first, grouped so that rows x longest row <= batch_tokens."""
+def plan_batches(lengths, batch_tokens: int, max_rows: int | None = None) -> list[list[int]]:
+    """Indices sorted longest first, grouped so that rows x longest row <= batch_tokens
+    (and, when given, rows <= max_rows)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches, current = [], []
     for i in order:
         width = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) + 1) * max(width, 1) > batch_tokens:
+        full = (len(current) + 1) * max(width, 1) > batch_tokens
+        if current and (full or (max_rows is not None and len(current) >= max_rows)):
             batches.append(current)
             current = []
         current.append(i)
@@ -82,34 +123,84 @@ def plan_batches(lengths, batch_tokens: int) -> list[list[int]]:
     return batches
 
 
+def _accepts_position_ids(model) -> bool:
+    try:
+        return "position_ids" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]:
-    """Statistics for one right-padded batch; returns one dict of arrays per row."""
+    """Statistics for one padded batch (right or left); returns one dict of arrays per row."""
     import torch
 
+    kwargs = {}
+    if _accepts_position_ids(model):
+        kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+        rows, width = input_ids.shape
+        pred = logits[:, :-1]
         target = input_ids[:, 1:]
-        token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        p = logp.exp()
-        mu = (p * logp).sum(-1)
-        # Two-pass variance: E[(log p - mu)^2]. The one-pass E[x^2] - mu^2 loses ~3 digits
-        # to cancellation in fp32 when the distribution is flat.
-        sigma = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1).sqrt()
-        del logits, logp, p
-    n_tokens = attention_mask.sum(1).tolist()
+        token_lp = torch.empty(rows, width - 1, dtype=torch.float32, device=logits.device)
+        mu = torch.empty_like(token_lp)
+        sigma = torch.empty_like(token_lp)
+        step = max(1, STATS_CHUNK_TOKENS // max(width - 1, 1))
+        for lo in range(0, rows, step):
+            hi = min(rows, lo + step)
+            logp = torch.log_softmax(pred[lo:hi].float(), dim=-1)
+            token_lp[lo:hi] = logp.gather(-1, target[lo:hi].unsqueeze(-1)).squeeze(-1)
+            p = logp.exp()
+            m = (p * logp).sum(-1)
+            mu[lo:hi] = m
+            # Two-pass variance: E[(log p - mu)^2]. The one-pass E[x^2] - mu^2 loses ~3 digits
+            # to cancellation in fp32 when the distribution is flat.
+            sigma[lo:hi] = (p * (logp - m.unsqueeze(-1)).square()).sum(-1).sqrt()
+            del logp, p
+        del logits
+    token_lp, mu, sigma = token_lp.cpu().numpy(), mu.cpu().numpy(), sigma.cpu().numpy()
+    ids = input_ids.cpu().numpy()
+    mask = attention_mask.cpu().numpy().astype(bool)
     out = []
-    for row, n in enumerate(n_tokens):
-        k = max(int(n) - 1, 0)
+    for row in range(rows):
+        # A scored position j (predicting input j + 1) counts when both j and j + 1 are real.
+        keep = mask[row, :-1] & mask[row, 1:]
         out.append(
             {
-                "logprob": token_lp[row, :k].cpu().numpy(),
-                "entropy": (-mu[row, :k]).cpu().numpy(),
-                "mu": mu[row, :k].cpu().numpy(),
-                "sigma": sigma[row, :k].cpu().numpy(),
+                "logprob": token_lp[row, keep],
+                "entropy": -mu[row, keep],
+                "mu": mu[row, keep],
+                "sigma": sigma[row, keep],
+                "token_id": ids[row, 1:][keep].astype(np.int32),
             }
         )
     return out
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def pad_batch(token_ids, batch, pad_id: int, padding_side: str = "right"):
+    import torch
+
+    lengths = [len(token_ids[i]) for i in batch]
+    width = max(max(lengths), 1)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, i in enumerate(batch):
+        n = lengths[row]
+        if not n:
+            continue
+        sl = slice(0, n) if padding_side == "right" else slice(width - n, width)
+        ids[row, sl] = torch.tensor(token_ids[i], dtype=torch.long)
+        mask[row, sl] = 1
+    return ids, mask
 
 
 def compute(
@@ -121,25 +212,62 @@ def compute(
     batch_tokens: int = 16384,
     progress: bool = False,
     counter: dict | None = None,
+    padding_side: str = "right",
+    max_rows: int | None = None,
+    desc: str = "forward pass",
 ) -> TokenStats:
-    """Run the batched pass over pre-tokenized texts and gather statistics in input order."""
-    import torch
+    """Run the batched pass over pre-tokenized texts and gather statistics in input order.
+
+    ``counter`` (a dict) accumulates ``forward_passes``, ``forward_tokens`` and
+    ``oom_halvings``. A batch that runs out of memory is halved and retried.
+    """
     from tqdm.auto import tqdm
 
+    if padding_side not in PADDING_SIDES:
+        raise MembenchError(f"unknown padding side '{padding_side}'; valid choices: right, left")
+    counter = counter if counter is not None else {}
     lengths = [len(ids) for ids in token_ids]
     results: list[dict | None] = [None] * len(token_ids)
-    batches = plan_batches(lengths, batch_tokens)
-    for batch in tqdm(batches, desc="forward pass", disable=not progress, unit="batch"):
-        width = max(max(lengths[i] for i in batch), 1)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, : lengths[i]] = torch.tensor(token_ids[i], dtype=torch.long)
-            mask[row, : lengths[i]] = 1
-        stats = batch_stats(model, ids.to(device), mask.to(device))
-        if counter is not None:
-            counter["forward_passes"] = counter.get("forward_passes", 0) + 1
-            counter["forward_tokens"] = counter.get("forward_tokens", 0) + int(mask.sum())
+    queue = plan_batches(lengths, batch_tokens, max_rows)
+    bar = tqdm(total=len(token_ids), desc=desc, disable=not progress, unit="text")
+    while queue:
+        batch = queue.pop(0)
+        if max_rows is not None and len(batch) > max_rows:
+            queue[:0] = [batch[i : i + max_rows] for i in range(0, len(batch), max_rows)]
+            continue
+        ids, mask = pad_batch(token_ids, batch, pad_id, padding_side)
+        try:
+            stats = batch_stats(model, ids.to(device), mask.to(device))
+        except (RuntimeError, MemoryError) as exc:
+            if not is_oom(exc):
+                raise
+            if len(batch) == 1:
+                raise MembenchError(
+                    f"one text of {lengths[batch[0]]} tokens does not fit in memory on {device}",
+                    "use a larger device, --dtype bfloat16, or a target with a shorter context",
+                ) from None
+            _free(device)
+            max_rows = max(1, len(batch) // 2)
+            counter["oom_halvings"] = counter.get("oom_halvings", 0) + 1
+            log.warning("out of memory on a batch of %d rows; halving to %d and carrying on",
+                        len(batch), max_rows)
+            queue.insert(0, batch)
+            continue
+        counter["forward_passes"] = counter.get("forward_passes", 0) + 1
+        counter["forward_tokens"] = counter.get("forward_tokens", 0) + int(mask.sum())
         for i, s in zip(batch, stats):
             results[i] = s
+        bar.update(len(batch))
+    bar.close()
+    counter["max_rows"] = max_rows
     return TokenStats.from_lists(results, lengths)
+
+
+def _free(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()

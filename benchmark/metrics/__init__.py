@@ -1,21 +1,25 @@
-"""Metrics: AUC, TPR at low FPR, bootstrap intervals.
+"""Metrics: AUC, TPR at low FPR, bootstrap intervals, paired comparisons, blind excess.
 
 Public face: ``summarize`` (everything a result record needs), ``auc``, ``tpr_at_fpr``,
-``auc_interval``, ``roc_points``, ``FPR_BUDGETS``, ``TPR_CONVENTION``.
+``auc_interval``, ``paired_auc_difference``, ``roc_points``, ``FPR_BUDGETS``,
+``TPR_CONVENTION``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .bootstrap import N_RESAMPLES, SEED, auc_interval, tpr_interval
+from .bootstrap import N_RESAMPLES, SEED, auc_interval, paired_auc_difference, tpr_interval
 from .roc import TPR_CONVENTION, auc, resolvable, roc_points, tpr_at_fpr
 
 FPR_BUDGETS = (0.1, 0.01, 0.001)
 
 
-def summarize(labels, scores, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> dict:
-    """AUC and TPR at each FPR budget, with 95% stratified-bootstrap intervals."""
+def summarize(
+    labels, scores, *, n_resamples: int = N_RESAMPLES, seed: int = SEED, blind_auc: float | None = None
+) -> dict:
+    """AUC and TPR at each FPR budget, with 95% stratified-bootstrap intervals; with
+    ``blind_auc`` (the split's best blind baseline) also ``excess_over_blind`` = AUC - blind."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
     if len(np.unique(labels)) != 2:
@@ -29,8 +33,9 @@ def summarize(labels, scores, *, n_resamples: int = N_RESAMPLES, seed: int = SEE
             "ci95": tpr_interval(labels, scores, alpha, n_resamples, seed) if ok else None,
             "resolvable": ok,
         }
-    return {
-        "auc": auc(labels, scores),
+    value = auc(labels, scores)
+    out = {
+        "auc": value,
         "auc_ci95": auc_interval(labels, scores, n_resamples, seed),
         "tpr_at_fpr": tpr,
         "tpr_convention": TPR_CONVENTION,
@@ -38,6 +43,10 @@ def summarize(labels, scores, *, n_resamples: int = N_RESAMPLES, seed: int = SEE
         "n_members": int(labels.sum()),
         "n_nonmembers": n_neg,
     }
+    if blind_auc is not None:
+        out["best_blind_auc"] = float(blind_auc)
+        out["excess_over_blind"] = value - float(blind_auc)
+    return out
 
 
 __all__ = [
@@ -45,6 +54,7 @@ __all__ = [
     "TPR_CONVENTION",
     "auc",
     "auc_interval",
+    "paired_auc_difference",
     "roc_points",
     "summarize",
     "tpr_at_fpr",

@@ -17,28 +17,46 @@ from .registry import DEMO_ARCH, TargetSpec, get_target, targets
 DEMO_SPLIT = "demo/pydoc"
 
 
-def demo_target_dir() -> Path:
-    return subdir("targets", "demo", "neox-tiny")
+DEMO_REFERENCE = "demo/neox-tiny-ref"
 
 
-def ensure_demo_target(progress: bool = True) -> Path:
-    """The demo target's directory, training it first if it is not there yet."""
-    out = demo_target_dir()
+def demo_target_dir(target_id: str = "demo/neox-tiny") -> Path:
+    return subdir("targets", *target_id.split("/"))
+
+
+def _demo_training_texts(target_id: str) -> tuple[list[str], str]:
+    from .. import suite
+
+    split = suite.ensure(DEMO_SPLIT)
+    if target_id == DEMO_REFERENCE:  # the reference never sees a member
+        import pandas as pd
+
+        pool = pd.read_parquet(split.path / "pool.parquet")["text"].tolist()
+        return pool, "the demo split's non-member pool (pool.parquet)"
+    labels = split.labels()
+    members = split.samples.loc[split.samples["uid"].map(labels) == 1, "text"].tolist()
+    return members, "members of the demo split"
+
+
+def ensure_demo_target(progress: bool = True, target_id: str = "demo/neox-tiny") -> Path:
+    """A demo target's directory, training it first if it is not there yet."""
+    out = demo_target_dir(target_id)
     done = lambda: (out / "training.json").exists() and (out / "model.safetensors").exists()  # noqa: E731
     if done():
         return out
-    from .. import suite
+    import json
+
     from . import demo
 
-    with locked("demo-target"):
+    with locked("demo-target" if target_id == "demo/neox-tiny" else f"demo-target-{target_id}"):
         if done():  # another process finished it while we waited
             return out
-        split = suite.ensure(DEMO_SPLIT)
-        labels = split.labels()
-        members = split.samples.loc[split.samples["uid"].map(labels) == 1, "text"].tolist()
+        texts, what = _demo_training_texts(target_id)
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        demo.train(members, tmp, arch=DEMO_ARCH, progress=progress)
+        demo.train(texts, tmp, arch=DEMO_ARCH, progress=progress)
+        info = json.loads((tmp / "training.json").read_text())
+        (tmp / "training.json").write_text(json.dumps({**info, "trained_on": what}, indent=2) + "\n")
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out
@@ -48,6 +66,7 @@ __all__ = [
     "CONTEXT_RULE",
     "LoadedTarget",
     "TargetSpec",
+    "DEMO_REFERENCE",
     "ensure_demo_target",
     "get_target",
     "load_target",

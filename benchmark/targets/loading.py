@@ -54,7 +54,7 @@ def resolve_path(spec: TargetSpec) -> Path:
     if spec.family == "demo":
         from . import ensure_demo_target
 
-        return ensure_demo_target()
+        return ensure_demo_target(target_id=spec.id)
     return _download(spec)
 
 

@@ -85,6 +85,18 @@ register(
         description="GPT-NeoX (Pythia architecture) trained by membench on the demo members",
     )
 )
+register(
+    TargetSpec(
+        id="demo/neox-tiny-ref",
+        family="demo",
+        hub_repo=None,
+        revision=None,
+        arch=DEMO_ARCH,
+        params="1m",
+        description="reference model for the demo: the same architecture trained by membench on "
+        "the demo split's non-member pool (pool.parquet), never on its members",
+    )
+)
 
 # Pythia: GPT-NeoX, context 2048, rotary_pct 0.25, parallel residual, untied embeddings.
 # The embedding matrix is padded: 50304 rows, except 6.9b (50432) and 12b (50688).

@@ -1,0 +1,175 @@
+"""The in-process ``ModelAccess``: what built-in scorers may do with the target, metered.
+
+One instance is made per scorer with the capabilities that scorer declared; any other call
+raises. Every call is counted in ``usage`` (texts and tokens forwarded on the target and on
+the reference, tokens back-propagated, tokens generated), which the runner records in the
+result. The sandboxed proxy for submitted scorers implements the same interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import features
+from ..errors import MembenchError
+from .base import ModelAccess
+
+
+class InProcessAccess(ModelAccess):
+    def __init__(
+        self,
+        target,
+        *,
+        granted=("features",),
+        reference=None,
+        split=None,
+        batch_tokens: int = 16384,
+        progress: bool = False,
+    ):
+        self.target = target
+        self.granted = set(granted)
+        self.reference_target = reference
+        self.split = split  # texts of this split are scored on the reference from its cache
+        self.batch_tokens = batch_tokens
+        self.progress = progress
+        self.usage = {
+            "target_forward_texts": 0,
+            "target_forward_tokens": 0,
+            "reference_forward_tokens": 0,
+            "reference_cached_texts": 0,
+            "gradient_tokens": 0,
+            "generated_tokens": 0,
+        }
+
+    def _need(self, capability: str) -> None:
+        if capability not in self.granted:
+            raise MembenchError(
+                f"scorer used capability '{capability}' without declaring it",
+                f"add '{capability}' to the scorer's `requires`",
+            )
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the target tokenizer's vocabulary (for frequency tables)."""
+        return len(self.target.tokenizer)
+
+    @property
+    def tokenizer_tag(self) -> str:
+        """The target tokenizer's hash (a cache key for derived tables)."""
+        return str(self.target.tokenizer_hash)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return features.tokenize(self.target.tokenizer, texts, self.target.max_length)
+
+    def _forward(self, model_target, token_ids, usage_key: str, desc: str):
+        counter: dict = {}
+        stats = features.compute(
+            model_target.model,
+            token_ids,
+            pad_id=features.pad_id(model_target.tokenizer),
+            device=model_target.device,
+            batch_tokens=self.batch_tokens,
+            progress=self.progress,
+            counter=counter,
+            desc=desc,
+        )
+        self.usage[usage_key] += counter.get("forward_tokens", 0)
+        return stats
+
+    def logprobs(self, texts: list[str]):
+        self._need("logprobs")
+        self.usage["target_forward_texts"] += len(texts)
+        return self._forward(self.target, self.tokenize(texts), "target_forward_tokens", "logprobs")
+
+    def conditional_logprobs(self, prefix: str, texts: list[str]):
+        self._need("logprobs")
+        tok, max_len = self.target.tokenizer, self.target.max_length
+        prefix_ids = list(tok(prefix, add_special_tokens=True)["input_ids"]) if prefix else []
+        alone = self.tokenize(texts)
+        bare = tok(list(texts), add_special_tokens=False)["input_ids"]
+        specials = len(tok("a", add_special_tokens=True)["input_ids"]) - len(
+            tok("a", add_special_tokens=False)["input_ids"])
+        rows, keep = [], []
+        for full, ids in zip(alone, bare):
+            ids = list(ids)[: max(len(full) - specials, 0)]  # the same (truncated) text
+            n_scored = max(len(full) - 1, 0)
+            body = list(ids)[len(ids) - n_scored :] if n_scored else []
+            # the tokens scored alone are the last n_scored of the bare text; keep them and
+            # as much of the prefix (from its right end) plus the text's own head as fits
+            head = list(ids)[: len(ids) - n_scored]
+            room = max(max_len - len(body) - len(head), 0)
+            rows.append((prefix_ids[len(prefix_ids) - room :] if room else []) + head + body)
+            keep.append(n_scored)
+        self.usage["target_forward_texts"] += len(texts)
+        stats = self._forward(self.target, rows, "target_forward_tokens", "conditional logprobs")
+        per, n_in = [], []
+        for i, k in enumerate(keep):
+            s = stats.sample(i)
+            per.append({name: v[len(v) - k :] if k else v[:0] for name, v in s.items()})
+            n_in.append(k + 1 if k else len(alone[i]))
+        return features.TokenStats.from_lists(per, n_in)
+
+    def reference(self, texts: list[str]):
+        self._need("reference")
+        if self.reference_target is None:
+            raise MembenchError("this scorer needs a reference model", "pass --reference MODEL")
+        ref = self.reference_target
+        if self.split is not None and list(texts) == self.split.samples["text"].tolist():
+            counter: dict = {}
+            stats = features.get_features(ref, self.split, batch_tokens=self.batch_tokens,
+                                          progress=self.progress, counter=counter)
+            self.usage["reference_forward_tokens"] += counter.get("forward_tokens", 0)
+            self.usage["reference_cached_texts"] += len(texts) if not counter.get("forward_tokens") else 0
+            return stats
+        ids = features.tokenize(ref.tokenizer, texts, ref.max_length)
+        return self._forward(ref, ids, "reference_forward_tokens", "reference")
+
+    def gradient_norms(self, texts: list[str]) -> np.ndarray:
+        """Per text (batch size 1): || d/dtheta mean_t -l_t ||_2 over all parameters; NaN for
+        texts with fewer than two tokens."""
+        import torch
+        from tqdm.auto import tqdm
+
+        self._need("gradients")
+        model = self.target.model
+        out = np.full(len(texts), np.nan)
+        params = [p for p in model.parameters()]
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(True)
+        try:
+            for i, ids in enumerate(tqdm(self.tokenize(texts), desc="gradient norms",
+                                         disable=not self.progress, unit="text")):
+                if len(ids) < 2:
+                    continue
+                x = torch.tensor([ids], device=self.target.device)
+                model.zero_grad(set_to_none=True)
+                with torch.enable_grad():
+                    logits = model(input_ids=x).logits[0, :-1].float()
+                    loss = torch.nn.functional.cross_entropy(logits, x[0, 1:])
+                    loss.backward()
+                sq = sum(float(p.grad.double().square().sum()) for p in params if p.grad is not None)
+                out[i] = float(np.sqrt(sq))
+                self.usage["gradient_tokens"] += len(ids)
+            model.zero_grad(set_to_none=True)
+        finally:
+            for p, f in zip(params, flags):
+                p.requires_grad_(f)
+        return out
+
+    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        import torch
+
+        self._need("generate")
+        tok, model = self.target.tokenizer, self.target.model
+        outs = []
+        for prompt in prompts:
+            ids = torch.tensor([self.tokenize([prompt])[0]], device=self.target.device)
+            with torch.no_grad():
+                gen = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=max_new_tokens,
+                                     pad_token_id=features.pad_id(tok))
+            new = gen[0, ids.shape[1] :]
+            self.usage["generated_tokens"] += int(new.numel())
+            outs.append(tok.decode(new, skip_special_tokens=True))
+        return outs

@@ -1,0 +1,76 @@
+"""DC-PDD (Zhang et al. 2024, "Pretraining data detection for LLMs: a divergence-based
+calibration method").
+
+For the scored tokens x_t of x, keep only the first occurrence of each token id (FOS(x)), and
+with p_t = exp(l_t) the target's probability of x_t and f(v) the token's frequency in a
+reference corpus with add-one smoothing, f(v) = (c(v) + 1) / (sum_u c(u) + |V|):
+
+    alpha_t = p_t * log(1 / f(x_t)),        score(x) = (1/|FOS(x)|) sum_{t in FOS(x)} min(alpha_t, a)
+
+with the upper bound a = 0.01 by default (the authors' released setting). A member makes the
+target confident on tokens that are rare in general text: higher = member. The frequency
+table comes from a declared non-member corpus (``ScoringInput.pool``), tokenized with the
+target's tokenizer; membench caches it under ``MEMBENCH_HOME/freq`` keyed by the tokenizer
+hash and the corpus content. Needs only the cached features (incl. token ids).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..hashing import sha256_json
+from ..home import subdir
+from .base import Scorer, ScoringInput, register
+from .pool import checked_pool
+
+
+def token_counts(access, corpus: list[str], vocab_size: int, cache_tag: str | None = None) -> np.ndarray:
+    """Token counts of ``corpus`` under the target tokenizer (cached when ``cache_tag``)."""
+    path = None
+    if cache_tag is not None:
+        path = subdir("freq") / f"{sha256_json([cache_tag, vocab_size, corpus])}.npy"
+        if path.exists():
+            counts = np.load(path)
+            if counts.shape == (vocab_size,):
+                return counts
+    counts = np.zeros(vocab_size, np.int64)
+    for ids in access.tokenize(corpus):
+        ids = np.asarray(ids, np.int64)
+        np.add.at(counts, ids[ids < vocab_size], 1)
+    if path is not None:
+        np.save(path, counts)
+    return counts
+
+
+def smoothed_frequency(counts: np.ndarray) -> np.ndarray:
+    return (counts + 1.0) / (counts.sum() + len(counts))
+
+
+def dcpdd_score(logprob: np.ndarray, token_id: np.ndarray, freq: np.ndarray, a: float) -> float:
+    _, first = np.unique(token_id, return_index=True)
+    first = np.sort(first)
+    alpha = np.exp(logprob[first].astype(np.float64)) * -np.log(freq[token_id[first]])
+    return float(np.mean(np.minimum(alpha, a)))
+
+
+@register
+class DCPDD(Scorer):
+    name = "dc_pdd"
+    requires = ("features",)
+    needs_pool = True
+
+    def __init__(self, a: float = 0.01):
+        if a <= 0:
+            raise ValueError(f"a must be positive, got {a}")
+        self.a = float(a)
+
+    def score(self, inputs: ScoringInput) -> np.ndarray:
+        corpus = checked_pool(inputs, self.name)
+        feats = inputs.features
+        vocab = int(feats.token_ids.max()) + 1 if len(feats.token_ids) else 1
+        access = inputs.access
+        vocab = max(vocab, int(getattr(access, "vocab_size", 0) or 0))
+        counts = token_counts(access, corpus, vocab, getattr(access, "tokenizer_tag", None))
+        freq = smoothed_frequency(counts)
+        self.details = {"corpus_texts": len(corpus), "corpus_tokens": int(counts.sum())}
+        return self.per_sample(inputs, lambda s, _: dcpdd_score(s["logprob"], s["token_id"], freq, self.a))
