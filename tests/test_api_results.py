@@ -140,3 +140,32 @@ def test_live_server_on_localhost(folders):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_membench_serve_command(folders, tmp_path):
+    import subprocess
+    import sys
+
+    from site_helpers import REPO
+
+    port = _free_port()
+    site = tmp_path / "site"  # empty: `serve` builds it first
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "serve", "--results", str(folders[0]), "--site", str(site),
+         "--port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline, health = time.time() + 90, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2, trust_env=False).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health == {"status": "ok", "version": health["version"], "results": 40, "rejected": 0}
+        assert (site / "index.html").is_file()
+        assert "membench leaderboard" in httpx.get(f"http://127.0.0.1:{port}/", trust_env=False).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

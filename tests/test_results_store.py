@@ -157,3 +157,9 @@ def test_results_validate_cli(store, capsys):
     ]
     assert main(["results", "validate", str(store / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", ["../../escape", "a//b", "_diagnostics/x", "/abs"])
+def test_split_ids_cannot_escape_the_results_folder(tmp_path, split):
+    with pytest.raises(MembenchError, match="cannot name a results folder"):
+        record_path(tmp_path, split, "pythia-160m", "loss")

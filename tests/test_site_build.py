@@ -164,3 +164,15 @@ def test_site_build_never_imports_torch(results, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "NO-TORCH"
+
+
+def test_site_build_benchmark_script_runs(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "site_build.py"), "--results", "30", "--samples", "60", "--json",
+         "--keep", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    payload = json.loads(out.stdout)
+    assert payload["result_files"] == payload["accepted"] == 30 and payload["refused"] == 0
+    assert payload["build_s"] > 0 and (tmp_path / "site" / "index.html").is_file()

@@ -45,7 +45,12 @@ def _target_dir(target: str, revision: str | None) -> str:
 
 
 def record_path(results_dir: Path, split: str, target: str, scorer: str, revision: str | None = None) -> Path:
-    return Path(results_dir).joinpath(*split.split("/"), _target_dir(target, revision), slug(scorer) + ".json")
+    parts = split.split("/")
+    if any(part in ("", ".", "..") or part.startswith("_") for part in parts):
+        raise MembenchError(
+            f"split id {split!r} cannot name a results folder", "use a registry split id such as demo/pydoc"
+        )
+    return Path(results_dir).joinpath(*parts, _target_dir(target, revision), slug(scorer) + ".json")
 
 
 def record_key(record: dict) -> tuple:
