@@ -345,13 +345,24 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
             f"track-{track['slug']}", f"{track['name']} track: every (scorer, target, split)",
             track["rows"], track["pinned"],
         )
+        targets = track["matrix"]["targets"]
+        track["matrix_table"] = _table(
+            f"matrix-{track['slug']}",
+            f"{track['name']} track: scorers x targets, mean AUC over splits (number of splits)",
+            track["matrix"]["rows"],
+            columns=[_col("scorer", "scorer", link="scorer")]
+            + [_col(f"t{i}_text", t, sort=f"t{i}", num=True) for i, t in enumerate(targets)],
+            fields={"scorer": "scorer", "kind": "kind",
+                    **{f"{t} mean AUC": f"t{i}" for i, t in enumerate(targets)},
+                    **{f"{t} splits": f"t{i}_n" for i, t in enumerate(targets)}},
+        )
         track["means_table"] = _table(
             f"means-{track['slug']}", f"{track['name']} track: mean over splits per (scorer, target)",
             track["means"], columns=MEAN_COLUMNS, fields=MEAN_FIELDS,
         )
     render(
         "index.html.j2", out_dir / "index.html", "",
-        [t for tr in data.tracks for t in (tr["means_table"], tr["table"])],
+        [t for tr in data.tracks for t in (tr["matrix_table"], tr["means_table"], tr["table"])],
         tracks=data.tracks, rejected=data.rejected,
         splits=sorted(data.splits.values(), key=lambda s: s["id"]),
         scorers=sorted(data.scorers.values(), key=lambda s: s["name"]),

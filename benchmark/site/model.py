@@ -162,6 +162,30 @@ def _unique_slugs(rows: list[dict]) -> None:
                 row[kind + "_slug"] = f"{slug}-{hashlib.sha256(row[name_key].encode()).hexdigest()[:8]}"
 
 
+def scorer_target_matrix(track: str, means: list[dict]) -> dict:
+    """Scorers x targets: one row per scorer, one column per target, the mean AUC over the
+    track's splits with the number of splits behind it in each cell."""
+    targets = sorted({m["target"] for m in means})
+    rows = {}
+    for m in means:
+        row = rows.setdefault(m["scorer"], {
+            "anchor": "x-" + page_slug(f"{track}--{m['scorer']}"), "scorer": m["scorer"],
+            "scorer_slug": m["scorer_slug"], "kind": m["kind"], "aucs": [],
+        })
+        i = targets.index(m["target"])
+        row[f"t{i}"] = m["mean_auc"]
+        row[f"t{i}_text"] = f"{m['mean_auc']:.3f} ({m['n_splits']})"
+        row[f"t{i}_n"] = m["n_splits"]
+        row["aucs"].append(m["mean_auc"])
+    for row in rows.values():
+        for i in range(len(targets)):
+            row.setdefault(f"t{i}", None)
+            row.setdefault(f"t{i}_text", None)
+            row.setdefault(f"t{i}_n", 0)
+        row["best"] = max(row.pop("aucs"))
+    return {"targets": targets, "rows": sorted(rows.values(), key=lambda r: -r["best"])}
+
+
 def collect_data(results_dir: Path) -> SiteData:
     results_dir = Path(results_dir)
     scan = ResultsStore(results_dir).scan()
@@ -276,6 +300,7 @@ def collect_data(results_dir: Path) -> SiteData:
         data.tracks.append({
             "name": name, "slug": page_slug(name), "pinned": pinned, "rows": ranked, "means": means,
             "splits": sorted({(r["split"], r["split_slug"]) for r in rows}),
+            "matrix": scorer_target_matrix(name, means),
         })
     return data
 
