@@ -26,7 +26,8 @@ def site(results, tmp_path_factory):
     cards = tmp_path_factory.mktemp("cards")
     (cards / "wikimia").mkdir()
     (cards / "wikimia" / "32.md").write_text(
-        "# WikiMIA length 32\n\nEvents after 2023 are non-members.\n\n<b onclick=x()>raw html</b>\n\n"
+        "# WikiMIA length 32\n\n<!-- membench:begin counts -->\nEvents after 2023 are non-members.\n"
+        "<!-- membench:end counts -->\n\n<b onclick=x()>raw html</b>\n\n"
         "| count | value |\n|---|---|\n| members | 387 |\n"
     )
     return build_site(results, tmp_path_factory.mktemp("site"), cards_dir=cards)
@@ -79,6 +80,7 @@ def test_split_page_order_diagnostics_card_and_bibtex(site):
     assert "shifted" in html and "0.985" in html and "date_detection" in html
     assert "<table>" in html and "<td>387</td>" in html  # the card's markdown table
     assert "<b onclick" not in html and "&lt;b onclick=x()&gt;" in html  # raw HTML in a card is text
+    assert "Events after 2023" in html and "membench:begin" not in html  # block markers are dropped
     assert "@inproceedings{shi2024detecting" in html
     assert "control/wikimia_vs_wikimia24" in html.split('id="controls"')[1].split('id="card"')[0]
     undiagnosed = (site.out_dir / "split" / "mimir-wikipedia_en-ngram_13_0.8.html").read_text()
