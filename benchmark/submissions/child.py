@@ -1,6 +1,6 @@
 """The sandboxed side: runs inside the isolated process, imports the submitted scorer, scores.
 
-Started by ``sandbox.py`` as ``python -I child.py FD`` in the submission's temporary working
+Started by ``sandbox.py`` as ``python -s -P -u -B child.py FD`` (no user site, no script dir on the path) in the submission's temporary working
 directory. It speaks ``protocol`` over file descriptor FD: it receives the inputs (ids, texts,
 token statistics as data; never labels), calls the scorer, and sends back the raw scores or the
 error. Capabilities beyond ``features`` go through ``ProxyAccess``, which asks the harness over
@@ -124,6 +124,7 @@ def _error(fd, stage: str, exc: BaseException) -> None:
 def main(fd: int) -> int:
     header, arrays = protocol.recv(fd)
     stage = "import"
+    sys.path.append(os.getcwd())  # helper modules beside scorer.py (after the stdlib: no shadowing)
     try:
         module = _load_file("submitted_scorer", os.path.join(os.getcwd(), "scorer.py"))
         stage = "load"

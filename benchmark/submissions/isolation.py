@@ -158,6 +158,9 @@ def isolate(
         except OSError:
             if point == "/":
                 raise
+    # subprocess changed into workdir before this ran: enter it again, through the new
+    # writable bind mount rather than the old (now read-only) one.
+    os.chdir(workdir)
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.nproc,) * 2)

@@ -32,6 +32,14 @@ from .isolation import Limits, isolate, limits_only
 CHILD = Path(__file__).with_name("child.py")
 
 
+# Errors that mean the scorer tried to leave the sandbox, by what the kernel said.
+ESCAPES = {
+    "[Errno 101]": "tried to open a network connection (the sandbox has no network)",
+    "[Errno 30]": "tried to write outside its working directory (read-only file system)",
+    "[Errno 13] Permission denied": "tried to reach a file it may not (the cache and labels are hidden)",
+}
+
+
 class SandboxError(MembenchError):
     """A submission failed in (or could not enter) the sandbox. ``kind`` names the fault."""
 
@@ -120,6 +128,7 @@ def _child_env(workdir: str) -> dict:
         "TMPDIR": workdir,
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -193,7 +202,7 @@ def run_scorer(
         log.flush()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", str(CHILD), str(child_sock.fileno())],
+                [sys.executable, "-s", "-P", "-u", "-B", str(CHILD), str(child_sock.fileno())],
                 cwd=workdir,
                 env=_child_env(workdir),
                 stdin=subprocess.DEVNULL,
@@ -290,6 +299,10 @@ def run_scorer(
                         "score in one process",
                         kind="processes",
                     )
+                for marker, what in ESCAPES.items():
+                    if marker in emsg:
+                        raise SandboxError(f"the scorer {what}: {etype}: {emsg}", "a scorer gets its inputs as data; "
+                                           "it may write only in its working directory", kind="escape")
                 if stage == "output":
                     raise SandboxError(f"the scorer returned the wrong type: {emsg}", kind="output")
                 raise SandboxError(
@@ -343,7 +356,7 @@ def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise SandboxError(
-            f"the scorer returned {int(bad.sum())} non-finite score(s) (first: {scores[i]!r} at index {i})",
+            f"the scorer returned {int(bad.sum())} non-finite score(s) (first: {float(scores[i])} at index {i})",
             "return a finite float for every sample; higher = more likely member",
             kind="non_finite",
         )

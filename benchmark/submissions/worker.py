@@ -127,8 +127,9 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
 
 def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max_jobs: int | None = None,
           stop: threading.Event | None = None, on_job=None) -> int:
-    """Take jobs until stopped (or the queue is empty, with ``exit_when_empty``); return the
-    number of jobs processed."""
+    """Take jobs until stopped (or, with ``exit_when_empty``, until nothing is pending or
+    running: a job another worker holds may still come back when its lease expires); return
+    the number of jobs this worker processed."""
     stop = stop or threading.Event()
     for job_id in queue.unpublished():
         log.warning("publishing job %s, finished by a worker that stopped before publishing", job_id)
@@ -137,7 +138,8 @@ def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max
     while not stop.is_set() and (max_jobs is None or n < max_jobs):
         job = queue.claim(cfg.name, cfg.lease_s)
         if job is None:
-            if exit_when_empty:
+            counts = queue.counts()
+            if exit_when_empty and counts["pending"] == 0 and counts["running"] == 0:
                 break
             stop.wait(cfg.poll_s)
             continue
