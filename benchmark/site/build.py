@@ -251,21 +251,36 @@ def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _baseline_rows(diag: dict | None) -> list[tuple[str, str, str]]:
-    """(name, AUC text, TPR@1%FPR text) per blind baseline of a diagnostics file, tolerantly."""
+def _baseline_rows(diag: dict | None) -> list[dict]:
+    """One row per blind baseline of a diagnostics file (read tolerantly: the diagnostics
+    stage owns that format)."""
     baselines = (diag or {}).get("baselines")
     if not isinstance(baselines, dict):
         return []
     rows = []
     for name, b in baselines.items():
         b = b if isinstance(b, dict) else {}
-        t1 = (b.get("tpr_at_fpr") or {}).get("0.01") if isinstance(b.get("tpr_at_fpr"), dict) else None
+        auc = b.get("auc") if _num(b.get("auc")) else None
+        t1 = (b.get("tpr_at_fpr") or {}).get("0.01") if isinstance(b.get("tpr_at_fpr"), dict) else b.get("tpr_at_1pct_fpr")
         if isinstance(t1, dict):
-            tpr1 = fmt(t1["value"]) if t1.get("resolvable", True) and _num(t1.get("value")) else "unresolvable"
+            ok = t1.get("resolvable", True) and _num(t1.get("value"))
+            tpr1, tpr1_text = (t1["value"], fmt(t1["value"])) if ok else (None, "unresolvable")
         else:
-            tpr1 = fmt(b["tpr_at_1pct_fpr"]) if _num(b.get("tpr_at_1pct_fpr")) else "–"
-        rows.append((str(name), fmt(b["auc"]) if _num(b.get("auc")) else "–", tpr1))
+            tpr1, tpr1_text = (t1, fmt(t1)) if _num(t1) else (None, "–")
+        rows.append({
+            "anchor": "b-" + page_slug(str(name)), "baseline": str(name), "auc": auc, "auc_text": fmt(auc),
+            "tpr1": tpr1, "tpr1_text": tpr1_text, "description": str(b.get("description") or ""),
+        })
     return rows
+
+
+BASELINE_COLUMNS = [
+    _col("baseline", "blind baseline"),
+    _col("auc_text", "AUC", sort="auc", num=True),
+    _col("tpr1_text", "TPR@1%FPR", sort="tpr1", num=True),
+    _col("description", "what it is"),
+]
+BASELINE_FIELDS = {"baseline": "baseline", "auc": "auc", "tpr_at_1pct_fpr": "tpr1", "description": "description"}
 
 
 def _submission_items(sub: dict) -> list[tuple[str, str]]:
@@ -380,10 +395,15 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
         diag_json = json.dumps(diag, indent=2, default=str)[:20000] if diag else ""
         ci = (diag or {}).get("blind_auc_ci95")
         blind_ci = f"[{fmt(ci[0])}, {fmt(ci[1])}]" if isinstance(ci, list) and len(ci) == 2 and all(map(_num, ci)) else ""
+        baselines = _table(
+            f"split-{split['slug']}-baselines", f"blind baselines on {split['id']} (from its diagnostics)",
+            _baseline_rows(diag), columns=BASELINE_COLUMNS, fields=BASELINE_FIELDS,
+        )
+        page_tables = [baselines, results, controls] if baselines["rows"] else [results, controls]
         render(
-            "split.html.j2", out_dir / "split" / f"{split['slug']}.html", "../", [results, controls],
+            "split.html.j2", out_dir / "split" / f"{split['slug']}.html", "../", page_tables,
             split=split, results=results, controls=controls, diagnostics_json=diag_json,
-            baseline_rows=_baseline_rows(diag), blind_ci_text=blind_ci,
+            baselines=baselines, blind_ci_text=blind_ci,
             card_html=_card_html(cards_dir, split["id"], md), dataset_bib=dataset_bibtex(split),
         )
 
