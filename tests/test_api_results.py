@@ -66,6 +66,7 @@ def test_openapi_docs_schema_and_site(client):
     spec = client.get("/openapi.json").json()
     for path in ("/api/results", "/api/splits", "/api/splits/{split_id}/diagnostics", "/api/scorers"):
         assert path in spec["paths"], path
+    assert {"SplitSummary", "ScorerSummary", "RejectedFile"} <= set(spec["components"]["schemas"])
     assert client.get("/docs").status_code == 200
     assert client.get("/api/schema").json()["properties"]["schema"]["const"] == "membench-result-v1"
     index = client.get("/")

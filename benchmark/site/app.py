@@ -15,7 +15,10 @@ import os
 from pathlib import Path
 from threading import Lock
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, HTTPException, Query
+from pydantic import BaseModel, Field
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
@@ -23,6 +26,43 @@ from ..results import ResultsStore, schema
 from .model import read_diagnostics
 
 log = logging.getLogger(__name__)
+
+
+class SplitSummary(BaseModel):
+    id: str = Field(description="split id, e.g. demo/pydoc")
+    track: str
+    family: str
+    content_hash: str = Field(description="SHA-256 of the frozen split")
+    n_results: int
+    scorers: list[str]
+    targets: list[str]
+    best_blind_auc: float | None = Field(description="best blind-baseline AUC (diagnostics, else blind records)")
+    verdict: str | None = Field(description="clean / mild shift / shifted, when diagnosed")
+    has_diagnostics: bool
+
+
+class ScorerSummary(BaseModel):
+    name: str
+    kind: str = Field(description="attack | blind_baseline | submission")
+    versions: list[str]
+    code_sha256: list[str]
+    requires: list[str] = Field(description="capabilities the scorer declares")
+    n_results: int
+    mean_auc: float = Field(description="mean AUC over every result of this scorer")
+    submission: dict[str, Any] | None = Field(None, description="submission metadata, for submitted scorers")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    results: int
+    rejected: int
+
+
+class RejectedFile(BaseModel):
+    path: str
+    field: str
+    message: str
 
 
 class _Results:
@@ -73,7 +113,8 @@ def _api_router(results: _Results) -> APIRouter:
         track: str | None = Query(None, description="pretraining | control | finetune | demo"),
         kind: str | None = Query(None, description="attack | blind_baseline | submission"),
         roc: bool = Query(False, description="include the ROC points"),
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
+        """Each item is a result record as published (see ``/api/schema``)."""
         out = []
         for _, rec in results.scan().records:
             if split and rec["split"]["id"] != split:
@@ -90,7 +131,7 @@ def _api_router(results: _Results) -> APIRouter:
         return out
 
     @api.get("/splits", summary="Splits that have results, with their best blind-baseline AUC")
-    def list_splits() -> list[dict]:
+    def list_splits() -> list[SplitSummary]:
         splits: dict[str, dict] = {}
         for _, rec in results.scan().records:
             s = rec["split"]
@@ -118,7 +159,8 @@ def _api_router(results: _Results) -> APIRouter:
         return out
 
     @api.get("/splits/{split_id:path}/diagnostics", summary="The diagnostics of one split")
-    def split_diagnostics(split_id: str) -> dict:
+    def split_diagnostics(split_id: str) -> dict[str, Any]:
+        """The diagnostics JSON the diagnostics stage wrote for this split."""
         diag = read_diagnostics(results.root, split_id)
         if diag is None:
             known = {rec["split"]["id"] for _, rec in results.scan().records}
@@ -131,7 +173,7 @@ def _api_router(results: _Results) -> APIRouter:
         return diag
 
     @api.get("/scorers", summary="Scorers with their versions, code hashes and mean AUC")
-    def list_scorers() -> list[dict]:
+    def list_scorers() -> list[ScorerSummary]:
         scorers: dict[str, dict] = {}
         for _, rec in results.scan().records:
             sc = rec["scorer"]
@@ -153,15 +195,15 @@ def _api_router(results: _Results) -> APIRouter:
         return out
 
     @api.get("/rejected", summary="Result files the store refused, naming the file and the field")
-    def list_rejected() -> list[dict]:
+    def list_rejected() -> list[RejectedFile]:
         return [r.as_dict() for r in results.scan().rejected]
 
     @api.get("/schema", summary="The JSON Schema every result record follows")
-    def result_schema() -> dict:
+    def result_schema() -> dict[str, Any]:
         return schema()
 
     @api.get("/health", summary="Liveness and counts")
-    def health() -> dict:
+    def health() -> Health:
         scan = results.scan()
         return {"status": "ok", "version": __version__, "results": len(scan.records), "rejected": len(scan.rejected)}
 
