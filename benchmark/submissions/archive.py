@@ -14,6 +14,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import MembenchError
@@ -79,7 +80,7 @@ def _extract_zip(data: bytes, dest: Path) -> None:
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise ArchiveError(f"archive member {info.filename!r} is a symbolic link", "pack regular files only")
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no type recorded
             raise ArchiveError(f"archive member {info.filename!r} is not a regular file")
         if info.file_size > MAX_TOTAL:
             raise ArchiveError(f"archive member {info.filename!r} declares {info.file_size} bytes (refused as a decompression bomb)")
@@ -91,8 +92,11 @@ def _extract_zip(data: bytes, dest: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        with zf.open(info) as src:
-            budget.copy(src, target, info.filename, info.compress_size)
+        try:
+            with zf.open(info) as src:
+                budget.copy(src, target, info.filename, info.compress_size)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise ArchiveError(f"archive member {info.filename!r} is corrupt or unsupported ({exc})") from None
 
 
 def _extract_tar(data: bytes, dest: Path) -> None:

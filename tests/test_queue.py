@@ -1,0 +1,186 @@
+"""Uploads, the queue's claim/lease/finish rules, and the HTTP endpoints (in-process)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import stat
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from benchmark.submissions import archive
+from benchmark.submissions.api import create_app
+from benchmark.submissions.queue import Queue
+
+YAML = b'name: ok_sub\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
+SCORER = b"import numpy as np\nfrom benchmark.attacks import Scorer\n"
+
+
+def _zip(members: dict, symlinks=()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in symlinks:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return buf.getvalue()
+
+
+def _tar(members: dict, mode="w:gz", links=()) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target, kind in links:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+GOOD = {"sub/scorer.py": SCORER, "sub/submission.yaml": YAML}
+
+
+def test_good_archives_extract_to_the_folder(tmp_path):
+    root = archive.extract(_zip(GOOD), tmp_path / "z")
+    assert root == tmp_path / "z" / "sub" and (root / "scorer.py").read_bytes() == SCORER
+    root = archive.extract(_tar({"scorer.py": SCORER, "submission.yaml": YAML}), tmp_path / "t")
+    assert root == tmp_path / "t" and (root / "submission.yaml").read_bytes() == YAML
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("zip ../", _zip({**GOOD, "../evil.py": b"x"}), "leaves the folder"),
+        ("zip nested ../", _zip({**GOOD, "sub/../../evil.py": b"x"}), "leaves the folder"),
+        ("zip absolute", _zip({**GOOD, "/tmp/evil.py": b"x"}), "absolute path"),
+        ("zip symlink", _zip(GOOD, symlinks=[("sub/link", "/etc/passwd")]), "symbolic link"),
+        ("tar ../", _tar({**GOOD, "../evil.py": b"x"}), "leaves the folder"),
+        ("tar absolute", _tar({**GOOD, "/tmp/evil.py": b"x"}), "absolute path"),
+        ("tar symlink", _tar(GOOD, links=[("sub/link", "/etc/passwd", tarfile.SYMTYPE)]), "is a link"),
+        ("tar hardlink", _tar(GOOD, links=[("sub/link", "/etc/passwd", tarfile.LNKTYPE)]), "is a link"),
+        ("zip bomb", _zip({**GOOD, "sub/zeros.bin": bytes(64 << 20)}), "decompression bomb"),
+        ("tar.gz bomb", _tar({**GOOD, "sub/zeros.bin": bytes(64 << 20)}), "decompression bomb"),
+        ("no scorer", _zip({"sub/submission.yaml": YAML}), "no scorer.py"),
+        ("not an archive", b"hello, this is not an archive", "not a valid zip or tar"),
+    ],
+)
+def test_bad_archives_are_refused_and_leave_nothing(tmp_path, name, data, message):
+    dest = tmp_path / "x" / "upload"
+    with pytest.raises(archive.ArchiveError, match=message):
+        archive.extract(data, dest)
+    assert not dest.exists() and not (tmp_path / "x" / "evil.py").exists()
+
+
+def test_bomb_with_lying_headers_is_stopped_while_extracting(tmp_path):
+    data = _zip({**GOOD, "sub/zeros.bin": bytes(64 << 20)})
+    # rewrite the declared sizes (central directory and local header) to a small number
+    real = (64 << 20).to_bytes(4, "little")
+    forged = data.replace(real, (1000).to_bytes(4, "little"))
+    assert forged != data
+    with pytest.raises(archive.ArchiveError):
+        archive.extract(forged, tmp_path / "u")
+    assert not (tmp_path / "u").exists()
+
+
+def test_oversized_upload_is_refused(tmp_path):
+    with pytest.raises(archive.ArchiveError, match="exceeds"):
+        archive.extract(b"PK\x03\x04" + bytes(archive.MAX_UPLOAD), tmp_path / "u")
+
+
+def _folder(tmp_path) -> Path:
+    d = tmp_path / "sub"
+    d.mkdir(exist_ok=True)
+    (d / "scorer.py").write_bytes(SCORER)
+    (d / "submission.yaml").write_bytes(YAML)
+    return d
+
+
+def test_expired_lease_returns_the_job_and_fences_the_old_worker(tmp_path):
+    q = Queue(tmp_path / "q")
+    job_id = q.submit_folder(_folder(tmp_path), split="demo/pydoc", target="demo/neox-tiny")
+    assert q.get(job_id)["name"] == "ok_sub"
+    first = q.claim("w1", lease_s=0.2)
+    assert first.id == job_id and q.claim("w2", lease_s=0.2) is None  # held
+    assert q.get(job_id)["status"] == "running"
+    time.sleep(0.3)
+    second = q.claim("w2", lease_s=30)
+    assert second.id == job_id and second.attempts == 2
+    assert not q.heartbeat(first, 30)  # w1 lost it
+    assert not q.finish(first, "done")  # and cannot complete it
+    assert q.finish(second, "done", result={"auc": 0.5})
+    assert not q.finish(second, "done")  # never twice
+    kinds = [e["kind"] for e in q.events(job_id)]
+    assert kinds == ["submitted", "claimed", "lease_expired", "claimed", "done"]
+    assert q.get(job_id)["status"] == "done" and q.unpublished() == [job_id]
+
+
+def test_a_job_that_keeps_killing_workers_fails_after_max_attempts(tmp_path):
+    q = Queue(tmp_path / "q", max_attempts=2)
+    job_id = q.submit_folder(_folder(tmp_path), split="demo/pydoc", target="demo/neox-tiny")
+    for _ in range(2):
+        assert q.claim("w", lease_s=0.05) is not None
+        time.sleep(0.1)
+    assert q.claim("w", lease_s=0.05) is None
+    job = q.get(job_id)
+    assert job["status"] == "failed" and "stopped 2 times" in job["error"]
+
+
+def test_wal_mode(tmp_path):
+    import sqlite3
+
+    q = Queue(tmp_path / "q")
+    assert sqlite3.connect(q.db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.fixture
+def client(tmp_path):
+    app = create_app(tmp_path / "q")
+    with TestClient(app) as c:
+        yield c, app.state.submission_queue
+
+
+def test_post_then_get(client):
+    c, q = client
+    r = c.post("/api/submissions", content=_zip(GOOD), headers={"content-type": "application/zip"})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    got = c.get(r.json()["url"]).json()
+    assert got["status"] == "pending" and got["name"] == "ok_sub" and got["log"] == ""
+    assert c.get("/api/submissions").json()["pending"] == 1
+    job = q.claim("w", 30)
+    q.finish(job, "failed", error="the scorer raised RuntimeError while scoring: boom")
+    job.log_path.write_text("FAILED: boom\n")
+    got = c.get(f"/api/submissions/{job_id}").json()
+    assert got["status"] == "failed" and "boom" in got["error"] and "FAILED" in got["log"]
+
+
+def test_post_refusals(client):
+    c, q = client
+    bad = c.post("/api/submissions", content=_zip({**GOOD, "../evil.py": b"x"}))
+    assert bad.status_code == 400 and "leaves the folder" in bad.json()["detail"]
+    big = c.post("/api/submissions", content=bytes(archive.MAX_UPLOAD + 1))
+    assert big.status_code == 413
+    split = c.post("/api/submissions?split=nope/nope", content=_zip(GOOD))
+    assert split.status_code == 422 and "unknown split" in split.json()["detail"]
+    assert c.get("/api/submissions/0123abcd").status_code == 404
+    assert q.counts()["pending"] == 0
+
+
+def test_the_site_app_serves_the_submission_endpoints(tmp_path):
+    from benchmark.site.app import create_app as site_app
+
+    app = site_app(tmp_path / "site", tmp_path / "results")
+    app.state.submission_queue = Queue(tmp_path / "q")
+    with TestClient(app) as c:
+        r = c.post("/api/submissions", content=_zip(GOOD))
+        assert r.status_code == 201 and c.get(r.json()["url"]).json()["status"] == "pending"
