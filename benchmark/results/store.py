@@ -109,17 +109,25 @@ def write(results_dir: Path, record: dict, uids, scores) -> Path:
     return path
 
 
-def _load_json(path: Path) -> dict:
+def _parse(path: Path) -> tuple[dict | None, "Rejected | None"]:
+    """(record, None), or (None, why the file cannot even be read as a record)."""
     try:
-        record = json.loads(Path(path).read_text())
+        record = json.loads(Path(path).read_bytes().decode("utf-8"))
     except json.JSONDecodeError as exc:
-        raise MembenchError(
-            f"result file {path}: field '<file>': not valid JSON ({exc.msg}, line {exc.lineno})"
-        ) from None
+        return None, Rejected(Path(path), "<file>", f"not valid JSON ({exc.msg}, line {exc.lineno})")
     except UnicodeDecodeError:
-        raise MembenchError(f"result file {path}: field '<file>': not UTF-8 text") from None
+        return None, Rejected(Path(path), "<file>", "not UTF-8 text")
+    except OSError as exc:
+        return None, Rejected(Path(path), "<file>", f"cannot be read ({exc.strerror})")
     if not isinstance(record, dict):
-        raise MembenchError(f"result file {path}: field '<record>': not a JSON object")
+        return None, Rejected(Path(path), "<record>", "not a JSON object")
+    return record, None
+
+
+def _load_json(path: Path) -> dict:
+    record, problem = _parse(path)
+    if problem is not None:
+        raise MembenchError(f"result file {problem}")
     return record
 
 
@@ -211,12 +219,9 @@ class ResultsStore:
             )
         seen: dict[tuple, Path] = {}
         for path in _result_files(self.root):
-            try:
-                record = _load_json(path)
-            except MembenchError as exc:
-                text = str(exc).split(": field ", 1)[-1]
-                fld, _, message = text.partition(": ")
-                out.rejected.append(Rejected(path, fld.strip("'"), message))
+            record, problem = _parse(path)
+            if problem is not None:
+                out.rejected.append(problem)
                 continue
             problem = self.check(path, record)
             if problem is None:
