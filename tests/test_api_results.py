@@ -170,3 +170,13 @@ def test_membench_serve_command(folders, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_site_built_after_start_is_served(folders, tmp_path):
+    site = tmp_path / "later"
+    c = TestClient(create_app(site, folders[0], include_submissions=False))
+    missing = c.get("/")
+    assert missing.status_code == 404 and "membench leaderboard build" in missing.json()["detail"]
+    assert c.get("/api/health").status_code == 200
+    build_site(folders[0], site)
+    assert "membench leaderboard" in c.get("/").text

@@ -14,12 +14,12 @@ import logging
 import os
 from pathlib import Path
 from threading import Lock
-
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..results import ResultsStore, schema
@@ -211,12 +211,37 @@ def _api_router(results: _Results) -> APIRouter:
 
 
 def _submission_router():
+    name = "benchmark.submissions.api"
     try:
-        module = importlib.import_module("benchmark.submissions.api")
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name in (name, "benchmark.submissions"):
+            return None  # no submissions package in this install: the API serves results only
+        log.warning("submissions API not available: %s", exc)
+        return None
     except ImportError as exc:
-        log.info("no submissions router (%s)", exc)
+        log.warning("submissions API not available: %s", exc)
         return None
     return getattr(module, "router", None)
+
+
+class _Site:
+    """The built site as the app's fallback: static files while ``index.html`` exists (so a
+    site built or rebuilt after start-up is served), otherwise a 404 saying how to build it."""
+
+    def __init__(self, site_dir: Path):
+        self.site_dir = Path(site_dir)
+        self.files = StaticFiles(directory=self.site_dir, html=True, check_dir=False)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not (self.site_dir / "index.html").is_file():
+            response = JSONResponse(
+                {"detail": f"no built site in {self.site_dir}: run `membench leaderboard build --out {self.site_dir}`"},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
+        await self.files(scope, receive, send)
 
 
 def create_app(site_dir: Path, results_dir: Path, routers=(), *, include_submissions: bool = True) -> FastAPI:
@@ -244,15 +269,8 @@ def create_app(site_dir: Path, results_dir: Path, routers=(), *, include_submiss
     app.state.results_dir = results.root
     app.state.site_dir = site_dir
 
-    if (site_dir / "index.html").is_file():
-        # The site answers whatever no route matched, so routers included later (even after
-        # create_app returns) always take precedence over static files.
-        app.router.default = StaticFiles(directory=site_dir, html=True)
-    else:
-        @app.get("/", include_in_schema=False)
-        def no_site():
-            raise HTTPException(
-                404, f"no built site in {site_dir}: run `membench leaderboard build --out {site_dir}`"
-            )
+    # The site answers whatever no route matched, so routers included later (even after
+    # create_app returns) always take precedence over static files.
+    app.router.default = _Site(site_dir)
 
     return app
