@@ -28,7 +28,7 @@ BASELINES = {
         Baseline("blind_date", YearCutoffClassifier, "dates",
                  "largest four-digit year against a cutoff swept on the training folds"),
         Baseline("blind_ngram", GreedyNgramClassifier, "ngrams",
-                 "greedy character 4-8-gram selection by member/non-member document-frequency ratio"),
+                 "greedy character 5-7-gram selection by member/non-member document-frequency ratio"),
         Baseline("blind_length", LengthClassifier, "length",
                  "logistic regression on the log word count"),
     )

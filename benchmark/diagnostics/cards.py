@@ -85,9 +85,18 @@ def _source_lines(spec, manifest) -> list[str]:
             lines.append(f"- **Source {k}:** " + ", ".join(f"{a} `{b}`" for a, b in v.items()))
     if manifest:
         msrc = manifest.get("source", {})
-        fetched = msrc.get("commit") or msrc.get("revision_fetched") or msrc.get("revision")
+        origin = msrc.get("origin") or msrc.get("kind") or "unknown"
+        where = {"local": "a local copy", "derived": "derived", "builtin": "membench's own builder",
+                 "hub": "the Hugging Face Hub"}.get(origin, origin)
+        if msrc.get("dir"):
+            where += " `" + "/".join(Path(str(msrc["dir"])).parts[-2:]) + "`"
+            where += f" (`{msrc['path']}`)" if msrc.get("path") else ""
+        if isinstance(msrc.get("parents"), dict):
+            where += " from " + ", ".join(f"`{p}` (content hash `{str(h)[:12]}…`)" for p, h in msrc["parents"].items())
+        fetched = msrc.get("commit") or msrc.get("revision")
         if fetched:
-            lines.append(f"- **Revision materialized:** `{fetched}`")
+            where += f", revision `{fetched}`"
+        lines.append(f"- **Materialized here from:** {where}")
     return lines
 
 
