@@ -99,6 +99,9 @@ def handle(args) -> int:
     blind = records[0]["metrics"].get("best_blind_auc") if records else None
     if blind is not None:
         note += f"\nbest blind baseline AUC on this split: {blind:.3f}"
+    if records and "shift_sensitivity" in records[0]:  # a control split: see diagnostics.controls
+        note += ("\ncontrol split: labels are time or source, not membership; each AUC above is that "
+                 "scorer's shift sensitivity (0.5 = blind to the shift); field shift_sensitivity in --json")
     emit(args, records, f"{args.split} on {args.target}\n" + table(summary_rows(records, full=True), header)
          + "\n" + note)
     return 0
