@@ -13,7 +13,7 @@ class MinK30(Scorer):
     def score(self, inputs):
         out = np.full(len(inputs.uids), np.nan)
         for i in range(len(inputs.uids)):
-            lp = np.sort(inputs.features.sample(i)["logprob"])
+            lp = np.sort(inputs.features.sample(i)["logprob"].astype(float))
             if len(lp):
                 out[i] = lp[: max(1, int(self.k * len(lp)))].mean()
         return out

@@ -1,0 +1,74 @@
+"""The example submissions in submissions/: valid, sandboxed, and scoring what they claim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import attacks, features, suite, targets
+from benchmark.submissions import evaluate, isolation_problem, load, validate
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p.parent for p in (REPO / "submissions").glob("*/submission.yaml"))
+
+pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no namespaces here")
+
+
+def test_at_least_three_examples_with_distinct_capabilities():
+    subs = [load(p) for p in EXAMPLES]
+    assert len(subs) >= 3
+    caps = {s.capabilities for s in subs}
+    assert ("features",) in caps and () in caps and any("logprobs" in c for c in caps)
+
+
+def test_readme_example_is_the_real_file_and_short():
+    readme = (REPO / "submissions" / "README.md").read_text()
+    code = re.search(r"```python\n(import numpy.*?)```", readme, re.S).group(1)
+    assert code == (REPO / "submissions" / "min_k_30" / "scorer.py").read_text()
+    assert len(code.strip().splitlines()) < 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_validate(example, tmp_path):
+    report = validate(example, split_id="demo/pydoc", target_id="demo/neox-tiny", n=32, log_path=tmp_path / "log")
+    assert report["ok"], report["error"]
+    assert [c["check"] for c in report["checks"]][-2:] == ["determinism", "declared against used capabilities"]
+
+
+@pytest.mark.slow
+def test_min_k_30_equals_the_builtin_min_k_at_k_0_3(tmp_path):
+    targets.ensure_demo_target(progress=False)
+    record = evaluate(REPO / "submissions" / "min_k_30", split_id="demo/pydoc", target_id="demo/neox-tiny",
+                      results_dir=tmp_path, log_path=tmp_path / "log")
+    assert record["scorer"]["kind"] == "submission" and record["submission"]["params"] == {"k": 0.3}
+    assert record["provenance"]["sandbox"]["isolated"]
+    split = suite.ensure("demo/pydoc")
+    stats = features.get_features(targets.load_target("demo/neox-tiny"), split)
+    inputs = attacks.ScoringInput(uids=split.samples["uid"].tolist(), texts=split.samples["text"].tolist(),
+                                  features=stats)
+    builtin = attacks.get_scorer("min_k", k=0.3).score(inputs)
+    written = pd.read_parquet(next(tmp_path.rglob("min_k_30.scores.parquet")))
+    assert written["uid"].tolist() == inputs.uids
+    np.testing.assert_allclose(written["score"].to_numpy(), builtin, rtol=1e-12)
+    assert record["metrics"]["auc"] > 0.8  # the demo target remembers its members
+
+
+@pytest.mark.slow
+def test_lowercase_ratio_is_metered(tmp_path):
+    record = evaluate(REPO / "submissions" / "lowercase_ratio", split_id="demo/pydoc", target_id="demo/neox-tiny",
+                      results_dir=tmp_path, log_path=tmp_path / "log")
+    usage = record["usage"]
+    assert usage["capabilities_used"] == ["logprobs"] and usage["calls"] == {"logprobs": 1}
+    assert usage["target_forward_texts"] == record["counts"]["n_samples"] and usage["target_forward_tokens"] > 0
+
+
+def test_text_only_example_has_no_target(tmp_path):
+    record = evaluate(REPO / "submissions" / "zlib_ratio_blind", split_id="demo/pydoc", target_id="demo/neox-tiny",
+                      results_dir=tmp_path, log_path=tmp_path / "log")
+    assert record["target"]["id"] == "none" and record["scorer"]["requires"] == []
+    assert 0.3 < record["metrics"]["auc"] < 0.7  # random assignment: no shift for text to find
