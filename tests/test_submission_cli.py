@@ -1,0 +1,72 @@
+"""`membench validate` and `membench evaluate` from the command line (text-only scorers: cheap)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.submissions import isolation_problem
+
+pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no namespaces here")
+
+YAML = 'name: {name}\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
+SCORER = """\
+import random
+import numpy as np
+from benchmark.attacks import Scorer
+
+class T(Scorer):
+    name = "{name}"
+    requires = ()
+
+    def score(self, inputs):
+        return np.array([{expr} for t in inputs.texts], dtype=float)
+"""
+
+
+def _sub(tmp_path, name, expr):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "scorer.py").write_text(SCORER.format(name=name, expr=expr))
+    (d / "submission.yaml").write_text(YAML.format(name=name))
+    return d
+
+
+def test_validate_json_reports_every_check(tmp_path, capsys):
+    d = _sub(tmp_path, "by_length", "len(t)")
+    assert main(["validate", str(d), "-n", "16", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and len(report["checks"]) == 7 and all(c["ok"] for c in report["checks"])
+
+
+def test_validate_catches_nondeterminism(tmp_path, capsys):
+    d = _sub(tmp_path, "coin", "random.SystemRandom().random()")
+    assert main(["validate", str(d), "-n", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "two runs gave different scores" in err and "\n" not in err.strip()
+
+
+def test_validate_refuses_a_builtin_name(tmp_path, capsys):
+    d = _sub(tmp_path, "loss", "len(t)")
+    assert main(["validate", str(d)]) == 2
+    assert "is a built-in scorer" in capsys.readouterr().err
+
+
+def test_evaluate_writes_a_submission_record(tmp_path, capsys):
+    d = _sub(tmp_path, "by_length", "len(t)")
+    out = tmp_path / "results"
+    assert main(["evaluate", str(d), "--split", "demo/pydoc", "--target", "demo/neox-tiny",
+                 "--results-dir", str(out), "--log", str(tmp_path / "log"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["scorer"]["kind"] == "submission" and record["target"]["id"] == "none"
+    assert (out / "demo" / "pydoc" / "none" / "by_length.json").is_file()
+
+
+def test_evaluate_publishes_nothing_on_a_fault(tmp_path, capsys):
+    d = _sub(tmp_path, "broken", "float('nan')")
+    out = tmp_path / "results"
+    assert main(["evaluate", str(d), "--split", "demo/pydoc", "--target", "demo/neox-tiny",
+                 "--results-dir", str(out), "--log", str(tmp_path / "log")]) == 2
+    assert "non-finite" in capsys.readouterr().err and not list(out.rglob("*.json"))
