@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # `make demo` reuses it.
 export MEMBENCH_HOME ?= $(CURDIR)/.membench
 
-.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site submissions
+.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site submissions bench
 
 install: $(STAMP)
 
@@ -47,6 +47,12 @@ submissions: $(STAMP)
 	  $(VENV)/bin/membench evaluate $$d --split demo/pydoc --target demo/neox-tiny --results-dir $(PUBLISHED) || exit 1; \
 	done
 	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
+
+# Harness throughput and speed-up over a per-sample batch-size-1 loop (figures in BENCHMARKS.md):
+# all feature-based attacks on the demo split, then Pythia-70m's architecture with random weights.
+bench: $(STAMP)
+	$(VENV)/bin/membench bench --target demo/neox-tiny --split demo/pydoc
+	$(VENV)/bin/membench bench --target pythia-70m --random-init --n-texts 32 --tokens 512
 
 # Site build time for 2,000 generated result files (figure in BENCHMARKS.md).
 bench-site: $(STAMP)

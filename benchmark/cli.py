@@ -15,7 +15,7 @@ import sys
 from . import __version__
 from .errors import MembenchError
 
-COMMANDS = ("demo", "run", "suite", "targets", "diagnose", "leaderboard", "results", "serve", "validate", "evaluate", "worker", "cards")
+COMMANDS = ("demo", "run", "suite", "targets", "diagnose", "leaderboard", "results", "serve", "validate", "evaluate", "worker", "cards", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -38,3 +38,69 @@ def test_summary_marks_unresolvable_budgets_and_is_seeded():
     assert a["tpr_at_fpr"]["0.1"]["resolvable"] is True
     lo, hi = a["auc_ci95"]
     assert lo < a["auc"] < hi
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tpr_at_fpr_matches_sklearn_roc_on_random_data(seed):
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 500)
+    scores = rng.normal(size=500) + labels
+    fpr, tpr, _ = roc_curve(labels, scores)
+    for alpha in (0.1, 0.01):
+        assert metrics.tpr_at_fpr(labels, scores, alpha) == pytest.approx(tpr[fpr <= alpha].max())
+
+
+def test_tpr_convention_on_a_hand_made_roc_with_ties():
+    # non-members 0,1,2,3 ; members 3,4,5,6 -> thresholds: >=7 (0,0), >=6 (0,.25), >=5 (0,.5),
+    # >=4 (0,.75), >=3 (.25,1.0): at FPR <= 0.25 the largest TPR is 1.0, at FPR < 0.25 it is 0.75
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0, 1, 2, 3, 3, 4, 5, 6], float)
+    assert metrics.tpr_at_fpr(labels, scores, 0.25) == pytest.approx(1.0)
+    assert metrics.tpr_at_fpr(labels, scores, 0.5) == pytest.approx(1.0)
+    assert metrics.tpr_at_fpr(labels, scores, 0.2) is None  # 0.2 * 4 < 1: unresolvable
+    summary = metrics.summarize(labels, scores, n_resamples=50)
+    assert "largest TPR" in summary["tpr_convention"]
+    assert summary["tpr_at_fpr"]["0.01"] == {"value": None, "ci95": None, "resolvable": False}
+
+
+def test_bootstrap_interval_covers_the_true_auc_at_least_90_percent():
+    """Known separation: members ~ N(d, 1), non-members ~ N(0, 1): true AUC = Phi(d / sqrt 2)."""
+    from scipy.stats import norm
+
+    d, n, trials = 1.0, 100, 100
+    true_auc = norm.cdf(d / np.sqrt(2))
+    rng = np.random.default_rng(42)
+    covered = 0
+    for trial in range(trials):
+        labels = np.array([1] * n + [0] * n)
+        scores = np.concatenate([rng.normal(d, 1, n), rng.normal(0, 1, n)])
+        lo, hi = metrics.auc_interval(labels, scores, n_resamples=1000, seed=trial)
+        covered += lo <= true_auc <= hi
+    assert covered >= 90, covered
+
+
+def test_paired_bootstrap_difference():
+    rng = np.random.default_rng(3)
+    labels = np.array([1] * 150 + [0] * 150)
+    base = rng.normal(size=300)
+    strong = base + 1.5 * labels
+    weak = base + 0.3 * labels + rng.normal(scale=0.5, size=300)
+    out = metrics.paired_auc_difference(labels, strong, weak)
+    assert out["auc_difference"] == pytest.approx(metrics.auc(labels, strong) - metrics.auc(labels, weak))
+    lo, hi = out["ci95"]
+    assert 0 < lo < out["auc_difference"] < hi and out["p_value"] < 0.01
+    same = metrics.paired_auc_difference(labels, strong, strong)
+    assert same["auc_difference"] == 0 and same["ci95"] == [0.0, 0.0] and same["p_value"] == 1.0
+    # swapping the scorers flips the sign and the interval
+    flipped = metrics.paired_auc_difference(labels, weak, strong)
+    assert flipped["ci95"] == pytest.approx([-hi, -lo])
+
+
+def test_excess_over_blind_baseline():
+    labels = np.array([1] * 20 + [0] * 20)
+    scores = np.arange(40)[::-1].astype(float)  # perfect
+    out = metrics.summarize(labels, scores, n_resamples=20, blind_auc=0.75)
+    assert out["best_blind_auc"] == 0.75 and out["excess_over_blind"] == pytest.approx(0.25)
+    assert "excess_over_blind" not in metrics.summarize(labels, scores, n_resamples=20)
