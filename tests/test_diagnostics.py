@@ -51,6 +51,16 @@ def test_cross_validation_never_scores_a_sample_with_a_model_trained_on_it():
     assert np.all(oof == 0.5) and auc(labels, oof) == 0.5
 
 
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_every_baseline_is_deterministic_under_its_seed(name):
+    members = [t + f" in {1990 + i % 9} qzxjv" for i, t in enumerate(random_texts(40, 11, 20, 60))]
+    texts = members + random_texts(40, 12, 10, 40)
+    labels = np.array([1] * 40 + [0] * 40)
+    first = out_of_fold_scores(texts, labels, BASELINES[name].make)
+    assert np.array_equal(first, out_of_fold_scores(texts, labels, BASELINES[name].make))
+    assert auc(labels, first) > 0.5  # and each one finds its planted signal here
+
+
 def test_duplicates_are_dropped_before_cross_validation():
     texts, labels = null_split(60)
     texts, labels = texts + texts[:30], np.concatenate([labels, labels[:30]])
