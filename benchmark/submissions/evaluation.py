@@ -94,7 +94,7 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
     return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, {"validity": validity})
 
 
-def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed):
+def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed, hidden=()):
     return run_scorer(
         sub.path,
         uids=prep.uids,
@@ -107,6 +107,7 @@ def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed):
         limits=limits,
         log_path=log_path,
         allow_unsandboxed=allow_unsandboxed,
+        hidden=hidden,
     )
 
 
@@ -135,8 +136,10 @@ def _check_used(sub, run) -> list[str]:
 
 def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_path: Path,
              limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu",
-             dtype="float32", allow_invalid: bool = False, progress: bool = False) -> dict:
-    """Run every check; return a report ``{"ok", "checks": [...], "error", "warnings"}``."""
+             dtype="float32", allow_invalid: bool = False, progress: bool = False, hidden=()) -> dict:
+    """Run every check; return a report ``{"ok", "checks": [...], "error", "warnings"}``.
+
+    ``hidden``: more folders the sandbox must not see (the worker passes its queue)."""
     checks: list[dict] = []
     report = {"path": str(path), "split": split_id, "target": target_id, "n": n, "checks": checks,
               "warnings": [], "ok": False, "error": None}
@@ -157,7 +160,7 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
         passed(stage)
         stage = "import and run in the sandbox"
         prep = prepare(sub, split_id, target_id, n=n, device=device, dtype=dtype, allow_invalid=allow_invalid)
-        first = _run(sub, prep, log_path, limits, allow_unsandboxed)
+        first = _run(sub, prep, log_path, limits, allow_unsandboxed, hidden)
         passed(stage, f"{first.loaded.get('class')} on {len(prep.uids)} samples of {split_id} in {first.seconds:.2f} s"
                + ("" if first.sandboxed else " (UNSANDBOXED)"))
         stage = "declared capabilities match requires"
@@ -168,7 +171,7 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
         scores1 = check_scores(first.scores, len(prep.uids), n_scored)
         passed(stage, f"{len(scores1)} finite floats")
         stage = "determinism"
-        second = _run(sub, prep, log_path, limits, allow_unsandboxed)
+        second = _run(sub, prep, log_path, limits, allow_unsandboxed, hidden)
         scores2 = check_scores(second.scores, len(prep.uids), n_scored)
         if not np.array_equal(scores1, scores2, equal_nan=True):
             diff = int((scores1 != scores2).sum())
@@ -197,7 +200,7 @@ def _now() -> str:
 def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path: Path,
              limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu", dtype="float32",
              batch_tokens: int = 16384, allow_invalid: bool = False, progress: bool = False,
-             blind_from: Path | None = None) -> dict:
+             blind_from: Path | None = None, hidden=()) -> dict:
     """Score the whole split in the sandbox; write and return the result record.
 
     ``blind_from`` is the results folder holding the split's blind-baseline diagnostics (for
@@ -209,7 +212,7 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
     sub = metadata.load(path)
     prep = prepare(sub, split_id, target_id, device=device, dtype=dtype, batch_tokens=batch_tokens,
                    allow_invalid=allow_invalid, progress=progress)
-    run = _run(sub, prep, log_path, limits, allow_unsandboxed)
+    run = _run(sub, prep, log_path, limits, allow_unsandboxed, hidden)
     _check_loaded(sub, run)
     n_scored = prep.features.n_scored() if prep.features is not None else None
     scores = check_scores(run.scores, len(prep.uids), n_scored)

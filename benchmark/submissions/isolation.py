@@ -7,9 +7,11 @@ In the child, between fork and exec:
    namespace has no interfaces up, not even loopback: no connection goes anywhere.
 2. hidden paths (MEMBENCH_HOME: the suite with its labels, the queue) are covered by an
    empty read-only tmpfs, so nothing there can be read, whatever its file modes;
-3. every other mount is remounted read-only, except the working directory (bind-mounted
-   onto itself) and the kernel filesystems (/proc, /sys, /dev): writes outside the
-   working directory fail with EROFS;
+3. a new root (chroot) that holds only the system directories, the Python installation, the
+   harness package and the working directory, so no other file on the machine (raw data
+   with labels, other checkouts, model caches) can even be named;
+   every mount is read-only except the working directory and the kernel filesystems
+   (/proc, /dev): writes outside the working directory fail with EROFS;
 4. resource limits (address space, CPU seconds, processes, open files, file size);
 5. when started as root, drop to ``nobody``/``nogroup`` (no supplementary groups), set
    no-new-privileges, and ask for SIGKILL if the harness dies.
@@ -127,10 +129,40 @@ def _expose(paths) -> None:
         os.close(fd)
 
 
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
+
+
+def _build_root(newroot: str, allow, workdir: str) -> None:
+    """An empty tmpfs at ``newroot`` holding bind mounts of only what the scorer needs: the
+    system directories, the Python installation and the harness package (``allow``), /dev,
+    /proc and the working directory, each at its own path."""
+    _mount("tmpfs", newroot, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for path in dict.fromkeys((*SYSTEM_DIRS, *allow)):
+        dst = newroot + path
+        if os.path.islink(path):  # e.g. /lib -> usr/lib on merged-/usr systems
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if not os.path.lexists(dst):
+                os.symlink(os.readlink(path), dst)
+            continue
+        if not os.path.isdir(path):
+            continue
+        os.makedirs(dst, exist_ok=True)
+        _mount(path, dst, None, MS_BIND | MS_REC)
+    for path, flags in (("/dev", MS_BIND), ("/proc", MS_BIND | MS_REC), (workdir, MS_BIND | MS_REC)):
+        os.makedirs(newroot + path, exist_ok=True)
+        _mount(path, newroot + path, None, flags)
+
+
 def isolate(
-    workdir: str, hidden: tuple[str, ...], limits: Limits, drop_user: bool = True, expose=()
+    workdir: str, hidden: tuple[str, ...], limits: Limits, drop_user: bool = True, expose=(),
+    newroot: str | None = None,
 ) -> None:
-    """Run in the child before exec. Raises OSError when the kernel refuses a step."""
+    """Run in the child before exec. Raises OSError when the kernel refuses a step.
+
+    With ``newroot`` (an empty directory), the process is also confined (chroot) to a root
+    that holds only the system directories, ``expose`` (the Python installation and the
+    harness package) and its working directory: nothing else on the machine (data, other
+    checkouts, caches) exists for it."""
     uid, gid = os.getuid(), os.getgid()
     libc = _c()
     if uid != 0:
@@ -143,21 +175,28 @@ def isolate(
             fh.write(f"{gid} {gid} 1")
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare mount+network namespaces")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if uid == 0 and drop_user:
+    if uid == 0 and drop_user and newroot is None:
         _expose(expose)
     for path in hidden:
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000")
     _mount(workdir, workdir, None, MS_BIND | MS_REC)
     keep = (workdir, *hidden)
+    kernel = KERNEL_MOUNTS
+    if newroot is not None:
+        _build_root(newroot, expose, workdir)
+        keep += (newroot + workdir,)
+        kernel += tuple(newroot + k for k in KERNEL_MOUNTS)
     for point, flags in _mounts():
-        if _under(point, keep) or _under(point, KERNEL_MOUNTS) and not _under(point, ("/dev/shm",)):
+        if _under(point, keep) or _under(point, kernel) and not point.endswith("/dev/shm"):
             continue
         try:
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
         except OSError:
             if point == "/":
                 raise
+    if newroot is not None:
+        os.chroot(newroot)
     # subprocess changed into workdir before this ran: enter it again, through the new
     # writable bind mount rather than the old (now read-only) one.
     os.chdir(workdir)

@@ -82,16 +82,20 @@ def _probe_in_child(fn) -> str | None:
 def isolation_problem() -> str | None:
     """Why this machine cannot isolate a scorer (None when it can)."""
     workdir = tempfile.mkdtemp(prefix="membench-probe-")
+    newroot = tempfile.mkdtemp(prefix="membench-root-")
     try:
-        return _probe_in_child(lambda: isolate(workdir, (), Limits(), expose=python_paths()))
+        return _probe_in_child(lambda: isolate(workdir, (), Limits(), expose=python_paths(), newroot=newroot))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        os.rmdir(newroot)
 
 
 def python_paths() -> tuple[str, ...]:
-    """Where the interpreter and its libraries live (the sandbox must be able to read them)."""
+    """What the sandbox must be able to read: the interpreter and its libraries, and the
+    harness package (for the interface and the wire format)."""
     real = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
-    return tuple(dict.fromkeys([sys.base_prefix, sys.prefix, real]))
+    package = str(Path(__file__).resolve().parent.parent)
+    return tuple(dict.fromkeys([sys.base_prefix, sys.prefix, real, package]))
 
 
 def _hidden_paths(extra=()) -> tuple[str, ...]:
@@ -186,10 +190,12 @@ def run_scorer(
             kind="no_sandbox",
         )
     workdir = _prepare_workdir(submission_dir)
+    newroot = None
     parent_sock, child_sock = socket.socketpair()
     hidden_paths = _hidden_paths(hidden)
     if sandboxed:
-        preexec = lambda: isolate(workdir, hidden_paths, limits, expose=python_paths())  # noqa: E731
+        newroot = tempfile.mkdtemp(prefix="membench-root-")
+        preexec = lambda: isolate(workdir, hidden_paths, limits, expose=python_paths(), newroot=newroot)  # noqa: E731
     else:
         preexec = lambda: limits_only(limits)  # noqa: E731
     log_path = Path(log_path)
@@ -216,6 +222,8 @@ def run_scorer(
             child_sock.close()
             parent_sock.close()
             shutil.rmtree(workdir, ignore_errors=True)
+            if newroot:
+                os.rmdir(newroot)
             raise SandboxError(f"could not start the sandboxed process ({exc})", kind="no_sandbox") from None
     child_sock.close()
     fd = parent_sock.fileno()
@@ -334,6 +342,8 @@ def run_scorer(
         except subprocess.TimeoutExpired:
             pass
         shutil.rmtree(workdir, ignore_errors=True)
+        if newroot:
+            os.rmdir(newroot)  # an empty mount point: the mounts lived in the child's namespace
 
 
 def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:

@@ -90,10 +90,11 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
     _log(job, f"claimed by {cfg.name} (attempt {job.attempts}); split {job.split}, target {job.target}")
     beat = _Heartbeat(queue, job, cfg.lease_s)
     beat.start()
+    hidden = (queue.root,)  # other jobs' uploads and logs are not the scorer's business
     try:
         report = validate(job.folder, split_id=job.split, target_id=job.target, n=cfg.validate_n,
                           log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
-                          device=cfg.device)
+                          device=cfg.device, hidden=hidden)
         for c in report["checks"]:
             _log(job, f"validate: {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
         if not report["ok"]:
@@ -102,7 +103,7 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
         shutil.rmtree(staged, ignore_errors=True)
         record = evaluate(job.folder, split_id=job.split, target_id=job.target, results_dir=staged,
                           log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
-                          device=cfg.device, blind_from=cfg.results_dir)
+                          device=cfg.device, blind_from=cfg.results_dir, hidden=hidden)
         m = record["metrics"]
         summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
                    "auc": m["auc"], "auc_ci95": m["auc_ci95"], "usage": record["usage"]}
