@@ -34,9 +34,15 @@ CHILD = Path(__file__).with_name("child.py")
 
 # Errors that mean the scorer tried to leave the sandbox, by what the kernel said.
 ESCAPES = {
-    "[Errno 101]": "tried to open a network connection (the sandbox has no network)",
-    "[Errno 30]": "tried to write outside its working directory (read-only file system)",
-    "[Errno 13] Permission denied": "tried to reach a file it may not (the cache and labels are hidden)",
+    "[Errno 101]": ("tried to open a network connection (the sandbox has no network)",
+                    "a scorer gets everything it may use as inputs; it cannot download anything"),
+    "[Errno 30]": ("tried to write outside its working directory (read-only file system)",
+                   "write scratch files only in the current directory"),
+    "[Errno 13] Permission denied": ("tried to reach a file it may not",
+                                     "the cache, the labels and the queue are hidden from scorers"),
+    "[Errno 2] No such file or directory: '/": (
+        "opened a path that does not exist inside the sandbox",
+        "only its working directory, Python and the harness package exist there; labels never do"),
 }
 
 
@@ -307,10 +313,9 @@ def run_scorer(
                         "score in one process",
                         kind="processes",
                     )
-                for marker, what in ESCAPES.items():
+                for marker, (what, hint) in ESCAPES.items():
                     if marker in emsg:
-                        raise SandboxError(f"the scorer {what}: {etype}: {emsg}", "a scorer gets its inputs as data; "
-                                           "it may write only in its working directory", kind="escape")
+                        raise SandboxError(f"the scorer {what}: {etype}: {emsg}", hint, kind="escape")
                 if stage == "output":
                     raise SandboxError(f"the scorer returned the wrong type: {emsg}", kind="output")
                 raise SandboxError(
