@@ -148,7 +148,7 @@ def _build_root(newroot: str, allow, workdir: str) -> None:
             continue
         os.makedirs(dst, exist_ok=True)
         _mount(path, dst, None, MS_BIND | MS_REC)
-    for path, flags in (("/dev", MS_BIND), ("/proc", MS_BIND | MS_REC), (workdir, MS_BIND | MS_REC)):
+    for path, flags in (("/dev", MS_BIND | MS_REC), ("/proc", MS_BIND | MS_REC), (workdir, MS_BIND | MS_REC)):
         os.makedirs(newroot + path, exist_ok=True)
         _mount(path, newroot + path, None, flags)
 
