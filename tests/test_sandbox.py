@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,54 @@ def test_check_scores_allows_nan_only_without_scored_tokens():
         check_scores(np.array([1.0, np.nan]), 2, np.array([3, 4]))
     with pytest.raises(SandboxError, match="expected \\(3,\\)"):
         check_scores(np.zeros((3, 1)), 3)
+
+
+@pytest.mark.skipif(os.getuid() != 0 or isolation_problem() is not None, reason="simulates a user from root")
+def test_unprivileged_user_isolates_through_a_user_namespace(tmp_path):
+    """Started by an ordinary user (simulated: a forked child drops to nobody), isolation
+    goes through a user namespace and gives the same confinement."""
+    import ctypes
+    import tempfile
+
+    from benchmark.submissions.isolation import isolate
+    from benchmark.submissions.sandbox import _probe_in_child, python_paths
+
+    work, root = tempfile.mkdtemp(prefix="membench-test-"), tempfile.mkdtemp(prefix="membench-root-")
+    for d in (work, root):
+        os.chown(d, 65534, 65534)
+    out = tmp_path / "out.txt"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+
+    def child():
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, as for a process a user starts
+        isolate(work, (), Limits(), expose=python_paths(), newroot=root)
+        facts = []
+        try:
+            socket.socket().connect(("127.0.0.1", 22))
+        except OSError as exc:
+            facts.append(f"net:{exc.errno}")
+        try:
+            open("/etc/escape", "w")
+        except OSError as exc:
+            facts.append(f"write:{exc.errno}")
+        open("inside.txt", "w").write("ok")
+        facts.append("root:" + ",".join(sorted(os.listdir("/"))))
+        os.write(fd, " ".join(facts).encode())
+
+    try:
+        assert _probe_in_child(child) is None
+        facts = out.read_text()
+        assert "net:101" in facts and "write:30" in facts
+        listing = set(facts.split("root:")[1].split(","))
+        assert "work" in listing and listing <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "proc", "root",
+                                                 "sbin", "tmp", "usr", "work"}  # no /home, /opt, /mnt, /var
+        assert (Path(work) / "inside.txt").read_text() == "ok"
+    finally:
+        os.close(fd)
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        os.rmdir(root)
