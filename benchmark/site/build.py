@@ -293,7 +293,7 @@ def _submission_items(sub: dict) -> list[tuple[str, str]]:
         ):
             text = json.dumps(value, indent=1, default=str)
         elif isinstance(value, list):
-            text = ", ".join(str(v) for v in value)
+            text = ", ".join(str(v) for v in value) or "none"
         else:
             text = str(value)
         items.append((str(key), text))
