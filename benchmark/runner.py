@@ -181,19 +181,6 @@ def default_scorers(pool_available: bool, reference: str | None) -> list[str]:
     return names
 
 
-def _target_block(target, dtype: str) -> dict:
-    return {
-        "id": target.id,
-        "path": target.path,
-        "revision": target.revision,
-        "weights_sha256": target.weights_hash,
-        "tokenizer_sha256": target.tokenizer_hash,
-        "dtype": dtype,
-        "context_rule": targets.CONTEXT_RULE,
-        "max_length": target.max_length,
-    }
-
-
 def run(
     target_id: str,
     split_id: str,
@@ -286,12 +273,12 @@ def run(
                       "feature_forward_tokens": feature_counter.get("forward_tokens", 0),
                       "feature_shards_cached": feature_counter.get("shards_cached", 0)}}
         if ref_target is not None and "reference" in scorer.requires:
-            provenance["reference"] = _target_block(ref_target, dtype)
+            provenance["reference"] = target_block(ref_target, dtype)
         if pool_info and (scorer.needs_pool or scorer.name == "neighborhood"):
             provenance["pool"] = pool_info
         record = {
             "split": _split_block(split, validity),
-            "target": _target_block(target, dtype),
+            "target": target_block(target, dtype),
             "scorer": scorer_block,
             "metrics": summary,
             "counts": counts,

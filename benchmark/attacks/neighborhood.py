@@ -61,8 +61,13 @@ class MaskFiller:
     def __init__(self, name: str, device: str = "cpu"):
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-        self.tok = AutoTokenizer.from_pretrained(name)
-        self.model = AutoModelForMaskedLM.from_pretrained(name).to(device).eval()
+        try:  # a local directory or the local Hub cache first: no network round-trip
+            self.tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+            model = AutoModelForMaskedLM.from_pretrained(name, local_files_only=True)
+        except OSError:
+            self.tok = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForMaskedLM.from_pretrained(name)
+        self.model = model.to(device).eval()
         self.device = device
         if self.tok.mask_token_id is None:
             raise ValueError(f"{name} has no mask token")
