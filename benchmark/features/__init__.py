@@ -74,6 +74,7 @@ def get_features(
     if meta is None or meta.get("n") != len(uids) or meta.get("shard_size") != shard_size:
         token_ids = tokenize(target.tokenizer, split.samples["text"].tolist(), target.max_length)
         plan = shard_plan([len(t) for t in token_ids], shard_size)
+        cache.reset(key)  # shards of another layout must never be mixed in
         cache.write_meta(key, parts, len(uids), shard_size, len(plan))
         meta = cache.read_meta(key)
     per_sample: list[dict | None] = [None] * len(uids)
@@ -117,7 +118,7 @@ def get_features(
     missing = [uids[i] for i, s in enumerate(per_sample) if s is None]
     if missing:  # the cached layout no longer covers the split: start the entry over
         log.warning("feature cache %s does not cover %d sample(s); recomputing", key[:12], len(missing))
-        (cache.entry_dir(key) / "meta.json").unlink(missing_ok=True)
+        cache.reset(key)
         return get_features(target, split, batch_tokens=batch_tokens, progress=progress,
                             counter=counter, shard_size=shard_size, padding_side=padding_side)
     return TokenStats.from_lists(per_sample, n_input)

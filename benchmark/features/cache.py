@@ -45,6 +45,13 @@ def shard_paths(key: str, index: int) -> tuple[Path, Path]:
     return out / f"shard-{index:05d}.npz", out / f"shard-{index:05d}.json"
 
 
+def reset(key: str) -> None:
+    """Forget an entry's layout and shards (before writing a new layout)."""
+    for path in entry_dir(key).glob("shard-*"):
+        path.unlink(missing_ok=True)
+    (entry_dir(key) / "meta.json").unlink(missing_ok=True)
+
+
 def write_meta(key: str, parts: dict, n: int, shard_size: int, n_shards: int) -> None:
     meta = {"key": key, "parts": parts, "n": n, "shard_size": shard_size, "n_shards": n_shards}
     _atomic_write(entry_dir(key) / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
