@@ -183,3 +183,27 @@ def test_the_site_app_serves_the_submission_endpoints(tmp_path):
     with TestClient(app) as c:
         r = c.post("/api/submissions", content=_zip(GOOD))
         assert r.status_code == 201 and c.get(r.json()["url"]).json()["status"] == "pending"
+
+
+def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
+    """The worker died between finishing a job and publishing it: the next one publishes it."""
+    from benchmark import results
+    from benchmark.submissions import evaluate, isolation_problem
+    from benchmark.submissions.worker import WorkerConfig, serve
+
+    if isolation_problem() is not None:
+        pytest.skip("no namespaces here")
+    d = _folder(tmp_path)
+    (d / "scorer.py").write_text(
+        "import numpy as np\nfrom benchmark.attacks import Scorer\n\nclass S(Scorer):\n    name = 'ok_sub'\n"
+        "    requires = ()\n\n    def score(self, inputs):\n        return np.array([len(t) for t in inputs.texts], float)\n")
+    q = Queue(tmp_path / "q")
+    job_id = q.submit_folder(d, split="demo/pydoc", target="demo/neox-tiny")
+    job = q.claim("dead-worker", 30)
+    evaluate(job.folder, split_id="demo/pydoc", target_id="demo/neox-tiny", results_dir=job.dir / "results",
+             log_path=job.log_path)
+    assert q.finish(job, "done")  # ... and the worker dies here, before publishing
+    published = tmp_path / "published"
+    assert serve(q, WorkerConfig(results_dir=published), exit_when_empty=True) == 0
+    assert [r["scorer"]["name"] for _, r in results.iter_records(published)] == ["ok_sub"]
+    assert q.get(job_id)["published"] and q.unpublished() == []

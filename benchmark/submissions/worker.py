@@ -132,13 +132,18 @@ def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max
     running: a job another worker holds may still come back when its lease expires); return
     the number of jobs this worker processed."""
     stop = stop or threading.Event()
-    for job_id in queue.unpublished():
-        log.warning("publishing job %s, finished by a worker that stopped before publishing", job_id)
-        publish(queue, job_id, cfg)
+
+    def catch_up():
+        for job_id in queue.unpublished():
+            log.warning("publishing job %s, finished by a worker that stopped before publishing", job_id)
+            publish(queue, job_id, cfg)
+
+    catch_up()
     n = 0
     while not stop.is_set() and (max_jobs is None or n < max_jobs):
         job = queue.claim(cfg.name, cfg.lease_s)
         if job is None:
+            catch_up()
             counts = queue.counts()
             if exit_when_empty and counts["pending"] == 0 and counts["running"] == 0:
                 break
