@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics
 from ..errors import MembenchError
-from ..hashing import sha256_file
+from ..hashing import sha256_files
 from ..home import subdir
 from . import textstats
 from .baselines import BASELINES
@@ -214,12 +214,11 @@ def blind_records(split, diag: dict) -> list[dict]:
     module_dir = Path(__file__).parent
     split_block = {"id": split.id, "content_hash": split.content_hash,
                    "track": split.spec.track, "family": split.spec.family}
+    labels = split.labels().reindex(diag["_uids"]).to_numpy()
     records = []
     for name, summary in diag["_summaries"].items():
-        labels = np.asarray(diag["_scores"][name])
         summary = dict(summary)
-        y = split.labels().reindex(diag["_uids"]).to_numpy()
-        summary["roc"] = metrics.roc_points(y, labels)
+        summary["roc"] = metrics.roc_points(labels, np.asarray(diag["_scores"][name]))
         baseline = BASELINES[name]
         records.append({
             "split": split_block,
@@ -230,7 +229,8 @@ def blind_records(split, diag: dict) -> list[dict]:
                 "params": {"folds": diag["cross_validation"]["folds"], "seed": SEED,
                            "model": baseline.description},
                 "requires": [],
-                "code_sha256": sha256_file(module_dir / f"{baseline.module}.py"),
+                # the baseline's own code and the cross-validation that scores with it
+                "code_sha256": sha256_files([module_dir / f"{baseline.module}.py", module_dir / "crossval.py"]),
                 "kind": "blind_baseline",
             },
             "metrics": summary,
