@@ -8,7 +8,9 @@ those at least ``min_ratio`` times more frequent there than in the other class, 
 ``max_ngrams`` are chosen or no candidate covers ``min_df`` new texts. A text's score is the
 summed log frequency ratio of the member-side n-grams it contains minus that of the
 non-member side, squashed to (0, 1). A marker string present in one class is found at once.
-Scoring needs only the selected n-grams, so it is a plain substring test per n-gram.
+Scoring needs only the selected n-grams, so it is a plain substring test per n-gram. On
+large splits the selection uses a seeded, class-stratified sample of at most
+``max_train_texts`` training texts, which bounds the memory of the n-gram vocabulary.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 class GreedyNgramClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, ngram_range=(5, 7), min_df: int = 3, min_ratio: float = 3.0,
-                 max_ngrams: int = 50, max_features: int = 200_000):
+                 max_ngrams: int = 50, max_features: int = 200_000, max_train_texts: int = 3000,
+                 seed: int = 0):
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.min_ratio = min_ratio
         self.max_ngrams = max_ngrams
         self.max_features = max_features
+        self.max_train_texts = max_train_texts
+        self.seed = seed
 
     def _greedy(self, X_side, log_ratio):
         """Indices of greedily chosen columns for one class (X_side: that class's rows)."""
@@ -47,6 +52,14 @@ class GreedyNgramClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, texts, labels):
         labels = np.asarray(labels).astype(int)
         self.classes_ = np.array([0, 1])
+        if len(labels) > self.max_train_texts:
+            rng = np.random.default_rng(self.seed)
+            share = self.max_train_texts / len(labels)
+            keep = np.sort(np.concatenate([
+                rng.choice(np.flatnonzero(labels == c), max(1, int(share * (labels == c).sum())), replace=False)
+                for c in (0, 1)
+            ]))
+            texts, labels = [texts[i] for i in keep], labels[keep]
         self.vectorizer_ = CountVectorizer(
             analyzer="char", ngram_range=tuple(self.ngram_range), min_df=self.min_df,
             binary=True, lowercase=False, max_features=self.max_features, dtype=np.float32,
