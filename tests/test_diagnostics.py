@@ -262,3 +262,12 @@ def test_control_split_run_reports_shift_sensitivity(tmp_path, monkeypatch):
     assert shift["auc"] == records[0]["metrics"]["auc"]
     assert shift["label"].startswith("NOT membership")
     assert diagnostics.control_fields(replace(table["demo/pydoc"], track="demo"), records[0]["metrics"]) == {}
+
+
+def test_ngram_selection_on_a_sample_of_the_training_folds_still_finds_a_marker():
+    from benchmark.diagnostics.ngrams import GreedyNgramClassifier
+
+    texts = random_texts(100, 21, 10, 20, extra=" qzxjv") + random_texts(100, 22, 10, 20)
+    labels = np.array([1] * 100 + [0] * 100)
+    scores = out_of_fold_scores(texts, labels, lambda: GreedyNgramClassifier(max_train_texts=60))
+    assert auc(labels, scores) >= 0.95
