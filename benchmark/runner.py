@@ -14,7 +14,7 @@ import numpy as np
 
 from . import attacks, diagnostics, features, metrics, results, suite, targets
 from .errors import MembenchError
-from .hashing import sha256_file
+from .hashing import sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +245,6 @@ def run(
     env = results.environment(device)
     pool_info = None
     if pool_texts is not None:
-        from .hashing import sha256_json
-
         pool_info = {"file": str(pool_path), "n_texts": len(pool_texts), "sha256": sha256_json(pool_texts)}
     records = []
     for scorer, params in scorer_objs:
@@ -285,8 +283,8 @@ def run(
             "provenance": provenance,
         }
         record.update(diagnostics.control_fields(split.spec, summary))  # shift sensitivity on controls
-        results.write(results_dir, record, uids, scores)
-        records.append(record)
+        path = results.write(results_dir, record, uids, scores)
+        records.append(results.read(path))  # the record as written (schema, per_sample)
     return records
 
 

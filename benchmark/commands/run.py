@@ -64,7 +64,7 @@ def summary_rows(records, full: bool = False) -> list[list]:
 
 
 def handle(args) -> int:
-    from .. import attacks, suite, targets
+    from .. import suite, targets
     from ..runner import run
 
     # Validate names before any heavy work, so a typo costs nothing.
