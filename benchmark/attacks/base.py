@@ -25,8 +25,10 @@ class ModelAccess:
     A scorer never receives the raw model. It receives an object with this interface, on
     which only the capabilities it declared in ``requires`` work; every call is counted in
     ``usage`` (forward tokens, generated tokens, gradient tokens) and recorded in the result.
-    Implementations: in-process for built-in attacks, a proxy over a pipe for sandboxed
-    submissions.
+    Implementations: in-process for built-in attacks (``benchmark.attacks.InProcessAccess``),
+    a proxy over a pipe for sandboxed submissions. An implementation may also offer
+    ``vocab_size`` and ``tokenizer_tag`` (the target tokenizer's size and hash); DC-PDD uses
+    them when present and falls back to the largest token id seen otherwise.
     """
 
     usage: dict
