@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import MembenchError
 from ..hashing import sha256_json
 from ..home import subdir
 from .base import Scorer, ScoringInput, register
@@ -67,6 +68,11 @@ class DCPDD(Scorer):
     def score(self, inputs: ScoringInput) -> np.ndarray:
         corpus = checked_pool(inputs, self.name)
         feats = inputs.features
+        if feats.token_ids is None:
+            raise MembenchError(
+                "dc_pdd needs the scored token ids in the features, and these features have none",
+                "recompute features with feature set tokenstats-v3 or later (membench run does)",
+            )
         vocab = int(feats.token_ids.max()) + 1 if len(feats.token_ids) else 1
         access = inputs.access
         vocab = max(vocab, int(getattr(access, "vocab_size", 0) or 0))
