@@ -292,3 +292,24 @@ def run_blind(split_id: str, *, results_dir: Path) -> dict:
     """Every blind baseline on ``split`` (results with no target, plus the diagnostics JSON);
     returns the best baseline's record."""
     return diagnostics.write_blind_results(split_id, results_dir)[0]
+
+
+def compare(results_dir: Path, split_id: str, target_id: str, scorer_a: str, scorer_b: str) -> dict:
+    """Paired bootstrap of AUC(a) - AUC(b) from two written results on the same split and
+    target (per-sample scores aligned by uid; samples either scorer excluded are dropped)."""
+    import pandas as pd
+
+    split = suite.ensure(split_id)
+    target_name = targets.get_target(target_id).id
+    frames = []
+    for name in (scorer_a, scorer_b):
+        path = results.record_path(results_dir, split.id, target_name, name)
+        if not path.exists():
+            raise MembenchError(f"no result for scorer {name} on {split.id} / {target_name} in {results_dir}",
+                                f"run it first: membench run --target {target_id} --split {split_id} --scorer {name}")
+        frames.append(pd.read_parquet(path.with_suffix(".scores.parquet")).set_index("uid")["score"])
+    uids = split.samples["uid"].tolist()
+    labels = split.labels().reindex(uids).to_numpy()
+    out = metrics.paired_auc_difference(labels, frames[0].reindex(uids).to_numpy(float),
+                                        frames[1].reindex(uids).to_numpy(float))
+    return {"split": split.id, "target": target_name, "a": scorer_a, "b": scorer_b, **out}

@@ -150,3 +150,24 @@ def test_cli_run_json_with_a_parameterized_scorer(demo_run, capsys):
     assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "recall",
                  "--pool", str(out / "missing.parquet"), "--results-dir", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_compare_gives_the_paired_bootstrap_difference(demo_run, capsys):
+    from benchmark import metrics
+    from benchmark.cli import main
+
+    out, by_name = demo_run
+    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "zlib",
+                 "--results-dir", str(out), "--compare", "loss", "zlib", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    c = payload["comparison"]
+    assert c["a"] == "loss" and c["b"] == "zlib" and c["n_paired"] == 390
+    expected = by_name["loss"]["metrics"]["auc"] - payload["records"][0]["metrics"]["auc"]
+    assert c["auc_difference"] == pytest.approx(expected)
+    assert c["ci95"][0] <= c["auc_difference"] <= c["ci95"][1]
+    assert c["bootstrap"] == {"resamples": metrics.bootstrap.N_RESAMPLES, "seed": 0, "stratified": True,
+                              "paired": True}
+    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "zlib",
+                 "--results-dir", str(out), "--compare", "loss", "nothing"]) == 2
+    assert "no result for scorer nothing" in capsys.readouterr().err

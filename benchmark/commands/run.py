@@ -37,7 +37,11 @@ def register(sub):
     p.add_argument("--batch-tokens", type=int, default=16384, help="tokens per forward batch")
     p.add_argument("--results-dir", type=Path, default=None, help="default: $MEMBENCH_HOME/results")
     p.add_argument("--allow-invalid", action="store_true", help="run a pair outside label validity")
-    p.add_argument("--json", action="store_true", help="print the result records as JSON")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
+                   help="also report AUC(A) - AUC(B) with a paired, stratified bootstrap 95%% "
+                   "interval (result names as printed, e.g. loss min_k)")
+    p.add_argument("--json", action="store_true",
+                   help="print the result records as JSON (with --compare: {records, comparison})")
     p.set_defaults(func=handle)
 
 
@@ -77,11 +81,12 @@ def handle(args) -> int:
         make_scorers(names)
     if args.reference:
         targets.get_target(args.reference)
+    results_dir = args.results_dir or default_results_dir()
     records = run(
         args.target,
         args.split,
         names,
-        results_dir=args.results_dir or default_results_dir(),
+        results_dir=results_dir,
         device=args.device,
         dtype=args.dtype,
         batch_tokens=args.batch_tokens,
@@ -102,6 +107,14 @@ def handle(args) -> int:
     if records and "shift_sensitivity" in records[0]:  # a control split: see diagnostics.controls
         note += ("\ncontrol split: labels are time or source, not membership; each AUC above is that "
                  "scorer's shift sensitivity (0.5 = blind to the shift); field shift_sensitivity in --json")
-    emit(args, records, f"{args.split} on {args.target}\n" + table(summary_rows(records, full=True), header)
-         + "\n" + note)
+    text = f"{args.split} on {args.target}\n" + table(summary_rows(records, full=True), header) + "\n" + note
+    payload = records
+    if args.compare:
+        from ..runner import compare
+
+        c = compare(results_dir, args.split, args.target, *args.compare)
+        payload = {"records": records, "comparison": c}
+        text += (f"\nAUC({c['a']}) - AUC({c['b']}) = {c['auc_difference']:+.3f}, paired bootstrap 95% CI "
+                 f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], p = {c['p_value']:.3g} (n = {c['n_paired']})")
+    emit(args, payload, text)
     return 0
