@@ -171,3 +171,17 @@ def test_cli_compare_gives_the_paired_bootstrap_difference(demo_run, capsys):
     assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "zlib",
                  "--results-dir", str(out), "--compare", "loss", "nothing"]) == 2
     assert "no result for scorer nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scorer", "min_k:k=5"], "k must be in (0, 1]"),
+    (["--scorer", "min_k:k"], "is not key=value"),
+    (["--batch-tokens", "0"], "must be positive"),
+    (["--reference", "nope"], "unknown target"),
+])
+def test_cli_run_bad_input_is_one_line_error(argv, message, capsys):
+    from benchmark.cli import main
+
+    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

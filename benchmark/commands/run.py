@@ -69,6 +69,7 @@ def summary_rows(records, full: bool = False) -> list[list]:
 
 def handle(args) -> int:
     from .. import suite, targets
+    from ..errors import MembenchError
     from ..runner import run
 
     # Validate names before any heavy work, so a typo costs nothing.
@@ -81,6 +82,14 @@ def handle(args) -> int:
         make_scorers(names)
     if args.reference:
         targets.get_target(args.reference)
+    if args.batch_tokens < 1:
+        raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
+                            "pass a token budget such as 16384")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise MembenchError(f"device {args.device} is not available here", "pass --device cpu")
     results_dir = args.results_dir or default_results_dir()
     records = run(
         args.target,
