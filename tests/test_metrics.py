@@ -104,3 +104,32 @@ def test_excess_over_blind_baseline():
     out = metrics.summarize(labels, scores, n_resamples=20, blind_auc=0.75)
     assert out["best_blind_auc"] == 0.75 and out["excess_over_blind"] == pytest.approx(0.25)
     assert "excess_over_blind" not in metrics.summarize(labels, scores, n_resamples=20)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tpr_at_fpr_equals_the_full_roc_from_sklearn(seed):
+    """Against every ROC point (drop_intermediate=False), ties included, several budgets."""
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(30, 400))
+    labels = rng.integers(0, 2, n)
+    scores = np.round(rng.normal(size=n) + labels, int(rng.integers(0, 3)))
+    for alpha in (0.5, 0.1, 0.05, 0.01):
+        if alpha * (labels == 0).sum() < 1:
+            continue
+        fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+        assert metrics.tpr_at_fpr(labels, scores, alpha) == pytest.approx(tpr[fpr <= alpha].max())
+
+
+def test_tpr_at_fpr_keeps_collinear_roc_points():
+    # Member/non-member pairs tied at 10, 9 and 8 put ROC points on a
+    # straight line; sklearn's default drop_intermediate removes some, such as (0.2, 0.2), which
+    # is the answer at FPR <= 20%.
+    from sklearn.metrics import roc_curve
+
+    labels = np.array([1, 0, 1, 0, 1, 0] + [1] * 7 + [0] * 7)
+    scores = np.array([10, 10, 9, 9, 8, 8] + [5] * 7 + [0] * 7, float)
+    fpr, tpr, _ = roc_curve(labels, scores)  # default: intermediate points dropped
+    assert tpr[fpr <= 0.2].max() < 0.2  # the point (0.2, 0.2) was dropped
+    assert metrics.tpr_at_fpr(labels, scores, 0.2) == pytest.approx(0.2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .roc import auc_rows, tpr_at_fpr
+from .roc import auc_rows, tpr_rows
 
 N_RESAMPLES = 1000
 SEED = 0
@@ -42,8 +42,7 @@ def auc_interval(labels, scores, n_resamples=N_RESAMPLES, seed=SEED) -> list[flo
 def tpr_interval(labels, scores, alpha, n_resamples=N_RESAMPLES, seed=SEED) -> list[float]:
     labels, scores = np.asarray(labels), np.asarray(scores, float)
     idx = stratified_indices(labels, n_resamples, seed)
-    values = [tpr_at_fpr(labels[row], scores[row], alpha) for row in idx]
-    return percentile_interval(np.array(values, dtype=float))
+    return percentile_interval(tpr_rows(labels[idx], scores[idx], alpha))
 
 
 def paired_auc_difference(labels, scores_a, scores_b, n_resamples=N_RESAMPLES, seed=SEED) -> dict:

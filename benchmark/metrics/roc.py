@@ -39,8 +39,26 @@ def tpr_at_fpr(labels, scores, alpha: float) -> float | None:
     labels = np.asarray(labels)
     if not resolvable(alpha, int((labels == 0).sum())):
         return None
-    fpr, tpr, _ = roc_curve(labels, np.asarray(scores, float))
-    return float(tpr[fpr <= alpha + 1e-12].max())
+    return float(tpr_rows(labels[None, :], np.asarray(scores, float)[None, :], alpha)[0])
+
+
+def tpr_rows(labels: np.ndarray, scores: np.ndarray, alpha: float) -> np.ndarray:
+    """TPR at FPR <= alpha for each row of a [resamples x n] pair, exactly and vectorized.
+
+    With k = floor(alpha * n_nonmembers) false positives allowed, the lowest admissible
+    threshold lies just above the (k+1)-th highest non-member score v, so the largest TPR on
+    the full ROC (every threshold, none dropped) is the fraction of members scoring above v.
+    Every row must hold the same number of non-members (true of stratified resamples).
+    """
+    labels = labels.astype(bool)
+    n_neg = int((~labels[0]).sum())
+    k = int(np.floor(alpha * n_neg + 1e-9))
+    if k >= n_neg:
+        return np.ones(len(labels))
+    neg = np.where(labels, -np.inf, scores)
+    v = -np.partition(-neg, k, axis=1)[:, k]  # (k+1)-th highest non-member score per row
+    above = (scores > v[:, None]) & labels
+    return above.sum(1) / labels.sum(1)
 
 
 def roc_points(labels, scores) -> dict:
