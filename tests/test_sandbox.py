@@ -189,3 +189,20 @@ def test_unprivileged_user_isolates_through_a_user_namespace(tmp_path):
 
         shutil.rmtree(work, ignore_errors=True)
         os.rmdir(root)
+
+
+def test_token_ids_cross_the_protocol():
+    """DC-PDD-style submitted scorers need the scored token ids, not only the statistics."""
+    from benchmark.features import TokenStats
+    from benchmark.submissions import protocol
+
+    per_sample = [
+        {"logprob": np.array([-1.0, -2.0]), "entropy": np.ones(2), "mu": -np.ones(2),
+         "sigma": np.ones(2), "token_id": np.array([5, 7])},
+        {"logprob": np.array([-3.0]), "entropy": np.ones(1), "mu": -np.ones(1),
+         "sigma": np.ones(1), "token_id": np.array([9])},
+    ]
+    stats = TokenStats.from_lists(per_sample, [3, 2])
+    back = TokenStats(**protocol.arrays_to_stats_kwargs(protocol.stats_to_arrays(stats, "f_"), "f_"))
+    np.testing.assert_array_equal(back.token_ids, [5, 7, 9])
+    np.testing.assert_array_equal(back.sample(1)["token_id"], [9])

@@ -90,9 +90,11 @@ def recv(fd: int, deadline: float | None = None) -> tuple[dict, dict]:
 
 
 def stats_to_arrays(stats, prefix: str = "") -> dict:
-    """A TokenStats as named arrays (offsets, n_input_tokens, v_<stat>)."""
+    """A TokenStats as named arrays (offsets, n_input_tokens, v_<stat>, token_ids)."""
     out = {f"{prefix}offsets": stats.offsets, f"{prefix}n_input_tokens": stats.n_input_tokens}
     out.update({f"{prefix}v_{k}": v for k, v in stats.values.items()})
+    if getattr(stats, "token_ids", None) is not None:
+        out[f"{prefix}token_ids"] = stats.token_ids
     return out
 
 
@@ -104,4 +106,5 @@ def arrays_to_stats_kwargs(arrays: dict, prefix: str = "") -> dict:
         "offsets": arrays[prefix + "offsets"],
         "n_input_tokens": arrays[prefix + "n_input_tokens"],
         "values": values,
+        "token_ids": arrays.get(prefix + "token_ids"),
     }
