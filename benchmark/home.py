@@ -34,3 +34,13 @@ def locked(name: str):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def portable(path: str | Path) -> str:
+    """``path`` with MEMBENCH_HOME written as ``$MEMBENCH_HOME``, so published records do not
+    carry one machine's directory layout; other paths are returned as they are."""
+    path = Path(path).resolve()
+    try:
+        return "$MEMBENCH_HOME/" + path.relative_to(home().resolve()).as_posix()
+    except ValueError:
+        return str(path)

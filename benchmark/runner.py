@@ -15,6 +15,7 @@ import numpy as np
 from . import attacks, diagnostics, features, metrics, results, suite, targets
 from .errors import MembenchError
 from .hashing import sha256_json
+from .home import portable
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def target_block(target, dtype: str) -> dict:
     """The record's ``target`` block for a loaded target (shared with submissions)."""
     return {
         "id": target.id,
-        "path": target.path,
+        "path": portable(target.path),
         "revision": target.revision,
         "weights_sha256": target.weights_hash,
         "tokenizer_sha256": target.tokenizer_hash,

@@ -1,8 +1,9 @@
 """`membench demo`: the whole job on the embedded demo, offline.
 
 Builds the demo split and trains the demo target (both reused when present), scores every
-built-in feature-based attack in one forward pass, runs the blind baseline, writes result
-files and builds the site.
+built-in feature-based attack from one forward pass, runs the blind baselines (the split's
+diagnostics), writes result files and builds the site. The attacks that need more than the
+cached statistics (``attacks.MODEL_SCORERS``) run with ``membench run --scorer NAME``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ def handle(args) -> int:
     print(f"      {path}")
     print(f"[2/4] scoring {split_id} on {target_id}: {', '.join(attacks.FEATURE_SCORERS)}")
     records = run(target_id, split_id, attacks.FEATURE_SCORERS, results_dir=results_dir)
-    print("[3/4] blind baseline (bag-of-words, out-of-fold)")
+    print("[3/4] diagnostics: blind baselines (no model access, out-of-fold); best one shown")
     blind = run_blind(split_id, results_dir=results_dir)
     print(table(summary_rows([blind] + records), ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]))
+    print("      TPR@1%FPR: largest TPR among ROC points with FPR <= 1%")
     print("[4/4] site")
     index = site.build(results_dir, args.out or site.DEFAULT_OUT)
     print(f"leaderboard written: {index}")
+    print(f"more attacks on the same target: membench run --target {target_id} --split {split_id} "
+          + " ".join(f"--scorer {name}" for name in attacks.MODEL_SCORERS))
     return 0
