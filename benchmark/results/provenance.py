@@ -24,7 +24,10 @@ def git_commit() -> str:
         if out.returncode != 0 or not commit:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            # Generated outputs (published results, data cards, the site) do not make the code
+            # dirty: regenerating them must not mark their own provenance.
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+             ".", ":(exclude)leaderboard_site", ":(exclude)data_cards"],
             capture_output=True,
             text=True,
             timeout=10,
