@@ -36,8 +36,15 @@ serve: $(STAMP)
 
 # Regenerate the published demo-track results from real runs (`membench run` and the blind
 # baseline, through `membench demo`), then check them. Never edit those files by hand.
+# Also: the attacks that need model access beyond the cached statistics, and the demo's null
+# control (random halves of the non-members), whose AUCs are each scorer's shift sensitivity.
+NULL_CONTROL := control/null/demo/pydoc-nonmembers
 leaderboard-results: $(STAMP)
 	$(VENV)/bin/membench demo --results-dir $(PUBLISHED) --out leaderboard_site/build
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer lowercase --scorer reference --scorer neighborhood --scorer gradnorm --scorer recall
+	$(VENV)/bin/membench diagnose $(NULL_CONTROL) --results-dir $(PUBLISHED)
+	$(VENV)/bin/membench run --target demo/neox-tiny --split $(NULL_CONTROL) --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench results validate $(PUBLISHED)
 
 # Evaluate every example in submissions/ in the sandbox on the demo track and publish the
