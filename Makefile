@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # Everything the demo builds (suite, target, feature cache, results) lives here; a second
 # `make demo` reuses it.
 export MEMBENCH_HOME ?= $(CURDIR)/.membench
+# The make targets work on the embedded demo and never need the Hub: fail fast instead of
+# retrying unreachable hosts (run `membench` directly, without this, for Hub work).
+export HF_HUB_OFFLINE ?= 1
 
 .PHONY: demo test install clean leaderboard serve leaderboard-results bench-site submissions bench
 
