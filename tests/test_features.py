@@ -169,3 +169,30 @@ def test_changing_the_shard_layout_starts_the_entry_over(home, target, split):
     for k in features.STATS:
         np.testing.assert_allclose(a.values[k], b.values[k], atol=1e-5)
     assert len(list(home.joinpath("features").rglob("shard-*.npz"))) == 4  # ceil(24 / 7)
+
+
+def test_chunked_head_gives_the_models_own_logits(tiny_neox):
+    """Logits built chunk by chunk from hidden states equal the model's own, for GPT-NeoX and
+    OPT, and the statistics equal the full-logits path."""
+    import torch
+    from transformers import OPTConfig, OPTForCausalLM
+
+    from benchmark.features import engine
+
+    torch.manual_seed(0)
+    opt = OPTForCausalLM(OPTConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
+                                   num_attention_heads=4, max_position_embeddings=128,
+                                   word_embed_proj_dim=16)).eval()
+    ids = torch.tensor([[5, 17, 3, 42, 8, 8, 1], [9, 2, 60, 7, 0, 0, 0]])
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    for model in (tiny_neox, opt):
+        trunk, head = engine.trunk_and_head(model)
+        with torch.no_grad():
+            full = model(input_ids=ids, attention_mask=mask).logits
+            chunked = head(trunk(input_ids=ids, attention_mask=mask).last_hidden_state)
+        torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
+        fast = engine.batch_stats(model, ids, mask)
+        slow = engine.batch_stats(_OOMAbove(model, rows=99), ids, mask)  # no config: full logits
+        for a, b in zip(fast, slow):
+            for name in ("logprob", "mu", "sigma"):
+                np.testing.assert_allclose(a[name], b[name], atol=1e-5)

@@ -14,8 +14,9 @@ Texts are tokenized with the target's tokenizer, truncated to the model context
 first) and batched under a token budget (rows x longest row <= ``batch_tokens``). Padding is
 right (default) or left; positions are passed explicitly so that padding never moves a token,
 and padding positions are masked out of every statistic. The vocabulary-sized fp32 tensors
-are built for a bounded number of tokens at a time (``STATS_CHUNK_TOKENS``), so no
-[samples x tokens x vocab] tensor ever exists beyond one batch's logits.
+are built for a bounded number of tokens at a time (``STATS_CHUNK_TOKENS``); for GPT-NeoX and
+OPT even the logits are made chunk by chunk from the hidden states (``trunk_and_head``), so no
+[rows x tokens x vocab] tensor ever exists for more than one chunk.
 
 Out of memory: a batch that does not fit is halved (and every later batch is capped at that
 number of rows), with a warning; a single row that does not fit is an error.
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 STATS = ("logprob", "entropy", "mu", "sigma")
 FEATURE_SET_VERSION = "tokenstats-v3"
-STATS_CHUNK_TOKENS = 4096
+STATS_CHUNK_TOKENS = 1024
 PADDING_SIDES = ("right", "left")
 
 
@@ -130,6 +131,24 @@ def _accepts_position_ids(model) -> bool:
         return False
 
 
+# Architectures whose logits are exactly output_embeddings(base_model(...).last_hidden_state):
+# for them the head is applied chunk by chunk, so a batch's full [rows x width x vocab] logits
+# never exist (2.5 GB in fp32 for 12,500 Pythia tokens).
+CHUNKED_HEAD_MODEL_TYPES = ("gpt_neox", "opt")
+
+
+def trunk_and_head(model):
+    """(trunk, head) when logits can be computed chunk by chunk from hidden states, else None."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in CHUNKED_HEAD_MODEL_TYPES:
+        return None
+    trunk = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if trunk is None or trunk is model or head is None:
+        return None
+    return trunk, head
+
+
 def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]:
     """Statistics for one padded batch (right or left); returns one dict of arrays per row."""
     import torch
@@ -137,44 +156,46 @@ def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]
     kwargs = {}
     if _accepts_position_ids(model):
         kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
-        rows, width = input_ids.shape
-        pred = logits[:, :-1]
-        target = input_ids[:, 1:]
-        token_lp = torch.empty(rows, width - 1, dtype=torch.float32, device=logits.device)
-        mu = torch.empty_like(token_lp)
-        sigma = torch.empty_like(token_lp)
-        step = max(1, STATS_CHUNK_TOKENS // max(width - 1, 1))
-        for lo in range(0, rows, step):
-            hi = min(rows, lo + step)
-            logp = torch.log_softmax(pred[lo:hi].float(), dim=-1)
-            token_lp[lo:hi] = logp.gather(-1, target[lo:hi].unsqueeze(-1)).squeeze(-1)
-            p = logp.exp()
-            m = (p * logp).sum(-1)
-            mu[lo:hi] = m
-            # Two-pass variance: E[(log p - mu)^2]. The one-pass E[x^2] - mu^2 loses ~3 digits
-            # to cancellation in fp32 when the distribution is flat.
-            sigma[lo:hi] = (p * (logp - m.unsqueeze(-1)).square()).sum(-1).sqrt()
-            del logp, p
-        del logits
-    token_lp, mu, sigma = token_lp.cpu().numpy(), mu.cpu().numpy(), sigma.cpu().numpy()
-    ids = input_ids.cpu().numpy()
-    mask = attention_mask.cpu().numpy().astype(bool)
+    # A scored position j (predicting input j + 1) counts when both j and j + 1 are real.
+    keep = (attention_mask[:, :-1] & attention_mask[:, 1:]).bool()
     out = []
-    for row in range(rows):
-        # A scored position j (predicting input j + 1) counts when both j and j + 1 are real.
-        keep = mask[row, :-1] & mask[row, 1:]
-        out.append(
-            {
-                "logprob": token_lp[row, keep],
-                "entropy": -mu[row, keep],
-                "mu": mu[row, keep],
-                "sigma": sigma[row, keep],
-                "token_id": ids[row, 1:][keep].astype(np.int32),
-            }
-        )
+    with torch.no_grad():
+        split = trunk_and_head(model)
+        if split is not None:
+            trunk, head = split
+            pred = trunk(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        else:
+            head = None
+            pred = model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+        for row in range(input_ids.shape[0]):
+            # Only scored positions reach the vocabulary-sized work (padding costs nothing), in
+            # chunks cut within the row, so every matrix product has the shape it has at batch
+            # size 1 and the statistics do not move with the batch.
+            rows_pred = pred[row, :-1][keep[row]]
+            target = input_ids[row, 1:][keep[row]]
+            stats = [_chunk_stats(rows_pred[lo : lo + STATS_CHUNK_TOKENS], target[lo : lo + STATS_CHUNK_TOKENS], head)
+                     for lo in range(0, len(target), STATS_CHUNK_TOKENS)]
+            lp, mu, sigma = (torch.cat([c[i] for c in stats]).cpu().numpy() if stats
+                             else np.zeros(0, np.float32) for i in range(3))
+            out.append({"logprob": lp, "entropy": -mu, "mu": mu, "sigma": sigma,
+                        "token_id": target.cpu().numpy().astype(np.int32)})
+        del pred
     return out
+
+
+def _chunk_stats(pred, target, head):
+    """(log p of the actual token, mu, sigma) for a chunk of positions, from fp32 log-softmax."""
+    import torch
+
+    logits = head(pred) if head is not None else pred
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    # Two-pass variance: E[(log p - mu)^2]. The one-pass E[x^2] - mu^2 loses ~3 digits to
+    # cancellation in fp32 when the distribution is flat.
+    sigma = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1).sqrt()
+    return token_lp, mu, sigma
 
 
 def is_oom(exc: BaseException) -> bool:
