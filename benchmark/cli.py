@@ -15,7 +15,11 @@ import sys
 from . import __version__
 from .errors import MembenchError
 
-COMMANDS = ("demo", "run", "suite", "targets", "diagnose", "leaderboard", "results", "serve", "validate", "evaluate", "worker", "cards", "bench")
+# In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
+COMMANDS = (
+    "demo", "suite", "targets", "run", "bench", "diagnose", "cards",
+    "results", "leaderboard", "serve", "validate", "evaluate", "worker",
+)
 
 
 class _Parser(argparse.ArgumentParser):
