@@ -72,7 +72,7 @@ def save_shard(key: str, index: int, stats: TokenStats, uids: list[str]) -> None
         offsets=stats.offsets,
         n_input_tokens=stats.n_input_tokens,
         uids=np.asarray(uids, dtype=str),
-        token_ids=stats.token_ids if stats.token_ids is not None else np.zeros(0, np.int32),
+        token_ids=stats.token_ids,  # compute always records them
         **{f"v_{k}": v for k, v in stats.values.items()},
     )
     data = buf.getvalue()

@@ -67,11 +67,6 @@ class TokenStats:
     def n_scored(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def subset(self, indices) -> TokenStats:
-        """The statistics of the samples at ``indices``, in that order."""
-        return TokenStats.from_lists([self.sample(int(i)) for i in indices],
-                                     [int(self.n_input_tokens[i]) for i in indices])
-
     @classmethod
     def from_lists(cls, per_sample: list[dict[str, np.ndarray]], n_input: list[int]):
         lengths = [len(s["logprob"]) for s in per_sample]
@@ -91,14 +86,6 @@ class TokenStats:
             token_ids = np.zeros(0, np.int32)
         return cls(offsets=offsets, n_input_tokens=np.asarray(n_input, np.int64), values=values,
                    token_ids=token_ids)
-
-    @classmethod
-    def concat(cls, parts: list[TokenStats]) -> TokenStats:
-        per, n_in = [], []
-        for p in parts:
-            per += [p.sample(i) for i in range(len(p))]
-            n_in += p.n_input_tokens.tolist()
-        return cls.from_lists(per, n_in)
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
