@@ -105,3 +105,12 @@ def test_split_ids_with_dots_get_their_own_files(tmp_path):
     assert cards.card_path(a, tmp_path) != cards.card_path(b, tmp_path)
     assert cards.card_path(a, tmp_path) == tmp_path / "mimir" / "arxiv" / "ngram_13_0.8.md"
     assert diagnostics_path(a, tmp_path) == tmp_path / "_diagnostics" / "mimir" / "arxiv" / "ngram_13_0.8.json"
+
+
+def test_cards_leave_no_folder_for_a_split_never_materialized(homes, tmp_path, monkeypatch):
+    from benchmark.suite.store import split_dir
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    spec = suite.get_split("demo/pydoc")
+    assert cards.write_cards([spec], homes, check=True)[0].status == "created"
+    assert not split_dir(spec.id).exists()

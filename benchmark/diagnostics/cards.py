@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MembenchError
-from ..home import REPO_ROOT, subdir
+from ..home import REPO_ROOT
+from ..suite.store import split_dir
 from .report import load_saved
 from .verdict import RULE
 
@@ -51,7 +52,7 @@ def card_path(split_id: str, cards_dir: Path = CARDS_DIR) -> Path:
 
 
 def _manifest(split_id: str) -> dict | None:
-    path = subdir("suite", *split_id.split("/")) / "manifest.json"
+    path = split_dir(split_id) / "manifest.json"  # split_dir creates nothing (subdir would)
     if not path.exists():
         return None
     try:
