@@ -145,7 +145,7 @@ def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]
         kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     # A scored position j (predicting input j + 1) counts when both j and j + 1 are real.
     keep = (attention_mask[:, :-1] & attention_mask[:, 1:]).bool()
-    out = []
+    chunks, targets = [], []
     with torch.no_grad():
         split = trunk_and_head(model)
         if split is not None:
@@ -160,14 +160,16 @@ def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]
             # size 1 and the statistics do not move with the batch.
             rows_pred = pred[row, :-1][keep[row]]
             target = input_ids[row, 1:][keep[row]]
-            stats = [_chunk_stats(rows_pred[lo : lo + STATS_CHUNK_TOKENS], target[lo : lo + STATS_CHUNK_TOKENS], head)
-                     for lo in range(0, len(target), STATS_CHUNK_TOKENS)]
-            lp, mu, sigma = (torch.cat([c[i] for c in stats]).cpu().numpy() if stats
-                             else np.zeros(0, np.float32) for i in range(3))
-            out.append({"logprob": lp, "entropy": -mu, "mu": mu, "sigma": sigma,
-                        "token_id": target.cpu().numpy().astype(np.int32)})
-        del pred
-    return out
+            targets.append(target)
+            chunks += [_chunk_stats(rows_pred[lo : lo + STATS_CHUNK_TOKENS], target[lo : lo + STATS_CHUNK_TOKENS], head)
+                       for lo in range(0, len(target), STATS_CHUNK_TOKENS)]
+    # One device-to-host copy per statistic for the whole batch, then split by row.
+    lp, mu, sigma = (torch.cat([c[i] for c in chunks]).cpu().numpy() if chunks else np.zeros(0, np.float32)
+                     for i in range(3))
+    ids = torch.cat(targets).cpu().numpy().astype(np.int32)
+    bounds = np.cumsum([0] + [len(t) for t in targets])
+    return [{"logprob": lp[lo:hi], "entropy": -mu[lo:hi], "mu": mu[lo:hi], "sigma": sigma[lo:hi],
+             "token_id": ids[lo:hi]} for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def _chunk_stats(pred, target, head):
