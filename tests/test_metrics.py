@@ -40,18 +40,6 @@ def test_summary_marks_unresolvable_budgets_and_is_seeded():
     assert lo < a["auc"] < hi
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_tpr_at_fpr_matches_sklearn_roc_on_random_data(seed):
-    from sklearn.metrics import roc_curve
-
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, 500)
-    scores = rng.normal(size=500) + labels
-    fpr, tpr, _ = roc_curve(labels, scores)
-    for alpha in (0.1, 0.01):
-        assert metrics.tpr_at_fpr(labels, scores, alpha) == pytest.approx(tpr[fpr <= alpha].max())
-
-
 def test_tpr_convention_on_a_hand_made_roc_with_ties():
     # non-members 0,1,2,3 ; members 3,4,5,6 -> thresholds: >=7 (0,0), >=6 (0,.25), >=5 (0,.5),
     # >=4 (0,.75), >=3 (.25,1.0): at FPR <= 0.25 the largest TPR is 1.0, at FPR < 0.25 it is 0.75
@@ -133,3 +121,23 @@ def test_tpr_at_fpr_keeps_collinear_roc_points():
     fpr, tpr, _ = roc_curve(labels, scores)  # default: intermediate points dropped
     assert tpr[fpr <= 0.2].max() < 0.2  # the point (0.2, 0.2) was dropped
     assert metrics.tpr_at_fpr(labels, scores, 0.2) == pytest.approx(0.2)
+
+
+def test_vectorized_tpr_rows_equal_the_full_roc_on_every_bootstrap_resample():
+    from sklearn.metrics import roc_curve
+
+    from benchmark.metrics.bootstrap import stratified_indices
+    from benchmark.metrics.roc import tpr_rows
+
+    def full_roc_tpr(y, s, alpha):
+        fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+        return tpr[fpr <= alpha].max()
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(rng.normal(size=300) + labels, 1)  # ties
+    idx = stratified_indices(labels, 50, 0)
+    for alpha in (0.1, 0.01):
+        rows = tpr_rows(labels[idx], scores[idx], alpha)
+        expected = [full_roc_tpr(labels[r], scores[r], alpha) for r in idx]
+        np.testing.assert_allclose(rows, expected)
