@@ -14,7 +14,7 @@ from ..home import locked
 from . import demo, loaders, sources
 from . import lock as lockfile
 from .registry import SplitSpec, get_split, match_splits, splits
-from .store import Split, is_materialized, load, make_uid, materialize, split_dir
+from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
 from .verify import status, verify_split
 
 
@@ -100,7 +100,7 @@ def ensure(split_id: str) -> Split:
     controls whose parents are materialized)."""
     spec = get_split(split_id)
     if not is_materialized(split_id) and _offline_buildable(spec):
-        fetch(split_id)
+        return fetch(split_id)
     return load(spec)
 
 
@@ -134,7 +134,7 @@ def freeze(specs=None, path=None) -> dict:
                 f"split {spec.id} does not match its manifest: {report['problems'][0]}",
                 f"fetch it again with `membench suite fetch {spec.id} --force` before freezing",
             )
-        entries[spec.id] = lockfile.entry_for(load(spec).manifest)
+        entries[spec.id] = lockfile.entry_for(read_manifest(split_dir(spec.id)))
     written = lockfile.write_lock(entries, path) if entries else lockfile.lock_path(path)
     return {"lock": str(written), "frozen": entries, "skipped": skipped}
 

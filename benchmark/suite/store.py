@@ -161,7 +161,6 @@ def materialize(
         }
     )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / VERIFIED_STAMP).unlink(missing_ok=True)
     shutil.rmtree(final, ignore_errors=True)
     out.rename(final)
     return Split(spec=spec, samples=samples, manifest=manifest, path=final)
@@ -178,19 +177,12 @@ def is_materialized(split_id: str) -> bool:
 
 def load(spec: SplitSpec) -> Split:
     path = split_dir(spec.id)
-    manifest_file = path / "manifest.json"
-    if not manifest_file.exists():
+    if not (path / "manifest.json").exists():
         raise MembenchError(
             f"split {spec.id} is not materialized",
             f"run `membench suite fetch {spec.id}` (or pass --from-dir)",
         )
-    try:
-        manifest = json.loads(manifest_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise MembenchError(
-            f"manifest {manifest_file} is not valid JSON ({exc.msg}, line {exc.lineno})",
-            f"delete {path} and fetch the split again",
-        ) from None
+    manifest = read_manifest(path)
     bad = verify_files(path, manifest)
     if bad:
         raise MembenchError(
@@ -199,6 +191,14 @@ def load(spec: SplitSpec) -> Split:
         )
     samples = pd.read_parquet(path / "samples.parquet")
     return Split(spec=spec, samples=samples, manifest=manifest, path=path)
+
+
+def read_manifest(path: Path) -> dict:
+    file = path / "manifest.json"
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise MembenchError(f"{file}: line {exc.lineno}: not valid JSON ({exc.msg})", "fetch the split again with --force") from None
 
 
 def verify_files(path: Path, manifest: dict) -> list[str]:

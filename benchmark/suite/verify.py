@@ -11,20 +11,20 @@ from ..errors import MembenchError
 from ..hashing import sha256_json
 from . import lock as lockfile
 from .registry import SplitSpec
-from .store import NEIGHBORS_FILE, VERIFIED_STAMP, content_hash, neighbors_hash, split_dir, verify_files
+from .store import (
+    NEIGHBORS_FILE,
+    VERIFIED_STAMP,
+    content_hash,
+    neighbors_hash,
+    read_manifest,
+    split_dir,
+    verify_files,
+)
 
 
 def _stat(path: Path, manifest: dict) -> dict:
     names = ["manifest.json", *manifest.get("files", {})]
     return {n: [(path / n).stat().st_size, (path / n).stat().st_mtime_ns] for n in names if (path / n).exists()}
-
-
-def read_manifest(path: Path) -> dict:
-    file = path / "manifest.json"
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise MembenchError(f"{file}: line {exc.lineno}: not valid JSON ({exc.msg})", "fetch the split again with --force") from None
 
 
 def verify_split(spec: SplitSpec, lock: dict | None = None) -> dict:
