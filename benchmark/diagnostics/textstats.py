@@ -29,9 +29,10 @@ def duplicates(texts, labels) -> dict:
     """Exact and near duplicate counts (rows beyond the first of each group; pairs for near)."""
     labels = np.asarray(labels).astype(int)
     exact = Counter(texts)
-    exact_conflicts = sum(
-        1 for t in exact if exact[t] > 1 and len({int(lab) for s, lab in zip(texts, labels) if s == t}) > 1
-    ) if any(c > 1 for c in exact.values()) else 0
+    label_sets: dict[str, set] = {}
+    for t, lab in zip(texts, labels):
+        label_sets.setdefault(t, set()).add(int(lab))
+    exact_conflicts = sum(1 for s in label_sets.values() if len(s) > 1)
     norm = [normalize(t) for t in texts]
     norm_groups = Counter(norm)
     return {
@@ -73,7 +74,7 @@ def near_duplicate_pairs(norm_texts, labels) -> dict:
 
 
 def _stats(values: np.ndarray) -> dict:
-    q = np.percentile(values, [10, 50, 90]) if len(values) else [np.nan] * 3
+    q = np.percentile(values, [10, 50, 90])
     return {
         "mean": float(np.mean(values)), "median": float(q[1]), "p10": float(q[0]),
         "p90": float(q[2]), "min": int(values.min()), "max": int(values.max()),
