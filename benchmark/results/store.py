@@ -238,10 +238,6 @@ class ResultsStore:
                 out.rejected.append(problem)
         return out
 
-    def add(self, record: dict, uids, scores) -> Path:
-        """Write a new result (see ``write``: refused when it fails the schema)."""
-        return write(self.root, record, uids, scores)
-
 
 def validate_dir(results_dir: Path) -> Scan:
     """Check every result file under ``results_dir`` (schema, per-sample hash, unique keys)."""
