@@ -93,10 +93,9 @@ class InProcessAccess(ModelAccess):
         for full, ids in zip(alone, bare):
             ids = list(ids)[: max(len(full) - specials, 0)]  # the same (truncated) text
             n_scored = max(len(full) - 1, 0)
-            body = list(ids)[len(ids) - n_scored :] if n_scored else []
             # the tokens scored alone are the last n_scored of the bare text; keep them and
             # as much of the prefix (from its right end) plus the text's own head as fits
-            head = list(ids)[: len(ids) - n_scored]
+            head, body = ids[: len(ids) - n_scored], ids[len(ids) - n_scored :]
             room = max(max_len - len(body) - len(head), 0)
             rows.append((prefix_ids[len(prefix_ids) - room :] if room else []) + head + body)
             keep.append(n_scored)
@@ -148,8 +147,8 @@ class InProcessAccess(ModelAccess):
                     logits = model(input_ids=x).logits[0, :-1].float()
                     loss = torch.nn.functional.cross_entropy(logits, x[0, 1:])
                     loss.backward()
-                sq = sum(float(p.grad.double().square().sum()) for p in params if p.grad is not None)
-                out[i] = float(np.sqrt(sq))
+                sq = torch.stack([p.grad.double().square().sum() for p in params if p.grad is not None])
+                out[i] = float(sq.sum().sqrt())  # one device sync per text, not one per tensor
                 self.usage["gradient_tokens"] += len(ids)
             model.zero_grad(set_to_none=True)
         finally:
