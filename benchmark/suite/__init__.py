@@ -87,9 +87,7 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False, token=None) -> S
         else:
             raise MembenchError(f"split {spec.id}: unknown source kind {spec.kind!r}", "fix splits.yaml")
         parts.source["registry_revision"] = spec.source.get("revision")
-        parts.source["revision"] = files.describe().get("revision")  # None for a local copy
-        if files.resolved_revision:
-            parts.source["resolved_commit"] = files.resolved_revision
+        parts.source.setdefault("revision", None)  # the loaders spread files.describe(); a local copy has none
         return materialize(
             spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes
         )

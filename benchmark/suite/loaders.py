@@ -123,12 +123,13 @@ def load_hf_dataset(spec, files) -> Parts:
         if value not in (0, 1):
             raise MembenchError(f"{path}: {where}: label {label!r} is not 0 or 1", "fix or re-download the file")
         (members if value == int(member_value) else nonmembers).append(text)
+    shown = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path)
     source = {
         **files.describe(),
         "repo": src["repo"],
         "split": src["split"],
-        "path": str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path),
-        "files": _hashes({str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path): path}),
+        "path": shown,
+        "files": _hashes({shown: path}),
     }
     return Parts(members, nonmembers, source)
 
