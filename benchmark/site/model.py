@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -265,7 +264,6 @@ def collect_data(results_dir: Path) -> SiteData:
     for s in data.scorers.values():
         s["versions"], s["code_hashes"] = sorted(s["versions"]), sorted(s["code_hashes"])
         s["rows"].sort(key=lambda r: (r["track"], r["split"], r["target"]))
-        s["mean_auc"], s["n_splits"] = _mean([r["auc"] for r in s["rows"]])
     for t in data.targets.values():
         t["revisions"] = sorted(t["revisions"])
         t["rows"].sort(key=lambda r: (r["split"], -r["auc"]))
@@ -285,7 +283,7 @@ def collect_data(results_dir: Path) -> SiteData:
         for (scorer, target), rs in groups.items():
             auc, n = _mean([r["auc"] for r in rs])
             tpr1, n1 = _mean([r["tpr1"] for r in rs])
-            excess, ne = _mean([r["excess"] for r in rs])
+            excess, _ = _mean([r["excess"] for r in rs])
             means.append({
                 "anchor": "m-" + page_slug(f"{name}--{target}--{scorer}"),
                 "scorer": scorer, "scorer_slug": rs[0]["scorer_slug"], "kind": rs[0]["kind"],
@@ -303,7 +301,3 @@ def collect_data(results_dir: Path) -> SiteData:
             "matrix": scorer_target_matrix(name, means),
         })
     return data
-
-
-def finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
