@@ -78,7 +78,13 @@ def test_targets_cli_list_show_build(capsys):
     assert main(["targets", "build", "pythia-70m", "--device", "meta"]) == 2
 
 
-def test_random_init_is_seeded_and_runs(tiny_neox):
+def test_random_init_needs_a_registry_shape(tmp_path, tiny_neox):
+    tiny_neox.config.save_pretrained(tmp_path)
+    with pytest.raises(MembenchError, match="no architecture shape.*needs a registry target"):
+        targets.random_init_model(str(tmp_path))
+
+
+def test_random_init_is_seeded_and_runs():
     import torch
 
     a = targets.random_init_model("demo/neox-tiny", seed=3)

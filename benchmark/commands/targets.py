@@ -104,17 +104,12 @@ def handle_build(args) -> int:
     spec = get_target(args.target, revision=args.revision)
     started = time.perf_counter()
     if args.random_init:
-        if not spec.arch:
-            raise MembenchError(
-                f"target {spec.id} has no architecture shape in the registry",
-                "--random-init needs a registry target (Pythia, OPT or demo)",
-            )
         model = random_init_model(spec.id, dtype=args.dtype, device=args.device, seed=args.seed)
         weights = f"random (seed {args.seed})"
     else:
         if args.device == "meta":
             raise MembenchError("--device meta needs --random-init", "drop --device meta, or add --random-init")
-        model = load_target(spec.id, device=args.device, dtype=args.dtype, revision=None).model
+        model = load_target(spec.id, device=args.device, dtype=args.dtype).model
         weights = f"{spec.hub_repo or spec.id}@{spec.revision or 'local'}"
     seconds = time.perf_counter() - started
     info = describe_model(model)

@@ -7,6 +7,7 @@ model is never a leaderboard target.
 
 from __future__ import annotations
 
+from ..errors import MembenchError
 from .registry import get_target
 
 
@@ -18,7 +19,10 @@ def random_init_model(target_id: str, *, dtype: str = "float32", device: str = "
     spec = get_target(target_id)
     arch = dict(spec.arch)
     if not arch:
-        raise ValueError(f"target {target_id} has no architecture shape in the registry")
+        raise MembenchError(
+            f"target {spec.id} has no architecture shape in the registry",
+            "--random-init needs a registry target (Pythia, OPT or demo)",
+        )
     model_type = arch.pop("model_type")
     arch.setdefault("vocab_size", 50304)
     config = AutoConfig.for_model(model_type, **arch)
