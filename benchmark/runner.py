@@ -227,7 +227,6 @@ def run(
     target = targets.load_target(target_id, device=device, dtype=dtype)
     ref_target = None
     if reference and any("reference" in s.requires for s, _ in scorer_objs):
-        targets.get_target(reference)
         ref_target = targets.load_target(reference, device=device, dtype=dtype)
     counter = counter if counter is not None else {}
     feature_counter: dict = {}
