@@ -15,8 +15,6 @@ from .random_init import random_init_model
 from .registry import DEMO_ARCH, TargetSpec, get_target, targets
 
 DEMO_SPLIT = "demo/pydoc"
-
-
 DEMO_REFERENCE = "demo/neox-tiny-ref"
 
 
@@ -48,7 +46,7 @@ def ensure_demo_target(progress: bool = True, target_id: str = "demo/neox-tiny")
 
     from . import demo
 
-    with locked("demo-target" if target_id == "demo/neox-tiny" else f"demo-target-{target_id}"):
+    with locked(f"target-{target_id}"):
         if done():  # another process finished it while we waited
             return out
         texts, what = _demo_training_texts(target_id)
