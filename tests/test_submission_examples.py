@@ -72,3 +72,12 @@ def test_text_only_example_has_no_target(tmp_path):
                       results_dir=tmp_path, log_path=tmp_path / "log")
     assert record["target"]["id"] == "none" and record["scorer"]["requires"] == []
     assert 0.3 < record["metrics"]["auc"] < 0.7  # random assignment: no shift for text to find
+
+
+@pytest.mark.slow
+def test_validation_slice_keeps_the_token_ids():
+    """validate scores a slice of the split: it must carry what evaluate sends (token ids too)."""
+    from benchmark.submissions.evaluation import prepare
+
+    stats = prepare(load(REPO / "submissions" / "min_k_30"), "demo/pydoc", "demo/neox-tiny", n=8).features
+    assert len(stats) == 8 and stats.token_ids is not None and len(stats.token_ids) == stats.offsets[-1]

@@ -46,7 +46,8 @@ def code_hash(path: Path) -> str:
     return sha256_files(p for p in Path(path).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def _slice_stats(stats, n: int):
+def _head(stats, n: int):
+    """The statistics of the first ``n`` samples (token ids included: evaluate sends them too)."""
     from ..features import TokenStats
 
     hi = int(stats.offsets[n])
@@ -54,6 +55,7 @@ def _slice_stats(stats, n: int):
         offsets=stats.offsets[: n + 1].copy(),
         n_input_tokens=stats.n_input_tokens[:n].copy(),
         values={k: v[:hi] for k, v in stats.values.items()},
+        token_ids=None if stats.token_ids is None else stats.token_ids[:hi],
     )
 
 
@@ -80,7 +82,7 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
     if "features" in caps:
         stats = features.get_features(loaded, split, batch_tokens=batch_tokens, progress=progress)
         if n is not None:
-            stats = _slice_stats(stats, len(uids))
+            stats = _head(stats, len(uids))
     access = None
     if caps - {"features"}:
         from ..attacks import InProcessAccess
