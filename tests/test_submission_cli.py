@@ -52,6 +52,9 @@ def test_validate_refuses_a_builtin_name(tmp_path, capsys):
     d = _sub(tmp_path, "loss", "len(t)")
     assert main(["validate", str(d)]) == 2
     assert "is a built-in scorer" in capsys.readouterr().err
+    assert main(["validate", str(d), "--json"]) == 2  # the report on stdout, the error on stderr
+    out = capsys.readouterr()
+    assert not json.loads(out.out)["ok"] and "is a built-in scorer" in out.err
 
 
 def test_evaluate_writes_a_submission_record(tmp_path, capsys):

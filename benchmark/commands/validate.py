@@ -40,8 +40,6 @@ def register(sub):
 
 
 def handle(args) -> int:
-    import sys
-
     from ..errors import MembenchError
     from ..submissions import validate
 
@@ -55,8 +53,5 @@ def handle(args) -> int:
     text += f"\nscorer log: {log}"
     emit(args, report, text)
     if not report["ok"]:
-        if args.json:
-            print(f"membench: error: {report['error']}", file=sys.stderr)
-            return MembenchError.exit_code
-        raise MembenchError(report["error"])
+        raise MembenchError(report["error"])  # the CLI prints it as one line and exits 2
     return 0
