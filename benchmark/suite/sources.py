@@ -38,13 +38,10 @@ def _quiet_hub():
 class LocalFiles:
     """Files of a dataset repository laid out under a local directory (a mirror)."""
 
-    origin = "local"
-
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise MembenchError(f"--from-dir {root}: no such directory", "pass the folder that holds the split's files")
-        self.resolved_revision = None
 
     def describe(self) -> dict:
         return {"origin": "local", "dir": str(self.root)}
@@ -66,8 +63,6 @@ class LocalFiles:
 
 class HubFiles:
     """Files of a Hub dataset repository at a pinned revision, through the local Hub cache."""
-
-    origin = "hub"
 
     def __init__(self, repo: str, revision: str, split_id: str, token: str | bool | None = None):
         self.repo = repo
