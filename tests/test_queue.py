@@ -80,14 +80,24 @@ def test_bad_archives_are_refused_and_leave_nothing(tmp_path, name, data, messag
     assert not dest.exists() and not (tmp_path / "x" / "evil.py").exists()
 
 
-def test_bomb_with_lying_headers_is_stopped_while_extracting(tmp_path):
+def test_bomb_with_lying_headers_is_refused(tmp_path):
     data = _zip({**GOOD, "sub/zeros.bin": bytes(64 << 20)})
-    # rewrite the declared sizes (central directory and local header) to a small number
+    # rewrite the declared sizes (central directory and local header) to a small number: the
+    # zip reader stops at the declared size, and the CRC of the truncated member then fails
     real = (64 << 20).to_bytes(4, "little")
     forged = data.replace(real, (1000).to_bytes(4, "little"))
     assert forged != data
-    with pytest.raises(archive.ArchiveError):
+    with pytest.raises(archive.ArchiveError, match="corrupt"):
         archive.extract(forged, tmp_path / "u")
+    assert not (tmp_path / "u").exists()
+
+
+@pytest.mark.parametrize("pack", [_zip, _tar])
+def test_many_small_members_are_stopped_while_extracting(tmp_path, pack):
+    """Each member is under every per-member limit; the running total is what stops them."""
+    members = {**GOOD, **{f"sub/part{i}.bin": bytes(1 << 20) for i in range((archive.MAX_TOTAL >> 20) + 1)}}
+    with pytest.raises(archive.ArchiveError, match="expands past"):
+        archive.extract(pack(members), tmp_path / "u")
     assert not (tmp_path / "u").exists()
 
 
