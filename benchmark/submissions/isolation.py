@@ -153,6 +153,18 @@ def _build_root(newroot: str, allow, workdir: str) -> None:
         _mount(path, newroot + path, None, flags)
 
 
+def _set_rlimits(limits: Limits, nproc: bool) -> None:
+    # RLIMIT_NPROC counts every process of the real user; unsandboxed, that user is the
+    # harness's own, so the limit is left unset there.
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+    if nproc:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.nproc,) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile,) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.fsize_mb << 20,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def isolate(
     workdir: str, hidden: tuple[str, ...], limits: Limits, drop_user: bool = True, expose=(),
     newroot: str | None = None,
@@ -200,12 +212,7 @@ def isolate(
     # subprocess changed into workdir before this ran: enter it again, through the new
     # writable bind mount rather than the old (now read-only) one.
     os.chdir(workdir)
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.nproc,) * 2)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile,) * 2)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.fsize_mb << 20,) * 2)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _set_rlimits(limits, nproc=True)
     if uid == 0 and drop_user:
         os.setgroups([])
         os.setgid(NOBODY)
@@ -216,8 +223,5 @@ def isolate(
 
 def limits_only(limits: Limits) -> None:
     """The unsandboxed fallback (--allow-unsandboxed): resource limits, nothing else."""
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile,) * 2)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.fsize_mb << 20,) * 2)
+    _set_rlimits(limits, nproc=False)
     _c().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
