@@ -98,17 +98,15 @@ def _hub_error(spec: TargetSpec, exc: Exception) -> MembenchError:
     return MembenchError(f"downloading {where} failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}", local)
 
 
-def load_target(
-    target: str, *, device: str = "cpu", dtype: str = "float32", revision: str | None = None
-) -> LoadedTarget:
-    """Load a registry target (``pythia-160m``, ``pythia-160m@step99000``, or with
-    ``revision=``) or a local model directory."""
+def load_target(target: str, *, device: str = "cpu", dtype: str = "float32") -> LoadedTarget:
+    """Load a registry target (``pythia-160m``, or a checkpoint ``pythia-160m@step99000``) or a
+    local model directory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise MembenchError(f"unknown dtype '{dtype}'; valid choices: {', '.join(DTYPES)}")
-    spec = get_target(target, revision=revision)
+    spec = get_target(target)
     path = resolve_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
