@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+def _event(c, job_id: str, at: float, kind: str, worker: str | None = None, detail: str | None = None) -> None:
+    c.execute("INSERT INTO events (job_id, at, kind, worker, detail) VALUES (?, ?, ?, ?, ?)",
+              (job_id, at, kind, worker, detail))
+
+
 def default_root() -> Path:
     return subdir("queue")
 
@@ -160,7 +165,7 @@ class Queue:
                 "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
                 (job_id, name, split, target, now, now),
             )
-            c.execute("INSERT INTO events (job_id, at, kind) VALUES (?, ?, 'submitted')", (job_id, now))
+            _event(c, job_id, now, "submitted")
 
     # -- working ----------------------------------------------------------------------------
     def claim(self, worker: str, lease_s: float) -> Job | None:
@@ -176,15 +181,13 @@ class Queue:
                 if row is None:
                     return None
                 if row["status"] == "running":
-                    c.execute("INSERT INTO events (job_id, at, kind, worker, detail) VALUES (?, ?, 'lease_expired', ?, ?)",
-                              (row["id"], now, row["worker"], f"attempt {row['attempts']}"))
+                    _event(c, row["id"], now, "lease_expired", row["worker"], f"attempt {row['attempts']}")
                 if row["attempts"] >= self.max_attempts:
                     msg = (f"the job's worker stopped {row['attempts']} times without finishing it "
                            "(the scorer may crash the harness); giving up")
                     c.execute("UPDATE jobs SET status = 'failed', error = ?, updated_at = ?, token = NULL "
                               "WHERE id = ?", (msg, now, row["id"]))
-                    c.execute("INSERT INTO events (job_id, at, kind, detail) VALUES (?, ?, 'failed', ?)",
-                              (row["id"], now, msg))
+                    _event(c, row["id"], now, "failed", detail=msg)
                     continue
                 token = uuid.uuid4().hex
                 c.execute(
@@ -192,8 +195,7 @@ class Queue:
                     "attempts = attempts + 1, updated_at = ? WHERE id = ?",
                     (worker, token, now + lease_s, now, row["id"]),
                 )
-                c.execute("INSERT INTO events (job_id, at, kind, worker, detail) VALUES (?, ?, 'claimed', ?, ?)",
-                          (row["id"], now, worker, f"attempt {row['attempts'] + 1}"))
+                _event(c, row["id"], now, "claimed", worker, f"attempt {row['attempts'] + 1}")
             jdir = self.job_dir(row["id"])
             return Job(row["id"], row["name"], row["split"], row["target"], row["attempts"] + 1,
                        worker, token, jdir / "submission", jdir)
@@ -218,8 +220,7 @@ class Queue:
             )
             if cur.rowcount != 1:
                 return False
-            c.execute("INSERT INTO events (job_id, at, kind, worker, detail) VALUES (?, ?, ?, ?, ?)",
-                      (job.id, now, status, job.worker, error))
+            _event(c, job.id, now, status, job.worker, error)
             return True
 
     def unpublished(self) -> list[str]:
@@ -231,7 +232,7 @@ class Queue:
         now = time.time()
         with self._tx() as c:
             c.execute("UPDATE jobs SET published = 1, updated_at = ? WHERE id = ?", (now, job_id))
-            c.execute("INSERT INTO events (job_id, at, kind) VALUES (?, ?, 'published')", (job_id, now))
+            _event(c, job_id, now, "published")
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, job_id: str, *, with_log: bool = True) -> dict | None:
