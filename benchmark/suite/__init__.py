@@ -64,7 +64,7 @@ def _build_control(spec: SplitSpec) -> Split:
     return materialize(spec, parts.members, parts.nonmembers, source=parts.source, notes=parts.notes)
 
 
-def fetch(split_id: str, from_dir=None, *, force: bool = False, token=None) -> Split:
+def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
     """Materialize a split from the Hub (pinned revision) or from ``from_dir``, then load it.
 
     Builtin splits are built, controls are derived from their parents; ``from_dir`` applies
@@ -79,7 +79,7 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False, token=None) -> S
         if spec.kind == "control":
             return _build_control(spec)
         pinned = lockfile.read_lock().get("splits", {}).get(split_id, {}).get("hub_commit")
-        files = sources.files_for(spec, from_dir, revision=pinned, token=token)
+        files = sources.files_for(spec, from_dir, revision=pinned)
         if spec.kind == "mimir":
             parts = loaders.load_mimir(spec, files)
         elif spec.kind == "hf_dataset":

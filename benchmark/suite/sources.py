@@ -64,11 +64,10 @@ class LocalFiles:
 class HubFiles:
     """Files of a Hub dataset repository at a pinned revision, through the local Hub cache."""
 
-    def __init__(self, repo: str, revision: str, split_id: str, token: str | bool | None = None):
+    def __init__(self, repo: str, revision: str, split_id: str):
         self.repo = repo
         self.revision = revision
         self.split_id = split_id
-        self.token = token
         self.endpoint = os.environ.get("HF_ENDPOINT") or None
         self.resolved_revision = None
 
@@ -94,7 +93,6 @@ class HubFiles:
                     relpath,
                     repo_type="dataset",
                     revision=self.revision,
-                    token=self.token,
                     endpoint=self.endpoint,
                 )
         except RemoteEntryNotFoundError:  # the Hub answered: no such file at this revision
@@ -119,7 +117,6 @@ class HubFiles:
                     repo_type="dataset",
                     revision=self.revision,
                     allow_patterns=patterns,
-                    token=self.token,
                     endpoint=self.endpoint,
                 )
         except Exception as exc:  # noqa: BLE001
@@ -171,11 +168,11 @@ def _is_network(exc: Exception) -> bool:
     ) or isinstance(exc, OSError)
 
 
-def files_for(spec, from_dir: str | Path | None, *, revision: str | None = None, token=None):
+def files_for(spec, from_dir: str | Path | None, *, revision: str | None = None):
     """The file source for a split: ``from_dir`` when given, else the Hub at its revision."""
     if from_dir is not None:
         return LocalFiles(from_dir)
     repo = spec.source.get("repo")
     if not repo:
         raise MembenchError(f"split {spec.id} has no Hub source", "pass --from-dir")
-    return HubFiles(repo, revision or spec.source.get("revision", "main"), spec.id, token=token)
+    return HubFiles(repo, revision or spec.source.get("revision", "main"), spec.id)
