@@ -1,9 +1,10 @@
 """`membench demo`: the whole job on the embedded demo, offline.
 
-Builds the demo split and trains the demo target (both reused when present), scores every
-built-in feature-based attack from one forward pass, runs the blind baselines (the split's
-diagnostics), writes result files and builds the site. The attacks that need more than the
-cached statistics (``attacks.MODEL_SCORERS``) run with ``membench run --scorer NAME``.
+Builds the demo split and trains the demo target (both reused when present), runs the blind
+baselines (the split's diagnostics), then scores every built-in feature-based attack from one
+forward pass (each record with its excess over the best blind baseline), writes result files
+and builds the site. The attacks that need more than the cached statistics
+(``attacks.MODEL_SCORERS``) run with ``membench run --scorer NAME``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ def handle(args) -> int:
     print(f"[1/4] demo target (trained on the members of {split_id}; reused when present)")
     path = targets.ensure_demo_target()
     print(f"      {path}")
-    print(f"[2/4] scoring {split_id} on {target_id}: {', '.join(attacks.FEATURE_SCORERS)}")
-    records = run(target_id, split_id, attacks.FEATURE_SCORERS, results_dir=results_dir)
-    print("[3/4] diagnostics: blind baselines (no model access, out-of-fold); best one shown")
+    # Diagnostics first, so that every attack record carries its excess over the best blind
+    # baseline (the runner reads <results>/_diagnostics/<split>.json).
+    print("[2/4] diagnostics: blind baselines (no model access, out-of-fold); best one shown")
     blind = run_blind(split_id, results_dir=results_dir)
+    print(f"[3/4] scoring {split_id} on {target_id}: {', '.join(attacks.FEATURE_SCORERS)}")
+    records = run(target_id, split_id, attacks.FEATURE_SCORERS, results_dir=results_dir)
     print(table(summary_rows([blind] + records), ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]))
     print("      TPR@1%FPR: largest TPR among ROC points with FPR <= 1%")
     print("[4/4] site")
