@@ -27,7 +27,7 @@ from ..errors import MembenchError
 from ..home import REPO_ROOT, home
 from . import protocol
 from .access import METHODS
-from .isolation import Limits, isolate, limits_only
+from .isolation import NOBODY, Limits, isolate, limits_only
 
 CHILD = Path(__file__).with_name("child.py")
 
@@ -126,7 +126,7 @@ def _prepare_workdir(submission_dir: Path) -> str:
     if os.getuid() == 0:
         for root, dirs, files in os.walk(workdir):
             for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                os.chown(name, 65534, 65534)
+                os.chown(name, NOBODY, NOBODY)
     return workdir
 
 
@@ -305,9 +305,8 @@ def run_scorer(
                         "; ".join(last) if etype == "SyntaxError" else "fix scorer.py and validate again",
                         kind="import",
                     )
-                if etype == "BlockingIOError" and "fork" in msg.get("traceback", "") or (
-                    etype == "BlockingIOError" and "temporarily unavailable" in emsg
-                ):
+                if etype == "BlockingIOError" and ("fork" in msg.get("traceback", "")
+                                                   or "temporarily unavailable" in emsg):
                     raise SandboxError(
                         f"the scorer tried to start more processes than allowed (limit {limits.nproc}): {emsg}",
                         "score in one process",
