@@ -125,8 +125,9 @@ def per_sample_loop(model, token_ids, texts, freq, device, k=0.2, a=0.01) -> dic
 
 
 def _inputs(args):
-    """(model, tokenizer or None, token ids, texts, pool texts, description)."""
+    """(model, tokenizer or None, token ids, texts, pool token ids, description)."""
     from .. import features, suite, targets
+    from ..runner import default_pool, load_pool
 
     if args.random_init:
         model = targets.random_init_model(args.target, dtype=args.dtype, device=args.device)
@@ -142,10 +143,8 @@ def _inputs(args):
     split = suite.ensure(args.split)
     texts = split.samples["text"].tolist()[: args.n_texts]
     token_ids = features.tokenize(target.tokenizer, texts, target.max_length)
-    pool_path = split.path / "pool.parquet"
-    import pandas as pd
-
-    pool = pd.read_parquet(pool_path)["text"].tolist() if pool_path.exists() else texts[:0]
+    pool_path = default_pool(split)
+    pool = load_pool(pool_path) if pool_path else []
     pool_ids = features.tokenize(target.tokenizer, pool, target.max_length)
     return target.model, target.tokenizer, token_ids, texts, pool_ids, f"{args.target} on {args.split}, {len(texts)} texts"
 
