@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,6 @@ from .access import CapabilityServer
 from .isolation import Limits
 from .sandbox import SandboxError, check_scores, run_scorer
 
-MODEL_CAPABILITIES = ("features", "logprobs", "generate", "gradients")
 VALIDATE_N = 64
 NO_TARGET = "none"
 
@@ -39,7 +38,7 @@ class Prepared:
     access: CapabilityServer | None
     target_block: dict
     split: object = None
-    extra: dict = field(default_factory=dict)
+    validity: object = None  # the split/target pair's label validity (None without a target)
 
 
 def code_hash(path: Path) -> str:
@@ -70,7 +69,7 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
     split = suite.ensure(split_id)
     samples = split.samples if n is None else split.samples.iloc[:n]
     uids, texts = samples["uid"].tolist(), samples["text"].tolist()
-    if not caps & set(MODEL_CAPABILITIES) and "reference" not in caps:
+    if not caps:  # every served capability needs the target (fit and groups are refused by load)
         block = {"id": NO_TARGET, "note": "text-only submission: no model access"}
         return Prepared(uids, texts, None, None, block, split)
     tspec = targets.get_target(target_id)
@@ -93,7 +92,7 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
         access = CapabilityServer(InProcessAccess(
             loaded, granted=caps, reference=reference, split=split if n is None else None,
             batch_tokens=batch_tokens))
-    return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, {"validity": validity})
+    return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, validity)
 
 
 def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed, hidden=()):
@@ -225,7 +224,7 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
     blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id)
     summary, counts = _metrics_block(labels, scores, too_short, blind)
     record = {
-        "split": _split_block(prep.split, prep.extra.get("validity")),
+        "split": _split_block(prep.split, prep.validity),
         "target": prep.target_block,
         "scorer": {
             "name": sub.name,
