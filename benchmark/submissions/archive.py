@@ -123,12 +123,8 @@ def _extract_tar(data: bytes, dest: Path) -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            budget.copy(tf.extractfile(member), target, member.name)
-            if budget.total > MAX_TOTAL:
-                break
+            budget.copy(tf.extractfile(member), target, member.name)  # raises past MAX_TOTAL
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, ArchiveError):
-            raise
         raise ArchiveError(f"archive is corrupt ({exc})") from None
 
 
