@@ -219,12 +219,9 @@ def measure(args) -> dict:
 
 def handle(args) -> int:
     from ..errors import MembenchError
+    from .run import check_device
 
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise MembenchError(f"device {args.device} is not available", "use --device cpu")
+    check_device(args.device)
     if args.random_init and args.dtype != "float32" and not args.device.startswith("cuda"):
         raise MembenchError("half-precision benchmarks need a GPU", "use --dtype float32 on CPU")
     r = measure(args)

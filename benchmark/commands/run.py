@@ -45,6 +45,17 @@ def register(sub):
     p.set_defaults(func=handle)
 
 
+def check_device(device: str) -> None:
+    """A one-line error, before any heavy work, for a CUDA device this machine lacks."""
+    if device.startswith("cuda"):
+        import torch
+
+        from ..errors import MembenchError
+
+        if not torch.cuda.is_available():
+            raise MembenchError(f"device {device} is not available here", "pass --device cpu")
+
+
 def _tpr(m, budget: str) -> str:
     t = m["tpr_at_fpr"][budget]
     return f"{t['value']:.3f}" if t["resolvable"] else "unresolvable"
@@ -85,11 +96,7 @@ def handle(args) -> int:
     if args.batch_tokens < 1:
         raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
                             "pass a token budget such as 16384")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise MembenchError(f"device {args.device} is not available here", "pass --device cpu")
+    check_device(args.device)
     results_dir = args.results_dir or default_results_dir()
     records = run(
         args.target,
