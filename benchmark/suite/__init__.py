@@ -2,7 +2,8 @@
 
 Public face: ``get_split``, ``match_splits``, ``splits`` (registry), ``fetch`` (materialize from
 the Hub or a local copy), ``ensure`` (materialize if it can be done offline, then load),
-``load``, ``verify``, ``freeze``, ``status``, ``Split``, ``SplitSpec``, ``make_uid``.
+``load``, ``verify``, ``freeze``, ``status``, ``Split``, ``SplitSpec``, ``make_uid``,
+``register_split`` (a split kept under MEMBENCH_HOME, see ``benchmark.registered``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ..errors import MembenchError
 from ..home import locked
 from . import demo, loaders, sources
 from . import lock as lockfile
-from .registry import SplitSpec, get_split, match_splits, splits
+from .registry import SplitSpec, get_split, match_splits, register_split, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
 from .verify import status, verify_split
 
@@ -148,6 +149,7 @@ __all__ = [
     "load",
     "make_uid",
     "match_splits",
+    "register_split",
     "split_dir",
     "splits",
     "status",

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import unknown
+from .. import registered
+from ..errors import MembenchError, unknown
 
 REGISTRY_FILE = Path(__file__).with_name("splits.yaml")
 
@@ -74,19 +75,47 @@ class SplitSpec:
         }
 
 
-@lru_cache(maxsize=1)
-def splits() -> dict[str, SplitSpec]:
-    raw = yaml.safe_load(REGISTRY_FILE.read_text())["splits"]
+def _spec(entry: dict) -> SplitSpec:
     known = {f for f in SplitSpec.__dataclass_fields__}
+    extra = {k: v for k, v in entry.items() if k not in known}
+    args = {k: v for k, v in entry.items() if k in known}
+    args["valid_targets"] = tuple(args.get("valid_targets", ()))
+    args.setdefault("description", "")
+    return SplitSpec(**args, extra=extra)
+
+
+@lru_cache(maxsize=1)
+def shipped() -> dict[str, SplitSpec]:
+    """The splits declared in the package's splits.yaml."""
     out: dict[str, SplitSpec] = {}
-    for entry in raw:
+    for entry in yaml.safe_load(REGISTRY_FILE.read_text())["splits"]:
         if entry["id"] in out:
             raise ValueError(f"duplicate split id {entry['id']!r} in {REGISTRY_FILE}")
-        extra = {k: v for k, v in entry.items() if k not in known}
-        args = {k: v for k, v in entry.items() if k in known}
-        args["valid_targets"] = tuple(args.get("valid_targets", ()))
-        out[entry["id"]] = SplitSpec(**args, extra=extra)
+        out[entry["id"]] = _spec(entry)
     return out
+
+
+def splits() -> dict[str, SplitSpec]:
+    """Every split: the shipped registry, then the splits registered under MEMBENCH_HOME
+    (``benchmark.registered``), which may not reuse a shipped id."""
+    out = dict(shipped())
+    for entry in registered.entries("splits"):
+        if entry["id"] in out:
+            raise MembenchError(
+                f"registered split {entry['id']} reuses an id of the shipped registry",
+                f"delete {registered.entry_file('splits', entry['id'])} and register it under another id",
+            )
+        out[entry["id"]] = _spec(entry)
+    return out
+
+
+def register_split(entry: dict, *, replace: bool = False) -> SplitSpec:
+    """Register a split under MEMBENCH_HOME (checked like a shipped entry first)."""
+    if entry.get("id") in shipped():
+        raise MembenchError(f"split id {entry.get('id')} belongs to the shipped registry", "choose another id")
+    spec = _spec(entry)
+    registered.add("splits", entry, replace=replace)
+    return spec
 
 
 def get_split(split_id: str) -> SplitSpec:

@@ -1,7 +1,7 @@
 """Targets: the registry of Pythia/OPT checkpoints, loading conventions, the demo target.
 
 Public face: ``get_target``, ``targets``, ``load_target``, ``LoadedTarget``, ``TargetSpec``,
-``ensure_demo_target``, ``CONTEXT_RULE``.
+``ensure_demo_target``, ``CONTEXT_RULE``, ``register_target`` (a target kept under MEMBENCH_HOME).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from ..home import locked, subdir
 from .loading import CONTEXT_RULE, LoadedTarget, load_target
 from .random_init import random_init_model
-from .registry import DEMO_ARCH, TargetSpec, get_target, targets
+from .registry import DEMO_ARCH, TargetSpec, get_target, register_target, targets
 
 DEMO_SPLIT = "demo/pydoc"
 DEMO_REFERENCE = "demo/neox-tiny-ref"
@@ -69,5 +69,6 @@ __all__ = [
     "get_target",
     "load_target",
     "random_init_model",
+    "register_target",
     "targets",
 ]

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .. import registered
 from ..errors import MembenchError, unknown
 
 # Pythia's published checkpoints: step0, log-spaced steps 1..512, then every 1000 to 143000.
@@ -34,6 +35,8 @@ class TargetSpec:
     description: str = ""
     checkpoints: tuple[str, ...] = field(default=(), repr=False)  # other revisions that exist on the Hub (Pythia steps)
     base_id: str | None = None  # the registry entry a checkpoint id derives from
+    local_path: str | None = None  # registered targets (fine-tuned, user's own): their folder
+    extra: dict = field(default_factory=dict, compare=False)  # registered targets: e.g. the recipe
 
     @property
     def model_id(self) -> str:
@@ -169,8 +172,37 @@ for _size, (_layers, _hidden, _heads) in _OPT.items():
     )
 
 
+def _registered() -> dict[str, TargetSpec]:
+    """Targets registered under MEMBENCH_HOME (``benchmark.registered``): a folder with the
+    model, an id such as ``ft/<recipe>``, and what made it (``extra``)."""
+    out = {}
+    for entry in registered.entries("targets"):
+        entry = dict(entry)
+        tid = entry.pop("id")
+        if tid in _TARGETS:
+            raise MembenchError(f"registered target {tid} reuses an id of the shipped registry",
+                                f"delete {registered.entry_file('targets', tid)}")
+        out[tid] = TargetSpec(
+            id=tid, family=entry.pop("family", "registered"), hub_repo=None, revision=None,
+            arch=entry.pop("arch", {}) or {}, params=str(entry.pop("params", "")),
+            description=entry.pop("description", ""), local_path=str(entry.pop("path")), extra=entry,
+        )
+    return out
+
+
+def register_target(entry: dict, *, replace: bool = False) -> TargetSpec:
+    """Register a target (``id``, ``path`` to its model folder, optional ``family``,
+    ``description``, ``arch``, ``params`` and anything else, kept in ``extra``)."""
+    if entry.get("id") in _TARGETS:
+        raise MembenchError(f"target id {entry.get('id')} belongs to the shipped registry", "choose another id")
+    if not entry.get("path"):
+        raise MembenchError(f"target {entry.get('id')}: a registered target needs the `path` of its model folder")
+    registered.add("targets", entry, replace=replace)
+    return _registered()[entry["id"]]
+
+
 def targets() -> dict[str, TargetSpec]:
-    return dict(_TARGETS)
+    return {**_TARGETS, **_registered()}
 
 
 def get_target(target: str, revision: str | None = None) -> TargetSpec:
@@ -183,9 +215,14 @@ def get_target(target: str, revision: str | None = None) -> TargetSpec:
         return _TARGETS[base].at_revision(at or revision)
     if target in _TARGETS:
         return _TARGETS[target]
+    extra = _registered()
+    if base in extra:
+        if revision or at:
+            raise MembenchError(f"target {base} is registered locally and has no revisions", "drop the revision")
+        return extra[base]
     path = Path(target)
     if path.is_dir() and (path / "config.json").exists():
         if revision:
             raise MembenchError(f"--revision does not apply to a local model directory ({target})", "drop --revision")
         return TargetSpec(id=str(path.resolve()), family="local", hub_repo=None, revision=None)
-    raise unknown("target", target, list(_TARGETS) + ["<a local model directory>"])
+    raise unknown("target", target, list(_TARGETS) + list(extra) + ["<a local model directory>"])
