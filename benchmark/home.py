@@ -1,4 +1,8 @@
-"""Where membench keeps what it builds: MEMBENCH_HOME (default ~/.cache/membench)."""
+"""Where membench keeps what it builds: MEMBENCH_HOME (default ~/.cache/membench).
+
+This module decides every path: each kind of thing has one function here, and no other
+module joins a folder name onto MEMBENCH_HOME itself.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,51 @@ def subdir(*parts: str) -> Path:
     path = home().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# The folders under MEMBENCH_HOME, one function each (created on first use).
+def results_dir() -> Path:
+    """Default results folder of `run`, `evaluate`, `diagnose`, `demo`, the worker, the site
+    builder and the server."""
+    return subdir("results")
+
+
+def diagnostics_dir() -> Path:
+    """Diagnostics JSON of every diagnosed split, whatever results folder it was written for."""
+    return subdir("diagnostics")
+
+
+def features_dir(key: str) -> Path:
+    return subdir("features", key[:2], key)
+
+
+def targets_dir(target_id: str) -> Path:
+    """Folder of a target membench builds itself (demo targets, fine-tuned targets)."""
+    return subdir("targets", *target_id.split("/"))
+
+
+def queue_dir() -> Path:
+    return subdir("queue")
+
+
+def logs_dir(*parts: str) -> Path:
+    return subdir("logs", *parts)
+
+
+def registry_dir(kind: str) -> Path:
+    """Entries registered at run time (``benchmark.registered``)."""
+    return subdir("registry", kind)
+
+
+def cache_dir(name: str) -> Path:
+    """Small derived caches (e.g. DC-PDD's token-frequency tables under ``freq``)."""
+    return subdir(name)
+
+
+# Folders in the repository (published results and the generated site).
+SITE_ROOT = REPO_ROOT / "leaderboard_site"
+PUBLISHED_RESULTS = SITE_ROOT / "results"
+BUILD_DIR = SITE_ROOT / "build"  # default output of every command that builds the site
 
 
 @contextmanager

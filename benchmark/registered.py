@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from .errors import MembenchError
-from .home import subdir
+from .home import registry_dir
 
 KINDS = ("splits", "targets")
 
@@ -23,7 +23,7 @@ KINDS = ("splits", "targets")
 def _folder(kind: str) -> Path:
     if kind not in KINDS:
         raise ValueError(f"unknown registry kind {kind!r}")
-    return subdir("registry", kind)
+    return registry_dir(kind)
 
 
 def entry_file(kind: str, entry_id: str) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import MembenchError
 from ..hashing import sha256_json
-from ..home import subdir
+from ..home import cache_dir
 from .base import Scorer, ScoringInput, register
 from .pool import checked_pool
 
@@ -29,7 +29,7 @@ def token_counts(access, corpus: list[str], vocab_size: int, cache_tag: str | No
     """Token counts of ``corpus`` under the target tokenizer (cached when ``cache_tag``)."""
     path = None
     if cache_tag is not None:
-        path = subdir("freq") / f"{sha256_json([cache_tag, vocab_size, corpus])}.npy"
+        path = cache_dir("freq") / f"{sha256_json([cache_tag, vocab_size, corpus])}.npy"
         if path.exists():
             counts = np.load(path)
             if counts.shape == (vocab_size,):

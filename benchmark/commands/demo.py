@@ -23,12 +23,12 @@ def register(sub):
 
 def handle(args) -> int:
     from .. import attacks, site, targets
-    from ..home import subdir
+    from ..home import results_dir as default_results_dir
     from ..runner import run, run_blind
     from .run import summary_rows
 
     split_id, target_id = targets.DEMO_SPLIT, "demo/neox-tiny"
-    results_dir = args.results_dir or subdir("results")
+    results_dir = args.results_dir or default_results_dir()
     print(f"[1/4] demo target (trained on the members of {split_id}; reused when present)")
     path = targets.ensure_demo_target()
     print(f"      {path}")

@@ -26,15 +26,15 @@ def register(sub):
 
 def handle(args) -> int:
     from .. import suite, targets
-    from ..home import subdir
+    from ..home import logs_dir, results_dir as default_results_dir
     from ..submissions import evaluate, load
     from .run import summary_rows
 
     sub = load(args.path)  # metadata errors before any heavy work
     suite.get_split(args.split)
     targets.get_target(args.target)
-    results_dir = args.results_dir or subdir("results")
-    log = args.log or subdir("logs", "submissions") / f"{sub.name}.log"
+    results_dir = args.results_dir or default_results_dir()
+    log = args.log or logs_dir("submissions") / f"{sub.name}.log"
     record = evaluate(args.path, split_id=args.split, target_id=args.target, results_dir=results_dir,
                       log_path=log, limits=limits_from(args), allow_unsandboxed=args.allow_unsandboxed,
                       device=args.device, dtype=args.dtype, batch_tokens=args.batch_tokens,

@@ -27,11 +27,11 @@ def register(sub):
 
 
 def handle_build(args) -> int:
-    from ..home import subdir
+    from ..home import results_dir as default_results_dir
     from ..site import DEFAULT_OUT, build_site
     from ..site.build import CARDS_DIR
 
-    report = build_site(args.results or subdir("results"), args.out or DEFAULT_OUT, cards_dir=args.cards or CARDS_DIR)
+    report = build_site(args.results or default_results_dir(), args.out or DEFAULT_OUT, cards_dir=args.cards or CARDS_DIR)
     lines = [f"refused (left out): {r}" for r in report.rejected]
     lines.append(
         f"site written: {report.index} ({report.n_results} results, {report.pages} pages, "

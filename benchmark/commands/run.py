@@ -8,9 +8,9 @@ from . import emit, table
 
 
 def default_results_dir() -> Path:
-    from ..home import subdir
+    from ..home import results_dir
 
-    return subdir("results")
+    return results_dir()
 
 
 def register(sub):

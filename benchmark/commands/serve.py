@@ -24,11 +24,11 @@ def handle(args) -> int:
     import uvicorn
 
     from ..errors import MembenchError
-    from ..home import subdir
+    from ..home import results_dir as default_results_dir
     from ..site import DEFAULT_OUT, build_site
     from ..site.app import create_app
 
-    results = args.results or subdir("results")
+    results = args.results or default_results_dir()
     site = args.site or DEFAULT_OUT
     if not Path(results).is_dir():
         raise MembenchError(f"results folder {results} does not exist", "pass --results DIR or run `membench run` first")

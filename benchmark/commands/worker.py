@@ -26,14 +26,14 @@ def register(sub):
 
 
 def handle(args) -> int:
-    from ..home import REPO_ROOT
+    from ..home import PUBLISHED_RESULTS
     from ..site import DEFAULT_OUT
     from ..submissions.queue import Queue
     from ..submissions.worker import WorkerConfig, serve
 
     queue = Queue(args.queue)
     cfg = WorkerConfig(
-        results_dir=args.results_dir or REPO_ROOT / "leaderboard_site" / "results",
+        results_dir=args.results_dir or PUBLISHED_RESULTS,
         site_out=None if args.no_site else (args.site_out or DEFAULT_OUT),
         lease_s=args.lease,
         poll_s=args.poll,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .. import metrics
 from ..errors import MembenchError
 from ..hashing import sha256_files
-from ..home import subdir
+from ..home import diagnostics_dir
 from . import textstats
 from .baselines import BASELINES
 from .crossval import N_FOLDS, SEED, folds, out_of_fold_scores
@@ -159,7 +159,7 @@ def diagnose_split(split, *, progress: bool = False) -> dict:
 
 def diagnostics_root() -> Path:
     """MEMBENCH_HOME/diagnostics: the latest diagnostics of each split, read by the cards."""
-    return subdir("diagnostics")
+    return diagnostics_dir()
 
 
 def diagnostics_path(split_id: str, root: Path | None = None) -> Path:

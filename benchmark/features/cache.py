@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hashing import sha256_bytes, sha256_json
-from ..home import subdir
+from ..home import features_dir
 from .engine import STATS, TokenStats
 
 
@@ -31,7 +31,7 @@ def cache_key(parts: dict) -> str:
 
 
 def entry_dir(key: str) -> Path:
-    return subdir("features", key[:2], key)
+    return features_dir(key)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -36,20 +36,19 @@ from markupsafe import Markup
 
 from .. import __version__
 from ..hashing import sha256_file
-from ..home import REPO_ROOT
+from ..home import BUILD_DIR, REPO_ROOT, SITE_ROOT
 from ..results import SCHEMA_FILE, Rejected
 from .model import SiteData, collect_data, fmt, page_slug
 from .plots import MAX_SERIES, line_svg, roc_svg
 
 log = logging.getLogger(__name__)
 
-SITE_ROOT = REPO_ROOT / "leaderboard_site"
 TEMPLATES = SITE_ROOT / "templates"
 STATIC = SITE_ROOT / "static"
 CITATIONS = SITE_ROOT / "citations.yaml"
 CARDS_DIR = REPO_ROOT / "data_cards"
 SPLITS_REGISTRY = REPO_ROOT / "benchmark" / "suite" / "splits.yaml"
-DEFAULT_OUT = SITE_ROOT / "build"
+DEFAULT_OUT = BUILD_DIR
 GENERATED = ("index.html", "split", "scorer", "target", "data", "schema", "static")
 
 

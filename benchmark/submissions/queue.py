@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MembenchError
-from ..home import subdir
+from ..home import queue_dir
 from . import archive
 
 STATUSES = ("pending", "running", "done", "failed")
@@ -61,7 +61,7 @@ def _event(c, job_id: str, at: float, kind: str, worker: str | None = None, deta
 
 
 def default_root() -> Path:
-    return subdir("queue")
+    return queue_dir()
 
 
 @dataclass

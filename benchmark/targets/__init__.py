@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..home import locked, subdir
+from ..home import locked, targets_dir
 from .loading import CONTEXT_RULE, LoadedTarget, load_target
 from .random_init import random_init_model
 from .registry import DEMO_ARCH, TargetSpec, get_target, register_target, targets
@@ -19,7 +19,7 @@ DEMO_REFERENCE = "demo/neox-tiny-ref"
 
 
 def demo_target_dir(target_id: str = "demo/neox-tiny") -> Path:
-    return subdir("targets", *target_id.split("/"))
+    return targets_dir(target_id)
 
 
 def _demo_training_texts(target_id: str) -> tuple[list[str], str]:
