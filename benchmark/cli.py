@@ -29,15 +29,17 @@ _FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._Store
 
 
 class _Formatter(argparse.HelpFormatter):
-    """Appends ``(default: X)`` to every option whose help does not already state its default
-    (flags default to off and are left as they are)."""
+    """Appends ``(default: X)`` to every option whose help does not already state its default,
+    ``(default: none)`` to one that is unset by default; required options (also those of a
+    required either-or group) and flags (off by default) are left as they are."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (action.option_strings and not isinstance(action, _FLAGS) and "default" not in text.lower()
-                and action.default is not None and action.default is not argparse.SUPPRESS):
-            text += " (default: %(default)s)"
-        return text
+        if (not action.option_strings or isinstance(action, _FLAGS) or action.required
+                or getattr(action, "in_required_group", False) or "default" in text.lower()
+                or action.default is argparse.SUPPRESS):
+            return text
+        return text + (" (default: none)" if action.default is None else " (default: %(default)s)")
 
 
 def wants_json(argv) -> bool:
@@ -59,10 +61,15 @@ class _Parser(argparse.ArgumentParser):
 
     def add_argument(self, *args, **kwargs):
         action = super().add_argument(*args, **kwargs)
-        if (not action.help and action.option_strings and not isinstance(action, _FLAGS)
-                and action.default not in (None, argparse.SUPPRESS)):
-            action.help = "default: %(default)s"
+        if not action.help and action.option_strings and not isinstance(action, _FLAGS):
+            action.help = "default: none" if action.default is None else "default: %(default)s"
         return action
+
+    def parse_known_args(self, args=None, namespace=None):
+        for group in self._mutually_exclusive_groups:  # either-or options: required as a group
+            for action in group._group_actions:
+                action.in_required_group = group.required
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):  # one line, exit 2, like every other input error
         if wants_json(None if _ARGV is None else _ARGV):

@@ -20,7 +20,8 @@ def register(sub):
 
     fe = ss.add_parser("fetch", help="materialize splits from the Hub or a local copy")
     fe.add_argument("patterns", nargs="+", metavar="SPLIT", help="split ids or glob patterns, e.g. 'wikimia/*'")
-    fe.add_argument("--from-dir", metavar="DIR", help="a local copy in the Hub layout or as jsonl/csv/parquet/save_to_disk")
+    fe.add_argument("--from-dir", metavar="DIR", help="a local copy in the Hub layout or as jsonl/csv/parquet/save_to_disk "
+                    "(default: download from the Hub at the pinned revision)")
     fe.add_argument("--force", action="store_true", help="materialize again even if already fetched")
     fe.add_argument("--json", action="store_true")
     fe.set_defaults(func=handle_fetch)
@@ -120,8 +121,10 @@ def handle_fetch(args) -> int:
         missing = suite.missing_parents(spec) if not was or args.force else []
         if missing and len(specs) > 1:  # a glob builds what it can; say what each skipped control needs
             rows.append({"id": spec.id, "action": "skipped",
-                         "reason": f"built from {', '.join(missing)}, not materialized: "
-                                   f"membench suite fetch {' '.join(missing)} (with --from-dir DIR offline)"})
+                         "needs": missing,
+                         "reason": f"needs {' and '.join(missing)}, not materialized here; fetch "
+                                   f"{'them' if len(missing) > 1 else 'it'} first: membench suite fetch "
+                                   f"{' '.join(missing)} (offline: --from-dir DIR)"})
             continue
         try:
             split = suite.fetch(spec.id, args.from_dir, force=args.force)

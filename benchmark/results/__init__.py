@@ -3,13 +3,15 @@
 Public face: ``write``, ``read``, ``read_scores``, ``iter_records``, ``record_path``,
 ``scores_path``, ``record_key``, ``scorer_label`` (the one place names and keys are decided:
 ``naming``), ``environment``, ``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``,
-``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``, ``recompute``
-(figures from per-sample scores and labels, by record kind: ``RECOMPUTERS``).
+``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``,
+``recompute_record`` (figures from per-sample scores and labels, by record kind:
+``RECOMPUTERS``).
 """
 
 from .naming import base_name, record_key, record_path, scorer_label, scores_path
 from .provenance import environment, git_commit
-from .recompute import RECOMPUTERS, recompute
+from .recompute import RECOMPUTERS
+from .recompute import recompute as recompute_record
 from .schema import SCHEMA_FILE, schema, schema_errors
 from .store import (
     SCHEMA_VERSION,
@@ -25,24 +27,24 @@ from .store import (
 
 __all__ = [
     "RECOMPUTERS",
-    "base_name",
-    "read_scores",
-    "recompute",
-    "scorer_label",
-    "scores_path",
-    "SCHEMA_FILE",
-    "SCHEMA_VERSION",
     "Rejected",
     "ResultsStore",
+    "SCHEMA_FILE",
+    "SCHEMA_VERSION",
     "Scan",
+    "base_name",
     "environment",
     "git_commit",
     "iter_records",
     "read",
+    "read_scores",
+    "recompute_record",
     "record_key",
     "record_path",
     "schema",
     "schema_errors",
+    "scorer_label",
+    "scores_path",
     "validate_dir",
     "write",
 ]
