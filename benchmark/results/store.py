@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import MembenchError
 from ..hashing import sha256_file
-from .naming import is_keyed_name, path_for, record_key, record_path, scores_path, slug  # noqa: F401 (public names)
+from .naming import is_keyed_name, path_for, record_key, scores_path
 from .recompute import Outcome, Recomputer
 from .schema import schema_errors
 
