@@ -39,6 +39,16 @@ def diagnostics_dir() -> Path:
     return subdir("diagnostics")
 
 
+def diagnostics_file(split_id: str, results_dir: str | Path | None = None) -> Path:
+    """A split's diagnostics JSON: ``MEMBENCH_HOME/diagnostics/<split id>.json`` (the latest
+    diagnosis of the split, whatever results folder it was made for), or with ``results_dir``
+    the copy published beside that folder's records, ``<results_dir>/_diagnostics/<split id>.json``.
+    Not created. Readers look in the results folder first, then in MEMBENCH_HOME."""
+    base = Path(results_dir) / "_diagnostics" if results_dir is not None else diagnostics_dir()
+    *folders, name = split_id.split("/")
+    return base.joinpath(*folders, name + ".json")  # not with_suffix: ids such as ngram_13_0.8 hold dots
+
+
 def features_dir(key: str) -> Path:
     return subdir("features", key[:2], key)
 

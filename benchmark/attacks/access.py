@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import features
 from ..errors import MembenchError
-from .base import ModelAccess
+from .base import ModelAccess, undeclared
 
 
 class InProcessAccess(ModelAccess):
@@ -25,8 +25,11 @@ class InProcessAccess(ModelAccess):
         split=None,
         batch_tokens: int = 16384,
         progress: bool = False,
+        scorer: str | None = None,
     ):
         self.target = target
+        self.scorer = scorer  # named in the error for an undeclared capability
+        self.declared = tuple(granted)
         self.granted = set(granted)
         self.reference_target = reference
         self.split = split  # texts of this split are scored on the reference from its cache
@@ -41,12 +44,9 @@ class InProcessAccess(ModelAccess):
             "generated_tokens": 0,
         }
 
-    def _need(self, capability: str) -> None:
+    def _need(self, capability: str, method: str | None = None) -> None:
         if capability not in self.granted:
-            raise MembenchError(
-                f"scorer used capability '{capability}' without declaring it",
-                f"add '{capability}' to the scorer's `requires`",
-            )
+            raise undeclared(capability, method or capability, self.scorer, self.declared)
 
     @property
     def vocab_size(self) -> int:
@@ -77,12 +77,12 @@ class InProcessAccess(ModelAccess):
         return stats
 
     def logprobs(self, texts: list[str]):
-        self._need("logprobs")
+        self._need("logprobs", "logprobs")
         self.usage["target_forward_texts"] += len(texts)
         return self._forward(self.target, self.tokenize(texts), "target_forward_tokens", "logprobs")
 
     def conditional_logprobs(self, prefix: str, texts: list[str]):
-        self._need("logprobs")
+        self._need("logprobs", "conditional_logprobs")
         tok, max_len = self.target.tokenizer, self.target.max_length
         prefix_ids = list(tok(prefix, add_special_tokens=True)["input_ids"]) if prefix else []
         alone = self.tokenize(texts)
@@ -109,7 +109,7 @@ class InProcessAccess(ModelAccess):
         return features.TokenStats.from_lists(per, n_in)
 
     def reference(self, texts: list[str]):
-        self._need("reference")
+        self._need("reference", "reference")
         if self.reference_target is None:
             raise MembenchError("this scorer needs a reference model", "pass --reference MODEL")
         ref = self.reference_target
@@ -129,7 +129,7 @@ class InProcessAccess(ModelAccess):
         import torch
         from tqdm.auto import tqdm
 
-        self._need("gradients")
+        self._need("gradients", "gradient_norms")
         model = self.target.model
         out = np.full(len(texts), np.nan)
         params = [p for p in model.parameters()]
@@ -159,7 +159,7 @@ class InProcessAccess(ModelAccess):
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         import torch
 
-        self._need("generate")
+        self._need("generate", "generate")
         tok, model = self.target.tokenizer, self.target.model
         outs = []
         for prompt in prompts:

@@ -1,11 +1,17 @@
 """Results: the record format (a published JSON Schema), provenance and the results store.
 
-Public face: ``write``, ``read``, ``iter_records``, ``record_path``, ``environment``,
-``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``, ``schema_errors``, ``ResultsStore``,
-``Scan``, ``Rejected``, ``validate_dir``, ``record_key``.
+Public face: ``write``, ``read``, ``read_scores``, ``iter_records``, ``record_path``,
+``scores_path``, ``record_key``, ``scorer_label`` (the one place names and keys are decided:
+``naming``), ``environment``, ``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``,
+``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``,
+``recompute_record`` (figures from per-sample scores and labels, by record kind:
+``RECOMPUTERS``).
 """
 
+from .naming import base_name, record_key, record_path, scorer_label, scores_path
 from .provenance import environment, git_commit
+from .recompute import RECOMPUTERS
+from .recompute import recompute as recompute_record
 from .schema import SCHEMA_FILE, schema, schema_errors
 from .store import (
     SCHEMA_VERSION,
@@ -14,26 +20,31 @@ from .store import (
     Scan,
     iter_records,
     read,
-    record_key,
-    record_path,
+    read_scores,
     validate_dir,
     write,
 )
 
 __all__ = [
-    "SCHEMA_FILE",
-    "SCHEMA_VERSION",
+    "RECOMPUTERS",
     "Rejected",
     "ResultsStore",
+    "SCHEMA_FILE",
+    "SCHEMA_VERSION",
     "Scan",
+    "base_name",
     "environment",
     "git_commit",
     "iter_records",
     "read",
+    "read_scores",
+    "recompute_record",
     "record_key",
     "record_path",
     "schema",
     "schema_errors",
+    "scorer_label",
+    "scores_path",
     "validate_dir",
     "write",
 ]

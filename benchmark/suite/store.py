@@ -186,19 +186,30 @@ def load(spec: SplitSpec) -> Split:
     bad = verify_files(path, manifest)
     if bad:
         raise MembenchError(
-            f"split {spec.id}: file {bad[0]} does not match its manifest hash",
-            f"delete {path} and fetch the split again",
+            f"split {spec.id} is corrupt: file {bad[0]} does not match its manifest hash",
+            refetch_hint(spec),
         )
     samples = pd.read_parquet(path / "samples.parquet")
     return Split(spec=spec, samples=samples, manifest=manifest, path=path)
+
+
+def refetch_hint(spec: SplitSpec) -> str:
+    """How to rebuild a corrupt split: a plain fetch keeps what is there, ``--force`` replaces it."""
+    hint = f"materialize it again: membench suite fetch {spec.id} --force"
+    if spec.kind in ("mimir", "hf_dataset"):
+        hint += " (add --from-dir DIR for a local copy)"
+    return hint
 
 
 def read_manifest(path: Path) -> dict:
     file = path / "manifest.json"
     try:
         return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise MembenchError(f"{file}: line {exc.lineno}: not valid JSON ({exc.msg})", "fetch the split again with --force") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}: " if isinstance(exc, json.JSONDecodeError) else ""
+        split_id = path.relative_to(home() / "suite").as_posix() if path.is_relative_to(home() / "suite") else "SPLIT"
+        raise MembenchError(f"{file}: {where}not valid JSON", f"materialize the split again: "
+                            f"membench suite fetch {split_id} --force") from None
 
 
 def verify_files(path: Path, manifest: dict) -> list[str]:

@@ -50,7 +50,7 @@ def _hash_dir(path: Path, patterns) -> str:
 def resolve_path(spec: TargetSpec) -> Path:
     """The local directory holding the target's files (downloading from the Hub if needed)."""
     if spec.family == "local":
-        return Path(spec.id)
+        return Path(spec.local_path or spec.id)
     if spec.local_path:  # registered under MEMBENCH_HOME (fine-tuned, a user's own)
         return Path(spec.local_path)
     if spec.family == "demo":
