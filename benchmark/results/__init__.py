@@ -5,7 +5,8 @@ Public face: ``write``, ``read``, ``read_scores``, ``iter_records``, ``record_pa
 ``naming``), ``environment``, ``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``,
 ``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``,
 ``recompute_record`` (figures from per-sample scores and labels, by record kind:
-``RECOMPUTERS``).
+``RECOMPUTERS``), ``derive_on_rest`` / ``subsets_in`` / ``rest_blind_auc`` (records on the
+evaluated rest of a calibration subset, derived from whole-split records: ``subsets``).
 """
 
 from .naming import base_name, record_key, record_path, scorer_label, scores_path
@@ -13,6 +14,8 @@ from .provenance import environment, git_commit
 from .recompute import RECOMPUTERS
 from .recompute import recompute as recompute_record
 from .schema import SCHEMA_FILE, schema, schema_errors
+from .subsets import derive as derive_on_rest
+from .subsets import rest_blind_auc, subsets_in
 from .store import (
     SCHEMA_VERSION,
     Rejected,
@@ -33,6 +36,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Scan",
     "base_name",
+    "derive_on_rest",
     "environment",
     "git_commit",
     "iter_records",
@@ -41,10 +45,12 @@ __all__ = [
     "recompute_record",
     "record_key",
     "record_path",
+    "rest_blind_auc",
     "schema",
     "schema_errors",
     "scorer_label",
     "scores_path",
+    "subsets_in",
     "validate_dir",
     "write",
 ]
