@@ -37,7 +37,8 @@ def register(sub):
         "setting from one cached feature pass); repeatable. Default: every built-in feature-based "
         "scorer (dc_pdd only when the split declares a pool or --pool is given: otherwise it is "
         "skipped and the output says so), plus `reference` when --reference is given. Built in: "
-        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall",
+        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall; "
+        "trainable (fit on a calibration subset, see --calibration): mia_tuner, mia_tuner_aligned, con_recall, calibrated",
     )
     p.add_argument("--reference", default=None,
                    help="reference model for `reference` (registry id or local directory; "
@@ -46,6 +47,15 @@ def register(sub):
                    help="declared non-member pool (parquet/jsonl/csv with a `text` column, or "
                    ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
                    "the split (default: the split's pool.parquet when it has one)")
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="calibration subset for trainable scorers (mia_tuner, mia_tuner_aligned, con_recall, "
+                   "calibrated: they fit on its labels and are scored on the evaluated rest only); every other "
+                   "record of the split is then also recomputed on that rest (`membench calibration list SPLIT`: "
+                   "the subsets; default: each trainable scorer's own, cal80 for MIA-Tuner, cal10 otherwise)")
+    p.add_argument("--fit-budget", default=None, metavar="CAPS",
+                   help="caps on each trainable scorer's fit, e.g. steps=500,forward_tokens=5e6,backward_tokens=2e6,"
+                   "seconds=900 (a fit that would pass one is stopped with one line and nothing is published; "
+                   "default: steps=2000,forward_tokens=5e7,backward_tokens=2.5e7,seconds=14400)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype (statistics are always fp32)")
@@ -150,6 +160,7 @@ def handle(args) -> int:
 
     from .. import suite, targets
     from ..errors import MembenchError
+    from ..attacks import FitBudget
     from ..runner import compare_labels, compare_records, default_scorer_set, run, scorer_settings
 
     # Validate names before any heavy work, so a typo costs nothing.
@@ -168,6 +179,9 @@ def handle(args) -> int:
         raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
                             "pass a token budget such as 16384")
     check_device(args.device)
+    fit_budget = FitBudget.parse(args.fit_budget)
+    if args.calibration and args.split:
+        suite.calibration.subset_spec(suite.get_split(args.split), args.calibration)
     split_id = args.split or _file_split(args, tspec.id)
     results_dir = args.results_dir or default_results_dir()
     chosen = None
@@ -197,6 +211,8 @@ def handle(args) -> int:
         pool=args.pool,
         skipped=skipped,
         target_name=args.target_name,
+        calibration=args.calibration,
+        fit_budget=fit_budget,
     )
     comparison = compare_records(results_dir, records, chosen) if chosen else None
     for r in records:
