@@ -4,9 +4,10 @@
 cached features (``loss``, ``zlib``, ``min_k``, ``min_k_plus_plus``, ``dc_pdd``, or a
 feature-based scorer registered later). On the calibration subset it scores every text with
 the base scorer and chooses the threshold t of the rule "member when base score >= t" with the
-largest TPR among those whose FPR on the calibration non-members is at most ``target_fpr``
-(the smallest such t; ties between thresholds with equal rates do not arise because t is a
-calibration score, or just above the largest one when no member can be admitted). The fitted
+largest TPR among those whose FPR on the calibration non-members is at most ``target_fpr``,
+and among equal TPRs the lowest FPR (the ROC point a practitioner would deploy). Candidate
+thresholds are the calibration scores themselves (distinct candidates never share both
+rates), or just above the largest one when not even one member can be admitted. The fitted
 transform is
 
     score(x) = base(x) - t,
@@ -38,7 +39,7 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_fpr: float) 
     for t in np.unique(s):  # candidate thresholds: the calibration scores themselves
         member = s >= t
         tpr, fpr = float(member[y == 1].mean()), float(member[y == 0].mean())
-        if fpr <= target_fpr and (best is None or tpr > best[1] or (tpr == best[1] and t < best[0])):
+        if fpr <= target_fpr and (best is None or (tpr, -fpr) > (best[1], -best[2])):
             best = (float(t), tpr, fpr)
     if best is None:  # no calibration score admits so few false positives: admit nobody seen
         best = (float(np.nextafter(s.max(), np.inf)), 0.0, 0.0)

@@ -143,7 +143,7 @@ class _MIATuner(Scorer):
             total_steps=self.epochs * batches_per_epoch, seed=self.seed)
         nxt = self._next_tokens(calibration.access)
         rng = np.random.default_rng(self.seed + 1)
-        history = []
+        history, by_epoch = [], []
         for _ in range(self.epochs):
             order = rng.permutation(len(members))
             for b in range(batches_per_epoch):
@@ -157,8 +157,9 @@ class _MIATuner(Scorer):
                 objective.backward()
                 self.prompt.step([t.grad.numpy() for t in lps], None if nexts is None else nexts.grad.numpy())
                 history.append(float(objective.detach()))
+            by_epoch.append(float(np.mean(history[-batches_per_epoch:])))
         self.details = {"train_texts_per_class": len(members), "steps": len(history),
-                        "objective_first": history[0], "objective_last": history[-1]}
+                        "objective_by_epoch": [round(v, 6) for v in by_epoch]}
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         if self.prompt is None:

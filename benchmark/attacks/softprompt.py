@@ -69,6 +69,10 @@ class SoftPrompt:
                                                          num_training_steps=int(total_steps))
         self._pending = None  # (per-row token log-probs, next-token log-probs, tokens) of the last train pass
         self.steps = 0
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=int(total_steps), desc=f"fit {access.scorer or 'soft prompt'}", unit="step",
+                        disable=not access.progress, leave=False)
 
     def _cut(self, sequences) -> list[list[int]]:
         rows = [[int(t) for t in seq][: self.max_tokens] for seq in sequences]
@@ -175,6 +179,9 @@ class SoftPrompt:
         self.optimizer.step()
         self.scheduler.step()
         self.steps += 1
+        self.bar.update(1)
+        if self.steps >= self.bar.total:
+            self.bar.close()
 
     def state(self) -> dict:
         return {"num_virtual_tokens": self.n, "steps": self.steps}

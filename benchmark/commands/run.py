@@ -229,6 +229,21 @@ def handle(args) -> int:
     if records and "shift_sensitivity" in records[0]:  # a control split: see diagnostics.controls
         note += ("\ncontrol split: labels are time or source, not membership; each AUC above is that "
                  "scorer's shift sensitivity (0.5 = blind to the shift); field shift_sensitivity in --json")
+    for name in sorted({r["evaluation_subset"]["name"] for r in records if "evaluation_subset" in r}):
+        on = [r for r in records if (r.get("evaluation_subset") or {}).get("name") == name]
+        sub = on[0]["evaluation_subset"]
+        note += (f"\n{', '.join(r['scorer']['name'] for r in on)}: fitted on calibration subset {name} "
+                 f"({sub['n_calibration']} texts) and scored on its evaluated rest only ({sub['n']} texts); every "
+                 f"other record of {split_id} in the results folder is recomputed on the same rest "
+                 f"(`membench calibration list {split_id}`)")
+        for r in on:
+            point = r.get("operating_point")
+            if point:
+                chosen = point.get("calibration") or {}
+                there = (f" (TPR {chosen['tpr']:.3f} at FPR {chosen['fpr']:.3f} there)"
+                         if {"tpr", "fpr"} <= set(chosen) else "")
+                note += (f"\n{r['scorer']['name']}: operating point chosen on {name}{there} reaches TPR "
+                         f"{point['evaluated']['tpr']:.3f} at FPR {point['evaluated']['fpr']:.3f} on the evaluated rest")
     skip_lines = [f"skipped {s['scorer']}: {s['reason']} ({s['fix']})" for s in skipped]
     target_shown = records[0]["target"]["id"] if records else tspec.id
     text = "\n".join([f"{split_id} on {target_shown}", table(summary_rows(records, full=True), header), note,
