@@ -60,6 +60,8 @@ RESULT_COLUMNS = [
     _col("scorer", "scorer", link="scorer"),
     _col("target", "target", link="target"),
     _col("split", "split", link="split"),
+    _col("evaluated_on", "evaluated on", help="whole split, or the evaluated rest of a calibration subset "
+         "(trainable scorers fit on the subset; every other scorer is recomputed on the same rest)"),
     _col("auc_text", "AUC", sort="auc", num=True),
     _col("ci_text", "95% CI", sort="auc_lo", num=True, help="stratified bootstrap, 1,000 resamples"),
     _col("tpr1_text", "TPR@1%FPR", sort="tpr1", num=True, help="largest TPR among ROC points with FPR <= 1%"),
@@ -78,7 +80,7 @@ MEAN_COLUMNS = [
 ]
 RESULT_FIELDS = {
     "scorer": "scorer", "scorer_version": "scorer_version", "kind": "kind", "target": "target",
-    "split": "split", "track": "track", "auc": "auc", "auc_ci95_lo": "auc_lo", "auc_ci95_hi": "auc_hi",
+    "split": "split", "evaluation_subset": "subset", "track": "track", "auc": "auc", "auc_ci95_lo": "auc_lo", "auc_ci95_hi": "auc_hi",
     "tpr_at_10pct_fpr": "tpr10", "tpr_at_1pct_fpr": "tpr1", "tpr_at_0.1pct_fpr": "tpr01",
     "rank_group": "rank", "auc_minus_blind": "excess", "n_members": "n_members",
     "n_nonmembers": "n_nonmembers", "label_valid": "label_valid", "code_sha256": "code_sha256",
@@ -87,7 +89,7 @@ MEAN_FIELDS = {
     "scorer": "scorer", "kind": "kind", "target": "target", "mean_auc": "mean_auc", "n_splits": "n_splits",
     "mean_tpr_at_1pct_fpr": "mean_tpr1", "n_splits_tpr_resolvable": "n_tpr1", "mean_auc_minus_blind": "mean_excess",
 }
-TEXT_FIELDS = {"scorer", "scorer_version", "kind", "target", "split", "track"}
+TEXT_FIELDS = {"scorer", "scorer_version", "kind", "target", "split", "evaluation_subset", "track"}
 
 
 @dataclass
@@ -212,10 +214,15 @@ def _write_downloads(data_dir: Path, table: dict, page: str) -> None:
     )
 
 
+def _where(row: dict) -> str:
+    """The split, or the evaluated rest of a calibration subset of it."""
+    return row["split"] + (f" (rest of {row['subset']})" if row.get("subset") else "")
+
+
 def _roc_plots(rows: list[dict]) -> list[dict]:
     by_split = defaultdict(list)
     for row in rows:
-        by_split[row["split"]].append(row)
+        by_split[_where(row)].append(row)
     plots = []
     for split_id in sorted(by_split):
         rs = sorted(by_split[split_id], key=lambda r: -r["auc"])
@@ -232,7 +239,7 @@ def _size_plot(rows: list[dict]) -> Markup | None:
     series = defaultdict(dict)
     for r in rows:
         if r["size"] and r["step"] is None and not r["blind"]:
-            series[r["split"]][r["size"]] = (r["size"], r["auc"], (r["auc_lo"], r["auc_hi"]))
+            series[_where(r)][r["size"]] = (r["size"], r["auc"], (r["auc_lo"], r["auc_hi"]))
     series = [(k, list(v.values())) for k, v in sorted(series.items()) if len(v) >= 2]
     return line_svg(series, xlabel="parameters", logx=True, title="AUC against model size") if series else None
 
@@ -241,7 +248,7 @@ def _step_plot(rows: list[dict]) -> Markup | None:
     series = defaultdict(dict)
     for r in rows:
         if r["step"] is not None and not r["blind"]:
-            series[f"{r['target_id']} on {r['split']}"][r["step"]] = (r["step"], r["auc"], (r["auc_lo"], r["auc_hi"]))
+            series[f"{r['target_id']} on {_where(r)}"][r["step"]] = (r["step"], r["auc"], (r["auc_lo"], r["auc_hi"]))
     series = [(k, list(v.values())) for k, v in sorted(series.items()) if len(v) >= 2]
     return line_svg(series, xlabel="checkpoint step", title="AUC against checkpoint step") if series else None
 
@@ -398,10 +405,13 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
             f"split-{split['slug']}-baselines", f"blind baselines on {split['id']} (from its diagnostics)",
             _baseline_rows(diag), columns=BASELINE_COLUMNS, fields=BASELINE_FIELDS,
         )
-        page_tables = [baselines, results, controls] if baselines["rows"] else [results, controls]
+        rests = [{**sub, "table": _table(f"split-{split['slug']}-rest-{sub['slug']}",
+                                        f"results on {split['id']}, evaluated rest of {sub['name']}",
+                                        sub["rows"], sub["blind_rows"])} for sub in split["subsets"]]
+        page_tables = ([baselines] if baselines["rows"] else []) + [results] + [r["table"] for r in rests] + [controls]
         render(
             "split.html.j2", out_dir / "split" / f"{split['slug']}.html", "../", page_tables,
-            split=split, results=results, controls=controls, diagnostics_json=diag_json,
+            split=split, results=results, rests=rests, controls=controls, diagnostics_json=diag_json,
             baselines=baselines, blind_ci_text=blind_ci,
             card_html=_card_html(cards_dir, split["id"], md), dataset_bib=dataset_bibtex(split),
         )

@@ -4,6 +4,12 @@ Rows keep a sortable value apart from the text they display (as HELM does). Rank
 one (split, target), scorers sorted by AUC; the first opens group 1 and every scorer whose
 95% interval overlaps the group leader's joins it; the first that does not opens the next
 group and leads it. Blind baselines are never ranked; they are pinned above the ranked rows.
+
+A record on the evaluated rest of a calibration subset (``evaluation_subset``: a trainable
+scorer's, or another scorer's recomputed on that rest) is a row of its own table: on the split
+page, one table per subset with its own pinned blind baselines, excess and rank groups; in
+the track tables its "evaluated on" cell names the subset, and the means over splits use
+whole-split rows only.
 """
 
 from __future__ import annotations
@@ -78,11 +84,23 @@ class SiteData:
     last_update: str | None = None
 
 
+def evaluated_on(record: dict) -> tuple[str | None, str]:
+    """(calibration subset, what the row is evaluated on, in words)."""
+    sub = record.get("evaluation_subset")
+    if not isinstance(sub, dict):
+        return None, "whole split"
+    return str(sub.get("name")), (f"rest of {sub.get('name')} ({sub.get('n')} texts; "
+                                  f"{sub.get('n_calibration')} calibration texts excluded)")
+
+
 def make_row(path: Path, record: dict) -> dict:
     m, split, target, scorer = record["metrics"], record["split"], record["target"], record["scorer"]
     label = target_label(target)
+    subset, on_text = evaluated_on(record)
     row = {
-        "anchor": "r-" + page_slug(f"{split['id']}--{label}--{scorer['name']}"),
+        "anchor": "r-" + page_slug(f"{split['id']}--{label}--{scorer['name']}" + (f"--rest-{subset}" if subset else "")),
+        "subset": subset,
+        "evaluated_on": on_text,
         "path": str(path),
         "split": split["id"],
         "split_slug": page_slug(split["id"]),
@@ -214,11 +232,32 @@ def collect_data(results_dir: Path) -> SiteData:
                 "content_hash": record["split"]["content_hash"],
                 "rows": [],
                 "blind_rows": [],
+                "subsets": {},
                 "diagnostics": read_diagnostics(results_dir, sid),
             }
-    for row in data.rows:
-        data.splits[row["split"]]["blind_rows" if row["blind"] else "rows"].append(row)
+    for row, (_, record) in zip(data.rows, scan.records):
+        split = data.splits[row["split"]]
+        if row["subset"]:
+            sub = record["evaluation_subset"]
+            split = split["subsets"].setdefault(row["subset"], {
+                "name": row["subset"], "slug": page_slug(row["subset"]), "evaluated_on": row["evaluated_on"],
+                "n": sub.get("n"), "n_calibration": sub.get("n_calibration"), "rows": [], "blind_rows": []})
+        split["blind_rows" if row["blind"] else "rows"].append(row)
     for split in data.splits.values():
+        split["subsets"] = [split["subsets"][k] for k in sorted(split["subsets"])]
+        for sub in split["subsets"]:  # each rest table: its own best blind baseline, excess and rank groups
+            best = max((r["auc"] for r in sub["blind_rows"]), default=None)
+            sub["blind_auc"], sub["blind_auc_text"] = best, fmt(best)
+            by_target = defaultdict(list)
+            for row in sub["rows"]:
+                by_target[row["target"]].append(row)
+                if best is not None:
+                    row["excess"] = row["auc"] - best
+                    row["excess_text"] = f"{row['excess']:+.3f}"
+            for rows in by_target.values():
+                rank_groups(rows)
+            sub["rows"].sort(key=lambda r: (r["target"], r["rank"] or 0, -r["auc"]))
+            sub["blind_rows"].sort(key=lambda r: -r["auc"])
         diag = split["diagnostics"] or {}
         best = diag.get("blind_auc") if isinstance(diag.get("blind_auc"), (int, float)) else None
         if best is None and split["blind_rows"]:
@@ -277,7 +316,7 @@ def collect_data(results_dir: Path) -> SiteData:
         rows = by_track[name]
         groups = defaultdict(list)
         for row in rows:
-            if not row["blind"]:
+            if not row["blind"] and not row["subset"]:  # means over whole splits only
                 groups[(row["scorer"], row["target"])].append(row)
         means = []
         for (scorer, target), rs in groups.items():
