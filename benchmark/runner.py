@@ -60,6 +60,7 @@ def target_block(target, dtype: str) -> dict:
         "dtype": dtype,
         "context_rule": targets.CONTEXT_RULE,
         "max_length": target.max_length,
+        "n_parameters": target.n_parameters or None,
     }
 
 
