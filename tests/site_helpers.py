@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,46 @@ def record_on_split(split, scorer: str, *, target: str = "pythia-160m", strength
     summary["roc"] = metrics.roc_points(y, scores)
     rec["metrics"] = summary
     return rec, uids, scores
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app):
+    """Serve ``app`` with uvicorn on a free localhost port for the duration; yields the base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start within 30 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def modules_after(code: str, *, timeout: int = 300) -> list[str]:
+    """Run ``code`` in a fresh Python and return the torch and attack modules it imported."""
+    import subprocess
+    import sys
+
+    probe = (code + "\nimport sys; print([m for m in sys.modules if m.split('.')[0] == 'torch' "
+             "or m.startswith('benchmark.attacks')])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))

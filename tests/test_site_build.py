@@ -18,7 +18,7 @@ from benchmark.results import write
 from benchmark.results.synthetic import synthetic_record
 from benchmark.site import build_site
 from benchmark.site.model import rank_groups
-from site_helpers import MODEL_FREE, PYTHIA_1_4B_COUNTED, REPO, XSS, make_results, result_files
+from site_helpers import MODEL_FREE, PYTHIA_1_4B_COUNTED, REPO, XSS, make_results, modules_after, result_files
 
 
 @pytest.fixture(scope="module")
@@ -168,19 +168,13 @@ def test_scorer_page_paper_name_citation_and_exact_docstring_definition(site):
 
 
 def test_catalog_reads_names_and_definitions_without_importing_attacks_or_torch():
-    code = (
-        "import sys; from benchmark.site.catalog import catalog; c = catalog(); "
-        "assert c['min_k_plus_plus'].name == 'Min-K%++' and c['recall'].name == 'ReCaLL' "
-        "and c['dc_pdd'].name == 'DC-PDD'; "
-        "assert c['min_k_plus_plus'].definition.startswith('Min-K%++:'); "
-        "assert c['min_k'].definition.startswith('Min-K% Prob:') and 'z_t' not in c['min_k'].definition; "
-        "assert c['min_k'].defaults == {'k': 0.2} and 'blind_bow' in c; "
-        "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith('benchmark.attacks')]; "
-        "print(bad)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert modules_after(
+        "from benchmark.site.catalog import catalog; c = catalog()\n"
+        "assert c['min_k_plus_plus'].name == 'Min-K%++' and c['recall'].name == 'ReCaLL' and c['dc_pdd'].name == 'DC-PDD'\n"
+        "assert c['min_k_plus_plus'].definition.startswith('Min-K%++:')\n"
+        "assert c['min_k'].definition.startswith('Min-K% Prob:') and 'z_t' not in c['min_k'].definition\n"
+        "assert c['min_k'].defaults == {'k': 0.2} and 'blind_bow' in c"
+    ) == []
 
 
 def test_loglog_roc_axes_stop_at_one_over_the_nonmembers(site):
@@ -347,6 +341,27 @@ def test_a_build_that_fails_midway_leaves_the_old_site(results, tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no staging folder left behind
 
 
+def test_two_builds_into_one_folder_at_once_both_finish_whole(results, tmp_path):
+    import threading
+
+    out, errors = tmp_path / "site", []
+
+    def build():
+        try:
+            build_site(results, out)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert (out / "index.html").is_file() and (out / ".membench-site.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
 def test_build_refuses_an_output_folder_that_is_not_a_site(results, tmp_path, capsys):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -408,16 +423,10 @@ def test_rank_groups_follow_interval_overlap():
 
 
 def test_site_build_never_imports_torch(results, tmp_path):
-    code = (
-        "import sys; from benchmark.site import build_site; "
-        f"r = build_site({str(results)!r}, {str(tmp_path / 'site')!r}); "
-        "assert r.n_results > 0; "
-        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.') or m.startswith('benchmark.attacks')]; "
-        "print('TORCH' if bad else 'NO-TORCH')"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "NO-TORCH"
+    assert modules_after(
+        "from benchmark.site import build_site\n"
+        f"assert build_site({str(results)!r}, {str(tmp_path / 'site')!r}).n_results > 0"
+    ) == []
 
 
 def test_site_build_benchmark_script_runs(tmp_path):

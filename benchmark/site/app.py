@@ -3,8 +3,9 @@
 ``create_app(site_dir, results_dir, routers=())`` is the factory (stable: the submissions
 package adds its router through ``routers`` or, when ``benchmark.submissions.api`` is
 importable and defines ``router``, automatically); both folders default to the ones every
-command uses (``benchmark.site.default_folders``). OpenAPI docs at ``/docs`` (Swagger UI
-served from the ``swagger-ui-bundle`` package, so they work offline) and ``/openapi.json``.
+command uses (``benchmark.site.default_folders``). OpenAPI docs at ``/docs`` and ``/redoc``
+(their assets served from the ``fastapi-offline`` package, so they work offline) and
+``/openapi.json``.
 The results folder is re-read when its files change, so results a worker publishes appear
 without a restart; refused files are left out (see ``/api/rejected``). A filter value that
 matches nothing known is a 400 that names the valid values.
@@ -20,15 +21,15 @@ from threading import Lock
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..errors import unknown
 from ..results import ResultsStore, schema
-from .catalog import catalog
+from .catalog import catalog, scorer_info
 from .model import read_diagnostics
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ class SplitSummary(BaseModel):
 
 
 class ScorerSummary(BaseModel):
-    name: str
+    name: str = Field(description="scorer id, as in result files and URLs")
+    paper_name: str = Field(description="the name papers use (Min-K%++, ReCaLL, ...); the id when none is known")
+    cite: str | None = Field(None, description="short citation of the paper that defined it")
     kind: str = Field(description="attack | blind_baseline | submission")
     versions: list[str]
     code_sha256: list[str]
@@ -238,9 +241,11 @@ def _api_router(results: _Results) -> APIRouter:
         scorers: dict[str, dict] = {}
         for _, rec in results.scan().records:
             sc = rec["scorer"]
+            info = scorer_info(sc["name"])
             entry = scorers.setdefault(sc["name"], {
-                "name": sc["name"], "kind": sc["kind"], "versions": set(), "code_sha256": set(),
-                "requires": sc["requires"], "n_results": 0, "aucs": [], "submission": rec.get("submission"),
+                "name": sc["name"], "paper_name": info.name, "cite": info.cite, "kind": sc["kind"],
+                "versions": set(), "code_sha256": set(), "requires": sc["requires"], "n_results": 0, "aucs": [],
+                "submission": rec.get("submission"),
             })
             entry["versions"].add(sc["version"])
             entry["code_sha256"].add(sc["code_sha256"])
@@ -308,37 +313,6 @@ class _Site:
         await self.files(scope, receive, send)
 
 
-def _swagger_assets() -> Path | None:
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
-        return None
-    return Path(swagger_ui_path)
-
-
-def _add_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from local assets (no CDN: the docs work offline)."""
-    assets = _swagger_assets()
-    if assets is not None:
-        app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        if assets is None:
-            return HTMLResponse("<p>The API docs need the <code>swagger-ui-bundle</code> package: "
-                                "<code>pip install swagger-ui-bundle</code>. The schema is at "
-                                "<a href=\"/openapi.json\">/openapi.json</a>.</p>", status_code=503)
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url, title=f"{app.title} API",
-            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png", oauth2_redirect_url="/docs/oauth2-redirect",
-        )
-
-    @app.get("/docs/oauth2-redirect", include_in_schema=False)
-    def docs_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-
 DOCS_ASSETS = "/docs-assets"
 
 
@@ -357,15 +331,13 @@ def create_app(site_dir: Path | None = None, results_dir: Path | None = None, ro
         default_results, default_site = default_folders()
         site_dir, results_dir = site_dir or default_site, results_dir or default_results
     site_dir, results = Path(site_dir), _Results(Path(results_dir))
-    app = FastAPI(
+    app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
         title="membench",
         version=__version__,
         description="Leaderboard of membership-inference attacks on language models: the built "
         "static site at /, and a JSON API over the validated result files.",
-        docs_url=None,
-        redoc_url=None,
+        static_url=DOCS_ASSETS,
     )
-    _add_docs(app)
     app.include_router(_api_router(results))
     extra = list(routers)
     if include_submissions:

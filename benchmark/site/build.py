@@ -23,7 +23,7 @@ as it was, and a server never serves half a site.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
+import fcntl
 import json
 import logging
 import os
@@ -31,6 +31,7 @@ import re
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import yaml
 from .. import __version__
 from ..errors import MembenchError
 from ..hashing import sha256_file
-from ..home import BUILD_DIR, REPO_ROOT, SITE_ROOT, locked
+from ..home import BUILD_DIR, REPO_ROOT, SITE_ROOT
 from ..results import SCHEMA_FILE, Rejected
 from .model import SiteData, collect_data, fmt
 from .pages import Renderer
@@ -125,10 +126,21 @@ def _sweep_staging(parent: Path, name: str) -> None:
             continue
 
 
+@contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive lock on a folder itself (flock on its descriptor): builds of sites in that
+    folder swap one at a time, and no lock file is left anywhere."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _swap(staging: Path, out_dir: Path) -> None:
     """Put the staged site in place of ``out_dir`` (the live server's marker moves along)."""
-    key = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:16]
-    with locked(f"site-build-{key}"):
+    with _folder_lock(out_dir.parent):
         marker = out_dir / SERVING_MARKER
         if marker.is_file():
             shutil.copy2(marker, staging / SERVING_MARKER)

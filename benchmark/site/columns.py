@@ -13,6 +13,8 @@ TARGET = col("target", "target", link="target")
 SPLIT = col("split", "split", link="split")
 AUC = col("auc_text", "AUC", sort="auc", num=True, help="rounded to the precision its 95% interval supports")
 CI = col("ci_text", "95% CI", sort="auc_lo", num=True, help="stratified bootstrap")
+AUC_CI = col("auc_ci_text", "AUC [95% CI]", sort="auc", num=True,
+             help="AUC and its stratified-bootstrap 95% interval, rounded to the precision the interval supports")
 TPR10 = col("tpr10_text", "TPR@10%", sort="tpr10", num=True, help="largest TPR among ROC points with FPR <= 10%")
 TPR1 = col("tpr1_text", "TPR@1%", sort="tpr1", num=True, help="largest TPR among ROC points with FPR <= 1%")
 TPR01 = col("tpr01_text", "TPR@0.1%", sort="tpr01", num=True, help="largest TPR among ROC points with FPR <= 0.1%")
@@ -25,10 +27,10 @@ RANK = col("rank_text", "rank", sort="rank", num=True,
 N = col("n_text", "members / non", sort="n_total", num=True)
 SCORES = col("scores_text", "scores", help="per-sample scores (uid, score) as parquet")
 
-TRACK_COLUMNS = [SCORER, TARGET, SPLIT, AUC, CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
-SPLIT_COLUMNS = [SCORER, TARGET, AUC, CI, TPR10, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
-SCORER_COLUMNS = [col("setting_text", "setting"), TARGET, SPLIT, AUC, CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
-TARGET_COLUMNS = [SCORER, SPLIT, AUC, CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
+TRACK_COLUMNS = [SCORER, TARGET, SPLIT, AUC_CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
+SPLIT_COLUMNS = [SCORER, TARGET, AUC_CI, TPR10, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
+SCORER_COLUMNS = [col("setting_text", "setting"), TARGET, SPLIT, AUC_CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
+TARGET_COLUMNS = [SCORER, SPLIT, AUC_CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
 
 RESULT_FIELDS = {
     "scorer": "scorer", "scorer_name": "scorer_label", "setting": "setting_text", "scorer_version": "scorer_version",

@@ -150,6 +150,7 @@ def make_row(path: Path, record: dict) -> dict:
         "auc_hi": precision.rounded(hi, d),
         "auc_text": precision.text(m["auc"], d),
         "ci_text": precision.interval_text(lo, hi, d),
+        "auc_ci_text": f"{precision.text(m['auc'], d)} {precision.interval_text(lo, hi, d)}",
         "n_members": m["n_members"],
         "n_nonmembers": m["n_nonmembers"],
         "label_valid": (split.get("label_validity") or {}).get("valid", True),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import columns as C
 from . import persample, precision
@@ -35,7 +35,17 @@ def environment(templates: Path) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["slug"] = page_slug
+    env.filters["breakable"] = breakable
     return env
+
+
+def breakable(text) -> Markup:
+    """Escaped text with line-break opportunities after / @ _ (long split and target ids wrap
+    at their parts instead of overflowing a table)."""
+    out = str(escape(str(text)))
+    for ch in ("/", "@", "_"):
+        out = out.replace(ch, ch + "<wbr>")
+    return Markup(out)
 
 
 def _bib_key(text: str) -> str:
@@ -142,6 +152,7 @@ def diagnostics_baseline_rows(split: dict) -> list[dict]:
             "auc": precision.rounded(auc, d), "auc_text": precision.text(auc, d),
             "auc_lo": precision.rounded(ci[0], d) if ci else None, "auc_hi": precision.rounded(ci[1], d) if ci else None,
             "ci_text": precision.interval_text(*ci, d) if ci else "–",
+            "auc_ci_text": precision.text(auc, d) + (" " + precision.interval_text(*ci, d) if ci else ""),
             "tpr1": tpr1, "tpr1_text": tpr1_text, "tpr1_why": tpr1_why,
             "tpr10": None, "tpr10_text": "–", "tpr01": None, "tpr01_text": "–",
             "vs_blind_text": "n/a", "excess": None, "rank": None, "rank_text": "n/a", "n_text": "–", "n_total": None,

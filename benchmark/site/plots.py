@@ -214,8 +214,9 @@ def auc_vs_blind_svg(rows, *, blind: float | None, blind_ci=None, title: str, co
                        f'height="{axis_y - top + 6}" fill="{BLIND}" fill-opacity="0.15"/>')
         out.append(f'<line class="blind-line" x1="{x(blind):.1f}" x2="{x(blind):.1f}" y1="{top - 6}" y2="{axis_y}" '
                    f'stroke="{BLIND}" stroke-width="2"/>')
-        out.append(f'<text x="{x(blind):.1f}" y="{top - 10}" font-size="10" text-anchor="middle" fill="{BLIND}">'
-                   f'blind {blind:.2f}</text>')
+        anchor = "end" if x(blind) > width - right - 30 else "middle"
+        out.append(f'<text x="{min(x(blind), width - 2):.1f}" y="{top - 10}" font-size="10" text-anchor="{anchor}" '
+                   f'fill="{BLIND}">blind {blind:.2f}</text>')
     else:
         out.append(f'<text x="{left + 4}" y="{top - 10}" font-size="10" fill="#777">'
                    f'{"control split: 0.5 is the reference" if control else "no blind baseline for this split"}</text>')
