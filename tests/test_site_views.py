@@ -71,6 +71,22 @@ def test_hostile_names_are_neutralized_in_the_downloaded_csv(tmp_path):
     assert csv.loc[0, "tpr_at_0.1pct_fpr"] == "unresolvable"
 
 
+# --- LaTeX -----------------------------------------------------------------------------------
+
+def test_latex_export_escapes_every_special_character():
+    from benchmark.site.tables import latex, tex_escape
+
+    assert tex_escape("a_b & 50% $x$ #1 {y} ~z ^w \\ end") == (
+        r"a\_b \& 50\% \$x\$ \#1 \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{} end")
+    table = {"id": "t", "caption": "a & b", "pinned": [], "columns": [
+        {"key": "name", "label": "scorer", "num": False}, {"key": "auc", "label": "AUC − blind", "num": True}],
+        "rows": [{"name": "x & y_z", "auc": "+0.1"}, {"name": "50%", "auc": None}]}
+    tex = latex(table)
+    body = tex.split("\\midrule\n")[1].split("\\bottomrule")[0].splitlines()
+    assert body == [r"x \& y\_z & +0.1 \\", r"50\% & -- \\"]
+    assert "\\begin{tabular}{lr}" in tex and "\\caption{a \\& b}" in tex and "AUC - blind" in tex
+
+
 # --- private splits ---------------------------------------------------------------------------
 
 def test_private_split_results_are_shown_apart_and_labels_said_private(tmp_path):

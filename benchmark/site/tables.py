@@ -9,6 +9,7 @@ empty cell. CSV cells that a spreadsheet would run as a formula are neutralized.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from pathlib import Path
 
@@ -61,28 +62,31 @@ def _records(table: dict, page: str) -> list[dict]:
     return out
 
 
-def _display(table: dict) -> pd.DataFrame:
+def _display_rows(table: dict) -> list[list[str]]:
     """The table as shown (display texts), for LaTeX and Markdown."""
-    rows = []
-    for row in list(table["pinned"]) + list(table["rows"]):
-        rows.append([str(row.get(c["key"]) if row.get(c["key"]) is not None else "–") for c in table["columns"]])
-    return pd.DataFrame(rows, columns=[c["label"] for c in table["columns"]])
+    return [[str(row.get(c["key"]) if row.get(c["key"]) is not None else "–") for c in table["columns"]]
+            for row in list(table["pinned"]) + list(table["rows"])]
 
 
-_TEX = str.maketrans({"−": "-", "–": "--", "≤": "<=", "…": "..."})
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "−": "-", "–": "--", "≤": r"$\le$", "…": r"\ldots{}", "×": r"$\times$"}
+_TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX_SPECIAL))
+
+
+def tex_escape(text) -> str:
+    return _TEX_RE.sub(lambda m: _TEX_SPECIAL[m.group(0)], " ".join(str(text).split()))
 
 
 def latex(table: dict) -> str:
-    frame = _display(table)
-    frame = frame.map(lambda s: s.translate(_TEX))
-    frame.columns = [c.translate(_TEX) for c in frame.columns]
+    """A booktabs ``table`` environment of the table as shown (display texts, LaTeX-escaped)."""
     align = "".join("r" if c["num"] else "l" for c in table["columns"])
-    body = frame.to_latex(index=False, escape=True, column_format=align)
-    caption = table["caption"].translate(_TEX).replace("\\", "\\textbackslash{}")
-    for ch in "&%$#_{}":
-        caption = caption.replace(ch, "\\" + ch)
-    return (f"% {table['id']}: exported from the membench leaderboard\n\\begin{{table}}\n\\centering\n"
-            f"\\caption{{{caption}}}\n{body}\\end{{table}}\n")
+    lines = [f"% {table['id']}: exported from the membench leaderboard", "\\begin{table}", "\\centering",
+             f"\\caption{{{tex_escape(table['caption'])}}}", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
+             " & ".join(tex_escape(c["label"]) for c in table["columns"]) + " \\\\", "\\midrule"]
+    lines += [" & ".join(tex_escape(v) for v in values) + " \\\\" for values in _display_rows(table)]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
 
 
 def _md_cell(text: str) -> str:
@@ -90,11 +94,10 @@ def _md_cell(text: str) -> str:
 
 
 def markdown(table: dict) -> str:
-    frame = _display(table)
     lines = [f"Table: {_md_cell(table['caption'])}", "",
-             "| " + " | ".join(_md_cell(c) for c in frame.columns) + " |",
+             "| " + " | ".join(_md_cell(c["label"]) for c in table["columns"]) + " |",
              "|" + "|".join("---:" if c["num"] else "---" for c in table["columns"]) + "|"]
-    lines += ["| " + " | ".join(_md_cell(v) for v in values) + " |" for values in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in values) + " |" for values in _display_rows(table)]
     return "\n".join(lines) + "\n"
 
 
