@@ -232,3 +232,22 @@ def test_records_of_a_real_run_carry_the_counted_parameters(demo_results, tmp_pa
     report = build_site(demo_results, tmp_path / "site")
     page = (report.out_dir / "target" / "demo-neox-tiny.html").read_text()
     assert f"{counted:,} parameters (counted from the loaded model)" in page
+
+
+# --- diagnostics from MEMBENCH_HOME -------------------------------------------------------------
+
+def test_diagnostics_under_membench_home_reach_a_results_folder_without_them(local_home, tmp_path):
+    rec, uids, scores = synthetic_record("synthetic/diag", "pythia-160m", "loss", n=60)
+    write(tmp_path / "results", rec, uids, scores)
+    rec2, uids2, scores2 = synthetic_record("synthetic/other", "pythia-160m", "loss", n=60)
+    write(tmp_path / "results", rec2, uids2, scores2)
+    for split_id, content_hash in (("synthetic/diag", rec["split"]["content_hash"]), ("synthetic/other", "0" * 64)):
+        path = local_home / "diagnostics" / (split_id + ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"subject": {"id": split_id, "content_hash": content_hash}, "blind_auc": 0.77,
+                                    "blind_auc_ci95": [0.7, 0.84], "verdict": "shifted"}))
+    report = build_site(tmp_path / "results", tmp_path / "site")
+    page = (report.out_dir / "split" / "synthetic-diag.html").read_text()
+    assert "best blind-baseline AUC <strong>0.77</strong>" in page and "verdict shifted" in page
+    other = (report.out_dir / "split" / "synthetic-other.html").read_text()  # another split's content: ignored
+    assert "not diagnosed" in other and "0.77" not in other

@@ -159,7 +159,8 @@ def _summary(record: dict, with_roc: bool) -> dict:
 def _api_router(results: _Results) -> APIRouter:
     api = APIRouter(prefix="/api", tags=["results"])
 
-    @api.get("/results", summary="Result records, optionally filtered")
+    @api.get("/results", summary="Result records, optionally filtered",
+             responses={400: {"description": "a filter value names nothing known; the message lists the valid ones"}})
     def list_results(
         split: str | None = Query(None, description="split id, e.g. demo/pydoc"),
         target: str | None = Query(None, description="target id"),
