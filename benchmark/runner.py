@@ -70,6 +70,7 @@ def target_block(target, dtype: str, target_id: str | None = None) -> dict:
         "dtype": dtype,
         "context_rule": targets.CONTEXT_RULE,
         "max_length": target.max_length,
+        "n_parameters": target.n_parameters or None,
     }
 
 
