@@ -94,7 +94,7 @@ def test_overview_figure_plots_each_scorer_beside_the_split_blind_auc(site):
 def test_overview_figure_classifies_against_the_blind_auc_from_the_intervals(site, results):
     """A point is 'above' exactly when its interval's lower bound clears the blind AUC."""
     blind = json.loads(next(p for p in result_files(results)
-                            if "mimir" in p.as_posix() and p.name == "blind_bow.json").read_text())["metrics"]["auc"]
+                            if "mimir" in p.as_posix() and json.loads(p.read_text())["scorer"]["name"] == "blind_bow").read_text())["metrics"]["auc"]
     data = json.loads((site.out_dir / "data" / "split-mimir-wikipedia_en-ngram_13_0.8.json").read_text())["rows"]
     lows = {(r["scorer"], r["target"]): r["vs_blind"] for r in data if r["kind"] == "attack"}
     for path in result_files(results):

@@ -27,7 +27,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..errors import unknown
+from ..errors import closest
 from ..results import ResultsStore, schema
 from .catalog import catalog, scorer_info
 from .model import read_diagnostics
@@ -134,11 +134,9 @@ def _check_filter(param: str, value: str | None, present: set[str], registered: 
     value that names nothing known."""
     if value is None or value in present or value in registered:
         return
-    import difflib
-
-    close = difflib.get_close_matches(value, sorted(present | set(registered)), n=3, cutoff=0.5)
+    close = closest(value, sorted(present | set(registered)))
     listed = sorted(present)
-    message = str(unknown(param, value, listed[:MAX_LISTED]))
+    message = f"unknown {param} '{value}'; valid choices: {', '.join(listed[:MAX_LISTED]) or '(none)'}"
     if len(listed) > MAX_LISTED:
         message += f" and {len(listed) - MAX_LISTED} more"
     if registered:
