@@ -75,6 +75,16 @@ def _schema_problem(path, record) -> MembenchError | None:
     )
 
 
+def replacement_problem(old: dict, new: dict) -> str | None:
+    """Why ``new`` may not replace ``old`` under the same key: it is of another kind
+    (attack, blind baseline, submission) or has another owner (None when it may)."""
+    o, n = old.get("scorer") or {}, new.get("scorer") or {}
+    o_owner, n_owner = o.get("owner") or "maintainers", n.get("owner") or "maintainers"
+    if o.get("kind") != n.get("kind") or o_owner != n_owner:
+        return f"it holds a {o.get('kind')} record of {o_owner}, this is a {n.get('kind')} record of {n_owner}"
+    return None
+
+
 def write(results_dir: Path, record: dict, uids, scores) -> Path:
     """Write a record and its per-sample scores; refuse a record that fails the schema."""
     target = record["target"]
@@ -83,14 +93,19 @@ def write(results_dir: Path, record: dict, uids, scores) -> Path:
     )
     if path.exists():
         try:
-            old_key = record_key(_load_json(path))
+            old = _load_json(path)
+            old_key = record_key(old)
         except (MembenchError, KeyError, TypeError):
-            old_key = None  # an unreadable old file is simply replaced
+            old, old_key = None, None  # an unreadable old file is simply replaced
         if old_key is not None and old_key != record_key(record):
             raise MembenchError(
                 f"result file {path} already holds {old_key}; {record_key(record)} maps to the same file",
                 "rename the scorer or target so their file names differ",
             )
+        problem = replacement_problem(old, record) if old is not None else None
+        if problem:
+            raise MembenchError(f"result file {path} is not replaced: {problem}",
+                                "a record is replaced only by one of the same kind and owner")
     path.parent.mkdir(parents=True, exist_ok=True)
     scores_file = path.with_suffix("").with_suffix(".scores.parquet")
     tmp_scores = scores_file.with_name(scores_file.name + ".tmp")
