@@ -31,7 +31,6 @@ class CallTimeout(Exception):
 @dataclass(frozen=True)
 class Budget:
     max_texts_per_run: int = 1_000_000
-    texts_per_piece: int = 64  # the deadline is checked between pieces of this many texts
 
 
 def _concat_stats(parts):
@@ -78,7 +77,7 @@ class CapabilityServer:
         self.calls[method] = self.calls.get(method, 0) + 1
         fn = getattr(self.access, method)
         pieces = []
-        step = self.budget.texts_per_piece
+        step = spec.piece
         for lo in range(0, max(len(items), 1), step):
             if time.monotonic() >= deadline:
                 raise CallTimeout(f"the run's deadline passed while serving {method}()")

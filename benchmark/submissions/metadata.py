@@ -48,11 +48,13 @@ MAX_BYTES = 64 * 1024
 MAX_DEPTH = 8
 MAX_NODES = 5000
 NAME_PATTERN = "^[a-z0-9][a-z0-9_.-]{0,63}$"
-_LINE = "^[^\\x00-\\x1f\\x7f]*$"  # one line, no control characters
+_CONTROL = "[\\x00-\\x1f\\x7f]"  # control characters: none in a one-line field
+_CONTROL_BUT_NEWLINE = "[\\x00-\\x08\\x0b-\\x1f\\x7f]"  # a multi-line field keeps newlines and tabs
 
 
-def _text(max_len: int) -> dict:
-    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": _LINE}
+def _text(max_len: int, multiline: bool = False) -> dict:
+    return {"type": "string", "minLength": 1, "maxLength": max_len,
+            "not": {"pattern": _CONTROL_BUT_NEWLINE if multiline else _CONTROL}}
 
 
 _PARAM_VALUE = {
@@ -77,7 +79,7 @@ SCHEMA = {
         "version": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9},
                               {"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[A-Za-z0-9._+-]+$"}]},
         "authors": {"type": "array", "minItems": 1, "maxItems": 50, "items": _text(200)},
-        "description": _text(2000),
+        "description": _text(4000, multiline=True),
         "threat_model": _text(500),
         "capabilities": {"type": "array", "items": {"enum": list(CAPABILITIES)}, "uniqueItems": True},
         "reference_models": {"type": "array", "maxItems": 4, "items": _text(200)},
@@ -238,7 +240,9 @@ def check(meta: dict, where: str = "submission.yaml") -> dict:
     if errors:
         err = errors[0]
         at = "/".join(untrusted.one_line(p, 40) for p in err.path) or "(top level)"
-        raise MembenchError(f"{where}: {at}: {untrusted.one_line(err.message, 200)}", EXAMPLE_HINT)
+        message = ("must not hold control characters (a one-line field: no newline, tab or escape)"
+                   if err.validator == "not" else untrusted.one_line(err.message, 200))
+        raise MembenchError(f"{where}: {at}: {message}", EXAMPLE_HINT)
     for cap in meta["capabilities"]:
         if cap in NOT_SERVED:
             raise MembenchError(f"{where}: capability '{cap}' {NOT_SERVED[cap]}", "declare only capabilities the harness serves")

@@ -305,7 +305,8 @@ class Method:
     capability: str | None  # what `requires` must declare (None: granted with any model access)
     args: tuple  # ((argument name, field type), ...) in the order of the ModelAccess method
     reply: str  # "stats" (TokenStats), "floats" (an array), "strings", "int_lists"
-    chunk: str | None = None  # the list argument the harness may serve in pieces (deadline checks)
+    chunk: str | None = None  # the list argument the harness serves in pieces (deadline checked between)
+    piece: int = 64  # items per piece
 
 
 METHODS = {
@@ -313,7 +314,7 @@ METHODS = {
     "conditional_logprobs": Method("logprobs", (("prefix", Str(32_000)), ("texts", TEXTS)), "stats", "texts"),
     "reference": Method("reference", (("texts", TEXTS),), "stats", "texts"),
     "gradient_norms": Method("gradients", (("texts", TEXTS),), "floats", "texts"),
-    "generate": Method("generate", (("prompts", PROMPTS), ("max_new_tokens", Int(1, 256))), "strings", "prompts"),
+    "generate": Method("generate", (("prompts", PROMPTS), ("max_new_tokens", Int(1, 256))), "strings", "prompts", 1),
     "tokenize": Method(None, (("texts", TEXTS),), "int_lists", "texts"),
 }
 

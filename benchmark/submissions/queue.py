@@ -130,13 +130,15 @@ class Queue:
             if "owner" not in {r[1] for r in c.execute("PRAGMA table_info(jobs)")}:  # a queue made before owners
                 c.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
 
-    @contextmanager
     def connect(self):
+        """A connection (a context manager), for the modules that share this database."""
         return self._conn()
 
     def transaction(self):
+        """An immediate transaction (a context manager)."""
         return self._tx()
 
+    @contextmanager
     def _conn(self):
         conn = sqlite3.connect(self.db, timeout=60, isolation_level=None)
         conn.row_factory = sqlite3.Row

@@ -194,10 +194,13 @@ def run_scorer(
                                  class_name, declared, access)
             finally:
                 watchdog.cancel()
+                peak = jail.peak_memory()
                 jail.kill()
                 channel.close()
                 proc.wait(timeout=10)
                 output.join(timeout=10)
+                harness_line(log_path, f"sandbox run ended after {time.monotonic() - start:.2f} s"
+                             + (f"; peak memory of the run {peak / 2**20:.0f} MiB" if peak else ""))
         finally:
             parent.close()
 
@@ -229,7 +232,6 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
     while True:
         try:
             header, arrays = channel.recv()
-            msg = protocol.check_message(header, arrays)
         except protocol.Timeout:
             raise _timeout(limits) from None
         except protocol.TooLarge as exc:
@@ -238,6 +240,11 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
                                kind="protocol") from None
         except protocol.ProtocolError as exc:
             raise died(exc) from None
+        try:
+            msg = protocol.check_message(header, arrays)
+        except protocol.ProtocolError as exc:
+            raise SandboxError(f"the scorer broke the harness protocol ({untrusted.one_line(exc, 300)})",
+                               "use inputs.access; never write to the harness's socket yourself", kind="protocol") from None
         op = msg["op"]
         if op == "loaded":
             loaded = {k: msg[k] for k in ("class", "name", "version", "requires")}

@@ -80,15 +80,14 @@ def owners_of(results_dir: Path, name: str) -> set[tuple[str, str]]:
 def check_name(queue: Queue, cfg: "WorkerConfig", name: str, owner: str) -> None:
     """Refuse to publish ``name`` for ``owner`` when another owner (or a built-in, a blind
     baseline) holds it; otherwise record ``owner`` as the name's owner."""
+    shown = untrusted.one_line(name, 64)
     others = {(k, o) for k, o in owners_of(cfg.results_dir, name) if (k, o) != ("submission", owner)}
-    if others:
-        kind, who = sorted(others)[0]
-        what = f"a {kind.replace('_', ' ')}" if kind != "submission" else "another submitter's result"
-        raise MembenchError(f"the name '{untrusted.one_line(name, 64)}' is already published as {what}; "
-                            "a name belongs to whoever published it first", "choose another name in submission.yaml")
-    held = queue.claim_name(name, owner)
+    if any(k != "submission" for k, _ in others):
+        raise MembenchError(f"the name '{shown}' is already published by the maintainers as a built-in or a baseline",
+                            "choose another name in submission.yaml")
+    held = queue.claim_name(name, owner) if not others else sorted(others)[0][1]
     if held is not None:
-        raise MembenchError(f"the name '{untrusted.one_line(name, 64)}' belongs to another submitter",
+        raise MembenchError(f"the name '{shown}' belongs to another submitter (the first to publish it)",
                             "choose another name in submission.yaml")
 
 

@@ -10,8 +10,9 @@ started as a uid of its own (``uids``), with:
   ``/proc`` that shows only the run's own processes, no user namespaces inside
   (``--disable-userns``), ``--die-with-parent`` and ``--new-session`` (no terminal to write
   into), no new privileges and no capabilities;
-- a root holding only what ``view`` describes, read-only, and one writable folder, ``/tmp``, a
-  tmpfs of ``disk_mb`` (the run's whole disk);
+- a root holding only what ``view`` describes, read-only (bwrap's own root and ``/dev`` tmpfs
+  remounted read-only too), and one writable folder, ``/tmp``, a tmpfs of ``disk_mb`` (the
+  run's whole disk);
 - the seccomp filter of ``seccomp`` (``AF_UNIX`` sockets only; threads but no processes);
 - a cgroup of its own (``cgroup``) limiting memory (``memory_mb`` + the tmpfs) and the number
   of tasks (``nproc``) for the run as a whole, and killed as a whole at the end;
@@ -255,7 +256,8 @@ class Jail:
                  "--ro-bind", src(str(view_dir)), view.JAIL_ROOT]
         for host, name in view.site_entries():
             args += ["--ro-bind", src(host), f"{view.SITE}/{name}"]
-        args += ["--ro-bind", src(str(self.snapshot)), SUBMISSION, "--chdir", WORK]
+        args += ["--ro-bind", src(str(self.snapshot)), SUBMISSION, "--chdir", WORK,
+                 "--remount-ro", "/dev", "--remount-ro", "/"]  # bwrap's own root and /dev are writable tmpfs
         if "seccomp" in self.pieces:
             fd = seccomp.program_fd()
             self._fds.append(fd)

@@ -23,6 +23,7 @@ import ast
 import importlib.metadata
 import inspect
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -66,14 +67,12 @@ def hidden_in_python() -> list[str]:
 
 
 def _closure(names) -> list:
-    """The installed distributions ``names`` and, recursively, what they require (extras and
-    requirements whose environment marker does not hold here left out)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
+    """The installed distributions ``names`` and, recursively, what they require (requirements
+    of extras left out; one for another platform is simply not installed, so it drops out)."""
     seen, todo, out = set(), list(names), []
     while todo:
         name = todo.pop(0)
-        key = name.lower().replace("_", "-")
+        key = re.sub(r"[-_.]+", "-", name).lower()
         if key in seen:
             continue
         seen.add(key)
@@ -83,12 +82,12 @@ def _closure(names) -> list:
             continue
         out.append(dist)
         for text in dist.requires or ():
-            try:
-                req = Requirement(text)
-            except InvalidRequirement:
+            req, _, marker = text.partition(";")
+            if "extra" in marker:
                 continue
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+            if match:
+                todo.append(match.group(1))
     return out
 
 
