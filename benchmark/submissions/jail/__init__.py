@@ -205,7 +205,7 @@ class Jail:
     def start(self, sock_fd: int, config: dict) -> subprocess.Popen:
         """Start ``child.py SOCK_FD CONFIG`` in the jail; stdout and stderr come back through
         one pipe (``proc.stdout``)."""
-        view_dir = view.write_view(self.scratch / "view")
+        view_dir = view.shared_view(scratch_dir("sandbox"))
         config = {**config, "rlimits": self.limits.rlimits()}
         if "bwrap" not in self.pieces:
             return self._start_plain(view_dir, sock_fd, config)

@@ -20,6 +20,7 @@ not /etc, /home, /root, /var or /run.
 from __future__ import annotations
 
 import ast
+import atexit
 import importlib.metadata
 import inspect
 import os
@@ -27,6 +28,8 @@ import re
 import shutil
 import sys
 import sysconfig
+import threading
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -194,6 +197,22 @@ def _version() -> str:
     from ... import __version__
 
     return __version__
+
+
+_view_lock = threading.Lock()
+_views: dict[Path, Path] = {}
+
+
+def shared_view(parent: Path) -> Path:
+    """The view folder for every run of this process (written once under ``parent`` as
+    ``view-<pid>-<random>``, read-only for every run, removed at exit; what a killed process
+    leaves is swept like any scratch folder)."""
+    with _view_lock:
+        if parent not in _views:
+            dest = write_view(Path(parent) / f"view-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+            atexit.register(shutil.rmtree, dest, True)
+            _views[parent] = dest
+        return _views[parent]
 
 
 def write_view(dest: Path) -> Path:
