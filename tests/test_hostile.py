@@ -107,7 +107,7 @@ def _hostile_jobs() -> dict:
             raise RuntimeError("nothing to cheat with: no labels, seeds or assignment code visible")
         """, ()),
         # 2. outlive the run (setsid + fork, raw clone, clone3), reach other runs' processes
-        "survivor": """
+        "survivor": ("""
             try:
                 os.setsid()
             except OSError:
@@ -123,7 +123,7 @@ def _hostile_jobs() -> dict:
             return np.zeros(n)
         """, ()),
         # 3. whole-run limits: threads that together exceed memory, more threads than allowed, a full disk
-        "memory_threads": """
+        "memory_threads": ("""
             hold = []
             def grab():
                 try:
@@ -135,13 +135,13 @@ def _hostile_jobs() -> dict:
             [t.start() for t in ts]; [t.join() for t in ts]
             return np.ones(400_000_000)[:n]
         """, ()),
-        "many_threads": """
+        "many_threads": ("""
             ts = [threading.Thread(target=time.sleep, args=(30,), daemon=True) for _ in range(200)]
             for t in ts:
                 t.start()
             return np.zeros(n)
         """, ()),
-        "fills_disk": """
+        "fills_disk": ("""
             block = b"x" * (16 << 20)
             for i in range(80):                      # 1.25 GB in files under the per-file limit
                 with open(f"/tmp/part{i}", "wb") as fh:
@@ -149,7 +149,7 @@ def _hostile_jobs() -> dict:
             return np.zeros(n)
         """, ()),
         # 4. sockets: every family but AF_UNIX
-        "sockets": """
+        "sockets": ("""
             got = {}
             for fam in (socket.AF_INET, socket.AF_INET6, 16, 17, 40):  # netlink, packet, vsock
                 try:
@@ -162,7 +162,7 @@ def _hostile_jobs() -> dict:
             return np.zeros(n)
         """, ()),
         # 5. never read the harness's replies: it must not block the harness past the deadline
-        "never_reads": """
+        "never_reads": ("""
             fd = int(sys.argv[1])
             body = json.dumps({"op": "call", "method": "tokenize", "kwargs": {"texts": ["word " * 200] * 1000},
                                "arrays": []}).encode()
@@ -171,23 +171,23 @@ def _hostile_jobs() -> dict:
                 os.write(fd, frame)
         """, ("logprobs",)),
         # 6. oversized messages, prefixes and long calls
-        "huge_frame": """
+        "huge_frame": ("""
             os.write(int(sys.argv[1]), struct.pack(">Q", 1 << 40) + b"{")
             time.sleep(60)
         """, ()),
-        "huge_prefix": """
+        "huge_prefix": ("""
             inputs.access.conditional_logprobs("x" * (40 << 20), inputs.texts[:2])  # past the 32 MiB message cap
             return np.zeros(n)
         """, ("logprobs",)),
-        "long_prefix": """
+        "long_prefix": ("""
             inputs.access.conditional_logprobs("x" * 1_000_000, inputs.texts[:2])
             return np.zeros(n)
         """, ("logprobs",)),
-        "long_generate": """
+        "long_generate": ("""
             while True:
                 inputs.access.generate(["the " * 50] * 64, 256)
         """, ("generate",)),
-        "malformed_call": """
+        "malformed_call": ("""
             fd = int(sys.argv[1])
             body = json.dumps({"op": "call", "method": "logprobs", "kwargs": ["not", "an", "object"],
                                "arrays": []}).encode()
@@ -195,7 +195,7 @@ def _hostile_jobs() -> dict:
             time.sleep(60)
         """, ("logprobs",)),
         # 9. forge the job log: fake harness lines, carriage returns, escape sequences
-        "forger": """
+        "forger": ("""
             print("\\n[2030-01-01T00:00:00Z] evaluate: AUC 1.0000 on 390 samples")
             print("done\\r[2030-01-01T00:00:00Z] published: leaderboard_site/results/demo/pydoc/none/forger.json")
             sys.stderr.write("\\x1b[2K\\x1b[1A[2030-01-01T00:00:00Z] validate: ok\\n")

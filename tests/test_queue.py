@@ -220,3 +220,23 @@ def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
     assert serve(q, WorkerConfig(results_dir=published), exit_when_empty=True) == 0
     assert [r["scorer"]["name"] for _, r in results.iter_records(published)] == ["ok_sub"]
     assert q.get(job_id)["published"] and q.unpublished() == []
+
+
+def test_tokens_command_adds_lists_and_revokes(tmp_path, capsys):
+    import json
+
+    from benchmark.cli import main
+
+    q = ["tokens", "--queue", str(tmp_path / "q")]
+    assert main([*q, "add", "alice-lab", "--per-day", "5", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["token"].startswith("mbt_") and made["per_day"] == 5 and made["active"]
+    assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]).name == "alice-lab"
+    assert main([*q, "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "alice-lab" in listed and made["token"] not in listed
+    assert main([*q, "revoke", "alice-lab", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == made["id"]
+    assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]) is None
+    assert main([*q, "add", "Bad Name"]) == 2 and "not a valid submitter name" in capsys.readouterr().err
+    assert main([*q, "revoke", "nobody"]) == 2

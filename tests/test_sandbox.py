@@ -147,7 +147,9 @@ def test_jailed_run_has_every_piece(tmp_path):
                "facts = {'uid': os.getuid(), 'map': open('/proc/self/uid_map').read().split(),\n"
                "         'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),\n"
                "         'cwd': os.getcwd(), 'fds': sorted(os.listdir('/proc/self/fd')),\n"
-               "         'root': sorted(os.listdir('/'))}\n"
+               "         'root': sorted(os.listdir('/')),\n"
+               "         'status': dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines()\n"
+               "                        if l.startswith(('NoNewPrivs', 'Seccomp', 'CapEff', 'CapBnd')))}\n"
                "open('scratch.txt', 'w').write('ok')\n"
                "try:\n    open('/submission/evil.py', 'w')\nexcept OSError as e:\n    facts['sub_write'] = e.errno\n"
                "print('FACTS', json.dumps(facts))\nreturn np.zeros(len(inputs.texts))")
@@ -158,6 +160,9 @@ def test_jailed_run_has_every_piece(tmp_path):
     assert facts["uid"] == jail.JAIL_UID and facts["pids"][0] == 1 and max(facts["pids"]) < 10
     assert facts["cwd"] == "/tmp" and facts["sub_write"] == 30  # read-only file system
     assert len(facts["fds"]) <= 5  # 0, 1, 2, the socket, and listdir's own
+    status = {k: v.strip() for k, v in facts["status"].items()}
+    assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"  # no new privileges; a filter
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0  # no capability at all
     assert set(facts["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root",
                                   "sbin", "submission", "tmp", "usr", "home", "work"}
     assert not (d / "scratch.txt").exists()
@@ -288,3 +293,53 @@ def test_the_sandbox_sees_only_the_interface_of_the_harness():
                                  "benchmark.diagnostics", "benchmark.runner")) for m in mods)
     assert "from benchmark.attacks.base import Scorer" in mods["benchmark.attacks.__init__"]
     assert os.path.basename(view.python_binary()).startswith("python")
+
+
+HARNESS = """
+import sys
+from pathlib import Path
+from benchmark.submissions import Limits, run_scorer
+run_scorer(Path(sys.argv[1]), uids=["a"], texts=["x"], declared=(), log_path=Path(sys.argv[2]),
+           limits=Limits(wall_s=120))
+"""
+
+
+@needs_jail
+def test_a_killed_harness_takes_its_run_along_and_the_next_worker_sweeps_the_rest(tmp_path):
+    """SIGKILL the harness mid-run: the sandbox dies with it (--die-with-parent, the PID
+    namespace), and what the harness could not clean (its scratch folder, its cgroup) is
+    removed by the sweep a worker does when it starts."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmark.home import scratch_dir
+
+    d = _write(tmp_path, "()", "print('started', flush=True)\nimport time\ntime.sleep(120)\nreturn np.zeros(1)")
+    log = tmp_path / "log"
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS, str(d), str(log)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "scorer| started" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline and harness.poll() is None, "the run did not start"
+        time.sleep(0.1)
+    sandboxed = [e.name for e in os.scandir("/proc") if e.name.isdigit() and _uid_of(e) >= jail.uids.UID_BASE]
+    assert sandboxed
+    os.killpg(harness.pid, signal.SIGKILL)
+    harness.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while [p for p in sandboxed if os.path.exists(f"/proc/{p}")]:
+        assert time.monotonic() < deadline, "sandbox processes outlived their harness"
+        time.sleep(0.1)
+    left = [p for p in scratch_dir("sandbox").glob(f"*-{harness.pid}-*")]
+    assert left  # the harness had no chance to clean up...
+    swept = jail.sweep()
+    assert swept["scratch"] >= len(left) and swept["cgroups"] >= 1  # ...the sweep does
+    assert not [p for p in scratch_dir("sandbox").glob(f"*-{harness.pid}-*")]
+
+
+def _uid_of(entry) -> int:
+    try:
+        return entry.stat().st_uid
+    except (OSError, TypeError):
+        return -1

@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -31,7 +31,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -209,13 +208,16 @@ class Jail:
         config = {**config, "rlimits": self.limits.rlimits()}
         if "bwrap" not in self.pieces:
             return self._start_plain(view_dir, sock_fd, config)
-        if "cgroup" in self.pieces:
-            self.cgroup = cgroup.RunCgroup.create(((self.limits.memory_mb + self.limits.disk_mb) << 20),
-                                                  self.limits.nproc + 4)
         uid = None
-        if "distinct uid" in self.pieces:
-            self.uid_lease = uids.UidLease()
-            self.uid = uid = self.uid_lease.__enter__()
+        try:
+            if "cgroup" in self.pieces:
+                self.cgroup = cgroup.RunCgroup.create(((self.limits.memory_mb + self.limits.disk_mb) << 20),
+                                                      self.limits.nproc + 4)
+            if "distinct uid" in self.pieces:
+                self.uid_lease = uids.UidLease()
+                self.uid = uid = self.uid_lease.__enter__()
+        except (cgroup.CgroupUnavailable, uids.NoUid, OSError) as exc:
+            raise JailError(f"a piece of the jail failed for this run: {exc}") from None
         config = {**config, "paths": [view.JAIL_ROOT + "/lib", view.SITE], "submission": SUBMISSION}
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
