@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import select
 import socket
 import struct
@@ -360,15 +359,3 @@ def arrays_to_stats_kwargs(arrays: dict, prefix: str = "") -> dict:
 def fd_socket(fd: int) -> socket.socket:
     """The socket behind an inherited file descriptor (the sandbox's end)."""
     return socket.socket(fileno=fd)
-
-
-def closed_fds_except(keep) -> None:
-    """Close every inherited descriptor but ``keep`` (and 0-2): nothing the launcher held open
-    (a path outside the jail, a pipe) may reach the scorer."""
-    keep = sorted({0, 1, 2, *keep})
-    lo = 0
-    for k in keep:
-        if k > lo:
-            os.closerange(lo, k)
-        lo = k + 1
-    os.closerange(lo, 1 << 16)
