@@ -76,12 +76,13 @@ class Channel:
     def _wait(self, write: bool) -> None:
         if self.deadline is None:
             return
+        poller = select.poll()  # not select(): descriptors past 1024 are fine
+        poller.register(self.sock, select.POLLOUT if write else select.POLLIN)
         while True:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise Timeout("deadline passed")
-            r, w, _ = select.select([] if write else [self.sock], [self.sock] if write else [], [], min(left, 0.5))
-            if r or w:
+            if poller.poll(min(left, 0.5) * 1000):
                 return
 
     def _send_all(self, data: bytes) -> None:

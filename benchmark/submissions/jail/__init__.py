@@ -335,7 +335,9 @@ def _read_info(fd: int, timeout: float) -> dict:
         except ValueError:
             pass
         left = end - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if left <= 0 or not poller.poll(left * 1000):
             raise OSError("no word from bwrap")
         chunk = os.read(fd, 4096)
         if not chunk:
