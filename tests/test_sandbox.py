@@ -150,6 +150,10 @@ def test_jailed_run_has_every_piece(tmp_path):
                "         'root': sorted(os.listdir('/')),\n"
                "         'status': dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines()\n"
                "                        if l.startswith(('NoNewPrivs', 'Seccomp', 'CapEff', 'CapBnd')))}\n"
+               "missing = []\n"
+               "for mod in ('torch', 'transformers', 'boto3', 'yaml', 'benchmark.suite', 'benchmark.submissions'):\n"
+               "    try:\n        __import__(mod)\n    except ImportError:\n        missing.append(mod)\n"
+               "facts['missing'] = missing\n"
                "open('scratch.txt', 'w').write('ok')\n"
                "try:\n    open('/submission/evil.py', 'w')\nexcept OSError as e:\n    facts['sub_write'] = e.errno\n"
                "print('FACTS', json.dumps(facts))\nreturn np.zeros(len(inputs.texts))")
@@ -160,6 +164,7 @@ def test_jailed_run_has_every_piece(tmp_path):
     assert facts["uid"] == jail.JAIL_UID and facts["pids"][0] == 1 and max(facts["pids"]) < 10
     assert facts["cwd"] == "/tmp" and facts["sub_write"] == 30  # read-only file system
     assert len(facts["fds"]) <= 5  # 0, 1, 2, the socket, and listdir's own
+    assert facts["missing"] == ["torch", "transformers", "boto3", "yaml", "benchmark.suite", "benchmark.submissions"]
     status = {k: v.strip() for k, v in facts["status"].items()}
     assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"  # no new privileges; a filter
     assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0  # no capability at all
