@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import MembenchError
 from ..home import scratch_dir
+from ..results import public_view
 from . import jail, untrusted
 from .evaluation import evaluate, validate
 from .folder import sweep_dead
@@ -147,10 +148,12 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
                           log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
                           device=cfg.device, blind_from=cfg.results_dir, owner=owner)
         check_name(queue, cfg, record["scorer"]["name"], owner)
-        m = record["metrics"]
+        # What the submitter sees (the job's result and log) is what the leaderboard shows: the
+        # metrics at the precision their intervals support, never the stored full precision.
+        m = public_view(record)["metrics"]
         summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
                    "auc": m["auc"], "auc_ci95": m["auc_ci95"], "usage": record["usage"]}
-        _log(job, f"evaluate: AUC {m['auc']:.4f} on {record['counts']['n_scored']} samples")
+        _log(job, f"evaluate: AUC {m['auc']} {m['auc_ci95']} on {record['counts']['n_scored']} samples")
         if beat.lost or not queue.finish(job, "done", result=summary):
             _log(job, "lease lost to another worker; not publishing")
             return False
