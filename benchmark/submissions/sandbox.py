@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -197,7 +198,10 @@ def run_scorer(
                 peak = jail.peak_memory()
                 jail.kill()
                 channel.close()
-                proc.wait(timeout=10)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # Jail.close() tries again, and says nothing either
+                    pass
                 output.join(timeout=10)
                 harness_line(log_path, f"sandbox run ended after {time.monotonic() - start:.2f} s"
                              + (f"; peak memory of the run {peak / 2**20:.0f} MiB" if peak else ""))
