@@ -21,7 +21,7 @@ from .errors import MembenchError
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
     "demo", "suite", "targets", "run", "bench", "diagnose", "cards",
-    "results", "leaderboard", "serve", "validate", "evaluate", "worker",
+    "results", "leaderboard", "serve", "validate", "evaluate", "worker", "tokens",
 )
 
 _FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,

@@ -45,6 +45,7 @@ def _split_block(split, validity=None) -> dict:
         "content_hash": split.content_hash,
         "track": split.spec.track,
         "family": split.spec.family,
+        "private": bool(split.spec.extra.get("private", False)),
     }
     if validity is not None:
         block["label_validity"] = validity

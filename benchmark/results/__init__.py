@@ -5,13 +5,15 @@ Public face: ``write``, ``read``, ``read_scores``, ``iter_records``, ``record_pa
 ``naming``), ``environment``, ``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``,
 ``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``,
 ``recompute_record`` (figures from per-sample scores and labels, by record kind:
-``RECOMPUTERS``).
+``RECOMPUTERS``), ``public_view`` and ``round_metric``
+(what the site and the API show: metrics at the precision their intervals support).
 """
 
 from .naming import base_name, record_key, record_path, scorer_label, scores_path
 from .provenance import environment, git_commit
 from .recompute import RECOMPUTERS
 from .recompute import recompute as recompute_record
+from .published import public_view, round_metric
 from .schema import SCHEMA_FILE, schema, schema_errors
 from .store import (
     SCHEMA_VERSION,
@@ -36,11 +38,13 @@ __all__ = [
     "environment",
     "git_commit",
     "iter_records",
+    "public_view",
     "read",
     "read_scores",
     "recompute_record",
     "record_key",
     "record_path",
+    "round_metric",
     "schema",
     "schema_errors",
     "scorer_label",
