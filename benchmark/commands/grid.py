@@ -77,8 +77,7 @@ def summary_text(report: dict) -> str:
 
 def handle(args) -> int:
     from ..errors import MembenchError
-    from ..grid import check_address, plan_grid, run_grid
-    from ..grid.driver import check_options
+    from ..grid import check_address, check_options, plan_grid, run_grid
 
     if args.batch_tokens < 1:
         raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",

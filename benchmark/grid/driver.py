@@ -183,8 +183,9 @@ def run_grid(
 
     ``gpus_per_job`` None: one GPU per job when the cluster has GPUs, else none. A job whose
     worker dies (or that raises anything but an input error) is retried alone, at most
-    ``max_retries`` times. ``on_event(kind, job_key, info)`` is called for every job start
-    (``"started"``, with the worker's pid and host) and end (``"done"``/``"failed"``).
+    ``max_retries`` times. ``on_event(kind, job_key, info)`` is called for every attempt's
+    start (``"started"``, with the worker's pid and host) and every job's outcome
+    (``"done"``/``"failed"``).
     """
     started = time.time()
     check_options(max_retries=max_retries, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job)
@@ -266,6 +267,9 @@ def _follow(refs: dict, reports: dict, monitor, *, progress: bool, on_event) -> 
     def drain():
         size = monitor.qsize()
         for kind, key, info in (monitor.get_nowait_batch(size) if size else []):
+            if kind == "ended":
+                running.discard(key)
+                continue
             report = reports[key]
             report.attempts += 1
             report.workers.append(info)

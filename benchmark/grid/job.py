@@ -1,8 +1,9 @@
 """One grid job, as it runs inside a Ray worker: ``runner.run`` for one (target, split) with
 all its scorers, writing its own feature cache and result files.
 
-The job tells the driver when it starts (worker pid and host) through the grid's monitor
-queue, so the driver counts what is really running and how often each job was attempted.
+The job tells the driver when it starts (worker pid and host) and ends through the grid's
+monitor queue, so the driver counts what is really running and how often each job was
+attempted (an attempt whose worker dies never says it ended).
 An input error (``MembenchError``: a scorer that needs a pool the split lacks, a target that
 cannot be downloaded) is returned as a failure and never retried, since it would fail the
 same way again; anything else (a killed worker, out of memory, a lost node) is retried by Ray.
@@ -104,13 +105,17 @@ def run_job(job, settings: dict, monitor=None) -> dict:
             progress=False, reference=settings.get("reference"), counter=counter,
         )
     except MembenchError as exc:
-        return {"status": "failed", "error": str(exc), "seconds": time.time() - started, **where}
-    if fault is not None:
-        fault()
-    return {
-        "status": "done",
-        "seconds": time.time() - started,
-        "forward_tokens": int(counter.get("forward_tokens", 0)),
-        "aucs": {r["scorer"]["name"]: r["metrics"]["auc"] for r in records},
-        **where,
-    }
+        out = {"status": "failed", "error": str(exc), "seconds": time.time() - started, **where}
+    else:
+        if fault is not None:
+            fault()
+        out = {
+            "status": "done",
+            "seconds": time.time() - started,
+            "forward_tokens": int(counter.get("forward_tokens", 0)),
+            "aucs": {r["scorer"]["name"]: r["metrics"]["auc"] for r in records},
+            **where,
+        }
+    if monitor is not None:
+        monitor.put(("ended", job.key, where))
+    return out
