@@ -28,8 +28,8 @@ def register(sub):
                    help="scorers for every job, as for `membench run --scorer` (name or "
                    "name:key=value,...); default: what `membench run` chooses for each split")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="a running Ray cluster (host:port of the head, ray://host:10001, or auto); "
-                   "default: start a local Ray on this machine")
+                   help="a running Ray cluster (host:port of the head, ray://host:10001, or auto "
+                   "for one started on this machine); default (or local): start a local Ray")
     p.add_argument("--gpus-per-job", type=float, default=None, metavar="N",
                    help="GPUs per job (default: 1 where the cluster has GPUs, else 0)")
     p.add_argument("--cpus-per-job", type=float, default=1.0, metavar="N", help="CPUs per job (default 1)")

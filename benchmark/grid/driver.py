@@ -103,8 +103,9 @@ def _host_port(address: str) -> tuple[str, int]:
 
 def check_address(address: str, timeout: float = 5.0) -> None:
     """One line, within ``timeout`` seconds, when no Ray head answers at ``address`` (Ray
-    itself keeps retrying an unreachable address for minutes). ``auto`` is left to Ray."""
-    if address == "auto":
+    itself keeps retrying an unreachable address for minutes). ``auto`` (a cluster started on
+    this machine) and ``local`` (a new local Ray) are left to Ray."""
+    if address in ("auto", "local"):
         return
     host, port = _host_port(address)
     try:
@@ -188,6 +189,7 @@ def run_grid(
     (``"done"``/``"failed"``).
     """
     started = time.time()
+    ray_address = None if ray_address == "local" else ray_address
     check_options(max_retries=max_retries, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job)
     if ray_address:
         check_address(ray_address)
