@@ -210,6 +210,10 @@ def run_grid(
         else:
             reports[job.key] = JobReport(job, "already done",
                                          aucs={n: r["metrics"]["auc"] for n, r in records.items()})
+    if progress:
+        skipped = f"; {len(plan.skipped)} pair(s) skipped (listed at the end)" if plan.skipped else ""
+        print(f"grid: {len(plan.jobs)} jobs, {len(plan.jobs) - len(pending)} already done, "
+              f"{len(pending)} to run{skipped}", file=sys.stderr)
     cluster = None
     if pending:
         settings = {"results_dir": str(Path(results_dir).resolve()), "dtype": dtype,
