@@ -38,13 +38,19 @@ def forwarded_env() -> dict[str, str]:
     return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
 
 
+# The worker's own values (a cluster node's settings), as they were before any job ran here.
+_WORKER_ENV = {k: os.environ.get(k) for k in FORWARDED_ENV}
+
+
 def _apply_env(env: dict[str, str]) -> None:
-    """The driver's settings, and nothing left over from an earlier job in a reused worker."""
+    """The driver's settings where it has them, else the worker's own: nothing is left over
+    from an earlier job in a reused worker."""
     for name in FORWARDED_ENV:
-        if name in env:
-            os.environ[name] = env[name]
-        else:
+        value = env.get(name, _WORKER_ENV[name])
+        if value is None:
             os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _arm_fault(job, results_dir: Path):
