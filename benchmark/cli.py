@@ -20,8 +20,8 @@ from .errors import MembenchError
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    "demo", "suite", "targets", "run", "calibration", "bench", "diagnose", "cards",
-    "results", "leaderboard", "serve", "validate", "evaluate", "worker",
+    "demo", "suite", "targets", "run", "calibration", "grid", "bench", "diagnose", "cards",
+    "results", "leaderboard", "serve", "validate", "evaluate", "worker", "tokens",
 )
 
 _FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,

@@ -71,6 +71,25 @@ def registry_dir(kind: str) -> Path:
     return subdir("registry", kind)
 
 
+def secrets_dir() -> Path:
+    """Secret membership assignments of private splits (seeds, label files): under
+    MEMBENCH_HOME, never in the repository, never visible to a sandboxed scorer; mode 0700."""
+    path = subdir("secrets")
+    path.chmod(0o700)
+    return path
+
+
+def secret_file(key: str) -> Path:
+    """The file holding one secret (e.g. a private split's assignment seed), by key."""
+    return secrets_dir() / key.replace("/", "__")
+
+
+def scratch_dir(*parts: str) -> Path:
+    """Short-lived working folders (a sandbox run's view and snapshot); whatever a killed
+    process leaves here is swept by the next worker."""
+    return subdir("scratch", *parts)
+
+
 def cache_dir(name: str) -> Path:
     """Small derived caches (e.g. DC-PDD's token-frequency tables under ``freq``)."""
     return subdir(name)

@@ -45,6 +45,7 @@ def _split_block(split, validity=None) -> dict:
         "content_hash": split.content_hash,
         "track": split.spec.track,
         "family": split.spec.family,
+        "private": bool(split.spec.extra.get("private", False)),
     }
     if validity is not None:
         block["label_validity"] = validity
@@ -70,6 +71,7 @@ def target_block(target, dtype: str, target_id: str | None = None) -> dict:
         "dtype": dtype,
         "context_rule": targets.CONTEXT_RULE,
         "max_length": target.max_length,
+        "n_parameters": target.n_parameters or None,
     }
 
 

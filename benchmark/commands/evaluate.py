@@ -28,6 +28,7 @@ def handle(args) -> int:
     from .. import suite, targets
     from ..home import logs_dir, results_dir as default_results_dir
     from ..submissions import evaluate, load
+    from ..submissions.evaluation import describe_usage
     from .run import summary_rows
 
     sub = load(args.path)  # metadata errors before any heavy work
@@ -42,6 +43,7 @@ def handle(args) -> int:
     record["metrics"].pop("roc", None)
     header = ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]
     text = (f"{sub.name} on {args.split} / {record['target']['id']}\n" + table(summary_rows([record]), header)
-            + f"\nusage: {record['usage']}\nresults: {results_dir}\nscorer log: {log}")
+            + f"\n{describe_usage(record['scorer']['requires'], record['usage']['capabilities_used'], record['usage'])}"
+            + f"\nresults: {results_dir}\nscorer log: {log}")
     emit(args, record, text)
     return 0

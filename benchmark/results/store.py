@@ -74,23 +74,43 @@ def _remove_record(path: Path) -> None:
         (path.parent / per_sample).unlink(missing_ok=True)
 
 
+def replacement_problem(old: dict, new: dict) -> str | None:
+    """Why ``new`` may not replace ``old`` under the same key: it is of another kind
+    (attack, blind baseline, submission) or has another owner (None when it may)."""
+    o, n = old.get("scorer") or {}, new.get("scorer") or {}
+    o_owner, n_owner = o.get("owner") or "maintainers", n.get("owner") or "maintainers"
+    if o.get("kind") != n.get("kind") or o_owner != n_owner:
+        return f"it holds a {o.get('kind')} record of {o_owner}, this is a {n.get('kind')} record of {n_owner}"
+    return None
+
+
 def write(results_dir: Path, record: dict, uids, scores) -> Path:
     """Write a record and its per-sample scores; refuse a record that fails the schema.
 
     Writing a key again replaces its file (and any older file of the same key in the folder)."""
     path = path_for(results_dir, record)
     key = record_key(record)
+    old = None
     if path.exists():
         try:
-            old_key = record_key(_load_json(path))
+            old = _load_json(path)
+            old_key = record_key(old)
         except (MembenchError, KeyError, TypeError):
-            old_key = None  # an unreadable old file is simply replaced
+            old, old_key = None, None  # an unreadable old file is simply replaced
         if old_key is not None and old_key != key:  # only a truncated-hash collision gets here
             raise MembenchError(
                 f"result file {path} already holds {old_key}; {key} maps to the same file",
                 "rename the scorer or target so their keys differ",
             )
     older = [p for p in _same_key_files(path.parent, key) if p != path]
+    for existing in ([path] if old is not None else []) + older:
+        try:
+            problem = replacement_problem(_load_json(existing), record)
+        except MembenchError:
+            problem = None  # unreadable: replaced like any unreadable file
+        if problem:
+            raise MembenchError(f"result file {existing} is not replaced: {problem}",
+                                "a record is replaced only by one of the same kind and owner")
     path.parent.mkdir(parents=True, exist_ok=True)
     scores_file = scores_path(path)
     tmp_scores = scores_file.with_name(scores_file.name + ".tmp")

@@ -33,7 +33,7 @@ def build_builtin(spec: SplitSpec) -> Split:
     """Materialize a split that membench makes itself (no download)."""
     source = spec.source
     if source.get("builder") == "pydoc":
-        parts = demo.build(int(source["seed"]))
+        parts = demo.build(demo.secret_seed(spec.id) if source["seed"] == "secret" else int(source["seed"]))
         pool = pd.DataFrame({"text": parts["pool"]})
         return materialize(
             spec,

@@ -36,6 +36,7 @@ class LoadedTarget:
     dtype: str
     device: str
     max_length: int
+    n_parameters: int = 0  # counted from the loaded model (shared tensors once)
 
     @property
     def id(self) -> str:
@@ -125,4 +126,5 @@ def load_target(target: str, *, device: str = "cpu", dtype: str = "float32") -> 
         dtype=dtype,
         device=device,
         max_length=max_length,
+        n_parameters=sum(p.numel() for p in model.parameters()),
     )

@@ -101,6 +101,19 @@ register(
     )
 )
 
+register(
+    TargetSpec(
+        id="demo/neox-tiny-private",
+        family="demo",
+        hub_repo=None,
+        revision=None,
+        arch=DEMO_ARCH,
+        params="1m",
+        description="the demo architecture trained by membench on the members of the private split "
+        "demo/pydoc-private, whose assignment is secret",
+    )
+)
+
 # Pythia: GPT-NeoX, context 2048, rotary_pct 0.25, parallel residual, untied embeddings.
 # The embedding matrix is padded: 50304 rows, except 6.9b (50432) and 12b (50688).
 _PYTHIA_VOCAB = {"6.9b": 50432, "12b": 50688}
