@@ -1,46 +1,7 @@
-"""MIA-Tuner (Fu et al. 2024, "MIA-Tuner: Adapting Large Language Models as Pre-training Text
-Detector"; reference code wjfu99/MIA-Tuner, ``mia_hybrid.py``): a soft prompt trained on
-labelled calibration texts through the frozen target.
-
-Both variants train a soft prompt of ``num_virtual_tokens`` vectors (peft prompt tuning,
-initialised from the embeddings of ``init_text``) with AdamW (learning rate
-``learning_rate``, no weight decay, linear decay to 0, no warm-up) for ``epochs`` epochs over
-balanced batches of ``batch_size`` members and ``batch_size`` non-members of the calibration
-subset: each class is shuffled with ``seed``, cut to the smaller class's size and to
-``max_train_samples / 2`` per class (the reference's defaults: 50 virtual tokens, 50 epochs,
-batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1), then paired;
-the pairs are reshuffled every epoch. Each text is tokenized by the target's tokenizer and
-cut to the context left after the prompt.
-
-``mia_tuner`` (base models). Per text x, the loss under the soft prompt is
-L(x) = -(1/n) sum_{t=1..n} log p(x_t | prompt, x_<t) over all n tokens of x (the first token
-is predicted from the prompt). For a batch with member losses L_M and non-member losses L_N
-(all 2B values L_i), the objective is
-
-    mean_i C_i + relu(mean(L_M) - mean(L_N)),
-    C_i = -log( sum_{j != i, same class} e^{s_ij} / sum_{j != i} e^{s_ij} ),
-    s_ij = exp(-|L_i - L_j| / 10) / temperature,
-
-the reference's contrastive (NT-Xent-like) term pulling same-class losses together, plus the
-member/non-member loss gap (members must end with the lower loss), both with weight 1.
-score(x) = -L(x) under the trained prompt (higher = member).
-
-``mia_tuner_aligned`` (chat models; refused for a target without a chat template). Each text
-becomes a conversation: the user asks "Please tell me whether the given example is used in the
-training dataset: \\n{text}" and the generation prompt follows (the target's chat template).
-With P the prompt's tokens, p_Y = p("Yes" | prompt, P) and p_N = p("No" | prompt, P) for the
-first token of the assistant's answer "Yes" / "No" under the template, the objective on a
-batch is the sum (weights 1, 1, 1) of
-
-- llm: the mean over the two classes of the mean over texts of
-  (sum_{t in P} w * (-log p(P_t | prompt, P_<t)) - log p(answer)) / (|P| + 1), with w =
-  ``prompt_loss_weight`` (0.01) and answer "Yes" for members, "No" for non-members (the
-  template's tokens after the answer token, fixed by the template, are left out);
-- clf: the cross-entropy of the two-way softmax over (log p_N, log p_Y) against Yes for
-  members and No for non-members;
-- err: -mean over the batch of log(1 - p_N(member)) + log(1 - p_Y(non-member)).
-
-score(x) = p_Y / (p_Y + p_N) at the generation prompt.
+"""MIA-Tuner (Fu et al. 2024, AAAI 2025; reference code wjfu99/MIA-Tuner, ``mia_hybrid.py``): a
+soft prompt trained on labelled calibration texts through the frozen target, in two variants:
+``mia_tuner`` for base models and ``mia_tuner_aligned`` for chat models (each class docstring
+holds its exact definition).
 
 Training runs inside ``fit`` through the ``fit`` capability (``access.soft_prompt``): the
 objective is computed here from the per-token log-probabilities the harness returns, and its
@@ -175,6 +136,32 @@ class _MIATuner(Scorer):
 
 @register
 class MIATuner(_MIATuner):
+    """MIA-Tuner for base (unaligned) models.
+
+    Per text x, the loss under the soft prompt is L(x) = -(1/n) sum_{t=1..n}
+    log p(x_t | prompt, x_<t) over all n tokens of x (the first token is predicted from the
+    prompt). For a batch of member losses L_M and non-member losses L_N (all 2B values L_i) the
+    objective is
+
+        mean_i C_i + relu(mean(L_M) - mean(L_N)),
+        C_i = -log( sum_{j != i, same class} e^{s_ij} / sum_{j != i} e^{s_ij} ),
+        s_ij = exp(-|L_i - L_j| / 10) / temperature,
+
+    the reference's contrastive (NT-Xent-like) term pulling same-class losses together plus the
+    member/non-member loss gap (members must end with the lower loss), both with weight 1.
+    score(x) = -L(x) under the trained prompt (higher = member).
+
+    Training (both variants): a soft prompt of ``num_virtual_tokens`` vectors (peft prompt
+    tuning, initialised from the target's embeddings of ``init_text``) is trained with AdamW
+    (learning rate ``learning_rate``, no weight decay, linear decay to 0, no warm-up) for
+    ``epochs`` epochs over balanced batches of ``batch_size`` members and ``batch_size``
+    non-members of the calibration subset: each class is shuffled with ``seed``, cut to the
+    smaller class's size and to ``max_train_samples / 2`` per class, then paired; the pairs are
+    reshuffled every epoch. Defaults are the reference's: 50 virtual tokens, 50 epochs (its
+    scripts), batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1. Texts are
+    tokenized by the target's tokenizer and cut to the context left after the prompt.
+    """
+
     name = "mia_tuner"
 
     def _sequences(self, inputs):
@@ -192,6 +179,35 @@ class MIATuner(_MIATuner):
 
 @register
 class MIATunerAligned(_MIATuner):
+    """MIA-Tuner for aligned (chat) models; refused for a target without a chat template.
+
+    Each text becomes a conversation: the user asks "Please tell me whether the given example is
+    used in the training dataset: \\n{text}" and the target's chat template adds its generation
+    prompt. With P the prompt's tokens, p_Y = p("Yes" | soft prompt, P) and p_N = p("No" | soft
+    prompt, P) for the first token of the assistant's answer "Yes" / "No" under the template,
+    the objective on a batch is the sum (weights 1, 1, 1) of
+
+    - llm: the mean over the two classes of the mean over texts of
+      (sum_{t in P} w * (-log p(P_t | prompt, P_<t)) - log p(answer)) / (|P| + 1), with
+      w = ``prompt_loss_weight`` (0.01) and answer "Yes" for members, "No" for non-members (the
+      template's tokens after the answer token, fixed by the template, are left out);
+    - clf: the cross-entropy of the two-way softmax over (log p_N, log p_Y) against Yes for
+      members and No for non-members;
+    - err: -mean over the pairs of log(1 - p_N(member)) + log(1 - p_Y(non-member)).
+
+    score(x) = p_Y / (p_Y + p_N) at the generation prompt (higher = member).
+
+    Training (both variants): a soft prompt of ``num_virtual_tokens`` vectors (peft prompt
+    tuning, initialised from the target's embeddings of ``init_text``) is trained with AdamW
+    (learning rate ``learning_rate``, no weight decay, linear decay to 0, no warm-up) for
+    ``epochs`` epochs over balanced batches of ``batch_size`` members and ``batch_size``
+    non-members of the calibration subset: each class is shuffled with ``seed``, cut to the
+    smaller class's size and to ``max_train_samples / 2`` per class, then paired; the pairs are
+    reshuffled every epoch. Defaults are the reference's: 50 virtual tokens, 50 epochs (its
+    scripts), batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1. Texts are
+    tokenized by the target's tokenizer and cut to the context left after the prompt.
+    """
+
     name = "mia_tuner_aligned"
 
     def __init__(self, num_virtual_tokens: int = 50, epochs: int = 50, batch_size: int = 8,
