@@ -67,6 +67,25 @@ def tiny_target(out: Path, texts, *, chat: bool = False, seed: int = 0) -> Path:
     return out
 
 
+TARGET = "test/tiny"
+SPLIT = "mylab/planted"
+
+
+def make_env(tmp_path_factory, mp):
+    """A temporary MEMBENCH_HOME (set through the MonkeyPatch ``mp``) with the planted split
+    and two tiny targets, one with a chat template and one without."""
+    from benchmark import suite
+
+    root = tmp_path_factory.mktemp("fit")
+    mp.setenv("MEMBENCH_HOME", str(root / "home"))
+    rows = planted_rows()
+    suite.add_local_split(SPLIT, write_jsonl(rows, root / "planted.jsonl"), valid_for=["test/*", "local/*"])
+    texts = [r["text"] for r in rows]
+    chat = tiny_target(root / "tiny-chat", texts, chat=True)
+    plain = tiny_target(root / "tiny-plain", texts, chat=False)
+    return {"root": root, "chat": chat, "plain": plain, "split": suite.ensure(SPLIT)}
+
+
 def _grams(text: str, n: int = 13) -> set[str]:
     from benchmark.suite.calibration import normalize
 

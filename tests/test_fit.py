@@ -10,33 +10,23 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fit_helpers import TEST_SCORERS, Spy, planted_rows, tiny_target, write_jsonl
+from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 
 from benchmark import results, suite
 from benchmark.attacks.base import _SCORERS, register
 from benchmark.cli import main
 from benchmark.runner import run
 
-TARGET = "test/tiny"
-SPLIT = "mylab/planted"
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A temporary MEMBENCH_HOME with the planted split, a tiny chat target and one without a
     chat template, and the test scorers registered."""
-    root = tmp_path_factory.mktemp("fit")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MEMBENCH_HOME", str(root / "home"))
-        rows = planted_rows()
-        suite.add_local_split(SPLIT, write_jsonl(rows, root / "planted.jsonl"), valid_for=["test/*"])
-        texts = [r["text"] for r in rows]
-        chat = tiny_target(root / "tiny-chat", texts, chat=True)
-        plain = tiny_target(root / "tiny-plain", texts, chat=False)
+        env = make_env(tmp_path_factory, mp)
         for cls in TEST_SCORERS:
             register(cls)
         try:
-            yield {"root": root, "chat": chat, "plain": plain, "split": suite.ensure(SPLIT)}
+            yield env
         finally:
             for cls in TEST_SCORERS:
                 _SCORERS.pop(cls.name, None)
