@@ -49,7 +49,7 @@ leaderboard-results: $(STAMP)
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
 	  --scorer lowercase --scorer reference --scorer neighborhood --scorer gradnorm --scorer recall
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
-	  --scorer mia_tuner --calibration cal80
+	  --scorer mia_tuner:epochs=10 --calibration cal80
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
 	  --scorer con_recall --scorer calibrated:base=min_k --calibration cal10
 	$(VENV)/bin/membench diagnose $(NULL_CONTROL) --results-dir $(PUBLISHED)

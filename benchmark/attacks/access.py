@@ -48,6 +48,7 @@ class InProcessAccess(ModelAccess):
             "generated_tokens": 0,
         }
         self.meter = None  # a budget.FitMeter while the scorer's fit() runs
+        self.bars = []  # progress bars of fit's training, closed when fit ends (however it ends)
 
     @contextmanager
     def fitting(self, meter):
@@ -57,6 +58,9 @@ class InProcessAccess(ModelAccess):
             yield meter
         finally:
             self.meter = None
+            for bar in self.bars:
+                bar.close()
+            self.bars.clear()
 
     def charge(self, *, forward_tokens: int = 0, backward_tokens: int = 0, steps: int = 0) -> None:
         """Count a call against the fit budget before it runs (nothing outside ``fit``)."""

@@ -73,6 +73,7 @@ class SoftPrompt:
 
         self.bar = tqdm(total=int(total_steps), desc=f"fit {access.scorer or 'soft prompt'}", unit="step",
                         disable=not access.progress, leave=False)
+        getattr(access, "bars", []).append(self.bar)
 
     def _cut(self, sequences) -> list[list[int]]:
         rows = [[int(t) for t in seq][: self.max_tokens] for seq in sequences]
