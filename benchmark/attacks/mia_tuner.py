@@ -3,6 +3,16 @@ soft prompt trained on labelled calibration texts through the frozen target, in 
 ``mia_tuner`` for base models and ``mia_tuner_aligned`` for chat models (each class docstring
 holds its exact definition).
 
+Training (both variants): a soft prompt of ``num_virtual_tokens`` vectors (peft prompt
+tuning, initialised from the target's embeddings of ``init_text``) is trained with AdamW
+(learning rate ``learning_rate``, no weight decay, linear decay to 0, no warm-up) for
+``epochs`` epochs over balanced batches of ``batch_size`` members and ``batch_size``
+non-members of the calibration subset: each class is shuffled with ``seed``, cut to the
+smaller class's size and to ``max_train_samples / 2`` per class, then paired; the pairs are
+reshuffled every epoch. Defaults are the reference's: 50 virtual tokens, 50 epochs (its
+scripts), batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1. Texts are
+tokenized by the target's tokenizer and cut to the context left after the prompt.
+
 Training runs inside ``fit`` through the ``fit`` capability (``access.soft_prompt``): the
 objective is computed here from the per-token log-probabilities the harness returns, and its
 gradient with respect to them is handed back, so every forward and backward token, step and
@@ -151,15 +161,9 @@ class MIATuner(_MIATuner):
     member/non-member loss gap (members must end with the lower loss), both with weight 1.
     score(x) = -L(x) under the trained prompt (higher = member).
 
-    Training (both variants): a soft prompt of ``num_virtual_tokens`` vectors (peft prompt
-    tuning, initialised from the target's embeddings of ``init_text``) is trained with AdamW
-    (learning rate ``learning_rate``, no weight decay, linear decay to 0, no warm-up) for
-    ``epochs`` epochs over balanced batches of ``batch_size`` members and ``batch_size``
-    non-members of the calibration subset: each class is shuffled with ``seed``, cut to the
-    smaller class's size and to ``max_train_samples / 2`` per class, then paired; the pairs are
-    reshuffled every epoch. Defaults are the reference's: 50 virtual tokens, 50 epochs (its
-    scripts), batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1. Texts are
-    tokenized by the target's tokenizer and cut to the context left after the prompt.
+    Trained on the calibration subset as the module docstring says (peft prompt tuning through
+    the frozen target, AdamW with linear decay, balanced member/non-member batches; the
+    reference's defaults: 50 virtual tokens, 50 epochs, batches of 8 + 8, lr 5e-4, 160 texts).
     """
 
     name = "mia_tuner"
@@ -197,15 +201,9 @@ class MIATunerAligned(_MIATuner):
 
     score(x) = p_Y / (p_Y + p_N) at the generation prompt (higher = member).
 
-    Training (both variants): a soft prompt of ``num_virtual_tokens`` vectors (peft prompt
-    tuning, initialised from the target's embeddings of ``init_text``) is trained with AdamW
-    (learning rate ``learning_rate``, no weight decay, linear decay to 0, no warm-up) for
-    ``epochs`` epochs over balanced batches of ``batch_size`` members and ``batch_size``
-    non-members of the calibration subset: each class is shuffled with ``seed``, cut to the
-    smaller class's size and to ``max_train_samples / 2`` per class, then paired; the pairs are
-    reshuffled every epoch. Defaults are the reference's: 50 virtual tokens, 50 epochs (its
-    scripts), batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1. Texts are
-    tokenized by the target's tokenizer and cut to the context left after the prompt.
+    Trained on the calibration subset as the module docstring says (peft prompt tuning through
+    the frozen target, AdamW with linear decay, balanced member/non-member batches; the
+    reference's defaults: 50 virtual tokens, 50 epochs, batches of 8 + 8, lr 5e-4, 160 texts).
     """
 
     name = "mia_tuner_aligned"
