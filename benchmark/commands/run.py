@@ -239,9 +239,9 @@ def handle(args) -> int:
         for r in on:
             point = r.get("operating_point")
             if point:
-                chosen = point.get("calibration") or {}
-                there = (f" (TPR {chosen['tpr']:.3f} at FPR {chosen['fpr']:.3f} there)"
-                         if {"tpr", "fpr"} <= set(chosen) else "")
+                on_cal = point.get("calibration") or {}
+                there = (f" (TPR {on_cal['tpr']:.3f} at FPR {on_cal['fpr']:.3f} there)"
+                         if {"tpr", "fpr"} <= set(on_cal) else "")
                 note += (f"\n{r['scorer']['name']}: operating point chosen on {name}{there} reaches TPR "
                          f"{point['evaluated']['tpr']:.3f} at FPR {point['evaluated']['fpr']:.3f} on the evaluated rest")
     skip_lines = [f"skipped {s['scorer']}: {s['reason']} ({s['fix']})" for s in skipped]
