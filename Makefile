@@ -39,13 +39,19 @@ serve: $(STAMP)
 
 # Regenerate the published demo-track results from real runs (`membench run` and the blind
 # baseline, through `membench demo`), then check them. Never edit those files by hand.
-# Also: the attacks that need model access beyond the cached statistics, and the demo's null
+# Also: the attacks that need model access beyond the cached statistics, the trainable scorers
+# (MIA-Tuner on the 80/20 protocol, Con-ReCall and threshold calibration on cal10: each run also
+# recomputes every other record of the split on the same evaluated rest), and the demo's null
 # control (random halves of the non-members), whose AUCs are each scorer's shift sensitivity.
 NULL_CONTROL := control/null/demo/pydoc-nonmembers
 leaderboard-results: $(STAMP)
 	$(VENV)/bin/membench demo --results-dir $(PUBLISHED) --out leaderboard_site/build
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
 	  --scorer lowercase --scorer reference --scorer neighborhood --scorer gradnorm --scorer recall
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer mia_tuner:epochs=10 --calibration cal80
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer con_recall --scorer calibrated:base=min_k --calibration cal10
 	$(VENV)/bin/membench diagnose $(NULL_CONTROL) --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench run --target demo/neox-tiny --split $(NULL_CONTROL) --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench results validate $(PUBLISHED)
@@ -56,6 +62,7 @@ submissions: $(STAMP)
 	for d in $(sort $(dir $(wildcard submissions/*/submission.yaml))); do \
 	  $(VENV)/bin/membench evaluate $$d --split demo/pydoc --target demo/neox-tiny --results-dir $(PUBLISHED) || exit 1; \
 	done
+	$(VENV)/bin/membench calibration derive demo/pydoc --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
 
 # Harness throughput and speed-up over a per-sample batch-size-1 loop (figures in BENCHMARKS.md):

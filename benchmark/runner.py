@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import attacks, diagnostics, features, metrics, results, suite, targets
+from . import attacks, diagnostics, features, fitting, metrics, results, suite, targets
 from .errors import MembenchError
 from .hashing import sha256_json
 from .home import diagnostics_file as _diagnostics_json
@@ -259,6 +259,8 @@ def run(
     counter: dict | None = None,
     skipped: list | None = None,
     target_name: str | None = None,
+    calibration: str | None = None,
+    fit_budget: attacks.FitBudget | None = None,
 ) -> list[dict]:
     """Score ``split`` on ``target`` with each scorer; write and return the result records.
 
@@ -272,6 +274,14 @@ def run(
     ``home.results_dir()``. ``target_name``: the name a local model directory gets in records
     (default ``local/<folder>-<weights hash>``). ``counter`` accumulates the feature pass's
     ``forward_passes``/``forward_tokens``.
+
+    Trainable scorers (``fit`` in ``requires``) learn from the calibration subset
+    ``calibration`` (default: each scorer's ``default_calibration``) within ``fit_budget``
+    (default ``FitBudget()``) and are scored on its evaluated rest only (``fitting``); they run
+    first, so a failed fit publishes nothing. With any calibration subset in play (a fit
+    scorer, ``calibration``, or a subset some record of the split is already on), every
+    whole-split record of the split in ``results_dir`` is also recomputed on that rest
+    (``results.derive_on_rest``).
     """
     results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
     spec = suite.get_split(split_id)
@@ -290,6 +300,7 @@ def run(
             else:
                 log.warning("scorer %s skipped: %s (%s)", item["scorer"], item["reason"], item["fix"])
     scorer_objs = make_scorers(scorer_names)
+    fit_plan = fitting.plan(spec, [s for s, _ in scorer_objs], calibration)  # unknown subsets: one line, before any load
     for scorer, _ in scorer_objs:
         if scorer.needs_pool and pool_texts is None:
             raise MembenchError(f"scorer {scorer.name} needs a declared non-member pool for {split_id}",
@@ -319,18 +330,37 @@ def run(
     pool_info = None
     if pool_texts is not None:  # the file's name only: a local path is one machine's layout
         pool_info = {"file": Path(pool_path).name, "n_texts": len(pool_texts), "sha256": sha256_json(pool_texts)}
-    records = []
-    for scorer, params in scorer_objs:
-        access = attacks.InProcessAccess(target, granted=scorer.requires, reference=ref_target,
-                                         split=split, batch_tokens=batch_tokens, progress=progress,
-                                         scorer=scorer.name)
-        inputs = attacks.ScoringInput(uids=uids, texts=texts, features=stats, access=access,
-                                      pool=pool_texts, neighbors=neighbors)
-        scorer.details = {}
-        scores = np.asarray(scorer.score(inputs), dtype=float)
-        if scores.shape != (len(uids),):
-            raise MembenchError(f"scorer {scorer.name} returned shape {scores.shape}, expected ({len(uids)},)")
-        summary, counts = _metrics_block(labels, scores, too_short, blind)
+    subsets = {name: suite.calibration.select(split, name)
+               for name in sorted(set(fit_plan.values()) | ({calibration} if calibration else set()))}
+    records = {}
+    accesses = [attacks.InProcessAccess(target, granted=scorer.requires, reference=ref_target, split=split,
+                                        batch_tokens=batch_tokens, progress=progress, scorer=scorer.name)
+                for scorer, _ in scorer_objs]
+    fitted = {}  # every fit scorer is fitted and scored before anything is written: a failure publishes nothing
+    for i, name in fit_plan.items():
+        scorer_objs[i][0].details = {}
+        fitted[i] = fitting.fit_and_score(scorer_objs[i][0], subsets[name], uids=uids, texts=texts, stats=stats,
+                                          labels=labels, access=accesses[i], budget=fit_budget, pool=pool_texts,
+                                          neighbors=neighbors)
+    for i, (scorer, params) in enumerate(scorer_objs):
+        access = accesses[i]
+        rows, extra, row_blind = slice(None), {}, blind
+        if i in fitted:
+            subset = subsets[fit_plan[i]]
+            rows, scores = fitted[i].rest, fitted[i].scores
+            extra = {"evaluation_subset": subset.block(), "fit": fitted[i].fit}
+            point = fitting.operating_point_block(scorer, labels[rows], scores)
+            if point:
+                extra["operating_point"] = point
+            row_blind = results.rest_blind_auc(results_dir, split, subset)
+        else:
+            inputs = attacks.ScoringInput(uids=uids, texts=texts, features=stats, access=access,
+                                          pool=pool_texts, neighbors=neighbors)
+            scorer.details = {}
+            scores = np.asarray(scorer.score(inputs), dtype=float)
+            if scores.shape != (len(uids),):
+                raise MembenchError(f"scorer {scorer.name} returned shape {scores.shape}, expected ({len(uids)},)")
+        summary, counts = _metrics_block(labels[rows], scores, too_short[rows], row_blind)
         scorer_block = {
             "name": result_name(scorer, params),
             "version": scorer.version,
@@ -357,9 +387,20 @@ def run(
             "provenance": provenance,
         }
         record.update(diagnostics.control_fields(split.spec, summary))  # shift sensitivity on controls
-        path = results.write(results_dir, record, uids, scores)
-        records.append(results.read(path))  # the record as written (schema, per_sample)
-    return records
+        record.update(extra)
+        path = results.write(results_dir, record, np.asarray(uids, dtype=object)[rows].tolist(), scores)
+        records[i] = (path, results.read(path))  # the record as written (schema, per_sample)
+    written = [records[i][0] for i in sorted(records) if i not in fit_plan]
+    declared = suite.calibration.subsets(split.spec)
+    for name in sorted(set(subsets) | set(results.subsets_in(results_dir, split.id))):
+        if name not in declared:
+            log.warning("records of %s on calibration subset %s left as they are: the subset is no longer declared",
+                        split.id, name)
+            continue
+        subset = subsets.get(name) or suite.calibration.select(split, name)
+        # every record of the split on this subset's rest (for a run without fit scorers: those it wrote)
+        results.derive_on_rest(results_dir, split, subset, only=None if name in subsets else written)
+    return [records[i][1] for i in sorted(records)]
 
 
 def run_blind(split_id: str, *, results_dir: Path) -> dict:

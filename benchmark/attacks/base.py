@@ -26,7 +26,10 @@ METHOD_CAPABILITY = {
     "reference": "reference",
     "gradient_norms": "gradients",
     "generate": "generate",
+    "soft_prompt": "fit",
 }
+# Always granted to a scorer that declared any capability beyond ``features``.
+FREE_METHODS = ("tokenize", "chat_ids")
 
 
 def undeclared(capability: str, method: str, scorer: str | None = None,
@@ -86,6 +89,25 @@ class ModelAccess:
         cut to the context), e.g. to count token frequencies in a declared corpus."""
         raise NotImplementedError
 
+    # Added for trainable scorers (``fit``):
+
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        """Always granted: the token ids of ``messages`` ([{"role", "content"}, ...]) under the
+        target's chat template; refused, naming the target, when it has none."""
+        raise NotImplementedError
+
+    def soft_prompt(self, num_virtual_tokens: int = 50, init_text: str = "", *, learning_rate: float = 5e-4,
+                    total_steps: int = 1, seed: int = 0):
+        """``fit``, inside ``fit()`` only: a trainable soft prompt (peft prompt tuning) in front of
+        the frozen target, trained with AdamW and a linear learning-rate decay over
+        ``total_steps``. The handle offers ``logprobs(sequences, next_tokens=None, train=False)``
+        (per-token log p of every token of each token-id sequence after the prompt, and of each
+        ``next_tokens`` id after the whole sequence) and ``step(grads, next_grads=None)``
+        (back-propagates d objective / d log p of the last ``train=True`` call into the prompt and
+        takes one optimizer step). Forward and backward tokens, steps and wall time count against
+        the run's fit budget; ``logprobs`` still works in ``score()`` (no training there)."""
+        raise NotImplementedError
+
 
 class DeniedAccess(ModelAccess):
     """The access a scorer gets when it declared no capability beyond ``features``: every
@@ -97,7 +119,7 @@ class DeniedAccess(ModelAccess):
         self.usage = {}
 
     def __getattribute__(self, attr):
-        if attr in METHOD_CAPABILITY or attr == "tokenize":
+        if attr in METHOD_CAPABILITY or attr in FREE_METHODS:
             scorer, declared = object.__getattribute__(self, "scorer"), object.__getattribute__(self, "declared")
             capability = METHOD_CAPABILITY.get(attr, "logprobs")
 
@@ -108,10 +130,66 @@ class DeniedAccess(ModelAccess):
         return object.__getattribute__(self, attr)
 
 
+def labels_outside_fit(who: str = "the scorer") -> MembenchError:
+    """The error for a scorer that asks for labels where none are given."""
+    return MembenchError(
+        f"{who} asked for labels outside fit(): scorers never see labels, except the calibration "
+        "subset's, passed to fit(calibration, labels) while it runs",
+        "declare 'fit' in `requires`, take what you need from the labels inside fit(), and score without them",
+    )
+
+
+class CalibrationLabels:
+    """The labels of a calibration subset (1 = member), aligned with the ``uids`` of the
+    ``ScoringInput`` passed to ``fit``, and readable only while ``fit`` runs.
+
+    Use it as an array inside ``fit`` (``np.asarray(labels)``, ``labels[i]``, ``len(labels)``,
+    iteration); once ``fit`` returns the harness closes it, and any later read is refused with
+    one line (copy what you need inside ``fit``). It never holds a label of the evaluated rest:
+    the harness builds it from the calibration rows alone."""
+
+    def __init__(self, values, scorer: str | None = None):
+        arr = np.asarray(values, dtype=np.int64).copy()
+        if arr.ndim != 1 or not np.isin(arr, (0, 1)).all():
+            raise ValueError("calibration labels are 0/1 values, one per calibration sample")
+        arr.setflags(write=False)
+        self._values = arr
+        self._scorer = scorer
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+
+    def _get(self) -> np.ndarray:
+        if not self._open:
+            raise labels_outside_fit(f"scorer {self._scorer}" if self._scorer else "the scorer")
+        return self._values
+
+    def __array__(self, dtype=None, copy=None):
+        values = self._get()
+        return values.astype(dtype) if dtype is not None else values.copy()
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __getitem__(self, index):
+        return self._get()[index]
+
+    def __iter__(self):
+        return iter(self._get().tolist())
+
+    def tolist(self) -> list[int]:
+        return self._get().tolist()
+
+    def __repr__(self) -> str:
+        return f"CalibrationLabels(n={len(self._values)}, {'open' if self._open else 'closed'})"
+
+
 @dataclass
 class ScoringInput:
     """What a scorer may see: opaque ids, texts, the cached token statistics and, for the
-    capabilities it declared, a ``ModelAccess``. Never labels."""
+    capabilities it declared, a ``ModelAccess``. Never labels (``inputs.labels`` is refused:
+    only ``fit`` receives the calibration subset's labels, as its own argument)."""
 
     uids: list[str]
     texts: list[str]
@@ -127,12 +205,34 @@ class ScoringInput:
         if self.access is None:  # a clear error, never "'NoneType' object has no attribute ..."
             self.access = DeniedAccess()
 
+    @property
+    def labels(self):
+        raise labels_outside_fit(f"scorer {getattr(self.access, 'scorer', None)}"
+                                 if getattr(self.access, "scorer", None) else "the scorer")
+
+
+def take_rows(inputs: ScoringInput, idx) -> ScoringInput:
+    """The same input restricted to rows ``idx`` (in that order): uids, texts, token
+    statistics, neighbours; the access and the pool are shared."""
+    from ..features import TokenStats
+
+    idx = [int(i) for i in idx]
+    stats = inputs.features
+    feats = None if stats is None else TokenStats.from_lists([stats.sample(i) for i in idx],
+                                                             [int(stats.n_input_tokens[i]) for i in idx])
+    uids = [inputs.uids[i] for i in idx]
+    neighbors = None if inputs.neighbors is None else {u: inputs.neighbors[u] for u in uids if u in inputs.neighbors}
+    return ScoringInput(uids=uids, texts=[inputs.texts[i] for i in idx], features=feats, access=inputs.access,
+                        pool=inputs.pool, neighbors=neighbors)
+
 
 class Scorer:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("features",)
     needs_pool: ClassVar[bool] = False  # True: refuses to run without ScoringInput.pool
+    # With ``fit`` in ``requires``: the calibration subset used when the run names none.
+    default_calibration: ClassVar[str] = "cal10"
     # Filled by ``score`` with facts worth recording (e.g. where neighbours came from).
     details: dict
 
@@ -183,6 +283,22 @@ class Scorer:
                 continue
             out[key] = value
         return dict(sorted(out.items()))
+
+    def fit(self, calibration: ScoringInput, labels: CalibrationLabels) -> None:
+        """With ``fit`` in ``requires``: learn from a calibration subset before ``score``.
+
+        ``calibration`` holds the calibration rows only (uids, texts, features, the metered
+        access); ``labels`` their labels (1 = member), readable while ``fit`` runs. ``score`` is
+        then called on the evaluated rest alone. Model use inside ``fit`` counts against the
+        run's fit budget."""
+        raise NotImplementedError
+
+    def operating_point(self) -> dict | None:
+        """A fitted decision rule, when the scorer has one: ``{"threshold": t, ...}`` meaning
+        "member when score >= t", plus what it reports about its choice on the calibration
+        subset (e.g. ``target_fpr``, ``calibration: {tpr, fpr}``). The harness records it with
+        the TPR and FPR it reaches on the evaluated rest. None (default): no operating point."""
+        return None
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         raise NotImplementedError

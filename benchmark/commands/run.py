@@ -37,7 +37,8 @@ def register(sub):
         "setting from one cached feature pass); repeatable. Default: every built-in feature-based "
         "scorer (dc_pdd only when the split declares a pool or --pool is given: otherwise it is "
         "skipped and the output says so), plus `reference` when --reference is given. Built in: "
-        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall",
+        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall; "
+        "trainable (fit on a calibration subset, see --calibration): mia_tuner, mia_tuner_aligned, con_recall, calibrated",
     )
     p.add_argument("--reference", default=None,
                    help="reference model for `reference` (registry id or local directory; "
@@ -46,6 +47,15 @@ def register(sub):
                    help="declared non-member pool (parquet/jsonl/csv with a `text` column, or "
                    ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
                    "the split (default: the split's pool.parquet when it has one)")
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="calibration subset for trainable scorers (mia_tuner, mia_tuner_aligned, con_recall, "
+                   "calibrated: they fit on its labels and are scored on the evaluated rest only); every other "
+                   "record of the split is then also recomputed on that rest (`membench calibration list SPLIT`: "
+                   "the subsets; default: each trainable scorer's own, cal80 for MIA-Tuner, cal10 otherwise)")
+    p.add_argument("--fit-budget", default=None, metavar="CAPS",
+                   help="caps on each trainable scorer's fit, e.g. steps=500,forward_tokens=5e6,backward_tokens=2e6,"
+                   "seconds=900 (a fit that would pass one is stopped with one line and nothing is published; "
+                   "default: steps=2000,forward_tokens=5e7,backward_tokens=2.5e7,seconds=14400)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype (statistics are always fp32)")
@@ -150,6 +160,7 @@ def handle(args) -> int:
 
     from .. import suite, targets
     from ..errors import MembenchError
+    from ..attacks import FitBudget
     from ..runner import compare_labels, compare_records, default_scorer_set, run, scorer_settings
 
     # Validate names before any heavy work, so a typo costs nothing.
@@ -168,6 +179,9 @@ def handle(args) -> int:
         raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
                             "pass a token budget such as 16384")
     check_device(args.device)
+    fit_budget = FitBudget.parse(args.fit_budget)
+    if args.calibration and args.split:
+        suite.calibration.subset_spec(suite.get_split(args.split), args.calibration)
     split_id = args.split or _file_split(args, tspec.id)
     results_dir = args.results_dir or default_results_dir()
     chosen = None
@@ -197,6 +211,8 @@ def handle(args) -> int:
         pool=args.pool,
         skipped=skipped,
         target_name=args.target_name,
+        calibration=args.calibration,
+        fit_budget=fit_budget,
     )
     comparison = compare_records(results_dir, records, chosen) if chosen else None
     for r in records:
@@ -213,6 +229,21 @@ def handle(args) -> int:
     if records and "shift_sensitivity" in records[0]:  # a control split: see diagnostics.controls
         note += ("\ncontrol split: labels are time or source, not membership; each AUC above is that "
                  "scorer's shift sensitivity (0.5 = blind to the shift); field shift_sensitivity in --json")
+    for name in sorted({r["evaluation_subset"]["name"] for r in records if "evaluation_subset" in r}):
+        on = [r for r in records if (r.get("evaluation_subset") or {}).get("name") == name]
+        sub = on[0]["evaluation_subset"]
+        note += (f"\n{', '.join(r['scorer']['name'] for r in on)}: fitted on calibration subset {name} "
+                 f"({sub['n_calibration']} texts) and scored on its evaluated rest only ({sub['n']} texts); every "
+                 f"other record of {split_id} in the results folder is recomputed on the same rest "
+                 f"(`membench calibration list {split_id}`)")
+        for r in on:
+            point = r.get("operating_point")
+            if point:
+                on_cal = point.get("calibration") or {}
+                there = (f" (TPR {on_cal['tpr']:.3f} at FPR {on_cal['fpr']:.3f} there)"
+                         if {"tpr", "fpr"} <= set(on_cal) else "")
+                note += (f"\n{r['scorer']['name']}: operating point chosen on {name}{there} reaches TPR "
+                         f"{point['evaluated']['tpr']:.3f} at FPR {point['evaluated']['fpr']:.3f} on the evaluated rest")
     skip_lines = [f"skipped {s['scorer']}: {s['reason']} ({s['fix']})" for s in skipped]
     target_shown = records[0]["target"]["id"] if records else tspec.id
     text = "\n".join([f"{split_id} on {target_shown}", table(summary_rows(records, full=True), header), note,

@@ -5,8 +5,10 @@ Public face: ``write``, ``read``, ``read_scores``, ``iter_records``, ``record_pa
 ``naming``), ``environment``, ``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``,
 ``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``,
 ``recompute_record`` (figures from per-sample scores and labels, by record kind:
-``RECOMPUTERS``), ``public_view`` and ``round_metric``
-(what the site and the API show: metrics at the precision their intervals support).
+``RECOMPUTERS``), ``public_view`` and ``round_metric`` (what the site and the API show:
+metrics at the precision their intervals support), ``derive_on_rest`` / ``subsets_in`` /
+``rest_blind_auc`` (records on the evaluated rest of a calibration subset, derived from
+whole-split records: ``subsets``).
 """
 
 from .naming import base_name, record_key, record_path, scorer_label, scores_path
@@ -15,6 +17,8 @@ from .recompute import RECOMPUTERS
 from .recompute import recompute as recompute_record
 from .published import public_view, round_metric
 from .schema import SCHEMA_FILE, schema, schema_errors
+from .subsets import derive as derive_on_rest
+from .subsets import rest_blind_auc, subsets_in
 from .store import (
     SCHEMA_VERSION,
     Rejected,
@@ -35,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Scan",
     "base_name",
+    "derive_on_rest",
     "environment",
     "git_commit",
     "iter_records",
@@ -44,11 +49,13 @@ __all__ = [
     "recompute_record",
     "record_key",
     "record_path",
+    "rest_blind_auc",
     "round_metric",
     "schema",
     "schema_errors",
     "scorer_label",
     "scores_path",
+    "subsets_in",
     "validate_dir",
     "write",
 ]

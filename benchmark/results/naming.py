@@ -2,11 +2,14 @@
 
 The key of a record is (split id, target id, target revision, scorer name), where the scorer
 name carries its canonical non-default parameters (``min_k(k=0.1)``; see
-``scorer_label``). File names are derived from the whole key, so two different keys never
-share a file, whatever characters they hold::
+``scorer_label``); a record scored on the evaluated rest of a calibration subset (its
+``evaluation_subset``: a trainable scorer's record, or another scorer's figures recomputed on
+that rest) adds the subset's name as a fifth part. File names are derived from the whole key,
+so two different keys never share a file, whatever characters they hold::
 
     <split id>/<target slug>[@<revision slug>]/<scorer slug>-<key hash>.json
-    <split id>/<target slug>[@<revision slug>]/<scorer slug>-<key hash>.scores.parquet
+    <split id>/<target slug>[@<revision slug>]/<scorer slug>.rest-<subset slug>-<key hash>.json
+    (and beside each, the same name ending .scores.parquet)
 
 The slugs keep names readable; ``<key hash>`` (the first 12 hex digits of the SHA-256 of the
 key) is what makes the name collision-free by construction, since slugs alone map several
@@ -54,14 +57,22 @@ def base_name(label: str) -> str:
     return label.split("(", 1)[0]
 
 
-def make_key(split: str, target: str, revision: str | None, scorer: str) -> tuple[str, str, str, str]:
-    return (str(split), str(target), str(revision or "main"), str(scorer))
+def make_key(split: str, target: str, revision: str | None, scorer: str, subset: str | None = None) -> tuple:
+    key = (str(split), str(target), str(revision or "main"), str(scorer))
+    return key if subset is None else key + (str(subset),)
 
 
-def record_key(record: dict) -> tuple[str, str, str, str]:
-    """What makes a result unique: (split, target, target revision, scorer name)."""
+def evaluation_subset(record: dict) -> str | None:
+    """The calibration subset whose evaluated rest a record is scored on (None: the whole split)."""
+    block = record.get("evaluation_subset")
+    return str(block["name"]) if isinstance(block, dict) and block.get("name") is not None else None
+
+
+def record_key(record: dict) -> tuple:
+    """What makes a result unique: (split, target, target revision, scorer name), plus the
+    calibration subset for a record scored on a subset's evaluated rest."""
     return make_key(record["split"]["id"], record["target"]["id"], record["target"].get("revision"),
-                    record["scorer"]["name"])
+                    record["scorer"]["name"], evaluation_subset(record))
 
 
 def key_hash(key: tuple) -> str:
@@ -83,16 +94,19 @@ def _split_parts(split: str) -> list[str]:
     return parts
 
 
-def record_path(results_dir: Path, split: str, target: str, scorer: str, revision: str | None = None) -> Path:
-    """The record file of the key (split, target, revision, scorer) under ``results_dir``."""
-    key = make_key(split, target, revision, scorer)
+def record_path(results_dir: Path, split: str, target: str, scorer: str, revision: str | None = None,
+                subset: str | None = None) -> Path:
+    """The record file of the key (split, target, revision, scorer[, subset]) under ``results_dir``."""
+    key = make_key(split, target, revision, scorer, subset)
     folder = Path(results_dir).joinpath(*_split_parts(split), _target_dir(target, revision))
-    return folder / f"{slug(scorer)}-{key_hash(key)}{RECORD_SUFFIX}"
+    rest = "" if subset is None else f".rest-{slug(subset)}"
+    return folder / f"{slug(scorer)}{rest}-{key_hash(key)}{RECORD_SUFFIX}"
 
 
 def path_for(results_dir: Path, record: dict) -> Path:
-    split, target, revision, scorer = record_key(record)
-    return record_path(results_dir, split, target, scorer, record["target"].get("revision"))
+    split, target, revision, scorer, *subset = record_key(record)
+    return record_path(results_dir, split, target, scorer, record["target"].get("revision"),
+                       subset[0] if subset else None)
 
 
 _KEYED = re.compile(r"-[0-9a-f]{%d}\.json$" % KEY_HASH_CHARS)

@@ -11,6 +11,13 @@ and the field. How a record is recomputed depends on its kind (``RECOMPUTERS``):
 - ``blind_baseline``: the per-sample file holds the rows the baselines analyzed (duplicates
   dropped); ``counts.n_samples`` is the split's size and ``counts.n_scored`` the rows.
 
+A record of any kind scored on the evaluated rest of a calibration subset (``evaluation_subset``:
+a trainable scorer's record, or another scorer's figures recomputed on that rest) is checked
+against the subset as the registry declares it now: its rows hold no calibration uid (and,
+for ``attack`` and ``submission``, exactly the rest), the subset's hashes match, and the
+split's size in the rule above is the rest's size. A fitted ``operating_point``'s TPR and FPR
+on the rest are recomputed too.
+
 A kind with no rule (a future group-level record, say) is reported as not recomputed, never
 silently passed as checked. Verdicts are cached under ``MEMBENCH_HOME/recomputed`` keyed by
 the record's bytes, the per-sample file's hash and the split's content hash, so a scan only
@@ -148,11 +155,26 @@ def _scored_figures(record: dict, y: np.ndarray, s: np.ndarray) -> dict:
     if "excluded_no_scored_tokens" in counts and "excluded_other_nonfinite" in counts:
         # the two exclusion counts are told apart by the features; their sum is checkable here
         figures["counts|excluded_total"] = int((~keep).sum())
+    point = record.get("operating_point")
+    if isinstance(point, dict) and isinstance(point.get("threshold"), (int, float)):
+        figures.update(operating_point_figures(y[keep], s[keep], float(point["threshold"])))
     if "shift_sensitivity" in record:
         figures["shift_sensitivity|auc"] = summary["auc"]
         figures["shift_sensitivity|auc_ci95"] = summary["auc_ci95"]
         figures["shift_sensitivity|distance_from_chance"] = abs(summary["auc"] - 0.5)
     return figures
+
+
+def operating_point_rates(y: np.ndarray, s: np.ndarray, threshold: float) -> dict:
+    """TPR and FPR of the rule "member when score >= threshold" (finite scores only)."""
+    member = s >= threshold
+    return {"tpr": float(member[y == 1].mean()), "fpr": float(member[y == 0].mean()),
+            "n_members": int((y == 1).sum()), "n_nonmembers": int((y == 0).sum())}
+
+
+def operating_point_figures(y, s, threshold: float) -> dict:
+    rates = operating_point_rates(y, s, threshold)
+    return {"operating_point|evaluated|tpr": rates["tpr"], "operating_point|evaluated|fpr": rates["fpr"]}
 
 
 def _every_sample(record, y, s, split_size) -> dict:
@@ -184,9 +206,38 @@ def _with_derived(record: dict) -> dict:
     return record
 
 
-def recompute(record: dict, scores: pd.DataFrame, labels: pd.Series, where: str) -> Outcome:
+def _subset_problem(record: dict, uids: pd.Series, subset) -> Outcome | None:
+    """Why a record on a subset's evaluated rest does not match the subset, or None."""
+    block = record["evaluation_subset"]
+    if subset is None:
+        return Outcome("mismatch", "evaluation_subset.name",
+                       f"calibration subset {block.get('name')!r} is not declared for split {record['split']['id']}")
+    if isinstance(subset, str):
+        return Outcome("mismatch", "evaluation_subset.name", subset)
+    for fld, want in (("calibration_sha256", subset.calibration_sha256), ("rest_sha256", subset.rest_sha256),
+                      ("n", len(subset.rest)), ("n_calibration", len(subset.calibration))):
+        if block.get(fld) != want:
+            return Outcome("mismatch", f"evaluation_subset.{fld}",
+                           f"the record says {_fmt(block.get(fld))}, but subset {subset.name} of split "
+                           f"{subset.split_id} as declared now gives {_fmt(want)}")
+    rows = set(uids.tolist())
+    leaked = rows & set(subset.calibration)
+    if leaked:
+        return Outcome("mismatch", "per_sample.file",
+                       f"the per-sample file scores {len(leaked)} calibration sample(s) of subset {subset.name}")
+    kind = (record.get("scorer") or {}).get("kind")
+    if kind in ("attack", "submission") and rows != set(subset.rest):
+        return Outcome("mismatch", "per_sample.file",
+                       f"the per-sample file holds {len(rows)} rows, not the {len(subset.rest)} of the evaluated rest "
+                       f"of subset {subset.name}")
+    return None
+
+
+def recompute(record: dict, scores: pd.DataFrame, labels: pd.Series, where: str, subset=None) -> Outcome:
     """Recompute a record's figures from its per-sample ``scores`` (uid, score) and the
-    split's ``labels`` (by uid); compare them with the record."""
+    split's ``labels`` (by uid); compare them with the record. For a record on a subset's
+    evaluated rest, ``subset`` is that subset (a ``suite.calibration.Subset``; None or a
+    message when it cannot be made)."""
     kind = (record.get("scorer") or {}).get("kind")
     rule = RECOMPUTERS.get(kind)
     if rule is None:
@@ -200,8 +251,14 @@ def recompute(record: dict, scores: pd.DataFrame, labels: pd.Series, where: str)
     if y.isna().any():
         return Outcome("mismatch", "per_sample.file",
                        f"the per-sample file holds {int(y.isna().sum())} uid(s) that are not in the split")
+    size = len(labels)
+    if "evaluation_subset" in record:
+        problem = _subset_problem(record, uids, subset)
+        if problem is not None:
+            return problem
+        size = len(subset.rest)
     s = pd.to_numeric(scores["score"], errors="coerce").to_numpy(float)
-    figures = rule(record, y.to_numpy(int), s, len(labels))
+    figures = rule(record, y.to_numpy(int), s, size)
     return compare(figures, _with_derived(record), where)
 
 
@@ -211,11 +268,24 @@ class Recomputer:
     def __init__(self, cache_dir: Path | None = None):
         self.labels = SplitLabels()
         self.cache_dir = cache_dir
+        self._subsets: dict = {}
 
-    def _cache_file(self, record_bytes: bytes, scores_sha: str, content_hash: str) -> Path | None:
+    def subset(self, split_id: str, name: str):
+        """The calibration subset as declared now (a ``Subset``), or a message saying why not."""
+        if (split_id, name) not in self._subsets:
+            from .. import suite
+            from ..errors import MembenchError
+
+            try:
+                self._subsets[(split_id, name)] = suite.calibration.select(suite.load(suite.get_split(split_id)), name)
+            except MembenchError as exc:
+                self._subsets[(split_id, name)] = f"calibration subset {name!r} of split {split_id}: {exc.message}"
+        return self._subsets[(split_id, name)]
+
+    def _cache_file(self, record_bytes: bytes, scores_sha: str, content_hash: str, extra: str = "") -> Path | None:
         if self.cache_dir is None:
             return None
-        key = sha256_json([RULE_VERSION, sha256_bytes(record_bytes), scores_sha, content_hash])
+        key = sha256_json([RULE_VERSION, sha256_bytes(record_bytes), scores_sha, content_hash] + ([extra] if extra else []))
         return Path(self.cache_dir) / key[:2] / f"{key}.json"
 
     def check(self, path: Path, record: dict, scores_file: Path, scores_sha: str) -> Outcome:
@@ -226,7 +296,12 @@ class Recomputer:
         if content_hash != record["split"].get("content_hash"):
             return Outcome("skipped", None, f"split {split_id} materialized here has another content hash "
                            "than the record's (another version of the split)")
-        cache = self._cache_file(Path(path).read_bytes(), scores_sha, content_hash)
+        subset, extra = None, ""
+        block = record.get("evaluation_subset")
+        if isinstance(block, dict):
+            subset = self.subset(split_id, str(block.get("name")))
+            extra = subset if isinstance(subset, str) else subset.calibration_sha256 + subset.rest_sha256
+        cache = self._cache_file(Path(path).read_bytes(), scores_sha, content_hash, extra)
         if cache is not None and cache.is_file():
             try:
                 return Outcome(**json.loads(cache.read_text()))
@@ -237,7 +312,7 @@ class Recomputer:
             scores = pd.read_parquet(scores_file)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
             return Outcome("mismatch", "per_sample.file", f"the per-sample file cannot be read ({type(exc).__name__})")
-        outcome = recompute(record, scores, labels, where)
+        outcome = recompute(record, scores, labels, where, subset)
         if cache is not None and outcome.status != "skipped":
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.name + ".tmp")

@@ -26,6 +26,9 @@ RANK = col("rank_text", "rank", sort="rank", num=True,
            "(not applicable to model-free scorers and on control splits)")
 N = col("n_text", "members / non", sort="n_total", num=True)
 SCORES = col("scores_text", "scores", help="per-sample scores (uid, score) as parquet")
+EVALUATED_ON = col("evaluated_on", "evaluated on",
+                   help="the whole split, or the evaluated rest of a calibration subset: trainable scorers learn "
+                   "from the subset, and every other scorer is recomputed on the same rest")
 
 TRACK_COLUMNS = [SCORER, TARGET, SPLIT, AUC_CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
 SPLIT_COLUMNS = [SCORER, TARGET, AUC_CI, TPR10, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
@@ -37,7 +40,7 @@ RESULT_FIELDS = {
     "kind": "kind", "model_free": "model_free", "target": "target", "split": "split", "track": "track",
     "private_split": "private", "auc": "auc", "auc_ci95_lo": "auc_lo", "auc_ci95_hi": "auc_hi",
     "tpr_at_10pct_fpr": "tpr10", "tpr_at_1pct_fpr": "tpr1", "tpr_at_0.1pct_fpr": "tpr01",
-    "rank_group": "rank", "auc_minus_blind": "excess", "vs_blind": "vs_blind", "n_members": "n_members",
+    "evaluated_on": "evaluated_on", "rank_group": "rank", "auc_minus_blind": "excess", "vs_blind": "vs_blind", "n_members": "n_members",
     "n_nonmembers": "n_nonmembers", "unit": "unit", "label_valid": "label_valid", "code_sha256": "code_sha256",
     "per_sample_scores": "scores_href",
 }
@@ -63,6 +66,15 @@ BUCKET_COLUMNS = [
 ]
 BUCKET_FIELDS = {"split": "split", "target": "target", "words": "words", "auc": "auc", "auc_ci95_lo": "auc_lo",
                  "auc_ci95_hi": "auc_hi", "n_members": "n_members", "n_nonmembers": "n_nonmembers"}
+
+
+def with_subsets(columns: list, rows) -> list:
+    """``columns`` with an "evaluated on" column after the split (or the first) column when some
+    row is on the evaluated rest of a calibration subset."""
+    if not any(r.get("subset") for r in rows):
+        return columns
+    at = columns.index(SPLIT) + 1 if SPLIT in columns else 1
+    return columns[:at] + [EVALUATED_ON] + columns[at:]
 
 
 def matrix_columns(targets: list[str]):

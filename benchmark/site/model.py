@@ -12,6 +12,12 @@ the next group and leads it. Blind baselines are never ranked; they are pinned a
 ranked rows. Rank groups and "AUC − blind" mean nothing for a model-free scorer (it is a blind
 baseline of its own) or on a control split (both classes share membership status, so any AUC
 above 0.5 is shift): there they are "not applicable", and so is "vs blind".
+
+A record on the evaluated rest of a calibration subset (``evaluation_subset``: a trainable
+scorer's, or another scorer's recomputed on that rest) belongs to a table of its own: on the
+split page one table per subset, with its own pinned blind baselines, "vs blind" and rank
+groups (``split["rests"]``); elsewhere its "evaluated on" cell names the subset, and means over
+splits use whole-split rows only.
 """
 
 from __future__ import annotations
@@ -109,6 +115,16 @@ class SiteData:
     last_update: str | None = None
 
 
+def evaluated_on(record: dict) -> dict:
+    """The calibration subset whose evaluated rest a record is on (None: the whole split)."""
+    sub = record.get("evaluation_subset")
+    if not isinstance(sub, dict):
+        return {"subset": None, "evaluated_on": "whole split", "subset_n": None, "subset_n_calibration": None}
+    return {"subset": str(sub.get("name")), "subset_n": sub.get("n"), "subset_n_calibration": sub.get("n_calibration"),
+            "evaluated_on": f"rest of {sub.get('name')} ({sub.get('n')}; {sub.get('n_calibration')} calibration "
+                            "texts out)"}
+
+
 def make_row(path: Path, record: dict) -> dict:
     m, split, target, scorer = record["metrics"], record["split"], record["target"], record["scorer"]
     label = target_label(target)
@@ -169,6 +185,7 @@ def make_row(path: Path, record: dict) -> dict:
         "vs_blind_why": NO_BLIND,
         "rank": None,
         "rank_why": None,
+        **evaluated_on(record),
     }
     row["auc_full"] = m["auc"]  # unrounded, for comparisons only; never displayed or written
     row["auc_lo_full"], row["auc_hi_full"] = lo, hi
@@ -252,7 +269,8 @@ def _name_settings(rows: list[dict]) -> None:
         row["setting"] = setting_text(row["scorer"], row["params"], varying[row["scorer"]])
         row["setting_text"] = row["setting"] or "default"
         row["scorer_label"] = row["scorer_name"] + (f" ({row['setting']})" if row["setting"] else "")
-        base = page_slug(f"{row['split']}--{row['target']}--{row['scorer']}" + (f"--{row['setting']}" if row["setting"] else ""))
+        base = page_slug(f"{row['split']}--{row['target']}--{row['scorer']}" + (f"--{row['setting']}" if row["setting"] else "")
+                         + (f"--rest-{row['subset']}" if row["subset"] else ""))
         row["anchor"] = "r-" + base
     seen = defaultdict(int)
     for row in rows:  # settings that print alike (or keys beyond the four) still get distinct anchors
@@ -414,23 +432,31 @@ def collect_data(results_dir: Path) -> SiteData:
             data.splits[row["split"]] = {
                 "id": row["split"], "slug": row["split_slug"], "track": row["track"], "family": row["family"],
                 "private": row["private"], "control": row["control"], "content_hash": rec["split"]["content_hash"],
-                "rows": [], "blind_rows": [],
+                "rows": [], "blind_rows": [], "rests": {},
                 "diagnostics": read_diagnostics(results_dir, row["split"], rec["split"]["content_hash"]),
             }
-        data.splits[row["split"]]["blind_rows" if row["blind"] else "rows"].append(row)
+        table = data.splits[row["split"]]
+        if row["subset"]:  # the evaluated rest of a calibration subset: a table of its own
+            table = table["rests"].setdefault(row["subset"], {
+                "name": row["subset"], "slug": page_slug(row["subset"]), "n": row["subset_n"],
+                "n_calibration": row["subset_n_calibration"], "control": table["control"], "diagnostics": None,
+                "rows": [], "blind_rows": []})
+        table["blind_rows" if row["blind"] else "rows"].append(row)
     for split in data.splits.values():
-        _blind_summary(split)
-        _compare_to_blind(split)
-        by_target = defaultdict(list)
-        for row in split["rows"]:
-            by_target[row["target"]].append(row)
-        for rows in by_target.values():
-            rank_groups(rows)
-        for row in split["rows"]:
-            if row["rank"] is not None:
-                row["rank_text"] = str(row["rank"])
-        split["rows"].sort(key=lambda r: (r["target"], r["rank"] or 1e9, -r["auc_full"]))
-        split["blind_rows"].sort(key=lambda r: -r["auc_full"])
+        split["rests"] = [split["rests"][k] for k in sorted(split["rests"])]
+        for table in [split] + split["rests"]:
+            _blind_summary(table)
+            _compare_to_blind(table)
+            by_target = defaultdict(list)
+            for row in table["rows"]:
+                by_target[row["target"]].append(row)
+            for rows in by_target.values():
+                rank_groups(rows)
+            for row in table["rows"]:
+                if row["rank"] is not None:
+                    row["rank_text"] = str(row["rank"])
+            table["rows"].sort(key=lambda r: (r["target"], r["rank"] or 1e9, -r["auc_full"]))
+            table["blind_rows"].sort(key=lambda r: -r["auc_full"])
         split["primary_target"] = primary_target(split["rows"])
 
     # scorers and targets
@@ -484,7 +510,7 @@ def collect_data(results_dir: Path) -> SiteData:
             prefix = page_slug(name) + ("-private" if private else "")
             splits = sorted((s for s in data.splits.values() if s["track"] == name and s["private"] == private),
                             key=lambda s: s["id"])
-            means = _means(prefix, rows)
+            means = _means(prefix, [r for r in rows if not r["subset"]])  # over whole splits only
             groups.append({
                 "private": private, "prefix": prefix, "splits": splits,
                 "pinned": sorted((r for r in rows if r["blind"]), key=lambda r: (r["split"], -r["auc_full"])),

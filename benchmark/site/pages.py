@@ -227,7 +227,8 @@ class Renderer:
             for g in track["groups"]:
                 label = f"{track['name']} track" + (", private splits" if g["private"] else "")
                 g["table"] = make_table(f"track-{g['prefix']}", f"{label}: every (scorer, target, split)",
-                                        g["rows"], g["pinned"], columns=C.TRACK_COLUMNS, fields=C.RESULT_FIELDS)
+                                        g["rows"], g["pinned"], columns=C.with_subsets(C.TRACK_COLUMNS, g["rows"]),
+                                        fields=C.RESULT_FIELDS)
                 targets = g["matrix"]["targets"]
                 g["matrix_table"] = make_table(
                     f"matrix-{g['prefix']}", f"{label}: scorers x targets, mean AUC over splits (number of splits)",
@@ -268,10 +269,14 @@ class Renderer:
             figures.append({"target": target, "svg": self._figure(split, rows, f"{split['id']} on {target}", "../")})
         if not figures and model_free:
             figures.append({"target": "no model", "svg": self._figure(split, model_free, split["id"], "../")})
+        rests = [{**r, "table": make_table(f"split-{split['slug']}-rest-{r['slug']}",
+                                           f"results on {split['id']}, evaluated rest of calibration subset {r['name']}",
+                                           r["rows"], r["blind_rows"], columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)}
+                 for r in split["rests"]]
         diag = split["diagnostics"]
         self.render(
-            "split.html.j2", f"split/{split['slug']}.html", [results, controls],
-            split=split, results=results, controls=controls, figures=figures,
+            "split.html.j2", f"split/{split['slug']}.html", [results] + [r["table"] for r in rests] + [controls],
+            split=split, results=results, rests=rests, controls=controls, figures=figures,
             diagnostics_json=json.dumps(diag, indent=2, default=str)[:20000] if diag else "",
             card_html=card_html(self.cards_dir, split["id"], self.md), dataset_bib=dataset_bibtex(split),
         )
@@ -279,7 +284,7 @@ class Renderer:
     def _roc_plots(self, rows: list[dict]) -> list[dict]:
         by_split = defaultdict(list)
         for row in rows:
-            by_split[row["split"]].append(row)
+            by_split[_where(row)].append(row)
         plots = []
         for split_id in sorted(by_split):
             rs = sorted(by_split[split_id], key=lambda r: -r["auc_full"])
@@ -300,7 +305,8 @@ class Renderer:
         views, buckets, missing = [], [], []
         by_split = defaultdict(list)
         for r in scorer["rows"]:
-            by_split[r["split"]].append(r)
+            if not r["subset"]:  # per-class views need the whole split's rows
+                by_split[r["split"]].append(r)
         for split_id in sorted(by_split):
             split = self.data.splits[split_id]
             samples, why = self.split_samples(split)
@@ -339,7 +345,7 @@ class Renderer:
     def scorer(self, scorer: dict) -> None:
         rows = scorer["rows"]
         results = make_table(f"scorer-{scorer['slug']}", f"results of {scorer['display']}", rows,
-                             columns=C.SCORER_COLUMNS, fields=C.RESULT_FIELDS)
+                             columns=C.with_subsets(C.SCORER_COLUMNS, rows), fields=C.RESULT_FIELDS)
         controls = make_table(f"scorer-{scorer['slug']}-controls",
                               f"{scorer['display']} on control splits (AUC above 0.5 is shift)",
                               [r for r in rows if r["control"]], columns=C.SCORER_COLUMNS, fields=C.RESULT_FIELDS)
@@ -357,7 +363,7 @@ class Renderer:
 
     def target(self, target: dict) -> None:
         results = make_table(f"target-{target['slug']}", f"results on {target['id']}", target["rows"],
-                             columns=C.TARGET_COLUMNS, fields=C.RESULT_FIELDS)
+                             columns=C.with_subsets(C.TARGET_COLUMNS, target["rows"]), fields=C.RESULT_FIELDS)
         facts = []
         for key in ("path", "weights_sha256", "tokenizer_sha256", "dtype", "context_rule", "max_length"):
             values = sorted({str(t.get(key)) for t in target["records"] if t.get(key) is not None})
@@ -376,11 +382,16 @@ class Renderer:
                     facts=facts, size_text=size_text, recipes=recipes)
 
 
+def _where(row: dict) -> str:
+    """The split, or the evaluated rest of a calibration subset of it."""
+    return row["split"] + (f" (rest of {row['subset']})" if row.get("subset") else "")
+
+
 def _size_plot(rows: list[dict]) -> Markup | None:
     series = defaultdict(dict)
     for r in rows:
         if r["size"] and r["step"] is None and not r["blind"]:
-            series[r["split"] + (f" ({r['setting']})" if r["setting"] else "")][r["size"]] = (
+            series[_where(r) + (f" ({r['setting']})" if r["setting"] else "")][r["size"]] = (
                 r["size"], r["auc"], (r["auc_lo"], r["auc_hi"]))
     series = [(k, list(v.values())) for k, v in sorted(series.items()) if len(v) >= 2]
     return line_svg(series, xlabel="parameters", logx=True, title="AUC against model size") if series else None
@@ -390,7 +401,7 @@ def _step_plot(rows: list[dict]) -> Markup | None:
     series = defaultdict(dict)
     for r in rows:
         if r["step"] is not None and not r["blind"]:
-            series[f"{r['target_id']} on {r['split']}" + (f" ({r['setting']})" if r["setting"] else "")][r["step"]] = (
+            series[f"{r['target_id']} on {_where(r)}" + (f" ({r['setting']})" if r["setting"] else "")][r["step"]] = (
                 r["step"], r["auc"], (r["auc_lo"], r["auc_hi"]))
     series = [(k, list(v.values())) for k, v in sorted(series.items()) if len(v) >= 2]
     return line_svg(series, xlabel="checkpoint step", title="AUC against checkpoint step") if series else None

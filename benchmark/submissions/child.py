@@ -5,7 +5,10 @@ on the path). Before any submitted code runs it closes every inherited descripto
 socket FD and stdio, sets the per-process rlimits from CONFIG, and puts on ``sys.path`` only
 the interface modules, the allowed libraries and the submission folder. It speaks
 ``protocol`` over FD: it receives the inputs (ids, texts, token statistics as data; never
-labels), calls the scorer, and sends back the raw scores or the error. Every model
+labels), calls the scorer, and sends back the raw scores or the error. For a scorer that
+declares ``fit``, the inputs also hold the calibration subset (its ids, texts, statistics and,
+alone of all labels, its labels): ``fit`` runs on those first, the labels are closed, and
+``fitted`` goes back before ``score`` sees the evaluated rest. Every model
 capability goes through ``ProxyAccess``, which is built from ``protocol.METHODS`` and asks the
 harness; the harness meters and refuses.
 """
@@ -60,7 +63,7 @@ def main(fd: int, config: dict) -> int:
     protocol = _load_file("membench_protocol", os.path.join(HERE, "protocol.py"))
     import numpy as np
 
-    from benchmark.attacks import ModelAccess, Scorer, ScoringInput
+    from benchmark.attacks import CalibrationLabels, ModelAccess, Scorer, ScoringInput
     from benchmark.features import TokenStats
 
     channel = protocol.Channel(protocol.fd_socket(fd), caps=protocol.UNCAPPED)  # the harness is trusted
@@ -130,6 +133,19 @@ def main(fd: int, config: dict) -> int:
                       "version": str(getattr(cls, "version", ""))[:100],
                       "requires": [str(r)[:32] for r in tuple(getattr(cls, "requires", ()))[:16]]})
         scorer = cls(**header.get("params", {}))
+        fit = header.get("fit")
+        if fit:
+            stage = "fit"
+            cal_features = None
+            if fit.get("has_features"):
+                cal_features = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "c_"))
+            labels = CalibrationLabels(arrays["c_labels"], scorer=str(getattr(cls, "name", "")))
+            try:
+                scorer.fit(ScoringInput(uids=list(fit["uids"]), texts=list(fit["texts"]), features=cal_features,
+                                        access=ProxyAccess()), labels)
+            finally:
+                labels.close()
+            channel.send({"op": "fitted"})
         stage = "score"
         features = None
         if header.get("has_features"):

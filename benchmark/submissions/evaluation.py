@@ -10,6 +10,12 @@ sandbox and a run on a small slice of a split; declared capabilities against the
 sandbox gives bit-identical scores); and declared against used capabilities. ``evaluate``
 runs the scorer in the sandbox on a whole split, checks its output, and only then reads
 labels, computes metrics and writes the result (owned by ``owner``).
+
+A submission that declares ``fit`` fits, inside the same jail, on a calibration subset of the
+split (``calibration``, default ``DEFAULT_CALIBRATION``; for ``validate``, half of its slice):
+the subset's rows and their labels are the only labels that cross into the sandbox, the rest
+is what it scores, and everything fit does with the model counts against ``fit_budget``. Its
+record names the subset (``evaluation_subset``, ``fit``), like a built-in trainable scorer's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .sandbox import SandboxError, check_scores, run_scorer
 
 VALIDATE_N = 64
 NO_TARGET = "none"
+DEFAULT_CALIBRATION = "cal10"
 
 
 @dataclass
@@ -106,7 +113,31 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
     return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, validity)
 
 
-def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed):
+def split_for_fit(prep: Prepared, calibration, rest, labels, budget=None, name: str = "fit"):
+    """(the evaluated rest as a ``Prepared``, the ``FitRequest`` of the calibration rows):
+    ``calibration`` and ``rest`` are uids of ``prep``; only the calibration rows' labels are
+    taken from ``labels`` (a Series by uid)."""
+    from ..attacks import FitBudget, FitMeter, ScoringInput, take_rows
+    from ..suite.calibration import positions
+    from .sandbox import FitRequest
+
+    full = ScoringInput(uids=prep.uids, texts=prep.texts, features=prep.features)
+    cal = take_rows(full, positions(prep.uids, calibration))
+    kept = take_rows(full, positions(prep.uids, rest))
+    request = FitRequest(uids=cal.uids, texts=cal.texts, features=cal.features,
+                         labels=labels.reindex(cal.uids).to_numpy(), meter=FitMeter(budget or FitBudget(), name))
+    rest_prep = Prepared(kept.uids, kept.texts, kept.features, prep.access, prep.target_block, prep.split, prep.validity)
+    return rest_prep, request
+
+
+def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed, fit=None):
+    run = _run_scorer(sub, prep, log_path, limits, allow_unsandboxed, fit)
+    if fit is not None and "fit" not in run.used:
+        run.used.append("fit")  # served by the protocol itself, not by a capability call
+    return run
+
+
+def _run_scorer(sub, prep: Prepared, log_path, limits, allow_unsandboxed, fit):
     return run_scorer(
         sub.path,
         uids=prep.uids,
@@ -119,6 +150,7 @@ def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed):
         limits=limits,
         log_path=log_path,
         allow_unsandboxed=allow_unsandboxed,
+        fit=fit,
     )
 
 
@@ -186,7 +218,15 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
             passed(stage, f"{sub.name} v{sub.version}; capabilities: {', '.join(sub.capabilities) or 'none'}")
             stage = "import and run in the sandbox"
             prep = prepare(sub, split_id, target_id, n=n, device=device, dtype=dtype, allow_invalid=allow_invalid)
-            first = _run(sub, prep, log_path, limits, allow_unsandboxed)
+            fit = None
+            if "fit" in sub.capabilities:  # fit on half of the slice, score the other half
+                from ..suite.calibration import SubsetSpec, assign
+
+                labels = prep.split.labels()
+                cal, rest, _ = assign(prep.uids, prep.texts, labels.reindex(prep.uids).to_numpy(),
+                                      SubsetSpec("validate", 0.5, seed=0))
+                prep, fit = split_for_fit(prep, cal, rest, labels, name=sub.name)
+            first = _run(sub, prep, log_path, limits, allow_unsandboxed, fit)
             passed(stage, f"{first.loaded.get('class')} on {len(prep.uids)} samples of {split_id} in {first.seconds:.2f} s"
                    + ("" if first.sandboxed else " (NOT FULLY JAILED)"))
             stage = "declared capabilities match requires"
@@ -197,7 +237,9 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
             scores1 = check_scores(first.scores, len(prep.uids), n_scored)
             passed(stage, f"{len(scores1)} finite floats")
             stage = "determinism"
-            second = _run(sub, prep, log_path, limits, allow_unsandboxed)
+            if fit is not None:
+                fit.meter = type(fit.meter)(fit.meter.budget, sub.name)
+            second = _run(sub, prep, log_path, limits, allow_unsandboxed, fit)
             scores2 = check_scores(second.scores, len(prep.uids), n_scored)
             if not np.array_equal(scores1, scores2, equal_nan=True):
                 diff = int((scores1 != scores2).sum())
@@ -226,8 +268,12 @@ def _now() -> str:
 def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path: Path,
              limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu", dtype="float32",
              batch_tokens: int = 16384, allow_invalid: bool = False, progress: bool = False,
-             blind_from: Path | None = None, owner: str = MAINTAINERS) -> dict:
+             blind_from: Path | None = None, owner: str = MAINTAINERS, calibration: str | None = None,
+             fit_budget=None) -> dict:
     """Score the whole split in the sandbox; write and return the result record.
+
+    A submission declaring ``fit`` fits on calibration subset ``calibration`` (default
+    ``DEFAULT_CALIBRATION``) within ``fit_budget`` and is scored on its evaluated rest only.
 
     ``blind_from`` is the results folder holding the split's blind-baseline diagnostics (for
     the AUC in excess of blind); default ``results_dir``. ``owner``: who the record belongs to
@@ -241,7 +287,16 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
         sub = metadata.load(snap)
         prep = prepare(sub, split_id, target_id, device=device, dtype=dtype, batch_tokens=batch_tokens,
                        allow_invalid=allow_invalid, progress=progress)
-        run = _run(sub, prep, log_path, limits, allow_unsandboxed)
+        fit = subset = None
+        if "fit" in sub.capabilities:
+            from .. import suite
+
+            subset = suite.calibration.select(prep.split, calibration or DEFAULT_CALIBRATION)
+            prep, fit = split_for_fit(prep, subset.calibration, subset.rest, prep.split.labels(), fit_budget, sub.name)
+        elif calibration is not None:
+            raise MembenchError(f"--calibration is for submissions that declare 'fit'; {sub.name} does not",
+                                "drop --calibration (`membench calibration derive` puts any record on a subset's rest)")
+        run = _run(sub, prep, log_path, limits, allow_unsandboxed, fit)
         code = code_hash(snap)
     _check_loaded(sub, run)
     n_scored = prep.features.n_scored() if prep.features is not None else None
@@ -251,6 +306,8 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
     labels = prep.split.labels().reindex(prep.uids).to_numpy()
     too_short = (n_scored == 0) if n_scored is not None else None
     blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id)
+    if subset is not None:
+        blind = results.rest_blind_auc(Path(blind_from or results_dir), prep.split, subset)
     summary, counts = _metrics_block(labels, scores, too_short, blind)
     record = {
         "split": _split_block(prep.split, prep.validity),
@@ -274,5 +331,17 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
         "submission": sub.meta,
         "usage": {**(run.usage or {}), "capabilities_used": capabilities_used(sub.capabilities, run.used)},
     }
-    results.write(results_dir, record, prep.uids, scores)
+    if subset is not None:
+        record["evaluation_subset"] = subset.block()
+        record["fit"] = {"subset": subset.name, "n_calibration": len(fit.uids),
+                         "calibration_members": int(np.sum(fit.labels)),
+                         "calibration_nonmembers": int(len(fit.labels) - np.sum(fit.labels)),
+                         "budget": fit.meter.budget.as_dict(), "usage": fit.meter.usage()}
+    path = results.write(results_dir, record, prep.uids, scores)
+    from .. import suite
+
+    for name in sorted({subset.name} if subset is not None else set(results.subsets_in(results_dir, split_id))):
+        if name in suite.calibration.subsets(prep.split.spec):  # every record of the split on the same rest
+            results.derive_on_rest(results_dir, prep.split, subset or suite.calibration.select(prep.split, name),
+                                   only=None if subset is not None else [path])
     return record

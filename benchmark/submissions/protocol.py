@@ -260,7 +260,8 @@ SCORER_MESSAGES = {
                           "requires": Strings(16, 32, 512)}},
     "call": {"fields": {"method": Str(64), "kwargs": _object}},
     "result": {"fields": {}, "arrays": {"scores": 2}},  # at most 2-d here; the shape is checked later
-    "error": {"fields": {"stage": OneOf("init", "import", "load", "score", "output"),
+    "fitted": {"fields": {}},  # fit() returned: the calibration subset's labels are no longer readable
+    "error": {"fields": {"stage": OneOf("init", "import", "load", "fit", "score", "output"),
                          "kind": OneOf("memory", "exception"), "type": Str(200),
                          "message": Str(4000), "traceback": Str(16000)}},
 }

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..attacks.budget import BudgetExceeded
 from ..errors import MembenchError
 from . import protocol, untrusted
 from .access import CallTimeout, Refused
@@ -137,7 +138,8 @@ def _from_error_message(msg: dict, limits: Limits) -> SandboxError:
         return SandboxError(f"the scorer returned the wrong type: {emsg}", kind="output")
     if stage == "init":
         return SandboxError(f"the sandbox could not read its inputs: {etype}: {emsg}", kind="protocol")
-    return SandboxError(f"the scorer raised {etype} while {'loading' if stage == 'load' else 'scoring'}: {emsg}",
+    doing = {"load": "loading", "fit": "fitting (fit())"}.get(stage, "scoring")
+    return SandboxError(f"the scorer raised {etype} while {doing}: {emsg}",
                         "see the job log for the traceback", kind="exception")
 
 
@@ -155,11 +157,15 @@ def run_scorer(
     log_path: Path,
     allow_unsandboxed: bool = False,
     caps: protocol.Caps = protocol.Caps(),
+    fit=None,
 ) -> RunResult:
     """Score ``texts`` with the submission in the jail; raise ``SandboxError`` on any fault.
 
     ``access`` answers capability calls (a ``CapabilityServer``); calls to capabilities not in
-    ``declared`` are refused before they reach it.
+    ``declared`` are refused before they reach it. ``fit`` (a ``FitRequest``: the calibration
+    subset's uids, texts, statistics and labels, and the fit meter) makes the scorer fit on
+    those first, inside the same jail; every call until it reports ``fitted`` is charged to the
+    meter, and one that would pass the fit budget ends the run (``BudgetExceeded``).
     """
     gaps = _jail.missing()
     if gaps and not allow_unsandboxed:
@@ -192,7 +198,7 @@ def run_scorer(
             channel = protocol.Channel(parent, deadline=deadline, caps=caps)
             try:
                 return _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params,
-                                 class_name, declared, access)
+                                 class_name, declared, access, fit)
             finally:
                 watchdog.cancel()
                 peak = jail.peak_memory()
@@ -209,9 +215,26 @@ def run_scorer(
             parent.close()
 
 
+@dataclass
+class FitRequest:
+    """What crosses into the jail for ``fit``: the calibration rows and their labels only."""
+
+    uids: list
+    texts: list
+    features: object | None
+    labels: np.ndarray
+    meter: object  # attacks.FitMeter
+
+
+def _metered(access):
+    """The in-process access behind a ``CapabilityServer`` (where the fit meter is set)."""
+    return getattr(access, "access", None)
+
+
 def _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params, class_name,
-              declared, access) -> RunResult:
+              declared, access, fit=None) -> RunResult:
     used, refused, loaded = [], [], {}
+    fitting = fit is not None
 
     def died(exc: Exception) -> SandboxError:
         # The channel failed: explain by how the process ended, if it did.
@@ -229,8 +252,16 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
 
     init = {"op": "init", "class": class_name, "params": params or {}, "uids": list(uids), "texts": list(texts),
             "has_features": features is not None}
+    arrays = protocol.stats_to_arrays(features, "f_") if features is not None else {}
+    if fitting:
+        init["fit"] = {"uids": list(fit.uids), "texts": list(fit.texts), "has_features": fit.features is not None}
+        arrays["c_labels"] = np.asarray(fit.labels, np.int32)
+        if fit.features is not None:
+            arrays.update(protocol.stats_to_arrays(fit.features, "c_"))
+        if _metered(access) is not None:
+            _metered(access).meter = fit.meter
     try:
-        channel.send(init, protocol.stats_to_arrays(features, "f_") if features is not None else {})
+        channel.send(init, arrays)
     except protocol.ProtocolError as exc:
         raise died(exc) from None
     while True:
@@ -255,6 +286,19 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
             continue
         if op == "error":
             raise _from_error_message(msg, limits)
+        if op == "fitted":
+            if not fitting:
+                raise SandboxError("the scorer said it fitted, but no calibration subset was given to it",
+                                   "use inputs.access; never write to the harness's socket yourself", kind="protocol")
+            fitting = False
+            if _metered(access) is not None:
+                _metered(access).meter = None
+            fit.meter.check_time()  # the wall time of fit() itself
+            continue
+        if fitting and op == "call":
+            fit.meter.check_time()
+        if op == "result" and fitting:
+            raise SandboxError("the scorer sent scores before its fit() returned", kind="protocol")
         if op == "result":
             return RunResult(scores=msg["arrays"]["scores"], usage=dict(access.usage) if access is not None else {},
                              used=used, refused=refused, loaded=loaded, seconds=time.monotonic() - start,
@@ -295,6 +339,8 @@ def _answer(method, kwargs, declared, access, deadline, used, refused, limits) -
         return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
     except CallTimeout:
         raise _timeout(limits) from None
+    except BudgetExceeded:
+        raise  # over the fit budget: the run ends here, nothing is published
     except MembenchError as exc:
         return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
     return {"ok": True, "usage": access.usage, **fields}, out

@@ -5,7 +5,9 @@ the Hub or a local copy), ``ensure`` (materialize if it can be done offline, the
 ``load``, ``verify``, ``freeze``, ``status``, ``Split``, ``SplitSpec``, ``make_uid``,
 ``register_split`` (a split kept under MEMBENCH_HOME, see ``benchmark.registered``),
 ``add_local_split`` / ``remove_split`` (a researcher's own file as a split: ``membench suite
-add``), ``missing_parents`` (what a control still needs before it can be built offline).
+add``), ``missing_parents`` (what a control still needs before it can be built offline),
+``calibration`` (named, seeded calibration subsets disjoint from the evaluated rest by uid and
+by near-duplicates: ``calibration.subsets``, ``calibration.select``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .. import registered
 from ..errors import MembenchError
 from ..hashing import sha256_file
 from ..home import locked
-from . import demo, loaders, sources
+from . import calibration, demo, loaders, sources
 from . import lock as lockfile
 from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
@@ -254,6 +256,7 @@ __all__ = [
     "Split",
     "SplitSpec",
     "add_local_split",
+    "calibration",
     "ensure",
     "fetch",
     "freeze",

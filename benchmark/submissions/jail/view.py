@@ -42,7 +42,7 @@ SCORER_DISTRIBUTIONS = ("numpy", "scipy", "scikit-learn", "pandas")
 
 # name exported by the sandbox's package -> the object it is (its module is found from it)
 INTERFACE = {
-    "benchmark.attacks": ("Scorer", "ScoringInput", "ModelAccess", "CAPABILITIES"),
+    "benchmark.attacks": ("Scorer", "ScoringInput", "ModelAccess", "CAPABILITIES", "CalibrationLabels"),
     "benchmark.features": ("TokenStats", "STATS"),
 }
 
