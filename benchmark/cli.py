@@ -17,7 +17,7 @@ from .errors import MembenchError
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    "demo", "suite", "targets", "run", "bench", "diagnose", "cards",
+    "demo", "suite", "targets", "finetune", "run", "bench", "diagnose", "cards",
     "results", "leaderboard", "serve", "validate", "evaluate", "worker",
 )
 
