@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import platform
-import re
 import sysconfig
 from functools import lru_cache
 from pathlib import Path
@@ -63,10 +62,30 @@ def _module_name(rel: Path) -> str:
     return ".".join(parts)
 
 
+POOL_VERSION = 1
+
+
 @lru_cache(maxsize=1)
 def stdlib_docstrings() -> pd.DataFrame:
-    """The ``stdlib-docstrings`` pool (see the module docstring)."""
+    """The ``stdlib-docstrings`` pool (see the module docstring), cached on disk per Python
+    version and standard-library folder (parsing every module takes seconds)."""
+    from ..home import cache_dir
+
     root = Path(sysconfig.get_paths()["stdlib"])
+    key = sha256_json([POOL_VERSION, platform.python_version(), str(root), MIN_WORDS, MAX_WORDS, NGRAM])[:16]
+    cached = cache_dir("finetune-pools") / f"stdlib-docstrings-{key}.parquet"
+    if cached.exists():
+        table = pd.read_parquet(cached)
+        table.attrs["dropped_pydoc_overlap"] = int(table.pop("dropped_pydoc_overlap").iloc[0]) if len(table) else 0
+        return table
+    table = _parse_stdlib(root)
+    tmp = cached.with_name(cached.name + ".tmp")
+    table.assign(dropped_pydoc_overlap=table.attrs["dropped_pydoc_overlap"]).to_parquet(tmp, index=False)
+    tmp.replace(cached)
+    return table
+
+
+def _parse_stdlib(root: Path) -> pd.DataFrame:
     banned = _pydoc_grams()
     rows, dropped_overlap = [], 0
     for path in sorted(root.rglob("*.py")):
@@ -195,5 +214,3 @@ def load(recipe) -> tuple[pd.DataFrame, dict]:
         raise MembenchError(f"recipe {recipe.id}: the pool holds no text", "fill the pool")
     return table, about
 
-
-_SPACE = re.compile(r"\s+")
