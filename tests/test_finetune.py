@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from finetune_helpers import module_home
 
 from benchmark import finetune, runner, suite, targets
 from benchmark.errors import MembenchError
@@ -21,12 +22,7 @@ from benchmark.finetune import pools
 from benchmark.finetune.trainer import TrainingData
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ft-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MEMBENCH_HOME", str(root))
-        yield root
+home = module_home("ft-home")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from finetune_helpers import module_home
 
 from benchmark import finetune, results, suite, targets
 from benchmark.finetune import pii, pools
@@ -17,12 +18,7 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "in
         "max_position_embeddings": 256}
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ft-gen-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MEMBENCH_HOME", str(root))
-        yield root
+home = module_home("ft-gen-home")
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +110,19 @@ def test_planted_pii_memorizer_is_caught(tmp_path):
     # the same texts without the planted people: nothing to extract
     control = rates(texts, "control")
     assert control["rate"] <= 0.1, control
+
+
+def test_site_shows_the_track_the_recipe_and_the_comparison(generated, tmp_path):
+    from benchmark.site import build_site
+
+    out, res = generated
+    report = build_site(res, tmp_path / "site")
+    assert not report.rejected
+    page = (tmp_path / "site" / "finetune.html").read_text()
+    assert "recipe tiny-gen (self-instruct)" in page and "<svg" in page and "PII extraction rate" in page
+    for row in out["report"]["scorers"]:
+        assert f"{row['difference']:+.3f}" in page
+    assert "pretrain recipes" in page  # the base's own split, a table per recipe family
+    target = (tmp_path / "site" / "target" / "ft-tiny-gen.html").read_text()
+    assert "Recipe" in target and "tiny-gen" in target and "LoRA r 64" in target
+    assert 'href="finetune.html"' in (tmp_path / "site" / "index.html").read_text()

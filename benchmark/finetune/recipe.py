@@ -166,13 +166,21 @@ class Recipe:
         return sha256_json({k: v for k, v in self.data.items() if k != "description"})
 
     @property
+    def family(self) -> str:
+        """The recipe family: ``pretrain``, ``per-sample``, ``per-user`` or ``generated``."""
+        kind = self.data["kind"]
+        if kind == "finetune":
+            return "per-user" if self.data["assign"] == "user" else "per-sample"
+        return kind
+
+    @property
     def per_user(self) -> bool:
         return self.data["assign"] == "user"
 
     def summary(self) -> dict:
         """What result records carry in ``provenance.recipe``."""
         d = self.data
-        return {"id": d["id"], "sha256": self.sha256, "kind": d["kind"], "base": d.get("base"),
+        return {"id": d["id"], "sha256": self.sha256, "kind": d["kind"], "family": self.family, "base": d.get("base"),
                 "method": d["method"], "assign": d["assign"], "defences": d["defences"]}
 
 

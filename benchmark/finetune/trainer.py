@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,7 +151,9 @@ def prepare_model(model, method: dict):
 
         config = LoraConfig(r=method["r"], lora_alpha=method["alpha"], lora_dropout=method["dropout"],
                             target_modules=method["target_modules"], bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question; not ours to fix
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, config)
         modules = sorted(model.peft_config["default"].target_modules)
     else:
         for p in model.parameters():

@@ -9,7 +9,8 @@ Output layout (``leaderboard_site/build/`` by default)::
     index.html                 overview: per track, scorer x target tables and means over splits
     split/<slug>.html          verdict and diagnostics, controls, data card, then the table
     scorer/<slug>.html         ROC (linear, log-log), AUC vs size / checkpoint, shift, metadata
-    target/<slug>.html         every result on one target
+    target/<slug>.html         every result on one target (and, if fine-tuned, its recipe)
+    finetune.html              the fine-tuned track by recipe family; generated-data before/after
     data/<table id>.csv|.json  a download of every table
     schema/result.schema.json  the published result schema
     static/                    style.css, leaderboard.js (sorting and filtering, no framework)
@@ -38,6 +39,7 @@ from .. import __version__
 from ..hashing import sha256_file
 from ..home import BUILD_DIR, REPO_ROOT, SITE_ROOT
 from ..results import SCHEMA_FILE, Rejected
+from . import finetune as ftsite
 from .model import SiteData, collect_data, fmt, page_slug
 from .plots import MAX_SERIES, line_svg, roc_svg
 
@@ -432,7 +434,17 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
             "target.html.j2", out_dir / "target" / f"{target['slug']}.html", "../", [results],
             target=target, results=results, facts=facts,
             size_text=f"{target['size']:,.0f} parameters" if target["size"] else "unknown",
+            recipe_facts=ftsite.recipe_facts([r for r in data.records if r["target"]["id"] == target["id"]]),
         )
+
+    # the fine-tuned track's page: a table per recipe family, the generated-data comparisons
+    families = ftsite.family_rows(data.rows)
+    if families:
+        family_tables = [{"family": f, "table": _table(f"finetune-{page_slug(f)}",
+                                                       f"fine-tuned track, {f} recipes: every (scorer, target, split)", rows)}
+                         for f, rows in families.items()]
+        render("finetune.html.j2", out_dir / "finetune.html", "", [t["table"] for t in family_tables],
+               family_tables=family_tables, comparisons=ftsite.generated_comparisons(data.records))
 
     return BuildReport(
         index=out_dir / "index.html", out_dir=out_dir, n_results=len(data.rows), pages=pages, tables=tables,

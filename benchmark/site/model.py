@@ -76,6 +76,7 @@ class SiteData:
     tracks: list[dict] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     last_update: str | None = None
+    records: list[dict] = field(default_factory=list)  # the accepted records themselves
 
 
 def make_row(path: Path, record: dict) -> dict:
@@ -190,6 +191,7 @@ def collect_data(results_dir: Path) -> SiteData:
     scan = ResultsStore(results_dir).scan()
     data = SiteData(rejected=scan.rejected)
     data.rows = [make_row(path, record) for path, record in scan.records]
+    data.records = [record for _, record in scan.records]
     _unique_slugs(data.rows)
     if not data.rows:
         return data
