@@ -158,6 +158,9 @@ def test_lora_defaults_follow_spv_mia_and_records_are_reused(built, home):
     assert r.method["r"] == 64
     again = finetune.finetune("neox-lora", recipes_file=file, progress=False)
     assert again["reused"] and again["weights_sha256"] == built[1]["neox-lora"][0]["weights_sha256"]
+    # --replace trains again, and the seeded run lands on the same weights
+    replaced = finetune.finetune("neox-lora", recipes_file=file, progress=False, replace=True)
+    assert not replaced["reused"] and replaced["weights_sha256"] == again["weights_sha256"]
     # a reference "with the target's recipe" on other texts is one call
     other = suite.ensure("finetune/neox-lora")
     pool = pd.read_parquet(other.path / "pool.parquet")["text"].tolist()

@@ -54,6 +54,11 @@ def _fmt(x, digits=3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _p(value: float) -> str:
+    """A bootstrap p-value; 0 means no resample crossed zero (below 1/1,000)."""
+    return "<0.001" if value == 0 else f"{value:.3g}"
+
+
 def handle(args) -> int:
     from .. import finetune
     from ..errors import MembenchError
@@ -84,7 +89,7 @@ def handle(args) -> int:
     report = out.get("report")
     if report:
         rows = [[r["scorer"], _fmt(r["base_auc"]), _fmt(r["finetuned_auc"]), f"{r['difference']:+.3f}",
-                 f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]", f"{r['p_value']:.3g}"] for r in report["scorers"]]
+                 f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]", _p(r["p_value"])] for r in report["scorers"]]
         lines.append(f"\non {report['split']} (the base's pretraining membership split):")
         lines.append(table(rows, ["scorer", "AUC base", "AUC fine-tuned", "difference", "95% CI", "p"]))
         pii = report.get("pii_extraction")

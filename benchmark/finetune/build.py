@@ -267,14 +267,14 @@ def build(recipe: Recipe, table: dict[str, Recipe], *, device: str = "cpu", repl
         base_hash = weights_hash(resolve_path(_base_spec(recipe)))
     pool_table, about = pools.load(recipe)
     key = _key(recipe, about, base_hash)
-    reused = _reusable(recipe, key)
+    reused = None if replace else _reusable(recipe, key)
     if reused is not None:
         return summary(reused, reused=True)
     if targets.targets().get(recipe.target_id) is not None and not replace:
         raise MembenchError(f"target {recipe.target_id} is registered from other inputs (the pool or the base changed)",
                             "pass --replace to train it again")
     with locked(f"finetune-{recipe.id}"):
-        reused = _reusable(recipe, key)  # another process may have built it while we waited
+        reused = None if replace else _reusable(recipe, key)  # another process may have built it meanwhile
         if reused is not None:
             return summary(reused, reused=True)
         final = targets_dir(recipe.target_id)

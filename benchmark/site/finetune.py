@@ -111,7 +111,7 @@ def generated_comparisons(records: list[dict]) -> list[dict]:
                 "finetuned_text": (f"{fmt(g['finetuned']['auc'])} [{fmt(g['finetuned']['auc_ci95'][0])}, "
                                    f"{fmt(g['finetuned']['auc_ci95'][1])}]"),
                 "difference_text": f"{d['auc_difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]",
-                "p_text": f"{d['p_value']:.3g}",
+                "p_text": "<0.001" if d["p_value"] == 0 else f"{d['p_value']:.3g}",  # 1,000 resamples
             })
         first = recs[0]["generated_data"]
         out.append({
