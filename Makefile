@@ -10,7 +10,7 @@ export MEMBENCH_HOME ?= $(CURDIR)/.membench
 # retrying unreachable hosts (run `membench` directly, without this, for Hub work).
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site submissions bench
+.PHONY: demo test install clean leaderboard serve leaderboard-results finetune-results bench-site submissions bench
 
 install: $(STAMP)
 
@@ -54,7 +54,22 @@ leaderboard-results: $(STAMP)
 	  --scorer con_recall --scorer calibrated:base=min_k --calibration cal10
 	$(VENV)/bin/membench diagnose $(NULL_CONTROL) --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench run --target demo/neox-tiny --split $(NULL_CONTROL) --results-dir $(PUBLISHED)
+	$(MAKE) finetune-results
 	$(VENV)/bin/membench results validate $(PUBLISHED)
+
+# The fine-tuned track's demo recipes (benchmark/finetune/recipes.yaml; a built target is reused):
+# each recipe's own split diagnosed and scored on its target, and the generated-data recipes'
+# before/after comparison on the base's pretraining split (figures in BENCHMARKS.md).
+FT_RECIPES   := stdlib-docs-lora stdlib-users-full
+FT_GENERATED := pii-gen-continuation pii-gen-selfinstruct
+finetune-results: $(STAMP)
+	for r in $(FT_RECIPES); do \
+	  $(VENV)/bin/membench finetune $$r && \
+	  $(VENV)/bin/membench diagnose finetune/$$r --results-dir $(PUBLISHED) && \
+	  $(VENV)/bin/membench run --target ft/$$r --split finetune/$$r --results-dir $(PUBLISHED) || exit 1; \
+	done
+	$(VENV)/bin/membench diagnose finetune/pydoc-pii-base --results-dir $(PUBLISHED)
+	for r in $(FT_GENERATED); do $(VENV)/bin/membench finetune $$r --results-dir $(PUBLISHED) || exit 1; done
 
 # Evaluate every example in submissions/ in the sandbox on the demo track and publish the
 # results (after leaderboard-results, which writes the blind baseline they are compared with).

@@ -20,7 +20,7 @@ from .errors import MembenchError
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    "demo", "suite", "targets", "run", "calibration", "grid", "bench", "diagnose", "cards",
+    "demo", "suite", "targets", "finetune", "run", "calibration", "grid", "bench", "diagnose", "cards",
     "results", "leaderboard", "serve", "validate", "evaluate", "worker", "tokens",
 )
 

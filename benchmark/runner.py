@@ -374,6 +374,8 @@ def run(
         provenance = {**env, "created_at": _now(), "usage": {**access.usage,
                       "feature_forward_tokens": feature_counter.get("forward_tokens", 0),
                       "feature_shards_cached": feature_counter.get("shards_cached", 0)}}
+        if target.spec.extra.get("recipe"):  # a target built by `membench finetune`: its recipe
+            provenance["recipe"] = target.spec.extra["recipe"]
         if ref_target is not None and "reference" in scorer.requires:
             provenance["reference"] = target_block(ref_target, dtype)
         if pool_info and (scorer.needs_pool or scorer.name == "neighborhood"):

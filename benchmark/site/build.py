@@ -9,7 +9,9 @@ Output layout (``home.BUILD_DIR``, i.e. ``leaderboard_site/build/``, by default)
     split/<slug>.html          verdict and figure, results (blind baselines pinned), data card
     scorer/<slug>.html         name, citation, definition; ROC (linear, log-log), per-class
                                histograms, AUC by length, AUC vs size / checkpoint, controls
-    target/<slug>.html         counted parameters, facts, every result on one target
+    target/<slug>.html         counted parameters, facts, every result on one target (and, if
+                               fine-tuned, the recipe that built it)
+    finetune.html              the fine-tuned track by recipe family; generated-data before/after
     data/<table id>.csv|.json|.tex|.md   every table, as data and as LaTeX / Markdown
     data/scores/<sha256>.parquet         per-sample scores of every row (public splits)
     schema/result.schema.json  the published result schema
@@ -171,6 +173,7 @@ def _render(data: SiteData, out: Path, cards_dir: Path) -> Renderer:
         r.scorer(scorer)
     for target in data.targets.values():
         r.target(target)
+    r.finetune()
     return r
 
 

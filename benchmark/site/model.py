@@ -113,6 +113,7 @@ class SiteData:
     tracks: list[dict] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     last_update: str | None = None
+    records: list[dict] = field(default_factory=list)  # the accepted records themselves
 
 
 def evaluated_on(record: dict) -> dict:
@@ -406,6 +407,7 @@ def collect_data(results_dir: Path) -> SiteData:
     scan = ResultsStore(results_dir).scan()
     data = SiteData(rejected=scan.rejected)
     data.rows = [make_row(path, record) for path, record in scan.records]
+    data.records = [record for _, record in scan.records]
     _unique_slugs(data.rows)
     _name_settings(data.rows)
     if not data.rows:

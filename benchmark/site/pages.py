@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from . import columns as C
+from . import finetune as ftsite
 from . import persample, precision
 from .catalog import citations
 from .model import NOT_APPLICABLE, SiteData, page_slug
@@ -376,10 +377,21 @@ class Renderer:
             size_text = f"not counted in these records (nominal size {target['nominal']}, from the registry)"
         else:
             size_text = "not counted in these records"
-        recipes = [[(str(k), json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))
-                    for k, v in r.items()] for r in target["recipes"]]
         self.render("target.html.j2", f"target/{target['slug']}.html", [results], target=target, results=results,
-                    facts=facts, size_text=size_text, recipes=recipes)
+                    facts=facts, size_text=size_text, recipe_facts=ftsite.recipe_facts(target["recipes"]))
+
+    def finetune(self) -> None:
+        """The fine-tuned track's page: a table per recipe family, the generated-data comparisons."""
+        families = ftsite.family_rows(self.data.rows)
+        if not families:
+            return
+        tables = [{"family": f, "table": make_table(f"finetune-{page_slug(f)}",
+                                                    f"fine-tuned track, {f} recipes: every (scorer, target, split)",
+                                                    rows, columns=C.with_subsets(C.TRACK_COLUMNS, rows),
+                                                    fields=C.RESULT_FIELDS)}
+                  for f, rows in families.items()]
+        self.render("finetune.html.j2", "finetune.html", [t["table"] for t in tables], family_tables=tables,
+                    comparisons=ftsite.generated_comparisons(self.data.records))
 
 
 def _where(row: dict) -> str:
