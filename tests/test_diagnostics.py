@@ -61,6 +61,67 @@ def test_every_baseline_is_deterministic_under_its_seed(name):
     assert auc(labels, first) > 0.5  # and each one finds its planted signal here
 
 
+def _planted(n=60, seed=11):
+    """Members with years and a marker, non-members shorter: every baseline has something to find."""
+    members = [t + f" in {1990 + i % 9} qzxjv" for i, t in enumerate(random_texts(n, seed, 20, 60))]
+    return members + random_texts(n, seed + 1, 10, 40), np.array([1] * n + [0] * n)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_row_order_changes_no_out_of_fold_score(name):
+    texts, labels = _planted()
+    perm = np.random.default_rng(3).permutation(len(texts))
+    shuffled_texts, shuffled_labels = [texts[i] for i in perm], labels[perm]
+    make = BASELINES[name].make
+    first = dict(zip(texts, out_of_fold_scores(texts, labels, make)))
+    again = dict(zip(shuffled_texts, out_of_fold_scores(shuffled_texts, shuffled_labels, make)))
+    assert first == again  # the same score for every text, bit for bit
+
+
+def test_row_order_changes_no_figure_of_the_diagnosis():
+    texts, labels = _planted()
+    texts, labels = texts + texts[:7], np.concatenate([labels, labels[:7]])  # duplicates too
+    perm = np.random.default_rng(4).permutation(len(texts))
+    a = diagnostics.public(diagnostics.diagnose(texts, labels))
+    b = diagnostics.public(diagnostics.diagnose([texts[i] for i in perm], labels[perm]))
+    assert {k: v["auc"] for k, v in a["baselines"].items()} == {k: v["auc"] for k, v in b["baselines"].items()}
+    assert a == b
+
+
+def test_a_file_and_the_split_materialized_from_it_get_identical_diagnostics(tmp_path, monkeypatch, capsys):
+    """The rows of a file, shuffled, against the same rows materialized as a split (sorted by uid)."""
+    from benchmark import suite
+    from benchmark.cli import main
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    texts, labels = _planted(45, seed=31)
+    perm = np.random.default_rng(5).permutation(len(texts))
+    (tmp_path / "copy").mkdir()
+    source = _write(tmp_path / "copy" / "256.jsonl",
+                    [{"input": texts[i], "label": int(labels[i])} for i in perm])
+    suite.fetch("wikimia/256", from_dir=tmp_path / "copy")
+    assert main(["diagnose", "wikimia/256", "--results-dir", str(tmp_path / "results"), "--json"]) == 0
+    from_split = json.loads(capsys.readouterr().out)
+    assert main(["diagnose", "--file", str(source), "--json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    for key in ("blind_auc", "blind_auc_ci95", "blind_best", "verdict", "baselines", "counts",
+                "lengths", "duplicates", "ngram_overlap", "cross_validation"):
+        assert from_file[key] == from_split[key], key
+
+
+def test_real_file_and_split_agree(shared_data, tmp_path, monkeypatch):
+    """WikiMIA 256 from its jsonl (file order) and as a materialized split (uid order)."""
+    from benchmark import suite
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    split = suite.fetch("wikimia/256", from_dir=shared_data / "wikimia")
+    labels = split.labels().reindex(split.samples["uid"]).to_numpy()
+    a = diagnostics.diagnose(split.samples["text"].tolist(), labels)
+    texts, file_labels, _ = diagnostics.load_labelled(shared_data / "wikimia" / "256.jsonl")
+    b = diagnostics.diagnose(texts, file_labels)
+    assert {k: v["auc"] for k, v in a["baselines"].items()} == {k: v["auc"] for k, v in b["baselines"].items()}
+
+
 def test_duplicates_are_dropped_before_cross_validation():
     texts, labels = null_split(60)
     texts, labels = texts + texts[:30], np.concatenate([labels, labels[:30]])
@@ -100,7 +161,8 @@ def test_date_baseline_learns_the_cutoff_on_training_folds_only():
 
 
 def test_null_split_is_clean_and_json_has_every_figure():
-    texts, labels = null_split()
+    # 250 texts a class: on 120 a class the best of five null AUCs tops 0.6 about one draw in ten
+    texts, labels = null_split(250)
     diag = diagnostics.public(diagnostics.diagnose(texts, labels))
     assert diag["verdict"] == "clean" and diag["blind_auc"] <= 0.65
     assert set(diag["baselines"]) == set(BASELINES)

@@ -22,7 +22,7 @@ from ..hashing import sha256_files
 from ..home import diagnostics_dir
 from . import textstats
 from .baselines import BASELINES
-from .crossval import N_FOLDS, SEED, folds, out_of_fold_scores
+from .crossval import N_FOLDS, SEED, content_order, folds, out_of_fold_scores
 from .verdict import RULE, verdict
 
 SCHEMA = "membench-diagnostics-v1"
@@ -89,9 +89,12 @@ def diagnose(texts, labels, *, subject: dict | None = None, where: str = "input"
     check_labels(texts, labels, where)
     dup = textstats.duplicates(texts, labels)
     keep, conflicting = dedup(texts, labels)
+    # content order (uid, as a materialized split is sorted): no figure, bootstrap intervals
+    # included, depends on the order the rows arrived in
+    keep = keep[content_order([texts[i] for i in keep], labels[keep])]
     t_kept, y_kept = [texts[i] for i in keep], labels[keep]
     check_labels(t_kept, y_kept, f"{where} (after dropping duplicates)")
-    shared_folds = folds(y_kept, n_folds=N_FOLDS, seed=SEED)
+    shared_folds = folds(t_kept, y_kept, n_folds=N_FOLDS, seed=SEED)
     names = list(baselines or BASELINES)
     blocks, scores, summaries = {}, {}, {}
     for name in tqdm(names, desc="blind baselines", disable=not progress):

@@ -1,0 +1,126 @@
+"""Blind-baseline benchmark: every baseline's out-of-fold AUC and wall time, per split or file.
+
+    python benchmarks/diagnostics_bench.py demo/pydoc 'wikimia*/*' [--file F ...] [--json]
+    python benchmarks/diagnostics_bench.py --make-mixed 2000 OUT.jsonl   # the 2,000-text split
+
+Each source is deduplicated and put into folds exactly as `membench diagnose` does; then each
+baseline's out-of-fold scores are timed alone (``out_of_fold_scores`` over the shared folds),
+and the whole diagnosis (``diagnose``: the five baselines, bootstrap intervals, duplicates,
+lengths, 13-gram overlap) is timed once more. AUCs are printed to 17 significant digits, so
+two runs (two versions of the code) can be compared for exact equality. Splits must be
+materialized (`membench suite fetch ...`). The load average is printed before and after.
+
+``--make-mixed N OUT`` writes N distinct WikiMIA-24 texts (all four lengths pooled, exact
+duplicates dropped, then a seeded sample of N/2 members and N/2 non-members) to OUT as jsonl
+(``text``, ``label``): the 2,000-text split of the diagnostics timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.environ.get("MEMBENCH_SOURCE", str(Path(__file__).resolve().parent.parent)))
+
+
+def make_mixed(n: int, out: Path, seed: int = 0) -> dict:
+    import numpy as np
+
+    from benchmark import suite
+
+    rows: dict[str, int] = {}
+    for length in (32, 64, 128, 256):
+        split = suite.load(f"wikimia24/{length}")
+        labels = split.labels()
+        for uid, text in zip(split.samples["uid"], split.samples["text"]):
+            rows.setdefault(text, int(labels[uid]))
+    texts = sorted(rows)  # content order, so the sample does not depend on the fetch order
+    labels = np.array([rows[t] for t in texts])
+    rng = np.random.default_rng(seed)
+    pick = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), n // 2, replace=False)
+                                   for c in (1, 0)]))
+    with open(out, "w") as fh:
+        for i in pick:
+            fh.write(json.dumps({"text": texts[i], "label": int(labels[i])}) + "\n")
+    return {"pool": len(texts), "written": len(pick), "path": str(out)}
+
+
+def sources(args):
+    from benchmark import diagnostics, suite
+
+    for spec in suite.match_splits(args.splits) if args.splits else []:
+        split = suite.load(spec.id)
+        labels = split.labels().reindex(split.samples["uid"]).to_numpy()
+        yield spec.id, split.samples["text"].tolist(), labels
+    for path in args.file or []:
+        texts, labels, _ = diagnostics.load_labelled(path)
+        yield str(path), texts, labels
+
+
+def measure(name, texts, labels, repeat_whole: bool):
+    import numpy as np
+
+    from benchmark import diagnostics
+    from benchmark.diagnostics import BASELINES, out_of_fold_scores
+    from benchmark.diagnostics.crossval import folds
+    from benchmark.diagnostics.report import dedup
+    from benchmark.metrics import auc
+
+    labels = np.asarray(labels).astype(int)
+    keep, _ = dedup(texts, labels)
+    t_kept, y_kept = [texts[i] for i in keep], labels[keep]
+    shared = folds(t_kept, y_kept)
+    row = {"source": name, "texts": len(t_kept), "baselines": {}}
+    for base in BASELINES:
+        t0 = time.perf_counter()
+        scores = out_of_fold_scores(t_kept, y_kept, BASELINES[base].make, folds_=shared)
+        row["baselines"][base] = {"seconds": time.perf_counter() - t0, "auc": float(auc(y_kept, scores))}
+    row["baselines_seconds"] = sum(b["seconds"] for b in row["baselines"].values())
+    if repeat_whole:
+        t0 = time.perf_counter()
+        diag = diagnostics.diagnose(texts, labels)
+        row["whole_seconds"] = time.perf_counter() - t0
+        mismatch = [b for b in BASELINES if diag["baselines"][b]["auc"] != row["baselines"][b]["auc"]]
+        if mismatch:
+            raise AssertionError(f"{name}: diagnose and the per-baseline run disagree on {mismatch}")
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("splits", nargs="*", help="materialized split ids or globs")
+    p.add_argument("--file", action="append", type=Path, help="a labelled file (as `diagnose --file`)")
+    p.add_argument("--no-whole", action="store_true", help="time the baselines only")
+    p.add_argument("--make-mixed", nargs=2, metavar=("N", "OUT"))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.make_mixed:
+        print(json.dumps(make_mixed(int(args.make_mixed[0]), Path(args.make_mixed[1]))))
+        return 0
+    import benchmark
+
+    out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+           "code": str(Path(benchmark.__file__).parent), "load_before": os.getloadavg(), "rows": []}
+    for name, texts, labels in sources(args):
+        row = measure(name, texts, labels, not args.no_whole)
+        out["rows"].append(row)
+        if not args.json:
+            times = "  ".join(f"{b} {v['seconds']:.2f}s" for b, v in row["baselines"].items())
+            whole = f"  whole {row['whole_seconds']:.2f}s" if "whole_seconds" in row else ""
+            print(f"{name} ({row['texts']} texts): baselines {row['baselines_seconds']:.2f}s{whole}  [{times}]")
+            print("  AUC " + "  ".join(f"{b} {v['auc']!r}" for b, v in row["baselines"].items()), flush=True)
+    out["load_after"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"load average before {out['load_before']}, after {out['load_after']}; code {out['code']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
