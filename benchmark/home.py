@@ -39,6 +39,15 @@ def diagnostics_dir() -> Path:
     return subdir("diagnostics")
 
 
+def diagnostics_file(split_id: str, results_dir: str | Path | None = None) -> Path:
+    """Where a split's diagnostics JSON lives: ``<results_dir>/_diagnostics/<split id>.json``
+    beside a results folder's records, or ``MEMBENCH_HOME/diagnostics/<split id>.json`` (the
+    latest diagnosis of each split) without one. Every writer and reader asks here."""
+    base = Path(results_dir) / "_diagnostics" if results_dir is not None else diagnostics_dir()
+    *folders, name = split_id.split("/")
+    return base.joinpath(*folders, name + ".json")  # not with_suffix: ids such as ngram_13_0.8 hold dots
+
+
 def features_dir(key: str) -> Path:
     return subdir("features", key[:2], key)
 

@@ -12,7 +12,10 @@ materialized (`membench suite fetch ...`). The load average is printed before an
 
 ``--make-mixed N OUT`` writes N distinct WikiMIA-24 texts (all four lengths pooled, exact
 duplicates dropped, then a seeded sample of N/2 members and N/2 non-members) to OUT as jsonl
-(``text``, ``label``): the 2,000-text split of the diagnostics timing.
+(``text``, ``label``): the 2,000-text split of the diagnostics timing. ``--make-pydoc N OUT``
+writes N passages of the demo's text (``pydoc_data.topics``; windows of 32-256 words at seeded
+random starts, so passages may overlap) with labels assigned at random, half each: real text
+and no shift, as in the demo split but larger.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def make_mixed(n: int, out: Path, seed: int = 0) -> dict:
 
     rows: dict[str, int] = {}
     for length in (32, 64, 128, 256):
-        split = suite.load(f"wikimia24/{length}")
+        split = suite.ensure(f"wikimia24/{length}")
         labels = split.labels()
         for uid, text in zip(split.samples["uid"], split.samples["text"]):
             rows.setdefault(text, int(labels[uid]))
@@ -50,11 +53,31 @@ def make_mixed(n: int, out: Path, seed: int = 0) -> dict:
     return {"pool": len(texts), "written": len(pick), "path": str(out)}
 
 
+def make_pydoc(n: int, out: Path, seed: int = 0) -> dict:
+    import numpy as np
+    from pydoc_data import topics
+
+    from benchmark.suite.demo import MAX_WORDS, MIN_WORDS, _topic_words
+
+    words = [w for name in sorted(topics.topics) for w in _topic_words(topics.topics[name])]
+    rng = np.random.default_rng(seed)
+    texts: dict[str, None] = {}
+    while len(texts) < n:
+        length = int(rng.integers(MIN_WORDS, MAX_WORDS + 1))
+        start = int(rng.integers(0, len(words) - length))
+        texts[" ".join(words[start:start + length])] = None
+    labels = rng.permutation(np.arange(n) % 2)
+    with open(out, "w") as fh:
+        for text, label in zip(texts, labels):
+            fh.write(json.dumps({"text": text, "label": int(label)}) + "\n")
+    return {"words": len(words), "written": n, "path": str(out)}
+
+
 def sources(args):
     from benchmark import diagnostics, suite
 
     for spec in suite.match_splits(args.splits) if args.splits else []:
-        split = suite.load(spec.id)
+        split = suite.ensure(spec.id)
         labels = split.labels().reindex(split.samples["uid"]).to_numpy()
         yield spec.id, split.samples["text"].tolist(), labels
     for path in args.file or []:
@@ -97,10 +120,14 @@ def main(argv=None) -> int:
     p.add_argument("--file", action="append", type=Path, help="a labelled file (as `diagnose --file`)")
     p.add_argument("--no-whole", action="store_true", help="time the baselines only")
     p.add_argument("--make-mixed", nargs=2, metavar=("N", "OUT"))
+    p.add_argument("--make-pydoc", nargs=2, metavar=("N", "OUT"))
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.make_mixed:
         print(json.dumps(make_mixed(int(args.make_mixed[0]), Path(args.make_mixed[1]))))
+        return 0
+    if args.make_pydoc:
+        print(json.dumps(make_pydoc(int(args.make_pydoc[0]), Path(args.make_pydoc[1]))))
         return 0
     import benchmark
 

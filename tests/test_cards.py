@@ -8,14 +8,14 @@ import random
 import numpy as np
 import pytest
 
-from benchmark import diagnostics, suite
+from benchmark import diagnostics, home, suite
 from benchmark.diagnostics import cards, report
 
 
 @pytest.fixture
 def homes(tmp_path, monkeypatch):
     """Saved diagnostics in a temporary folder; cards in another."""
-    monkeypatch.setattr(report, "diagnostics_root", lambda: tmp_path / "diagnostics")
+    monkeypatch.setattr(home, "diagnostics_dir", lambda: tmp_path / "diagnostics")
     return tmp_path / "cards"
 
 
@@ -99,12 +99,10 @@ def test_wikimia24_256_card_reports_length_confound_and_duplicates(shared_data, 
 
 
 def test_split_ids_with_dots_get_their_own_files(tmp_path):
-    from benchmark.diagnostics.report import diagnostics_path
-
     a, b = "mimir/arxiv/ngram_13_0.8", "mimir/arxiv/ngram_13_0.2"
     assert cards.card_path(a, tmp_path) != cards.card_path(b, tmp_path)
     assert cards.card_path(a, tmp_path) == tmp_path / "mimir" / "arxiv" / "ngram_13_0.8.md"
-    assert diagnostics_path(a, tmp_path) == tmp_path / "_diagnostics" / "mimir" / "arxiv" / "ngram_13_0.8.json"
+    assert home.diagnostics_file(a, tmp_path) == tmp_path / "_diagnostics" / "mimir" / "arxiv" / "ngram_13_0.8.json"
 
 
 def test_cards_leave_no_folder_for_a_split_never_materialized(homes, tmp_path, monkeypatch):

@@ -290,11 +290,9 @@ def test_diagnose_file_cli_json_has_top_level_blind_auc(tmp_path, capsys):
 # -- split diagnosis, results and controls ---------------------------------------------------
 
 def test_demo_split_is_clean_and_its_blind_results_are_written(tmp_path, monkeypatch):
-    from benchmark import results
-    from benchmark.diagnostics import report
-    from benchmark.diagnostics.report import diagnostics_path
+    from benchmark import home, results
 
-    monkeypatch.setattr(report, "diagnostics_root", lambda: tmp_path / "home-diagnostics")
+    monkeypatch.setattr(home, "diagnostics_dir", lambda: tmp_path / "home-diagnostics")
     records = diagnostics.write_blind_results("demo/pydoc", tmp_path / "results")
     demo = diagnostics.load_saved("demo/pydoc")
     assert demo["blind_auc"] <= 0.6 and demo["verdict"] == "clean"
@@ -302,7 +300,7 @@ def test_demo_split_is_clean_and_its_blind_results_are_written(tmp_path, monkeyp
     found = {rec["scorer"]["name"]: rec for _, rec in results.iter_records(tmp_path / "results")}
     assert set(found) == set(BASELINES)
     assert all(r["scorer"]["kind"] == "blind_baseline" and r["target"]["id"] == "none" for r in found.values())
-    saved = json.loads(diagnostics_path("demo/pydoc", tmp_path / "results").read_text())
+    saved = json.loads(home.diagnostics_file("demo/pydoc", tmp_path / "results").read_text())
     assert saved["blind_auc"] == records[0]["metrics"]["auc"] == max(r["metrics"]["auc"] for r in found.values())
     assert saved["subject"]["id"] == "demo/pydoc" and "_scores" not in saved
     assert (tmp_path / "home-diagnostics" / "demo" / "pydoc.json").exists()
@@ -324,6 +322,123 @@ def test_control_split_run_reports_shift_sensitivity(tmp_path, monkeypatch):
     assert shift["auc"] == records[0]["metrics"]["auc"]
     assert shift["label"].startswith("NOT membership")
     assert diagnostics.control_fields(replace(table["demo/pydoc"], track="demo"), records[0]["metrics"]) == {}
+
+
+# -- the fast n-gram baseline against the vocabulary it replaces ------------------------------
+
+def _count_vectorizer(min_df=3, max_features=200_000, ngram_range=(5, 7)):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    return CountVectorizer(analyzer="char", ngram_range=ngram_range, min_df=min_df, binary=True,
+                           lowercase=False, max_features=max_features, dtype=np.float32)
+
+
+class VocabularyGreedyNgram(ClassifierMixin, BaseEstimator):
+    """The n-gram baseline as it was first written: CountVectorizer's whole vocabulary, then
+    pruning, then a greedy scan of every column (the reference the fast one must equal)."""
+
+    def __init__(self, min_df=3, min_ratio=3.0, max_ngrams=50, max_features=200_000):
+        self.min_df, self.min_ratio, self.max_ngrams, self.max_features = min_df, min_ratio, max_ngrams, max_features
+
+    def _greedy(self, X_side, log_ratio):
+        eligible = log_ratio >= np.log(self.min_ratio)
+        uncovered = np.ones(X_side.shape[0])
+        X_t = X_side.T.tocsr()
+        chosen = []
+        for _ in range(self.max_ngrams):
+            gain = np.asarray(X_t @ uncovered).ravel()
+            gain[~eligible] = -1
+            best = int(np.argmax(gain + 1e-6 * log_ratio))
+            if gain[best] < self.min_df:
+                break
+            chosen.append(best)
+            eligible[best] = False
+            uncovered[X_t[best].indices] = 0
+        return np.array(chosen, dtype=int)
+
+    def fit(self, texts, labels):
+        labels = np.asarray(labels).astype(int)
+        vectorizer = _count_vectorizer(self.min_df, self.max_features)
+        X = vectorizer.fit_transform(texts).tocsr()
+        pos, neg = labels == 1, labels == 0
+        df_pos = (np.asarray(X[pos].sum(0)).ravel() + 1) / (pos.sum() + 2)
+        df_neg = (np.asarray(X[neg].sum(0)).ravel() + 1) / (neg.sum() + 2)
+        log_ratio = np.log(df_pos / df_neg)
+        chosen = np.concatenate([self._greedy(X[pos], log_ratio), self._greedy(X[neg], -log_ratio)])
+        names = vectorizer.get_feature_names_out()
+        self.ngrams_, self.weights_ = [str(names[i]) for i in chosen], log_ratio[chosen]
+        return self
+
+
+def _wide_alphabet_texts(n, seed):
+    """Texts over 700 distinct characters (keys span several 64-bit words), runs of spaces,
+    tabs and newlines, a few texts shorter than an n-gram, and shared phrases to count."""
+    rng = random.Random(seed)
+    alphabet = [chr(0x4E00 + i) for i in range(600)] + [chr(0x0400 + i) for i in range(100)] + list(" \t\n")
+    phrases = ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 9))) for _ in range(30)]
+    texts = []
+    for _ in range(n):
+        parts = [rng.choice(phrases) if rng.random() < 0.3 else rng.choice(alphabet) * rng.randint(1, 3)
+                 for _ in range(rng.randint(0, 40))]
+        texts.append(("  " if rng.random() < 0.2 else "").join(parts)[: rng.choice([3, 400])])
+    return texts
+
+
+@pytest.mark.parametrize("min_df, max_features", [(3, 200_000), (2, 300), (1, 50)])
+@pytest.mark.parametrize("corpus", ["planted", "wide"])
+def test_ngram_counts_are_exactly_count_vectorizers(corpus, min_df, max_features):
+    from benchmark.diagnostics.ngrams import document_frequency_matrix
+
+    texts = _planted(80)[0] if corpus == "planted" else _wide_alphabet_texts(120, seed=9)
+    reference = _count_vectorizer(min_df, max_features)
+    expected = reference.fit_transform(texts).tocsr()
+    X, names = document_frequency_matrix(texts, (5, 7), min_df, max_features)
+    assert names(range(X.shape[1])) == list(reference.get_feature_names_out())
+    assert X.dtype == expected.dtype and X.shape == expected.shape and (X != expected).nnz == 0
+
+
+@pytest.mark.parametrize("corpus", ["demo", "wide"])
+def test_fast_ngram_selection_equals_the_vocabulary_reference_on_every_fold(corpus):
+    from benchmark import suite
+    from benchmark.diagnostics.crossval import folds
+    from benchmark.diagnostics.ngrams import GreedyNgramClassifier
+
+    if corpus == "demo":
+        split = suite.ensure("demo/pydoc")
+        texts = split.samples["text"].tolist()
+        labels = split.labels().reindex(split.samples["uid"]).to_numpy()
+    else:
+        texts = _wide_alphabet_texts(200, seed=3)
+        texts, labels = list(dict.fromkeys(texts)), None
+        labels = np.array([i % 2 for i in range(len(texts))])
+        texts = [t + (" 甲乙丙丁戊" if y and i % 3 else "") for i, (t, y) in enumerate(zip(texts, labels))]
+    for train, _ in folds(texts, labels):
+        train_texts, train_labels = [texts[i] for i in train], labels[train]
+        fast = GreedyNgramClassifier(max_ngrams=80).fit(train_texts, train_labels)
+        slow = VocabularyGreedyNgram(max_ngrams=80).fit(train_texts, train_labels)
+        assert fast.ngrams_ == slow.ngrams_ and len(fast.ngrams_) > 0
+        assert np.array_equal(fast.weights_, slow.weights_)
+
+
+DEMO_BLIND_AUCS = {  # demo/pydoc (content hash below) before the n-gram and parallel speed-up
+    "blind_bow": 0.4189086127547666, "blind_nb": 0.4242472057856673, "blind_date": 0.4908218277449047,
+    "blind_ngram": 0.49341222879684415, "blind_length": 0.5457856673241288,
+}
+DEMO_CONTENT_HASH = "5c2b51825600af7c6948220252b96ff9df0d979ff098e2dab3ae7249f27bb47b"
+
+
+def test_demo_blind_aucs_are_unchanged_by_the_speed_up_in_every_worker_setting():
+    from benchmark import suite
+
+    split = suite.ensure("demo/pydoc")
+    if split.content_hash != DEMO_CONTENT_HASH:  # pydoc_data differs between Python releases
+        pytest.skip("the demo text of this Python differs from the one the figures were taken on")
+    serial = diagnostics.diagnose_split(split, n_jobs=1)
+    parallel = diagnostics.diagnose_split(split, n_jobs=2)
+    assert {k: v["auc"] for k, v in serial["baselines"].items()} == DEMO_BLIND_AUCS
+    assert diagnostics.public(parallel) == diagnostics.public(serial)
+    for name in BASELINES:
+        assert np.array_equal(parallel["_scores"][name], serial["_scores"][name])
 
 
 def test_ngram_selection_on_a_sample_of_the_training_folds_still_finds_a_marker():

@@ -14,14 +14,19 @@ they come from a materialized split, a file, or the same file shuffled.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
-from sklearn.base import clone
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from ..suite import make_uid
 
 N_FOLDS = 5
 SEED = 0
+PARALLEL_FROM_CHARS = 300_000  # about a second of work in one process: below it, workers cost more
 
 
 def content_order(texts, labels) -> np.ndarray:
@@ -47,21 +52,55 @@ def folds(texts, labels, *, n_folds: int = N_FOLDS, seed: int = SEED):
     return [(order[train], order[test]) for train, test in cv.split(np.zeros(len(order)), labels[order])]
 
 
-def out_of_fold_scores(texts, labels, make_model, *, folds_=None, n_folds=N_FOLDS, seed=SEED):
+def _fit_and_score(make_model, train_texts, train_labels, test_texts):
+    """One fold of one model: fit on the other folds, P(member) for the held-out fold.
+
+    Numerical libraries run one thread per fold, so a fold gives the same numbers whether
+    it runs alone, beside other folds, or in a worker process.
+    """
+    with threadpool_limits(limits=1):
+        model = make_model().fit(train_texts, train_labels)
+        member_col = list(model.classes_).index(1)
+        return model.predict_proba(test_texts)[:, member_col]
+
+
+def out_of_fold_table(texts, labels, makers: dict, folds_, *, n_jobs: int = 1, progress: bool = False) -> dict:
+    """``{name: out-of-fold P(member)}`` for every model in ``makers`` over the same folds.
+
+    The (model, fold) fits are independent: with ``n_jobs`` > 1 they run in that many
+    worker processes (joblib), fold by fold so the slow models spread over the workers.
+    """
+    texts = np.asarray(list(texts), dtype=object)
+    labels = np.asarray(labels).astype(int)
+    tasks = [(name, train, test) for train, test in folds_ for name in makers]
+    parts = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_fit_and_score)(makers[name], list(texts[train]), labels[train], list(texts[test]))
+        for name, train, test in tasks
+    )
+    parts = list(tqdm(parts, total=len(tasks), desc="blind baselines (model x fold)", disable=not progress))
+    out = {name: np.full(len(labels), np.nan) for name in makers}
+    for (name, _, test), scores in zip(tasks, parts):
+        out[name][test] = scores
+    for name, scores in out.items():  # the folds are a partition: a gap would be a bug
+        if np.isnan(scores).any():
+            raise AssertionError(f"{name}: some samples received no out-of-fold score")
+    return out
+
+
+def out_of_fold_scores(texts, labels, make_model, *, folds_=None, n_folds=N_FOLDS, seed=SEED, n_jobs=1):
     """P(member) for every sample from a model fit on the other folds (never on itself).
 
     ``make_model`` returns an unfitted scikit-learn classifier over a list of texts (for
     example ``BASELINES["blind_bow"].make``). ``folds_`` (from ``folds``) lets several models
     share one partition. Higher = member.
     """
-    texts = np.asarray(list(texts), dtype=object)
-    labels = np.asarray(labels).astype(int)
-    scores = np.full(len(labels), np.nan)
-    template = make_model()
-    for train, test in folds_ if folds_ is not None else folds(texts, labels, n_folds=n_folds, seed=seed):
-        model = clone(template).fit(list(texts[train]), labels[train])
-        member_col = list(model.classes_).index(1)
-        scores[test] = model.predict_proba(list(texts[test]))[:, member_col]
-    if np.isnan(scores).any():  # the folds are a partition: this would be a bug, say so loudly
-        raise AssertionError("some samples received no out-of-fold score")
-    return scores
+    if folds_ is None:
+        folds_ = folds(list(texts), labels, n_folds=n_folds, seed=seed)
+    return out_of_fold_table(texts, labels, {"model": make_model}, folds_, n_jobs=n_jobs)["model"]
+
+
+def default_jobs(texts) -> int:
+    """Worker processes for cross-validating ``texts``: every usable core once the texts are
+    long enough (``PARALLEL_FROM_CHARS``) to pay for starting the workers, else 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if sum(len(t) for t in texts) >= PARALLEL_FROM_CHARS else 1
