@@ -3,12 +3,14 @@
     python benchmarks/diagnostics_bench.py demo/pydoc 'wikimia*/*' [--file F ...] [--json]
     python benchmarks/diagnostics_bench.py --make-mixed 2000 OUT.jsonl   # the 2,000-text split
 
-Each source is deduplicated and put into folds exactly as `membench diagnose` does; then each
-baseline's out-of-fold scores are timed alone (``out_of_fold_scores`` over the shared folds),
-and the whole diagnosis (``diagnose``: the five baselines, bootstrap intervals, duplicates,
-lengths, 13-gram overlap) is timed once more. AUCs are printed to 17 significant digits, so
-two runs (two versions of the code) can be compared for exact equality. Splits must be
-materialized (`membench suite fetch ...`). The load average is printed before and after.
+Each source is deduplicated and put into folds exactly as `membench diagnose` does. Timed:
+each baseline alone, one process (``out_of_fold_scores`` over the shared folds); the five
+together as ``diagnose`` runs them (every (baseline, fold) fit a task for worker processes,
+where the code has them); and the whole diagnosis (``diagnose``: baselines, bootstrap
+intervals, duplicates, lengths, 13-gram overlap). AUCs are printed in full (``repr``), so two
+versions of the code can be compared for exact equality: ``MEMBENCH_SOURCE=DIR`` runs the
+membench package found in DIR instead of this checkout's. Splits must be materialized
+(`membench suite fetch ...`). The load average is printed before and after.
 
 ``--make-mixed N OUT`` writes N distinct WikiMIA-24 texts (all four lengths pooled, exact
 duplicates dropped, then a seeded sample of N/2 members and N/2 non-members) to OUT as jsonl
@@ -104,6 +106,13 @@ def measure(name, texts, labels, repeat_whole: bool):
         scores = out_of_fold_scores(t_kept, y_kept, BASELINES[base].make, folds_=shared)
         row["baselines"][base] = {"seconds": time.perf_counter() - t0, "auc": float(auc(y_kept, scores))}
     row["baselines_seconds"] = sum(b["seconds"] for b in row["baselines"].values())
+    from benchmark.diagnostics import crossval
+
+    if hasattr(crossval, "out_of_fold_table"):  # the five together, folds in worker processes
+        jobs = crossval.default_jobs(t_kept)
+        t0 = time.perf_counter()
+        crossval.out_of_fold_table(t_kept, y_kept, {b: BASELINES[b].make for b in BASELINES}, shared, n_jobs=jobs)
+        row["baselines_together_seconds"], row["jobs"] = time.perf_counter() - t0, jobs
     if repeat_whole:
         t0 = time.perf_counter()
         diag = diagnostics.diagnose(texts, labels)
@@ -139,6 +148,8 @@ def main(argv=None) -> int:
         if not args.json:
             times = "  ".join(f"{b} {v['seconds']:.2f}s" for b, v in row["baselines"].items())
             whole = f"  whole {row['whole_seconds']:.2f}s" if "whole_seconds" in row else ""
+            if "baselines_together_seconds" in row:
+                whole += f"  together ({row['jobs']} jobs) {row['baselines_together_seconds']:.2f}s"
             print(f"{name} ({row['texts']} texts): baselines {row['baselines_seconds']:.2f}s{whole}  [{times}]")
             print("  AUC " + "  ".join(f"{b} {v['auc']!r}" for b, v in row["baselines"].items()), flush=True)
     out["load_after"] = os.getloadavg()
