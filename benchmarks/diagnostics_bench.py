@@ -4,7 +4,8 @@
     python benchmarks/diagnostics_bench.py --make-mixed 2000 OUT.jsonl   # the 2,000-text split
 
 Each source is deduplicated and put into folds exactly as `membench diagnose` does. Timed:
-each baseline alone, one process (``out_of_fold_scores`` over the shared folds); the five
+each baseline alone, one process (``out_of_fold_scores`` over the shared folds; wall and CPU
+time: CPU time is what a quiet machine's wall time would be for this one process); the five
 together as ``diagnose`` runs them (every (baseline, fold) fit a task for worker processes,
 where the code has them); and the whole diagnosis (``diagnose``: baselines, bootstrap
 intervals, duplicates, lengths, 13-gram overlap). AUCs are printed in full (``repr``), so two
@@ -102,10 +103,12 @@ def measure(name, texts, labels, repeat_whole: bool):
     shared = folds(t_kept, y_kept)
     row = {"source": name, "texts": len(t_kept), "baselines": {}}
     for base in BASELINES:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         scores = out_of_fold_scores(t_kept, y_kept, BASELINES[base].make, folds_=shared)
-        row["baselines"][base] = {"seconds": time.perf_counter() - t0, "auc": float(auc(y_kept, scores))}
+        row["baselines"][base] = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                                  "auc": float(auc(y_kept, scores))}
     row["baselines_seconds"] = sum(b["seconds"] for b in row["baselines"].values())
+    row["baselines_cpu_seconds"] = sum(b["cpu_seconds"] for b in row["baselines"].values())
     from benchmark.diagnostics import crossval
 
     if hasattr(crossval, "out_of_fold_table"):  # the five together, folds in worker processes
@@ -150,7 +153,8 @@ def main(argv=None) -> int:
             whole = f"  whole {row['whole_seconds']:.2f}s" if "whole_seconds" in row else ""
             if "baselines_together_seconds" in row:
                 whole += f"  together ({row['jobs']} jobs) {row['baselines_together_seconds']:.2f}s"
-            print(f"{name} ({row['texts']} texts): baselines {row['baselines_seconds']:.2f}s{whole}  [{times}]")
+            print(f"{name} ({row['texts']} texts): baselines {row['baselines_seconds']:.2f}s "
+                  f"(cpu {row['baselines_cpu_seconds']:.2f}s){whole}  [{times}]")
             print("  AUC " + "  ".join(f"{b} {v['auc']!r}" for b, v in row["baselines"].items()), flush=True)
     out["load_after"] = os.getloadavg()
     if args.json:
