@@ -26,7 +26,10 @@ from ..suite import make_uid
 
 N_FOLDS = 5
 SEED = 0
-PARALLEL_FROM_CHARS = 300_000  # about a second of work in one process: below it, workers cost more
+# Worker processes pay for themselves from about this many characters of text (about 5 s of
+# work in one process on a 2-core machine; starting the workers costs about 1-2 s): below it,
+# one process is as fast. See BENCHMARKS.md, "Diagnostics".
+PARALLEL_FROM_CHARS = 2_000_000
 
 
 def content_order(texts, labels) -> np.ndarray:

@@ -133,6 +133,7 @@ def diagnose(texts, labels, *, subject: dict | None = None, where: str = "input"
         "ngram_overlap": overlap,
         "cross_validation": {
             "folds": len(shared_folds), "seed": SEED, "stratified": True, "shuffled": True,
+            "order": "uid (hash of the text): the folds do not depend on the order of the rows",
             "note": "every score is out of fold; exact duplicates dropped first; the same folds for every baseline",
         },
         "_scores": scores,
