@@ -27,8 +27,8 @@ from ..suite import make_uid
 N_FOLDS = 5
 SEED = 0
 # Worker processes pay for themselves from about this many characters of text (about 5 s of
-# work in one process on a 2-core machine; starting the workers costs about 1-2 s): below it,
-# one process is as fast. See BENCHMARKS.md, "Diagnostics".
+# CPU in one process for all five baselines); below it, spawning them and importing membench
+# in each costs as much as they save. See BENCHMARKS.md, "Diagnostics".
 PARALLEL_FROM_CHARS = 2_000_000
 
 
