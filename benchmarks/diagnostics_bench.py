@@ -88,7 +88,7 @@ def sources(args):
         yield str(path), texts, labels
 
 
-def measure(name, texts, labels, repeat_whole: bool):
+def measure(name, texts, labels, repeat_whole: bool, jobs=None):
     import numpy as np
 
     from benchmark import diagnostics
@@ -112,13 +112,13 @@ def measure(name, texts, labels, repeat_whole: bool):
     from benchmark.diagnostics import crossval
 
     if hasattr(crossval, "out_of_fold_table"):  # the five together, folds in worker processes
-        jobs = crossval.default_jobs(t_kept)
+        jobs = jobs or crossval.default_jobs(t_kept)
         t0 = time.perf_counter()
         crossval.out_of_fold_table(t_kept, y_kept, {b: BASELINES[b].make for b in BASELINES}, shared, n_jobs=jobs)
         row["baselines_together_seconds"], row["jobs"] = time.perf_counter() - t0, jobs
     if repeat_whole:
         t0 = time.perf_counter()
-        diag = diagnostics.diagnose(texts, labels)
+        diag = diagnostics.diagnose(texts, labels, **({"n_jobs": jobs} if jobs else {}))
         row["whole_seconds"] = time.perf_counter() - t0
         mismatch = [b for b in BASELINES if diag["baselines"][b]["auc"] != row["baselines"][b]["auc"]]
         if mismatch:
@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     p.add_argument("splits", nargs="*", help="materialized split ids or globs")
     p.add_argument("--file", action="append", type=Path, help="a labelled file (as `diagnose --file`)")
     p.add_argument("--no-whole", action="store_true", help="time the baselines only")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes for 'together' and the whole diagnosis (default: diagnose's choice)")
     p.add_argument("--make-mixed", nargs=2, metavar=("N", "OUT"))
     p.add_argument("--make-pydoc", nargs=2, metavar=("N", "OUT"))
     p.add_argument("--json", action="store_true")
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
            "code": str(Path(benchmark.__file__).parent), "load_before": os.getloadavg(), "rows": []}
     for name, texts, labels in sources(args):
-        row = measure(name, texts, labels, not args.no_whole)
+        row = measure(name, texts, labels, not args.no_whole, args.jobs)
         out["rows"].append(row)
         if not args.json:
             times = "  ".join(f"{b} {v['seconds']:.2f}s" for b, v in row["baselines"].items())
