@@ -127,22 +127,25 @@ class InProcessAccess(ModelAccess):
         return self._forward(self.target, self.tokenize(texts), "target_forward_tokens", "logprobs")
 
     def conditional_logprobs(self, prefix: str, texts: list[str]):
+        """Statistics of the tokens each text has scored alone (``logprobs``), now conditioned on
+        ``prefix``: the row is the prefix (with the tokenizer's own leading special tokens) then
+        the text as tokenized alone less its leading special tokens, and the last ``len(ids) - 1``
+        predictions are kept, so both see the same tokens, whatever special tokens the tokenizer
+        adds at either end. When prefix and text exceed the context, the prefix is cut from its
+        left end (the text itself is never cut further)."""
         self._need("logprobs", "conditional_logprobs")
         tok, max_len = self.target.tokenizer, self.target.max_length
         prefix_ids = list(tok(prefix, add_special_tokens=True)["input_ids"]) if prefix else []
         alone = self.tokenize(texts)
-        bare = tok(list(texts), add_special_tokens=False)["input_ids"]
-        specials = len(tok("a", add_special_tokens=True)["input_ids"]) - len(
-            tok("a", add_special_tokens=False)["input_ids"])
+        lead = _leading_specials(tok)
         rows, keep = [], []
-        for full, ids in zip(alone, bare):
-            ids = list(ids)[: max(len(full) - specials, 0)]  # the same (truncated) text
-            n_scored = max(len(full) - 1, 0)
-            # the tokens scored alone are the last n_scored of the bare text; keep them and
-            # as much of the prefix (from its right end) plus the text's own head as fits
-            head, body = ids[: len(ids) - n_scored], ids[len(ids) - n_scored :]
-            room = max(max_len - len(body) - len(head), 0)
-            rows.append((prefix_ids[len(prefix_ids) - room :] if room else []) + head + body)
+        for full in alone:
+            full = list(full)
+            n_scored = max(len(full) - 1, 0)  # alone, every token after the first is predicted
+            body = full[lead:] if prefix_ids else full
+            n_scored = min(n_scored, len(body))  # (two or more leading specials: the text's own)
+            room = max(max_len - len(body), 0)
+            rows.append((prefix_ids[len(prefix_ids) - room:] if room else []) + body)
             keep.append(n_scored)
         self.usage["target_forward_texts"] += len(texts)
         stats = self._forward(self.target, rows, "target_forward_tokens", "conditional logprobs")
@@ -220,3 +223,14 @@ class InProcessAccess(ModelAccess):
             self.usage["generated_tokens"] += int(new.numel())
             outs.append(tok.decode(new, skip_special_tokens=True))
         return outs
+
+
+def _leading_specials(tok) -> int:
+    """How many special tokens the tokenizer puts before a text (BOS: 1 for OPT and Llama, 0
+    for Pythia), found by where the bare tokens of a probe start in the full ones."""
+    full = list(tok("a b", add_special_tokens=True)["input_ids"])
+    bare = list(tok("a b", add_special_tokens=False)["input_ids"])
+    for i in range(len(full) - len(bare) + 1):
+        if full[i:i + len(bare)] == bare:
+            return i
+    return 0
