@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import attacks, diagnostics, features, metrics, results, suite, targets
+from . import attacks, diagnostics, features, metrics, profiling, results, suite, targets
 from .errors import MembenchError
 from .hashing import sha256_json
 from .home import portable
@@ -58,7 +58,7 @@ def target_block(target, dtype: str) -> dict:
         "weights_sha256": target.weights_hash,
         "tokenizer_sha256": target.tokenizer_hash,
         "dtype": dtype,
-        "context_rule": targets.CONTEXT_RULE,
+        "context_rule": getattr(target, "context_rule", targets.CONTEXT_RULE),
         "max_length": target.max_length,
     }
 
@@ -196,6 +196,8 @@ def run(
     reference: str | None = None,
     pool: str | Path | None = None,
     counter: dict | None = None,
+    context_rule: str = targets.CONTEXT_RULE,
+    verify: bool = False,
 ) -> list[dict]:
     """Score ``split`` on ``target`` with each scorer; write and return the result records.
 
@@ -205,6 +207,9 @@ def run(
     (default for the demo target: ``demo/neox-tiny-ref``). ``pool``: a file of non-member
     texts disjoint from the split (default: the split's ``pool.parquet`` when it has one).
     ``counter`` accumulates the feature pass's ``forward_passes``/``forward_tokens``.
+    ``context_rule``: what is scored of a text longer than the context (``targets.CONTEXT_RULES``).
+    ``verify``: re-hash the weights and tokenizer files instead of trusting size and mtime.
+    Targets are handles: with every feature cached, no model or tokenizer is loaded.
     """
     spec = suite.get_split(split_id)
     tspec = targets.get_target(target_id)
@@ -224,10 +229,11 @@ def run(
         if "reference" in scorer.requires and reference is None:
             raise MembenchError(f"scorer {scorer.name} needs a reference model",
                                 "pass --reference TARGET (a registry id or a local model directory)")
-    target = targets.load_target(target_id, device=device, dtype=dtype)
+    handle = dict(device=device, dtype=dtype, context_rule=context_rule, verify=verify)
+    target = targets.load_target(target_id, **handle)
     ref_target = None
     if reference and any("reference" in s.requires for s, _ in scorer_objs):
-        ref_target = targets.load_target(reference, device=device, dtype=dtype)
+        ref_target = targets.load_target(reference, **handle)
     counter = counter if counter is not None else {}
     feature_counter: dict = {}
     stats = features.get_features(target, split, batch_tokens=batch_tokens, progress=progress,
@@ -253,10 +259,13 @@ def run(
         inputs = attacks.ScoringInput(uids=uids, texts=texts, features=stats, access=access,
                                       pool=pool_texts, neighbors=neighbors)
         scorer.details = {}
-        scores = np.asarray(scorer.score(inputs), dtype=float)
+        with profiling.phase("scoring", scorer.name):
+            scores = np.asarray(scorer.score(inputs), dtype=float)
         if scores.shape != (len(uids),):
             raise MembenchError(f"scorer {scorer.name} returned shape {scores.shape}, expected ({len(uids)},)")
-        summary, counts = _metrics_block(labels, scores, too_short, blind)
+        with profiling.phase("metrics"):
+            summary, counts = _metrics_block(labels, scores, too_short, blind)
+        counts.update(features.truncation_counts(stats, target.context_rule))
         scorer_block = {
             "name": result_name(scorer, params),
             "version": scorer.version,
@@ -283,8 +292,9 @@ def run(
             "provenance": provenance,
         }
         record.update(diagnostics.control_fields(split.spec, summary))  # shift sensitivity on controls
-        path = results.write(results_dir, record, uids, scores)
-        records.append(results.read(path))  # the record as written (schema, per_sample)
+        with profiling.phase("writing"):
+            path = results.write(results_dir, record, uids, scores, columns={"truncated": stats.truncated()})
+            records.append(results.read(path))  # the record as written (schema, per_sample)
     return records
 
 

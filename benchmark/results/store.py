@@ -75,8 +75,9 @@ def _schema_problem(path, record) -> MembenchError | None:
     )
 
 
-def write(results_dir: Path, record: dict, uids, scores) -> Path:
-    """Write a record and its per-sample scores; refuse a record that fails the schema."""
+def write(results_dir: Path, record: dict, uids, scores, columns: dict | None = None) -> Path:
+    """Write a record and its per-sample scores (plus ``columns``, e.g. a per-sample
+    ``truncated`` flag); refuse a record that fails the schema."""
     target = record["target"]
     path = record_path(
         results_dir, record["split"]["id"], target["id"], record["scorer"]["name"], target.get("revision")
@@ -94,7 +95,7 @@ def write(results_dir: Path, record: dict, uids, scores) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     scores_file = path.with_suffix("").with_suffix(".scores.parquet")
     tmp_scores = scores_file.with_name(scores_file.name + ".tmp")
-    pd.DataFrame({"uid": list(uids), "score": list(scores)}).to_parquet(tmp_scores, index=False)
+    pd.DataFrame({"uid": list(uids), "score": list(scores), **(columns or {})}).to_parquet(tmp_scores, index=False)
     record = dict(record)
     record["schema"] = SCHEMA_VERSION
     record["per_sample"] = {"file": scores_file.name, "sha256": sha256_file(tmp_scores)}
