@@ -161,7 +161,7 @@ def get_features(
     found: list[TokenStats] = []
     rows_of: list[int] = []  # split row of each found sample, in found order
     todo = []
-    with profiling.phase("loading", f"feature cache {target.id}"):
+    with profiling.phase("loading", target.id):  # reading the cached shards
         for index in range(meta["n_shards"]):
             stats, shard_uids, problem = cache.load_shard(key, index)
             if problem:
