@@ -198,6 +198,7 @@ def run(
     counter: dict | None = None,
     context_rule: str = targets.CONTEXT_RULE,
     verify: bool = False,
+    compile: bool = False,
 ) -> list[dict]:
     """Score ``split`` on ``target`` with each scorer; write and return the result records.
 
@@ -209,6 +210,7 @@ def run(
     ``counter`` accumulates the feature pass's ``forward_passes``/``forward_tokens``.
     ``context_rule``: what is scored of a text longer than the context (``targets.CONTEXT_RULES``).
     ``verify``: re-hash the weights and tokenizer files instead of trusting size and mtime.
+    ``compile``: ``torch.compile`` the models' trunks before their first forward pass.
     Targets are handles: with every feature cached, no model or tokenizer is loaded.
     """
     spec = suite.get_split(split_id)
@@ -229,7 +231,7 @@ def run(
         if "reference" in scorer.requires and reference is None:
             raise MembenchError(f"scorer {scorer.name} needs a reference model",
                                 "pass --reference TARGET (a registry id or a local model directory)")
-    handle = dict(device=device, dtype=dtype, context_rule=context_rule, verify=verify)
+    handle = dict(device=device, dtype=dtype, context_rule=context_rule, verify=verify, compile=compile)
     target = targets.load_target(target_id, **handle)
     ref_target = None
     if reference and any("reference" in s.requires for s, _ in scorer_objs):

@@ -42,6 +42,8 @@ def register(sub):
     p.add_argument("--verify", action="store_true",
                    help="re-hash the target's weights and tokenizer files (default: trust a memo kept per "
                    "file with its size and modification time)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model before its forward pass (pays off on long GPU runs; default: off)")
     p.add_argument("--results-dir", type=Path, default=None, help="default: $MEMBENCH_HOME/results")
     p.add_argument("--allow-invalid", action="store_true", help="run a pair outside label validity")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
@@ -115,6 +117,7 @@ def handle(args) -> int:
         pool=args.pool,
         context_rule=args.context_rule,
         verify=args.verify,
+        compile=args.compile,
     )
     for r in records:
         r["metrics"].pop("roc", None)
