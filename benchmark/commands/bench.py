@@ -89,8 +89,7 @@ def feature_scores(stats, texts, freq) -> dict[str, np.ndarray]:
 
     inputs = attacks.ScoringInput(uids=[str(i) for i in range(len(texts))], texts=texts, features=stats)
     out = {name: attacks.get_scorer(name).score(inputs) for name in ("loss", "zlib", "min_k", "min_k_plus_plus")}
-    scorer = attacks.get_scorer("dc_pdd")
-    out["dc_pdd"] = scorer.per_sample(inputs, lambda s, _: dcpdd.dcpdd_score(s["logprob"], s["token_id"], freq, scorer.a))
+    out["dc_pdd"] = dcpdd.dcpdd_scores(stats, freq, attacks.get_scorer("dc_pdd").a)
     return out
 
 
