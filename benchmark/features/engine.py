@@ -240,14 +240,9 @@ def batch_stats(model, input_ids, attention_mask, score_from=None, label: str | 
 
     sync = _syncer(input_ids.device)
     kwargs = {}
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     if _accepts_position_ids(model):
-        kwargs["position_ids"] = positions
-    # A scored position j (predicting input j + 1) counts when both j and j + 1 are real.
-    keep = (attention_mask[:, :-1] & attention_mask[:, 1:]).bool()
-    if score_from is not None:
-        first = torch.as_tensor(score_from, device=positions.device).unsqueeze(-1)
-        keep &= positions[:, 1:] >= first
+        kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    spans = scored_spans(attention_mask, score_from)
     chunks, targets = [], []
     with torch.no_grad():
         split = trunk_and_head(model)
@@ -262,8 +257,9 @@ def batch_stats(model, input_ids, attention_mask, score_from=None, label: str | 
             # Only scored positions reach the vocabulary-sized work (padding costs nothing), in
             # chunks cut within the row, so every matrix product has the shape it has at batch
             # size 1 and the statistics do not move with the batch.
-            rows_pred = pred[row, :-1][keep[row]]
-            target = input_ids[row, 1:][keep[row]]
+            lo, hi = spans[row]
+            rows_pred = pred[row, lo:hi]  # views: no copy, and no device sync per row
+            target = input_ids[row, lo + 1 : hi + 1]
             targets.append(target)
             for lo in range(0, len(target), STATS_CHUNK_TOKENS):
                 chunk = rows_pred[lo : lo + STATS_CHUNK_TOKENS]
@@ -279,6 +275,18 @@ def batch_stats(model, input_ids, attention_mask, score_from=None, label: str | 
     bounds = np.cumsum([0] + [len(t) for t in targets])
     return [{"logprob": lp[lo:hi], "mu": mu[lo:hi], "sigma": sigma[lo:hi], "token_id": ids[lo:hi]}
             for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def scored_spans(attention_mask, score_from=None) -> list[tuple[int, int]]:
+    """Per row, the prediction indices [lo, hi) that are scored: prediction j (made at input j)
+    is of input j + 1, which must be a real token at row position >= score_from (default 1),
+    with position 0 the row's first real token. Rows are contiguous (right or left padding);
+    worked out on the host, one transfer per batch."""
+    mask = attention_mask.detach().to("cpu")
+    n = mask.sum(-1).tolist()
+    start = mask.argmax(-1).tolist()  # first real column (the first maximum)
+    first = score_from if score_from is not None else [1] * len(n)
+    return [(a + max(f, 1) - 1, a + k - 1) if k > max(f, 1) else (0, 0) for a, k, f in zip(start, n, first)]
 
 
 def _chunk_stats(logits, target):
