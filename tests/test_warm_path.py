@@ -30,19 +30,30 @@ sys.stderr.write("\\n" + json.dumps({"rc": code, "torch": "torch" in sys.modules
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """A local model folder: a random tiny GPT-NeoX and a BPE tokenizer trained on a few texts
-    (fast, so it reports character offsets), context 128 tokens."""
+def demo_home(tmp_path_factory):
+    """One MEMBENCH_HOME for the runs of the tiny model on the demo split (features computed
+    once, then warm)."""
+    return tmp_path_factory.mktemp("demo-home")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, demo_home):
+    """A local model folder: a random tiny GPT-NeoX (context 256 tokens: some demo texts are
+    longer) and a BPE tokenizer trained on the demo texts (fast, so it reports offsets)."""
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
+    from benchmark import suite
     from benchmark.targets.demo import train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-model")
-    tok = train_tokenizer(TEXTS * 3, out)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMBENCH_HOME", str(demo_home))
+        texts = suite.ensure("demo/pydoc").samples["text"].tolist()
+    tok = train_tokenizer(texts, out)
     torch.manual_seed(0)
     GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=64, max_position_embeddings=128, rotary_pct=0.25)
+                                     intermediate_size=64, max_position_embeddings=256, rotary_pct=0.25)
                        ).eval().save_pretrained(out)
     return out
 
@@ -65,8 +76,8 @@ def _membench(args, env) -> tuple[dict, str]:
     return report, proc.stdout
 
 
-def test_a_warm_run_imports_neither_torch_nor_transformers(tiny_dir, tmp_path):
-    env = {**os.environ, "MEMBENCH_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+def test_a_warm_run_imports_neither_torch_nor_transformers(tiny_dir, demo_home, tmp_path):
+    env = {**os.environ, "MEMBENCH_HOME": str(demo_home), "HF_HUB_OFFLINE": "1"}
     args = ["run", "--target", str(tiny_dir), "--split", "demo/pydoc", "--allow-invalid",
             "--results-dir", str(tmp_path / "results"), "--json"]  # default set: loss, zlib, min_k, min_k++, dc_pdd
     cold, cold_out = _membench(args, env)
@@ -78,7 +89,7 @@ def test_a_warm_run_imports_neither_torch_nor_transformers(tiny_dir, tmp_path):
     for a, b in zip(cold_records, warm_records):
         assert a["metrics"]["auc"] == b["metrics"]["auc"]
         assert a["target"]["weights_sha256"] == b["target"]["weights_sha256"]
-    # demo texts run past the 128-token context: truncated samples are flagged per sample and counted
+    # some demo texts run past the 256-token context: truncated samples are flagged per sample and counted
     record = warm_records[0]
     per_sample = pd.read_parquet(next((tmp_path / "results").rglob(record["per_sample"]["file"])))
     assert record["counts"]["n_truncated"] == int(per_sample["truncated"].sum()) > 0
@@ -139,3 +150,17 @@ def test_verify_rehashes_a_change_that_kept_size_and_mtime(home, tiny_dir, tmp_p
         verified = targets.load_target(str(model), verify=True).weights_hash
     assert verified != known and "without a change of size or modification time" in caplog.text
     assert targets.load_target(str(model)).weights_hash == verified  # the memo now holds the truth
+
+
+def test_sliding_window_run_scores_every_token_and_says_so(demo_home, tiny_dir, tmp_path, monkeypatch):
+    from benchmark.runner import run
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(demo_home))  # truncate-head features are cached there
+
+    head, window = (run(str(tiny_dir), "demo/pydoc", ["loss", "zlib"], results_dir=tmp_path / rule, allow_invalid=True,
+                        progress=False, context_rule=rule) for rule in ("truncate-head", "sliding-window"))
+    assert head[0]["counts"]["n_truncated"] > 0 and window[0]["counts"]["n_truncated"] == 0
+    assert [r["target"]["context_rule"] for r in window] == ["sliding-window"] * 2
+    assert head[0]["metrics"]["auc"] != window[0]["metrics"]["auc"]  # the long texts were scored differently
+    per_sample = pd.read_parquet(next((tmp_path / "sliding-window").rglob(window[0]["per_sample"]["file"])))
+    assert not per_sample["truncated"].any()
