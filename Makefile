@@ -10,7 +10,7 @@ export MEMBENCH_HOME ?= $(CURDIR)/.membench
 # retrying unreachable hosts (run `membench` directly, without this, for Hub work).
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install clean leaderboard serve leaderboard-results bench-site submissions bench
+.PHONY: demo test install clean leaderboard serve leaderboard-results finetune-results bench-site submissions bench
 
 install: $(STAMP)
 
@@ -39,16 +39,37 @@ serve: $(STAMP)
 
 # Regenerate the published demo-track results from real runs (`membench run` and the blind
 # baseline, through `membench demo`), then check them. Never edit those files by hand.
-# Also: the attacks that need model access beyond the cached statistics, and the demo's null
+# Also: the attacks that need model access beyond the cached statistics, the trainable scorers
+# (MIA-Tuner on the 80/20 protocol, Con-ReCall and threshold calibration on cal10: each run also
+# recomputes every other record of the split on the same evaluated rest), and the demo's null
 # control (random halves of the non-members), whose AUCs are each scorer's shift sensitivity.
 NULL_CONTROL := control/null/demo/pydoc-nonmembers
 leaderboard-results: $(STAMP)
 	$(VENV)/bin/membench demo --results-dir $(PUBLISHED) --out leaderboard_site/build
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
 	  --scorer lowercase --scorer reference --scorer neighborhood --scorer gradnorm --scorer recall
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer mia_tuner:epochs=10 --calibration cal80
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer con_recall --scorer calibrated:base=min_k --calibration cal10
 	$(VENV)/bin/membench diagnose $(NULL_CONTROL) --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench run --target demo/neox-tiny --split $(NULL_CONTROL) --results-dir $(PUBLISHED)
+	$(MAKE) finetune-results
 	$(VENV)/bin/membench results validate $(PUBLISHED)
+
+# The fine-tuned track's demo recipes (benchmark/finetune/recipes.yaml; a built target is reused):
+# each recipe's own split diagnosed and scored on its target, and the generated-data recipes'
+# before/after comparison on the base's pretraining split (figures in BENCHMARKS.md).
+FT_RECIPES   := stdlib-docs-lora stdlib-users-full
+FT_GENERATED := pii-gen-continuation pii-gen-selfinstruct
+finetune-results: $(STAMP)
+	for r in $(FT_RECIPES); do \
+	  $(VENV)/bin/membench finetune $$r && \
+	  $(VENV)/bin/membench diagnose finetune/$$r --results-dir $(PUBLISHED) && \
+	  $(VENV)/bin/membench run --target ft/$$r --split finetune/$$r --results-dir $(PUBLISHED) || exit 1; \
+	done
+	$(VENV)/bin/membench diagnose finetune/pydoc-pii-base --results-dir $(PUBLISHED)
+	for r in $(FT_GENERATED); do $(VENV)/bin/membench finetune $$r --results-dir $(PUBLISHED) || exit 1; done
 
 # Evaluate every example in submissions/ in the sandbox on the demo track and publish the
 # results (after leaderboard-results, which writes the blind baseline they are compared with).
@@ -56,6 +77,7 @@ submissions: $(STAMP)
 	for d in $(sort $(dir $(wildcard submissions/*/submission.yaml))); do \
 	  $(VENV)/bin/membench evaluate $$d --split demo/pydoc --target demo/neox-tiny --results-dir $(PUBLISHED) || exit 1; \
 	done
+	$(VENV)/bin/membench calibration derive demo/pydoc --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
 
 # Harness throughput and speed-up over a per-sample batch-size-1 loop (figures in BENCHMARKS.md):

@@ -39,6 +39,16 @@ def diagnostics_dir() -> Path:
     return subdir("diagnostics")
 
 
+def diagnostics_file(split_id: str, results_dir: str | Path | None = None) -> Path:
+    """A split's diagnostics JSON: ``MEMBENCH_HOME/diagnostics/<split id>.json`` (the latest
+    diagnosis of the split, whatever results folder it was made for), or with ``results_dir``
+    the copy published beside that folder's records, ``<results_dir>/_diagnostics/<split id>.json``.
+    Not created. Readers look in the results folder first, then in MEMBENCH_HOME."""
+    base = Path(results_dir) / "_diagnostics" if results_dir is not None else diagnostics_dir()
+    *folders, name = split_id.split("/")
+    return base.joinpath(*folders, name + ".json")  # not with_suffix: ids such as ngram_13_0.8 hold dots
+
+
 def features_dir(key: str) -> Path:
     return subdir("features", key[:2], key)
 
@@ -59,6 +69,25 @@ def logs_dir(*parts: str) -> Path:
 def registry_dir(kind: str) -> Path:
     """Entries registered at run time (``benchmark.registered``)."""
     return subdir("registry", kind)
+
+
+def secrets_dir() -> Path:
+    """Secret membership assignments of private splits (seeds, label files): under
+    MEMBENCH_HOME, never in the repository, never visible to a sandboxed scorer; mode 0700."""
+    path = subdir("secrets")
+    path.chmod(0o700)
+    return path
+
+
+def secret_file(key: str) -> Path:
+    """The file holding one secret (e.g. a private split's assignment seed), by key."""
+    return secrets_dir() / key.replace("/", "__")
+
+
+def scratch_dir(*parts: str) -> Path:
+    """Short-lived working folders (a sandbox run's view and snapshot); whatever a killed
+    process leaves here is swept by the next worker."""
+    return subdir("scratch", *parts)
 
 
 def cache_dir(name: str) -> Path:

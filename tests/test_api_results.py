@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
+import re
 import time
 
 import httpx
@@ -12,9 +11,11 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from benchmark.site import build_site
+from benchmark.site import build_site, served_by
 from benchmark.site.app import create_app
-from site_helpers import XSS, make_results, result_files
+from site_helpers import MODEL_FREE, XSS, free_port, live_server, make_results, result_files
+
+N_RESULTS = 41
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def client(folders):
 
 def test_results_endpoint_filters(client):
     everything = client.get("/api/results").json()
-    assert len(everything) == 40
+    assert len(everything) == N_RESULTS
     assert all("roc" not in r["metrics"] for r in everything)
     loss = client.get("/api/results", params={"scorer": "loss", "split": "wikimia/32"}).json()
     assert len(loss) == 4 and {r["target"]["id"] for r in loss} == {"pythia-160m", "pythia-1.4b"}
@@ -57,8 +58,9 @@ def test_splits_and_diagnostics(client):
 
 def test_scorers_carry_hash_and_submission(client):
     scorers = {s["name"]: s for s in client.get("/api/scorers").json()}
-    assert {"loss", "zlib", "min_k", "blind_bow", XSS} == set(scorers)
+    assert {"loss", "zlib", "min_k", "blind_bow", XSS, MODEL_FREE} == set(scorers)
     assert scorers["loss"]["n_results"] == 12 and len(scorers["loss"]["code_sha256"][0]) == 64
+    assert scorers["min_k"]["paper_name"] == "Min-K% Prob" and scorers[XSS]["paper_name"] == XSS
     assert scorers[XSS]["kind"] == "submission" and scorers[XSS]["submission"]["description"] == XSS
 
 
@@ -102,34 +104,18 @@ def test_api_sees_new_and_refused_files_without_restart(folders, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(folders[0], results)
     c = TestClient(create_app(folders[1], results))
-    assert c.get("/api/health").json()["results"] == 40
+    assert c.get("/api/health").json()["results"] == N_RESULTS
     bad = result_files(results)[0]
     rec = json.loads(bad.read_text())
     rec["metrics"]["auc_ci95"] = "wide"
     bad.write_text(json.dumps(rec))
-    assert c.get("/api/health").json() == {"status": "ok", "version": c.app.version, "results": 39, "rejected": 1}
+    assert c.get("/api/health").json() == {"status": "ok", "version": c.app.version, "results": N_RESULTS - 1,
+                                           "rejected": 1}
     assert c.get("/api/rejected").json()[0]["field"] == "metrics.auc_ci95"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_live_server_on_localhost(folders):
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(folders[1], folders[0]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        base = f"http://127.0.0.1:{port}"
+    with live_server(create_app(folders[1], folders[0])) as base:
         with httpx.Client(base_url=base, timeout=10, trust_env=False) as http:
             assert len(http.get("/api/results", params={"scorer": "zlib"}).json()) == 12
             assert http.get("/api/splits").status_code == 200
@@ -138,9 +124,6 @@ def test_live_server_on_localhost(folders):
             page = http.get("/")
             assert page.status_code == 200 and "text/html" in page.headers["content-type"]
             assert "/api/results" in http.get("/openapi.json").json()["paths"]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_membench_serve_command(folders, tmp_path):
@@ -149,7 +132,7 @@ def test_membench_serve_command(folders, tmp_path):
 
     from site_helpers import REPO
 
-    port = _free_port()
+    port = free_port()
     site = tmp_path / "site"  # empty: `serve` builds it first
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmark.cli", "serve", "--results", str(folders[0]), "--site", str(site),
@@ -164,12 +147,16 @@ def test_membench_serve_command(folders, tmp_path):
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        assert health == {"status": "ok", "version": health["version"], "results": 40, "rejected": 0}
+        assert health == {"status": "ok", "version": health["version"], "results": N_RESULTS, "rejected": 0}
         assert (site / "index.html").is_file()
+        served = served_by(site)  # `leaderboard build` into this folder will say so
+        assert served and served["pid"] == proc.pid and served["results"] == str(folders[0].resolve())
+        assert httpx.get(f"http://127.0.0.1:{port}/.membench-serving.json", trust_env=False).status_code == 404
         assert "membench leaderboard" in httpx.get(f"http://127.0.0.1:{port}/", trust_env=False).text
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    assert served_by(site) is None and not (site / ".membench-serving.json").exists()
 
 
 def test_site_built_after_start_is_served(folders, tmp_path):
@@ -180,3 +167,47 @@ def test_site_built_after_start_is_served(folders, tmp_path):
     assert c.get("/api/health").status_code == 200
     build_site(folders[0], site)
     assert "membench leaderboard" in c.get("/").text
+
+
+@pytest.mark.parametrize("param, value, listed", [
+    ("split", "wikimia/33", "wikimia/32"),
+    ("target", "pythia-161m", "pythia-160m"),
+    ("scorer", "los", "loss"),
+    ("track", "pretrainig", "pretraining"),
+    ("kind", "attacks", "attack"),
+])
+def test_unknown_filter_values_are_a_400_naming_the_valid_ones(client, param, value, listed):
+    r = client.get("/api/results", params={param: value})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert f"unknown {param} '{value}'; valid choices: " in detail and listed in detail
+    assert f"closest: {listed}" in detail
+
+
+def test_known_filter_values_without_results_are_an_empty_list(client):
+    # a registry split, a built-in scorer and a schema kind with no results yet are valid filters
+    assert client.get("/api/results", params={"split": "wikimia/64"}).json() == []
+    assert client.get("/api/results", params={"scorer": "min_k_plus_plus"}).json() == []
+    assert client.get("/api/results", params={"track": "demo"}).json() == []
+    assert client.get("/api/results", params={"target": "pythia-70m"}).json() == []
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_work_offline_from_local_assets(client, page):
+    html = client.get(page).text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+    assert urls and all(u.startswith("/") for u in urls), urls  # nothing from a CDN or font service
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    for u in re.findall(r'(?:src|href)="([^"]+)"', html):
+        asset = client.get(u)
+        assert asset.status_code == 200 and len(asset.content) > 100, u
+
+
+def test_dot_files_of_the_site_folder_are_not_served(folders, client):
+    (folders[1] / ".membench-serving.json").write_text("{}")
+    try:
+        assert client.get("/.membench-serving.json").status_code == 404
+        assert client.get("/.membench-site.json").status_code == 404
+        assert client.get("/split/../.membench-site.json").status_code == 404
+    finally:
+        (folders[1] / ".membench-serving.json").unlink()

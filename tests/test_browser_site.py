@@ -1,10 +1,13 @@
 """The built leaderboard in a real browser: headless Chromium (Debian's) driven by Selenium.
 
-Opens the overview from disk (no server: sorting and filtering run in the page), sorts a
-column by clicking its header, filters with the text box, follows links to a split page and a
-scorer page, finds the ROC SVG, saves a screenshot of each page under test-artifacts/ and
-checks the browser console stayed free of errors. Without Chromium the test skips, except
-under CI=true, where it fails.
+Opens the overview from disk (no server: tabs, sorting and filtering run in the page): the
+overview figure of a track, switching tracks and tables with their tabs, every table within
+the page width, sorting a column, filtering, a permalink into a hidden track; follows links
+to a split page (verdict, results table, data card, in that order) and a scorer page (the
+definition, the ROC SVGs); then opens /docs from a live server with no network in reach of
+the page's assets. Saves a screenshot of each page under test-artifacts/ and checks the
+browser console stayed free of errors. Without Chromium (and chromium-driver) the test skips,
+except under CI=true, where it fails.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.site import build_site
-from site_helpers import XSS, make_results
+from site_helpers import XSS, live_server, make_results
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -54,8 +57,17 @@ def _severe(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def test_overview_sort_filter_links_roc_screenshots(tmp_path):
+def _overflowing_tables(driver) -> list[str]:
+    """Displayed tables wider than their block (which would need a horizontal scroll)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('.table-block')).filter(function (b) {"
+        "  return b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1; }).map(function (b) { return b.id; });"
+    )
+
+
+def test_overview_figure_tabs_tables_split_page_scorer_page_and_offline_docs(tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     results = make_results(tmp_path / "results", published=True)
     report = build_site(results, tmp_path / "site")
@@ -65,51 +77,90 @@ def test_overview_sort_filter_links_roc_screenshots(tmp_path):
     try:
         driver.get(report.index.as_uri())
         assert "membench" in driver.title
-        table = "track-pretraining"
 
-        # sort by AUC: click the header, rows come back in ascending, then descending order
+        # the overview figure of the first track: each scorer's AUC beside the blind baseline
+        pre = driver.find_element(By.ID, "section-pretraining")
+        figures = pre.find_elements(By.CSS_SELECTOR, "#figure-pretraining svg.overview")
+        assert len(figures) == 2 and all(f.is_displayed() and f.size["width"] > 300 for f in figures)
+        assert len(figures[0].find_elements(By.CSS_SELECTOR, "g.row circle")) >= 3
+        assert figures[0].find_elements(By.CSS_SELECTOR, "line.blind-line")
+        # one track and one table shown by default, the others one click away
+        assert not driver.find_element(By.ID, "section-control").is_displayed()
+        assert driver.find_element(By.ID, "track-pretraining").is_displayed()
+        assert not driver.find_element(By.ID, "matrix-pretraining").is_displayed()
+        assert _overflowing_tables(driver) == []
+        driver.save_screenshot(str(ARTIFACTS / "overview.png"))
+
+        table = "track-pretraining"
         header = driver.find_element(By.CSS_SELECTOR, f"#{table} thead th:nth-child(4) button")
         header.click()
-        asc = [float(v) for v in _column(driver, table, 3)]
+        asc = [float(v.split()[0]) for v in _column(driver, table, 3)]
         assert asc == sorted(asc) and len(asc) > 5
         assert driver.find_element(By.CSS_SELECTOR, f"#{table} thead th:nth-child(4)").get_attribute("aria-sort") == "ascending"
         header.click()
-        desc = [float(v) for v in _column(driver, table, 3)]
+        desc = [float(v.split()[0]) for v in _column(driver, table, 3)]
         assert desc == sorted(desc, reverse=True)
 
-        # filter with the text box: only rows mentioning min_k stay visible
         box = driver.find_element(By.CSS_SELECTOR, f'input.filter[data-table="{table}"]')
-        box.send_keys("min_k")
+        box.send_keys("LOSS")
         scorers = _column(driver, table, 0)
-        assert scorers and all("min_k" in s for s in scorers)
-        assert len(scorers) < len(desc)
+        assert scorers and all("LOSS" in s for s in scorers) and len(scorers) < len(desc)
         assert "of" in driver.find_element(By.ID, f"{table}-count").text
-        # user text is shown as text, never run
-        assert XSS in driver.find_element(By.TAG_NAME, "body").text
-        driver.save_screenshot(str(ARTIFACTS / "overview.png"))
+        assert XSS in driver.find_element(By.TAG_NAME, "body").text  # user text is shown as text, never run
 
-        # follow a link to a split page: verdict and diagnostics first, blind baseline pinned
-        driver.find_element(By.CSS_SELECTOR, f"#{table} tbody.ranked tr:not([hidden]) td:nth-child(3) a").click()
+        driver.find_element(By.CSS_SELECTOR, 'button[data-tab="panel-matrix-pretraining"]').click()
+        assert driver.find_element(By.ID, "matrix-pretraining").is_displayed()
+        assert not driver.find_element(By.ID, "track-pretraining").is_displayed()
+        driver.find_element(By.CSS_SELECTOR, 'button[data-tab="section-control"]').click()
+        assert driver.find_element(By.ID, "section-control").is_displayed() and not pre.is_displayed()
+        assert driver.find_element(By.CSS_SELECTOR, "#figure-control svg.overview").is_displayed()
+        assert _overflowing_tables(driver) == []
+        driver.find_element(By.CSS_SELECTOR, 'button[data-tab="section-pretraining"]').click()
+
+        # a permalink to a row of a hidden track opens that track
+        row_id = driver.find_element(By.CSS_SELECTOR, "#track-control tbody.ranked tr").get_attribute("id")
+        driver.get(report.index.as_uri() + "#" + row_id)
+        assert driver.find_element(By.ID, row_id).is_displayed()
+        assert not driver.find_element(By.ID, "section-pretraining").is_displayed()
+
+        # a split page: verdict (with its figure), results table, data card, in that order
+        driver.get(report.index.as_uri())
+        driver.find_element(By.CSS_SELECTOR, "#track-pretraining tbody.ranked tr td:nth-child(3) a").click()
         assert "/split/" in driver.current_url
         sections = [s.get_attribute("id") for s in driver.find_elements(By.CSS_SELECTOR, "main section")]
-        assert sections[:4] == ["diagnostics", "controls", "card", "results"]
-        assert driver.find_elements(By.CSS_SELECTOR, "tbody.pinned tr.blind")
+        assert sections[:3] == ["verdict", "results", "card"]
+        assert driver.find_element(By.CSS_SELECTOR, "#verdict svg.overview").is_displayed()
+        assert driver.find_element(By.CSS_SELECTOR, "#verdict .badge.verdict").is_displayed()
+        assert driver.find_elements(By.CSS_SELECTOR, "#results tbody.pinned tr.blind")
+        assert "labels of this split are public" in driver.find_element(By.ID, "verdict").text
+        assert _overflowing_tables(driver) == []
         driver.save_screenshot(str(ARTIFACTS / "split.png"))
 
-        # follow a link to a scorer page: ROC curves as SVG, linear and log-log
+        # a scorer page: paper name, definition from the docstring, ROC curves linear and log-log
         driver.find_element(By.CSS_SELECTOR, "#results tbody.ranked td:first-child a:not(.permalink)").click()
         assert "/scorer/" in driver.current_url
+        assert driver.find_element(By.CSS_SELECTOR, "#definition pre.definition").text.strip()
         svgs = driver.find_elements(By.CSS_SELECTOR, "#roc svg")
         assert len(svgs) >= 2 and svgs[0].is_displayed()
-        assert driver.find_elements(By.CSS_SELECTOR, "#roc svg polyline")
         assert any("log-log" in (s.get_attribute("aria-label") or "") for s in svgs)
+        assert _overflowing_tables(driver) == []
         driver.save_screenshot(str(ARTIFACTS / "scorer.png"))
+        assert _severe(driver) == []
 
+        # /docs from a live server renders Swagger UI from local assets
+        from benchmark.site.app import create_app
+
+        with live_server(create_app(report.out_dir, results, include_submissions=False)) as base:
+            driver.get(f"{base}/docs")
+            WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
+            assert "membench" in driver.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+            assert driver.find_elements(By.CSS_SELECTOR, ".opblock")  # the operations are listed
+            driver.save_screenshot(str(ARTIFACTS / "docs.png"))
         assert _severe(driver) == []
     finally:
         logs = _severe(driver) if driver else []
         driver.quit()
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)
     assert logs == []
-    for name in ("overview.png", "split.png", "scorer.png"):
+    for name in ("overview.png", "split.png", "scorer.png", "docs.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

@@ -8,14 +8,14 @@ import random
 import numpy as np
 import pytest
 
-from benchmark import diagnostics, suite
+from benchmark import diagnostics, home, suite
 from benchmark.diagnostics import cards, report
 
 
 @pytest.fixture
 def homes(tmp_path, monkeypatch):
     """Saved diagnostics in a temporary folder; cards in another."""
-    monkeypatch.setattr(report, "diagnostics_root", lambda: tmp_path / "diagnostics")
+    monkeypatch.setattr(home, "diagnostics_dir", lambda: tmp_path / "diagnostics")
     return tmp_path / "cards"
 
 
@@ -67,6 +67,45 @@ def test_a_deleted_block_comes_back_and_check_mode_writes_nothing(homes, capsys)
     assert main(["cards", "demo/pydoc", "--dir", str(homes), "--check"]) == 0
 
 
+def test_check_passes_after_rediagnosing_with_identical_figures_and_reads_as_a_check(homes, capsys):
+    from benchmark.cli import main
+
+    spec = suite.get_split("demo/pydoc")
+    diag = _null_diag()
+    diag["provenance"] = {"created_at": "2026-01-01T00:00:00+00:00", "git_commit": "a" * 40}
+    report.save(diag, spec.id)
+    path = cards.write_cards([spec], homes)[0].path
+    written = path.read_text()
+    assert "2026-01-01T00:00:00+00:00" in written and "a" * 12 in written
+    # the same figures diagnosed again, later, by another commit
+    diag["provenance"] = {"created_at": "2026-02-02T12:00:00+00:00", "git_commit": "b" * 40}
+    report.save(diag, spec.id)
+    capsys.readouterr()
+    assert main(["cards", "demo/pydoc", "--dir", str(homes), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "ok" in out and "up to date" in out and "updated" not in out
+    assert cards.write_cards([spec], homes)[0].status == "unchanged" and path.read_text() == written
+    # a figure that changes does make the card stale, and the check says so without writing
+    diag["baselines"]["blind_length"]["auc"] += 0.001
+    report.save(diag, spec.id)
+    assert main(["cards", "demo/pydoc", "--dir", str(homes), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "stale" in out and "updated" not in out and "run `membench cards`" in out
+    assert path.read_text() == written
+    assert main(["cards", "demo/pydoc", "--dir", str(homes), "--check", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "stale"
+    assert cards.write_cards([spec], homes)[0].status == "updated"
+
+
+def test_check_names_a_missing_card(homes, capsys):
+    from benchmark.cli import main
+
+    assert main(["cards", "demo/pydoc", "--dir", str(homes), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "missing" in out and "created" not in out
+    assert not (homes / "demo" / "pydoc.md").exists()
+
+
 def test_every_registered_split_gets_a_card(homes):
     specs = list(suite.splits().values())
     results = cards.write_cards(specs, homes)
@@ -99,12 +138,10 @@ def test_wikimia24_256_card_reports_length_confound_and_duplicates(shared_data, 
 
 
 def test_split_ids_with_dots_get_their_own_files(tmp_path):
-    from benchmark.diagnostics.report import diagnostics_path
-
     a, b = "mimir/arxiv/ngram_13_0.8", "mimir/arxiv/ngram_13_0.2"
     assert cards.card_path(a, tmp_path) != cards.card_path(b, tmp_path)
     assert cards.card_path(a, tmp_path) == tmp_path / "mimir" / "arxiv" / "ngram_13_0.8.md"
-    assert diagnostics_path(a, tmp_path) == tmp_path / "_diagnostics" / "mimir" / "arxiv" / "ngram_13_0.8.json"
+    assert home.diagnostics_file(a, tmp_path) == tmp_path / "_diagnostics" / "mimir" / "arxiv" / "ngram_13_0.8.json"
 
 
 def test_cards_leave_no_folder_for_a_split_never_materialized(homes, tmp_path, monkeypatch):
@@ -112,5 +149,5 @@ def test_cards_leave_no_folder_for_a_split_never_materialized(homes, tmp_path, m
 
     monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
     spec = suite.get_split("demo/pydoc")
-    assert cards.write_cards([spec], homes, check=True)[0].status == "created"
+    assert cards.write_cards([spec], homes, check=True)[0].status == "missing"
     assert not split_dir(spec.id).exists()

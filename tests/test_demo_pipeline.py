@@ -9,6 +9,7 @@ import pytest
 
 from benchmark import results, site
 from benchmark.hashing import sha256_file
+from benchmark.site.precision import decimals_for
 
 
 def _records(out):
@@ -46,7 +47,8 @@ def test_site_lists_every_scorer_with_numbers(demo_results, tmp_path):
     recs = _records(demo_results)
     for name in ("loss", "zlib", "min_k", "blind_bow"):
         assert name in html
-        assert f"{recs[name]['metrics']['auc']:.3f}" in html
+        m = recs[name]["metrics"]  # shown to the precision its interval supports
+        assert f"{m['auc']:.{decimals_for(*m['auc_ci95'])}f}" in html
 
 
 def test_result_files_are_json_with_schema_tag(demo_results):

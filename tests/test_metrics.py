@@ -141,3 +141,16 @@ def test_vectorized_tpr_rows_equal_the_full_roc_on_every_bootstrap_resample():
         rows = tpr_rows(labels[idx], scores[idx], alpha)
         expected = [full_roc_tpr(labels[r], scores[r], alpha) for r in idx]
         np.testing.assert_allclose(rows, expected)
+
+
+def test_holm_adjustment_by_hand():
+    from benchmark.metrics import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
+    assert holm([0.0, 0.0, 0.2]) == [0.0, 0.0, 0.2]
+    assert holm([]) == [] and holm([0.3]) == [0.3]
+    p = np.random.default_rng(0).uniform(size=10)
+    adjusted = np.asarray(holm(p))
+    assert (adjusted >= p).all() and (adjusted <= np.minimum(1, 10 * p)).all()  # between raw and Bonferroni

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from benchmark.submissions import archive
+from benchmark.submissions import archive, tokens
 from benchmark.submissions.api import create_app
 from benchmark.submissions.queue import Queue
 
@@ -154,7 +154,8 @@ def test_wal_mode(tmp_path):
 @pytest.fixture
 def client(tmp_path):
     app = create_app(tmp_path / "q")
-    with TestClient(app) as c:
+    secret, _ = tokens.add(app.state.submission_queue, "tester")
+    with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as c:
         yield c, app.state.submission_queue
 
 
@@ -164,7 +165,7 @@ def test_post_then_get(client):
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     got = c.get(r.json()["url"]).json()
-    assert got["status"] == "pending" and got["name"] == "ok_sub" and got["log"] == ""
+    assert got["status"] == "pending" and got["name"] == "ok_sub" and got["log"] == "" and got["owner"] == "tester"
     assert c.get("/api/submissions").json()["pending"] == 1
     job = q.claim("w", 30)
     q.finish(job, "failed", error="the scorer raised RuntimeError while scoring: boom")
@@ -182,6 +183,7 @@ def test_post_refusals(client):
     split = c.post("/api/submissions?split=nope/nope", content=_zip(GOOD))
     assert split.status_code == 422 and "unknown split" in split.json()["detail"]
     assert c.get("/api/submissions/0123abcd").status_code == 404
+    assert c.post("/api/submissions", content=_zip(GOOD), headers={"Authorization": "Bearer nope"}).status_code == 401
     assert q.counts()["pending"] == 0
 
 
@@ -190,7 +192,8 @@ def test_the_site_app_serves_the_submission_endpoints(tmp_path):
 
     app = site_app(tmp_path / "site", tmp_path / "results")
     app.state.submission_queue = Queue(tmp_path / "q")
-    with TestClient(app) as c:
+    secret, _ = tokens.add(app.state.submission_queue, "tester")
+    with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as c:
         r = c.post("/api/submissions", content=_zip(GOOD))
         assert r.status_code == 201 and c.get(r.json()["url"]).json()["status"] == "pending"
 
@@ -202,7 +205,7 @@ def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
     from benchmark.submissions.worker import WorkerConfig, serve
 
     if isolation_problem() is not None:
-        pytest.skip("no namespaces here")
+        pytest.skip("no full jail here")
     d = _folder(tmp_path)
     (d / "scorer.py").write_text(
         "import numpy as np\nfrom benchmark.attacks import Scorer\n\nclass S(Scorer):\n    name = 'ok_sub'\n"
@@ -217,3 +220,23 @@ def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
     assert serve(q, WorkerConfig(results_dir=published), exit_when_empty=True) == 0
     assert [r["scorer"]["name"] for _, r in results.iter_records(published)] == ["ok_sub"]
     assert q.get(job_id)["published"] and q.unpublished() == []
+
+
+def test_tokens_command_adds_lists_and_revokes(tmp_path, capsys):
+    import json
+
+    from benchmark.cli import main
+
+    q = ["tokens", "--queue", str(tmp_path / "q")]
+    assert main([*q, "add", "alice-lab", "--per-day", "5", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["token"].startswith("mbt_") and made["per_day"] == 5 and made["active"]
+    assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]).name == "alice-lab"
+    assert main([*q, "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "alice-lab" in listed and made["token"] not in listed
+    assert main([*q, "revoke", "alice-lab", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == made["id"]
+    assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]) is None
+    assert main([*q, "add", "Bad Name"]) == 2 and "not a valid submitter name" in capsys.readouterr().err
+    assert main([*q, "revoke", "nobody"]) == 2

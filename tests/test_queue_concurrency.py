@@ -1,5 +1,6 @@
 """50 concurrent uploads to the server on 127.0.0.1, each processed exactly once, with the
-worker killed (SIGKILL) in the middle of the queue and restarted.
+worker killed (SIGKILL) in the middle of the queue and restarted; authentication on (every
+upload and status call carries a submitter's token).
 
 The server is the site's FastAPI app (uvicorn in a subprocess, loopback only); the worker is
 `membench worker` in a subprocess. Scorers are text-only and the test worker uses 50 bootstrap
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from benchmark import results
-from benchmark.submissions import isolation_problem
+from benchmark.submissions import isolation_problem, tokens
 from benchmark.submissions.queue import Queue
 
 N = 50
@@ -106,8 +107,10 @@ def _worker(root: Path, *extra) -> subprocess.Popen:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(isolation_problem() is not None, reason="no namespaces here")
+@pytest.mark.skipif(isolation_problem() is not None, reason="no full jail here")
 def test_fifty_concurrent_submissions_each_processed_exactly_once(tmp_path):
+    secret, _ = tokens.add(Queue(tmp_path / "queue"), "loadtest", per_day=N)
+    auth = {"Authorization": f"Bearer {secret}"}
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp_path), str(port)], cwd=REPO,
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -116,7 +119,7 @@ def test_fifty_concurrent_submissions_each_processed_exactly_once(tmp_path):
     try:
         def up():
             try:
-                return httpx.get(f"{base}/api/submissions", timeout=2).status_code == 200
+                return httpx.get(f"{base}/api/submissions", timeout=2).status_code == 200  # counts: public
             except httpx.HTTPError:
                 return False
 
@@ -125,11 +128,14 @@ def test_fifty_concurrent_submissions_each_processed_exactly_once(tmp_path):
         def post(i):
             with httpx.Client(timeout=60) as c:
                 return c.post(f"{base}/api/submissions?split=demo/pydoc&target=demo/neox-tiny",
-                              content=_zip(i), headers={"content-type": "application/zip"})
+                              content=_zip(i), headers={"content-type": "application/zip", **auth})
 
         with ThreadPoolExecutor(max_workers=N) as pool:
             responses = list(pool.map(post, range(N)))
         assert [r.status_code for r in responses] == [201] * N, [r.text for r in responses if r.status_code != 201]
+        with httpx.Client(timeout=60) as c:  # the token's day is used up: the next upload waits
+            extra = c.post(f"{base}/api/submissions", content=_zip(N), headers=auth)
+        assert extra.status_code == 429 and "retry-after" in extra.headers
         ids = [r.json()["id"] for r in responses]
         assert len(set(ids)) == N
         queue = Queue(tmp_path / "queue")
@@ -156,8 +162,10 @@ def test_fifty_concurrent_submissions_each_processed_exactly_once(tmp_path):
         assert "lease_expired" in [e["kind"] for e in events if e["job_id"] == retried[0]]
         published = sorted(r["scorer"]["name"] for _, r in results.iter_records(tmp_path / "published"))
         assert published == [f"queued_{i:02d}" for i in range(N)]
-        status = httpx.get(f"{base}/api/submissions/{retried[0]}", timeout=10).json()
+        assert httpx.get(f"{base}/api/submissions/{retried[0]}", timeout=10).status_code == 401
+        status = httpx.get(f"{base}/api/submissions/{retried[0]}", timeout=10, headers=auth).json()
         assert status["status"] == "done" and status["attempts"] == 2 and "published" in status["log"]
+        assert {r["scorer"]["owner"] for _, r in results.iter_records(tmp_path / "published")} == {"loadtest"}
     finally:
         for proc in (worker, server):
             if proc is not None and proc.poll() is None:

@@ -15,6 +15,7 @@ from benchmark.results import (
     read,
     record_path,
     schema_errors,
+    scores_path,
     validate_dir,
     write,
 )
@@ -95,12 +96,46 @@ def test_checkpoints_get_their_own_files(tmp_path):
     assert len(validate_dir(tmp_path).records) == 2
 
 
-def test_two_names_on_one_file_are_refused(tmp_path):
-    rec, uids, scores = synthetic_record("wikimia/32", "pythia-160m", "my scorer", n=60)
+@pytest.mark.parametrize("a, b", [
+    ("min_k(k=0.1)", "min_k(k=0_1)"),   # the slugs of both are min_k_k_0.1 / min_k_k_0_1
+    ("my scorer", "my_scorer"),         # one slug, two names
+    ("min_k(k=0.1)", "min_k(k=0.2)"),   # used to be cut at the dot: min_k_k_0
+    ("min_k_k_0.1", "min_k(k=0.1)"),
+])
+def test_result_file_names_are_collision_free(tmp_path, a, b):
+    for name in (a, b):
+        rec, uids, scores = synthetic_record("wikimia/32", "pythia-160m", name, n=60)
+        write(tmp_path, rec, uids, scores)
+    assert record_path(tmp_path, "wikimia/32", "pythia-160m", a) != record_path(tmp_path, "wikimia/32", "pythia-160m", b)
+    scan = validate_dir(tmp_path)
+    assert scan.ok and sorted(r["scorer"]["name"] for _, r in scan.records) == sorted([a, b])
+
+
+def test_file_names_derive_from_the_whole_key():
+    base = record_path("R", "wikimia/32", "pythia-160m", "loss")
+    assert base.parent == record_path("R", "wikimia/32", "pythia-160m", "zlib").parent
+    assert base.name.startswith("loss-") and base.name.endswith(".json")
+    assert base == record_path("R", "wikimia/32", "pythia-160m", "loss", "main")  # main is no revision
+    others = {record_path("R", "wikimia/64", "pythia-160m", "loss"), record_path("R", "wikimia/32", "pythia-70m", "loss"),
+              record_path("R", "wikimia/32", "pythia-160m", "loss", "step1000"), base}
+    assert len({p.name for p in others}) == 4  # the name alone differs for every key
+    assert scores_path(base).name == base.name[: -len(".json")] + ".scores.parquet"
+
+
+def test_writing_a_key_again_replaces_an_older_file_of_that_key(tmp_path):
+    rec, uids, scores = synthetic_record("wikimia/32", "pythia-160m", "loss", n=60)
+    path = write(tmp_path, rec, uids, scores)
+    legacy = path.with_name("loss.json")  # the name files had before names carried the key hash
+    record = json.loads(path.read_text())
+    record["per_sample"]["file"] = "loss.scores.parquet"
+    shutil.copy(scores_path(path), path.with_name("loss.scores.parquet"))
+    legacy.write_text(json.dumps(record))
+    path.unlink()
+    scores_path(path).unlink()
+    assert len(validate_dir(tmp_path).records) == 1
     write(tmp_path, rec, uids, scores)
-    rec2, _, _ = synthetic_record("wikimia/32", "pythia-160m", "my_scorer", n=60)
-    with pytest.raises(MembenchError, match="maps to the same file"):
-        write(tmp_path, rec2, uids, scores)
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, scores_path(path).name])
+    assert len(validate_dir(tmp_path).records) == 1
 
 
 def test_store_refuses_bad_files_naming_file_and_field(store):
@@ -117,11 +152,11 @@ def test_store_refuses_bad_files_naming_file_and_field(store):
     scan = ResultsStore(store).scan()
     assert scan.records == []
     by_file = {r.path.name: r for r in scan.rejected}
-    assert by_file["loss.json"].field == "per_sample.sha256"
-    assert by_file["zlib.json"].field == "metrics.auc_ci95"
+    assert by_file[loss.name].field == "per_sample.sha256"
+    assert by_file[zlib.name].field == "metrics.auc_ci95"
     assert by_file["broken.json"].field == "<file>"
-    assert str(zlib) in str(by_file["zlib.json"]) and "metrics.auc_ci95" in str(by_file["zlib.json"])
-    with pytest.raises(MembenchError, match=r"zlib\.json: field 'metrics\.auc_ci95'"):
+    assert str(zlib) in str(by_file[zlib.name]) and "metrics.auc_ci95" in str(by_file[zlib.name])
+    with pytest.raises(MembenchError, match=r"zlib-[0-9a-f]{12}\.json: field 'metrics\.auc_ci95'"):
         read(zlib)
 
 
@@ -129,16 +164,16 @@ def test_store_refuses_missing_per_sample_file_and_duplicate_keys(store):
     loss, zlib = result_files(store)
     copy_dir = store / "wikimia" / "32" / "copied"
     copy_dir.mkdir()
-    shutil.copy(loss, copy_dir / "loss.json")
-    shutil.copy(loss.with_name("loss.scores.parquet"), copy_dir / "loss.scores.parquet")
-    zlib.with_name("zlib.scores.parquet").unlink()
+    shutil.copy(loss, copy_dir / loss.name)
+    shutil.copy(scores_path(loss), copy_dir / scores_path(loss).name)
+    scores_path(zlib).unlink()
     scan = validate_dir(store)
     fields = sorted(r.field for r in scan.rejected)
     assert fields == ["<key>", "per_sample.file"]
     dup = next(r for r in scan.rejected if r.field == "<key>")
     # the first file in path order is kept; the other is refused, naming the one it duplicates
     assert "duplicates" in dup.message
-    assert {str(dup.path), dup.message.split()[1]} == {str(loss), str(copy_dir / "loss.json")}
+    assert {str(dup.path), dup.message.split()[1]} == {str(loss), str(copy_dir / loss.name)}
     assert len(scan.records) == 1
 
 
@@ -163,3 +198,151 @@ def test_results_validate_cli(store, capsys):
 def test_split_ids_cannot_escape_the_results_folder(tmp_path, split):
     with pytest.raises(MembenchError, match="cannot name a results folder"):
         record_path(tmp_path, split, "pythia-160m", "loss")
+
+
+# --------------------------------------------------------------------------- self-checking records
+
+
+@pytest.fixture
+def materialized(tmp_path, monkeypatch):
+    """A small split materialized in a private MEMBENCH_HOME (so its labels are at hand)."""
+    from benchmark import suite
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    rows = [{"text": f"passage {i}: " + "lorem ipsum " * (1 + i % 5), "label": i % 2} for i in range(80)]
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return suite.add_local_split("test/recompute", data)
+
+
+def _scored(split, *, kind="attack", seed=0, blind_auc=0.6):
+    """A record exactly as the runner makes it (real metrics from real labels), its uids and scores."""
+    import numpy as np
+
+    from benchmark.runner import _metrics_block
+
+    uids = split.samples["uid"].tolist()
+    labels = split.labels().reindex(uids).to_numpy()
+    scores = np.random.default_rng(seed).normal(size=len(uids)) + 0.8 * labels
+    scores[3] = np.nan  # one excluded sample
+    summary, counts = _metrics_block(labels, scores, np.isnan(scores), blind_auc)
+    rec, _, _ = synthetic_record(split.id, "pythia-160m", "loss", kind=kind, n=10)
+    rec["split"]["content_hash"] = split.content_hash
+    rec["metrics"], rec["counts"] = summary, counts
+    return rec, uids, scores
+
+
+def test_valid_records_are_recomputed_and_accepted(materialized, tmp_path):
+    rec, uids, scores = _scored(materialized)
+    write(tmp_path / "r", rec, uids, scores)
+    scan = validate_dir(tmp_path / "r")
+    assert scan.ok and len(scan.recomputed) == 1 and scan.not_recomputed == []
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda r: r["metrics"].update(auc=round(r["metrics"]["auc"] + 0.013, 3)), "metrics.auc"),
+    (lambda r: r["metrics"]["auc_ci95"].__setitem__(0, r["metrics"]["auc_ci95"][0] - 0.02), "metrics.auc_ci95"),
+    (lambda r: r["metrics"]["tpr_at_fpr"]["0.1"].update(value=0.99), "metrics.tpr_at_fpr.0.1.value"),
+    (lambda r: r["metrics"].update(n_members=r["metrics"]["n_members"] + 1), "metrics.n_members"),
+    (lambda r: r["counts"].update(n_scored=r["counts"]["n_scored"] + 1), "counts.n_scored"),
+    (lambda r: r["metrics"]["roc"]["tpr"].__setitem__(1, 0.5), "metrics.roc.tpr"),
+    (lambda r: r["metrics"].update(excess_over_blind=0.3), "metrics.excess_over_blind"),
+])
+def test_a_hand_edited_figure_is_refused_naming_file_and_field(materialized, tmp_path, mutate, field):
+    rec, uids, scores = _scored(materialized)
+    path = write(tmp_path / "r", rec, uids, scores)
+    record = json.loads(path.read_text())
+    mutate(record)
+    assert schema_errors(record) == []  # schema-valid: only the recomputation can catch it
+    path.write_text(json.dumps(record))
+    (rejected,) = validate_dir(tmp_path / "r").rejected
+    assert rejected.path == path and rejected.field == field
+    assert "the record says" in rejected.message and "labels of split test/recompute" in rejected.message
+    assert main(["results", "validate", str(tmp_path / "r")]) == 1
+
+
+def test_forged_per_sample_scores_with_a_matching_hash_are_refused(materialized, tmp_path):
+    import pandas as pd
+
+    from benchmark.hashing import sha256_file
+
+    rec, uids, scores = _scored(materialized)
+    path = write(tmp_path / "r", rec, uids, scores)
+    table = pd.read_parquet(scores_path(path))
+    table["score"] = table["score"].to_numpy()[::-1]
+    table.to_parquet(scores_path(path), index=False)
+    record = json.loads(path.read_text())
+    record["per_sample"]["sha256"] = sha256_file(scores_path(path))
+    path.write_text(json.dumps(record))
+    (rejected,) = validate_dir(tmp_path / "r").rejected
+    assert rejected.field.startswith("metrics.") or rejected.field == "counts.n_scored"
+
+
+def test_per_sample_uids_outside_the_split_are_refused(materialized, tmp_path):
+    rec, uids, scores = _scored(materialized)
+    write(tmp_path / "r", rec, ["x" + u for u in uids], scores)
+    (rejected,) = validate_dir(tmp_path / "r").rejected
+    assert rejected.field == "per_sample.file" and "not in the split" in rejected.message
+
+
+def test_blind_baseline_records_are_recomputed_over_the_rows_they_analyzed(materialized, tmp_path):
+    import numpy as np
+
+    from benchmark import metrics
+
+    uids = materialized.samples["uid"].tolist()[5:]  # as if five rows were dropped as duplicates
+    labels = materialized.labels().reindex(uids).to_numpy()
+    scores = np.random.default_rng(1).normal(size=len(uids)) + labels
+    rec, _, _ = synthetic_record(materialized.id, "none", "blind_bow", kind="blind_baseline", n=10)
+    rec["split"]["content_hash"] = materialized.content_hash
+    rec["metrics"] = {**metrics.summarize(labels, scores), "roc": metrics.roc_points(labels, scores)}
+    rec["counts"] = {"n_samples": len(materialized.samples), "n_scored": len(uids)}
+    path = write(tmp_path / "r", rec, uids, scores)
+    scan = validate_dir(tmp_path / "r")
+    assert scan.ok and scan.recomputed == [path]
+    record = json.loads(path.read_text())
+    record["counts"]["n_samples"] = len(uids)
+    path.write_text(json.dumps(record))
+    assert validate_dir(tmp_path / "r").rejected[0].field == "counts.n_samples"
+
+
+def test_records_of_splits_not_materialized_here_are_accepted_and_said_unchecked(materialized, tmp_path):
+    rec, uids, scores = synthetic_record("wikimia/32", "pythia-160m", "loss", n=60)
+    write(tmp_path / "r", rec, uids, scores)
+    rec, uids, scores = _scored(materialized)
+    rec["split"]["content_hash"] = "0" * 64  # made on another version of the split
+    write(tmp_path / "r", rec, uids, scores)
+    scan = validate_dir(tmp_path / "r")
+    assert scan.ok and scan.recomputed == []
+    reasons = sorted(why for _, why in scan.not_recomputed)
+    assert "not materialized here" in reasons[1] and "another content hash" in reasons[0]
+
+
+def test_recomputation_rules_are_chosen_by_record_kind(materialized):
+    import pandas as pd
+
+    from benchmark.results import RECOMPUTERS
+    from benchmark.results import recompute_record as recompute
+
+    assert set(RECOMPUTERS) >= {"attack", "submission", "blind_baseline"}
+    rec, uids, scores = _scored(materialized)
+    rec["scorer"]["kind"] = "group"
+    out = recompute(rec, pd.DataFrame({"uid": uids, "score": scores}), materialized.labels(), "x")
+    assert out.status == "skipped" and "kind 'group'" in out.message
+
+
+def test_verdicts_are_cached_by_record_and_scores_content(materialized, tmp_path, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("benchmark.results.recompute")
+
+    rec, uids, scores = _scored(materialized)
+    path = write(tmp_path / "r", rec, uids, scores)
+    assert validate_dir(tmp_path / "r").ok
+    with monkeypatch.context() as patched:
+        patched.setattr(module, "recompute", lambda *a, **k: pytest.fail("recomputed an unchanged record"))
+        assert len(validate_dir(tmp_path / "r").recomputed) == 1
+    record = json.loads(path.read_text())
+    record["metrics"]["auc"] = 0.5
+    path.write_text(json.dumps(record))
+    assert validate_dir(tmp_path / "r").rejected[0].field == "metrics.auc"

@@ -111,15 +111,112 @@ def test_scorer_specs_parse_parameters_and_reject_bad_ones():
     from benchmark.errors import MembenchError
     from benchmark.runner import make_scorers, parse_scorer, result_name
 
-    assert parse_scorer("min_k:k=0.1") == ("min_k", {"k": 0.1})
+    assert parse_scorer("min_k:k=0.1") == ("min_k", {"k": "0.1"})  # cast later, against the signature
     ((scorer, params),) = make_scorers(["min_k:k=0.1"])
-    assert scorer.k == 0.1 and result_name(scorer, params) == "min_k(k=0.1)"
-    with pytest.raises(MembenchError, match="does not take"):
+    assert scorer.k == 0.1 and params == {"k": 0.1} and result_name(scorer, params) == "min_k(k=0.1)"
+    with pytest.raises(MembenchError, match="has no parameter 'k'"):
         make_scorers(["loss:k=3"])
     with pytest.raises(MembenchError, match="k must be"):
         make_scorers(["min_k:k=2"])
     with pytest.raises(MembenchError, match="unknown scorer"):
         make_scorers(["nope"])
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("min_k:k=0.2", ("min_k", {})),            # the default: the same setting as plain min_k
+    ("min_k:k=0.20", ("min_k", {})),
+    ("min_k:k=1", ("min_k", {"k": 1.0})),      # cast to the parameter's type
+    ("min_k:k=0.1", ("min_k", {"k": 0.1})),
+    ("neighborhood:n_neighbors=3,mask_model=none", ("neighborhood", {"mask_model": "none", "n_neighbors": 3})),
+    ("neighborhood:n_neighbors=10", ("neighborhood", {})),
+    ("recall:shots=2.0", ("recall", {})),      # an integral float is the integer
+])
+def test_parameters_are_canonical_against_the_defaults(spec, expected):
+    from benchmark.runner import scorer_settings
+
+    assert scorer_settings([spec]) == [expected]
+
+
+def test_one_setting_has_one_result_name():
+    from benchmark.results import scorer_label
+    from benchmark.runner import scorer_settings
+
+    settings = scorer_settings(["min_k", "min_k:k=0.2", "min_k:k=0.1", "min_k:k=0.10"])
+    assert [scorer_label(*s) for s in settings] == ["min_k", "min_k(k=0.1)"]
+
+
+def test_a_value_list_is_a_grid_and_defaults_collapse():
+    from benchmark.runner import scorer_settings
+
+    assert scorer_settings(["min_k:k=0.05,0.1,0.2,0.5"]) == [
+        ("min_k", {"k": 0.05}), ("min_k", {"k": 0.1}), ("min_k", {}), ("min_k", {"k": 0.5})]
+    grid = scorer_settings(["recall:shots=1,2,seed=0,3"])
+    assert grid == [("recall", {"shots": 1}), ("recall", {"seed": 3, "shots": 1}), ("recall", {}),
+                    ("recall", {"seed": 3})]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("neighborhood:n_neighbors=2.5", "n_neighbors must be an integer, got '2.5'"),
+    ("min_k:k=abc", "k must be a number"),
+    ("min_k:k=nan", "k must be a finite number"),
+    ("min_k:kk=0.1", "has no parameter 'kk'; did you mean 'k'"),
+    ("recall:shot=3", "recall accepts: shots, seed"),
+    ("min_k:k=0.1,k=0.2", "appears twice"),
+    ("min_k:0.1", "is not key=value"),
+])
+def test_parameter_values_are_type_checked_against_the_signature(spec, message):
+    from benchmark.errors import MembenchError
+    from benchmark.runner import scorer_settings
+
+    with pytest.raises(MembenchError) as exc:
+        scorer_settings([spec])
+    assert message in str(exc.value)
+
+
+def test_compare_names_mean_the_settings_of_this_run():
+    from benchmark.errors import MembenchError
+    from benchmark.runner import compare_labels, scorer_settings
+
+    run = scorer_settings(["min_k:k=0.1", "reference"])
+    # a bare name means the run's one setting of that scorer, never an older default file
+    assert compare_labels(["reference", "min_k"], run) == (["reference", "min_k(k=0.1)"], [])
+    assert compare_labels(["min_k(k=0.1)", "reference"], run)[0] == ["min_k(k=0.1)", "reference"]
+    # a scorer the run does not score yet is added to it
+    assert compare_labels(["loss", "min_k:k=0.1"], run) == (["loss", "min_k(k=0.1)"], [("loss", {})])
+    grid = scorer_settings(["min_k:k=0.1,0.5"])
+    with pytest.raises(MembenchError, match="ambiguous"):
+        compare_labels(["min_k", "loss"], grid)
+    assert compare_labels(["min_k:k=0.5", "min_k:k=0.1"], grid)[0] == ["min_k(k=0.5)", "min_k(k=0.1)"]
+    with pytest.raises(MembenchError, match="at least two"):
+        compare_labels(["loss"], run)
+
+
+def test_default_set_says_what_it_skips_without_a_pool():
+    from benchmark.runner import default_scorer_set
+
+    names, skipped = default_scorer_set(pool_available=False, reference=None)
+    assert "dc_pdd" not in names and [s["scorer"] for s in skipped] == ["dc_pdd"]
+    assert "pool" in skipped[0]["reason"] and "--pool" in skipped[0]["fix"]
+    names, skipped = default_scorer_set(pool_available=True, reference="demo/neox-tiny-ref")
+    assert "dc_pdd" in names and names[-1] == "reference" and skipped == []
+
+
+def test_blind_auc_is_read_from_membench_home_when_the_results_folder_has_none(tmp_path, monkeypatch):
+    from benchmark.home import diagnostics_file
+    from benchmark.runner import best_blind_auc
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    results = tmp_path / "results"
+    assert best_blind_auc(results, "demo/pydoc") is None
+    home_file = diagnostics_file("demo/pydoc")
+    home_file.parent.mkdir(parents=True)
+    home_file.write_text(json.dumps({"blind_auc": 0.61, "subject": {"content_hash": "abc"}}))
+    assert best_blind_auc(results, "demo/pydoc", "abc") == 0.61
+    assert best_blind_auc(results, "demo/pydoc", "another version") is None  # diagnosed on other content
+    local = diagnostics_file("demo/pydoc", results)
+    local.parent.mkdir(parents=True)
+    local.write_text(json.dumps({"blind_auc": 0.7}))
+    assert best_blind_auc(results, "demo/pydoc", "abc") == 0.7  # the results folder's own copy first
 
 
 def test_pool_that_overlaps_the_split_is_refused(tmp_path):
@@ -153,24 +250,102 @@ def test_cli_run_json_with_a_parameterized_scorer(demo_run, capsys):
 
 
 @pytest.mark.slow
-def test_cli_compare_gives_the_paired_bootstrap_difference(demo_run, capsys):
+def test_two_settings_of_one_scorer_keep_their_own_records(demo_run):
+    from benchmark.results import validate_dir
+    from benchmark.runner import run
+
+    out, by_name = demo_run
+    first = run("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.1"], results_dir=out, progress=False)
+    again = run("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.2", "min_k:k=0.25"], results_dir=out,
+                progress=False)
+    assert [r["scorer"]["name"] for r in first + again] == ["min_k(k=0.1)", "min_k", "min_k(k=0.25)"]
+    scan = validate_dir(out)
+    assert scan.ok, [str(r) for r in scan.rejected]
+    names = [rec["scorer"]["name"] for _, rec in scan.records]
+    assert names.count("min_k(k=0.1)") == 1 and names.count("min_k") == 1 and names.count("min_k(k=0.25)") == 1
+    assert again[0]["metrics"]["auc"] == by_name["min_k"]["metrics"]["auc"]
+
+
+@pytest.mark.slow
+def test_a_grid_is_scored_from_one_cached_pass(demo_run):
+    from benchmark.runner import run
+
+    out, by_name = demo_run
+    counter: dict = {}
+    records = run("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.05,0.2,0.5"], results_dir=out,
+                  progress=False, counter=counter)
+    assert counter["forward_passes"] == 0
+    assert [r["scorer"]["name"] for r in records] == ["min_k(k=0.05)", "min_k", "min_k(k=0.5)"]
+    assert [r["scorer"]["params"] for r in records] == [{"k": 0.05}, {"k": 0.2}, {"k": 0.5}]
+    assert len({r["per_sample"]["file"] for r in records}) == 3
+
+
+@pytest.mark.slow
+def test_cli_compare_uses_the_records_of_this_run(demo_run, capsys):
     from benchmark import metrics
     from benchmark.cli import main
 
     out, by_name = demo_run
-    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "zlib",
-                 "--results-dir", str(out), "--compare", "loss", "zlib", "--json"]) == 0
+    # the results folder holds a default min_k from the module run; --compare must use k=0.1
+    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "min_k:k=0.1",
+                 "--results-dir", str(out), "--compare", "loss", "min_k", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    c = payload["comparison"]
-    assert c["a"] == "loss" and c["b"] == "zlib" and c["n_paired"] == 390
-    expected = by_name["loss"]["metrics"]["auc"] - payload["records"][0]["metrics"]["auc"]
-    assert c["auc_difference"] == pytest.approx(expected)
-    assert c["ci95"][0] <= c["auc_difference"] <= c["ci95"][1]
-    assert c["bootstrap"] == {"resamples": metrics.bootstrap.N_RESAMPLES, "seed": 0, "stratified": True,
-                              "paired": True}
-    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "zlib",
-                 "--results-dir", str(out), "--compare", "loss", "nothing"]) == 2
-    assert "no result for scorer nothing" in capsys.readouterr().err
+    by_run = {r["scorer"]["name"]: r for r in payload["records"]}
+    assert set(by_run) == {"min_k(k=0.1)", "loss"}  # loss was added to the run
+    (pair,) = payload["comparison"]["pairs"]
+    assert (pair["a"], pair["b"], pair["n_paired"]) == ("loss", "min_k(k=0.1)", 390)
+    assert pair["auc_difference"] == pytest.approx(by_run["loss"]["metrics"]["auc"]
+                                                   - by_run["min_k(k=0.1)"]["metrics"]["auc"])
+    assert pair["ci95"][0] <= pair["auc_difference"] <= pair["ci95"][1]
+    assert pair["bootstrap"] == {"resamples": metrics.bootstrap.N_RESAMPLES, "seed": 0, "stratified": True,
+                                 "paired": True}
+    assert pair["p_holm"] == pair["p_value"]  # one pair: nothing to adjust
+
+
+@pytest.mark.slow
+def test_cli_compare_of_several_gives_every_pair_holm_adjusted(demo_run, capsys):
+    from benchmark.cli import main
+    from benchmark.metrics import holm
+
+    out, _ = demo_run
+    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "loss",
+                 "--results-dir", str(out), "--compare", "loss", "zlib", "min_k", "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)["comparison"]
+    assert [(p["a"], p["b"]) for p in c["pairs"]] == [("loss", "zlib"), ("loss", "min_k"), ("zlib", "min_k")]
+    assert c["correction"]["method"] == "holm" and c["correction"]["family_size"] == 3
+    assert [p["p_holm"] for p in c["pairs"]] == holm([p["p_value"] for p in c["pairs"]])
+    assert main(["run", "--target", "demo/neox-tiny", "--split", "demo/pydoc", "--scorer", "loss",
+                 "--results-dir", str(out), "--compare", "loss", "zlib", "min_k"]) == 0
+    text = capsys.readouterr().out
+    assert "p (Holm)" in text and "Holm-adjusted over 3 pair(s)" in text
+    if any(p["p_value"] == 0 for p in c["pairs"]):  # loss vs zlib on the demo: every resample agrees
+        assert "< 0.001" in text
+    assert " 0.0 " not in text and "p = 0 " not in text
+
+
+def test_a_bootstrap_p_of_zero_prints_below_its_resolution():
+    from benchmark.commands.run import format_p, p_text
+
+    assert format_p(0.0, 0.001) == "p < 0.001" and p_text(0.0, 0.001) == "< 0.001"
+    assert format_p(0.052, 0.001) == "p = 0.052" and format_p(0.002, 0.001) == "p = 0.002"
+
+
+@pytest.mark.slow
+def test_default_run_on_a_split_without_pool_reports_dc_pdd_skipped(capsys):
+    from benchmark.cli import main
+    from benchmark.runner import run
+
+    targets.ensure_demo_target(progress=False)
+    control = "control/null/demo/pydoc-nonmembers"  # no pool.parquet
+    skipped: list = []
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        records = run("demo/neox-tiny", control, results_dir=out, progress=False, skipped=skipped)
+        assert "dc_pdd" not in {r["scorer"]["name"] for r in records}
+        assert [s["scorer"] for s in skipped] == ["dc_pdd"]
+        assert main(["run", "--target", "demo/neox-tiny", "--split", control, "--results-dir", out]) == 0
+        assert "skipped dc_pdd: needs a declared non-member pool" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -178,6 +353,8 @@ def test_cli_compare_gives_the_paired_bootstrap_difference(demo_run, capsys):
     (["--scorer", "min_k:k"], "is not key=value"),
     (["--batch-tokens", "0"], "must be positive"),
     (["--reference", "nope"], "unknown target"),
+    (["--scorer", "min_k:q=1"], "min_k accepts: k"),
+    (["--target-name", "x"], "--target-name names a local model directory"),
 ])
 def test_cli_run_bad_input_is_one_line_error(argv, message, capsys):
     from benchmark.cli import main

@@ -1,21 +1,23 @@
-"""The sandbox's protocol side: capabilities through the proxy, metered; undeclared ones refused;
-no isolation means refusal unless explicitly allowed; the wire format never unpickles."""
+"""The sandbox's protocol side: capabilities through the proxy, metered; undeclared ones refused
+with a message that names the capability; a machine without the jail refuses unless allowed;
+the wire format carries only plain arrays; the jail's pieces are really there."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from pathlib import Path
+import struct
 
 import numpy as np
 import pytest
 
 from benchmark.attacks import ModelAccess
 from benchmark.features import TokenStats
-from benchmark.submissions import Limits, SandboxError, isolation_problem, run_scorer, sandbox
-from benchmark.submissions import protocol
+from benchmark.submissions import Limits, SandboxError, isolation_problem, run_scorer
+from benchmark.submissions import jail, protocol
 from benchmark.submissions.access import CapabilityServer
-from benchmark.submissions.evaluation import _check_used
+from benchmark.submissions.evaluation import _check_used, describe_usage
 
 SCORER = """\
 import os
@@ -30,18 +32,27 @@ class T(Scorer):
 {body}
 """
 
+needs_jail = pytest.mark.skipif(isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}")
+
 
 class FakeAccess(ModelAccess):
     """A ModelAccess with a deterministic 'model': log p of a token = -(its length)."""
 
     def __init__(self):
-        self.usage = {"target_forward_tokens": 0}
+        self.usage = {"target_forward_tokens": 0, "generated_tokens": 0}
 
     def logprobs(self, texts):
         per = [{k: -np.array([len(w) for w in t.split()], np.float32) for k in ("logprob", "entropy", "mu", "sigma")}
                for t in texts]
         self.usage["target_forward_tokens"] += sum(len(t.split()) for t in texts)
         return TokenStats.from_lists(per, [len(t.split()) + 1 for t in texts])
+
+    def tokenize(self, texts):
+        return [[len(w) for w in t.split()] for t in texts]
+
+    def generate(self, prompts, max_new_tokens):
+        self.usage["generated_tokens"] += max_new_tokens * len(prompts)
+        return [p[::-1] for p in prompts]
 
 
 def _write(tmp_path, requires, body):
@@ -67,6 +78,15 @@ def test_declared_capability_is_served_and_metered(tmp_path):
     assert _check_used(type("S", (), {"capabilities": ("logprobs",)})(), run) == []
 
 
+def test_generate_meters_its_prompt_tokens_as_forward_tokens(tmp_path):
+    d = _write(tmp_path, '("generate",)', "out = inputs.access.generate(['one two three', 'four'], 5)\n"
+               "assert out == ['eerht owt eno', 'ruof'], out\nreturn np.zeros(len(inputs.texts))")
+    server = CapabilityServer(FakeAccess())
+    run = run_scorer(d, uids=UIDS, texts=TEXTS, declared=("generate",), access=server,
+                     log_path=tmp_path / "log", allow_unsandboxed=True)
+    assert run.usage["target_forward_tokens"] == 4 and run.usage["generated_tokens"] == 10
+
+
 def test_undeclared_capability_is_refused_even_if_the_scorer_swallows_it(tmp_path):
     d = _write(tmp_path, '("features",)', "try:\n    inputs.access.logprobs(inputs.texts)\nexcept PermissionError as e:\n"
                "    print('refused:', e)\nreturn np.zeros(len(inputs.texts))")
@@ -74,9 +94,29 @@ def test_undeclared_capability_is_refused_even_if_the_scorer_swallows_it(tmp_pat
     run = run_scorer(d, uids=UIDS, texts=TEXTS, declared=("features",), access=server,
                      log_path=tmp_path / "log", allow_unsandboxed=True)
     assert run.refused == ["logprobs"] and server.access.usage["target_forward_tokens"] == 0
-    assert "capability 'logprobs' was not declared" in (tmp_path / "log").read_text()
-    with pytest.raises(SandboxError, match="did not declare: logprobs"):
+    log = (tmp_path / "log").read_text()
+    assert "access.logprobs(), which needs capability 'logprobs', but did not declare it" in log
+    assert "`requires` in scorer.py" in log and "`capabilities` in submission.yaml" in log
+    with pytest.raises(SandboxError, match="did not declare: logprobs.*add logprobs to `requires`"):
         _check_used(type("S", (), {"capabilities": ("features",)})(), run)
+
+
+def test_a_scorer_without_model_access_is_told_what_to_declare(tmp_path):
+    """No capability declared at all: the call still reaches the harness (never a
+    'NoneType has no attribute' error) and the error names the capability to declare."""
+    d = _write(tmp_path, "()", "inputs.access.logprobs(inputs.texts)\nreturn np.zeros(len(inputs.texts))")
+    with pytest.raises(SandboxError) as err:
+        run_scorer(d, uids=UIDS, texts=TEXTS, declared=(), log_path=tmp_path / "log", allow_unsandboxed=True)
+    assert err.value.kind == "capabilities"
+    assert "needs capability 'logprobs'" in str(err.value) and "NoneType" not in str(err.value)
+
+
+def test_usage_has_one_wording():
+    assert describe_usage(("features",), [], {"calls": {}}) == "capabilities used: features"
+    assert describe_usage((), [], {}) == "capabilities used: none (text only)"
+    text = describe_usage(("features", "logprobs"), ["logprobs"],
+                          {"target_forward_tokens": 12, "generated_tokens": 0, "calls": {"logprobs": 2}})
+    assert text == "capabilities used: features, logprobs; calls: logprobs x2; metered: target_forward_tokens=12"
 
 
 def test_features_arrive_as_data(tmp_path):
@@ -88,46 +128,131 @@ def test_features_arrive_as_data(tmp_path):
     np.testing.assert_allclose(run.scores, [-6, -5, -14])
 
 
-def test_no_isolation_refuses_unless_allowed(tmp_path, monkeypatch):
+def test_no_jail_refuses_unless_allowed_and_names_the_missing_piece(tmp_path, monkeypatch):
     d = _write(tmp_path, "()", "return np.zeros(len(inputs.texts))")
-    monkeypatch.setattr(sandbox, "isolation_problem", lambda: "unshare: Operation not permitted")
-    with pytest.raises(SandboxError, match="cannot isolate a scorer .*unshare") as err:
+    monkeypatch.setattr(jail, "missing", lambda: ("bwrap: bubblewrap is not installed (apt-get install bubblewrap)",))
+    with pytest.raises(SandboxError, match="cannot jail a scorer; missing: bwrap: bubblewrap is not installed") as err:
         run_scorer(d, uids=UIDS, texts=TEXTS, declared=(), log_path=tmp_path / "log")
     assert "--allow-unsandboxed" in str(err.value)
     run = run_scorer(d, uids=UIDS, texts=TEXTS, declared=(), log_path=tmp_path / "log", allow_unsandboxed=True)
-    assert not run.sandboxed and list(run.scores) == [0, 0, 0]
+    assert not run.sandboxed and list(run.scores) == [0, 0, 0] and run.jail["pieces"] == []
+    assert "NOT FULLY JAILED" in (tmp_path / "log").read_text()
 
 
-@pytest.mark.skipif(isolation_problem() is not None, reason="no namespaces here")
-def test_isolated_run_is_unprivileged_in_a_fresh_workdir(tmp_path):
-    d = _write(tmp_path, "()", "print('uid', os.getuid(), 'cwd', os.getcwd())\n"
-               "open('scratch.txt', 'w').write('ok')\nreturn np.zeros(len(inputs.texts))")
+@needs_jail
+def test_jailed_run_has_every_piece(tmp_path):
+    """In the jail: its own uid on the host (shown in uid_map), a PID namespace of its own,
+    only /tmp writable, the submission read-only, no inherited descriptor but the socket."""
+    d = _write(tmp_path, "()", "import json\n"
+               "facts = {'uid': os.getuid(), 'map': open('/proc/self/uid_map').read().split(),\n"
+               "         'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),\n"
+               "         'cwd': os.getcwd(), 'fds': sorted(os.listdir('/proc/self/fd')),\n"
+               "         'root': sorted(os.listdir('/')),\n"
+               "         'status': dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines()\n"
+               "                        if l.startswith(('NoNewPrivs', 'Seccomp', 'CapEff', 'CapBnd')))}\n"
+               "missing = []\n"
+               "for mod in ('torch', 'transformers', 'boto3', 'yaml', 'benchmark.suite', 'benchmark.submissions'):\n"
+               "    try:\n        __import__(mod)\n    except ImportError:\n        missing.append(mod)\n"
+               "facts['missing'] = missing\n"
+               "open('scratch.txt', 'w').write('ok')\n"
+               "try:\n    open('/submission/evil.py', 'w')\nexcept OSError as e:\n    facts['sub_write'] = e.errno\n"
+               "print('FACTS', json.dumps(facts))\nreturn np.zeros(len(inputs.texts))")
     run = run_scorer(d, uids=UIDS, texts=TEXTS, declared=(), log_path=tmp_path / "log", limits=Limits(wall_s=60))
-    log = (tmp_path / "log").read_text()
-    assert run.sandboxed and "isolated" in log
-    if os.getuid() == 0:
-        assert "uid 65534" in log
-    assert "cwd /tmp/membench-sandbox-" in log and not list(d.glob("scratch.txt"))
+    assert run.sandboxed and run.jail["pieces"] == list(jail.PIECES)
+    line = next(l for l in (tmp_path / "log").read_text().splitlines() if "FACTS" in l)
+    facts = json.loads(line.split("FACTS ", 1)[1])
+    assert facts["uid"] == jail.JAIL_UID and facts["pids"][0] == 1 and max(facts["pids"]) < 10
+    assert facts["cwd"] == "/tmp" and facts["sub_write"] == 30  # read-only file system
+    assert len(facts["fds"]) <= 5  # 0, 1, 2, the socket, and listdir's own
+    assert facts["missing"] == ["torch", "transformers", "boto3", "yaml", "benchmark.suite", "benchmark.submissions"]
+    status = {k: v.strip() for k, v in facts["status"].items()}
+    assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"  # no new privileges; a filter
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0  # no capability at all
+    assert set(facts["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root",
+                                  "sbin", "submission", "tmp", "usr", "home", "work"}
+    assert not (d / "scratch.txt").exists()
 
 
-def test_protocol_never_unpickles():
+def _pair():
     a, b = socket.socketpair()
-    try:
-        protocol.send(a.fileno(), {"op": "result"}, {"scores": np.arange(3.0)})
-        header, arrays = protocol.recv(b.fileno(), None)
-        assert header["op"] == "result" and list(arrays["scores"]) == [0, 1, 2]
-        import io
-        import struct
+    return a, protocol.Channel(b, deadline=__import__("time").monotonic() + 5)
 
-        buf = io.BytesIO()
-        np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
-        head = b'{"op": "result", "arrays": ["scores"]}'
-        a.sendall(struct.pack(">Q", len(head)) + head + struct.pack(">Q", len(buf.getvalue())) + buf.getvalue())
-        with pytest.raises(protocol.ProtocolError, match="malformed array"):
-            protocol.recv(b.fileno(), None)
+
+def _raw(header: dict, *blobs) -> bytes:
+    head = json.dumps(header).encode()
+    return struct.pack(">Q", len(head)) + head + b"".join(struct.pack(">Q", len(b)) + b for b in blobs)
+
+
+def test_protocol_carries_plain_arrays_only():
+    a, ch = _pair()
+    try:
+        protocol.Channel(a).send({"op": "result"}, {"scores": np.arange(3.0)})
+        header, arrays = ch.recv()
+        assert header["op"] == "result" and list(arrays["scores"]) == [0, 1, 2]
+        a.sendall(_raw({"op": "result", "arrays": [{"name": "scores", "dtype": "|O", "shape": [1]}]}, b"x" * 8))
+        with pytest.raises(protocol.ProtocolError, match="dtype must be one of"):
+            ch.recv()
     finally:
         a.close()
-        b.close()
+        ch.close()
+
+
+@pytest.mark.parametrize("header, blobs, message", [
+    ({"op": "result", "arrays": [{"name": "scores", "dtype": "<f8", "shape": [1 << 36]}]}, (), "exceeds the cap"),
+    ({"op": "result", "arrays": [{"name": "scores", "dtype": "<f8", "shape": [3]}]}, (b"x" * 16,),
+     "array 'scores'"),
+    ({"op": "result", "arrays": "nope"}, (), "'arrays' must be a list"),
+])
+def test_protocol_refuses_lying_array_headers(header, blobs, message):
+    a, ch = _pair()
+    try:
+        a.sendall(_raw(header, *blobs))
+        with pytest.raises(protocol.ProtocolError, match=message):
+            ch.recv()
+    finally:
+        a.close()
+        ch.close()
+
+
+def test_protocol_frame_and_run_caps():
+    a, b = socket.socketpair()
+    ch = protocol.Channel(b, deadline=__import__("time").monotonic() + 5, caps=protocol.Caps(max_header=100, max_run=300))
+    try:
+        a.sendall(struct.pack(">Q", 1 << 40))
+        with pytest.raises(protocol.TooLarge, match="message header of 1099511627776 bytes"):
+            ch.recv()
+    finally:
+        a.close()
+        ch.close()
+
+
+def test_every_message_field_is_checked_in_one_place():
+    ok = protocol.check_message({"op": "call", "method": "logprobs", "kwargs": {"texts": ["a"]}}, {})
+    assert ok["method"] == "logprobs"
+    for header, message in [
+        ({"op": "call", "method": "logprobs", "kwargs": ["a"]}, "field 'kwargs' must be an object"),
+        ({"op": "call", "method": 3, "kwargs": {}}, "field 'method' must be a string"),
+        ({"op": "call", "kwargs": {}}, "lacks field 'method'"),
+        ({"op": "launch"}, "unknown message op"),
+        ({"op": "loaded", "class": "C", "name": "n", "version": "1", "requires": "features"}, "'requires' must be a list"),
+        ({"op": "result", "extra": 1}, "unexpected field"),
+    ]:
+        with pytest.raises(protocol.ProtocolError, match=message):
+            protocol.check_message(header, {})
+    with pytest.raises(protocol.ProtocolError, match="must carry arrays"):
+        protocol.check_message({"op": "loaded", "class": "C", "name": "n", "version": "1", "requires": []},
+                               {"x": np.zeros(1)})
+
+
+def test_capability_arguments_are_capped():
+    with pytest.raises(ValueError, match="'prefix' must be at most 32000 characters"):
+        protocol.check_call("conditional_logprobs", {"prefix": "x" * 100_000, "texts": ["a"]})
+    with pytest.raises(ValueError, match="'texts' must hold at most 1024 items"):
+        protocol.check_call("logprobs", {"texts": ["a"] * 2000})
+    with pytest.raises(ValueError, match="'max_new_tokens' must be an integer in 1..256"):
+        protocol.check_call("generate", {"prompts": ["a"], "max_new_tokens": 10_000})
+    with pytest.raises(ValueError, match="unexpected argument"):
+        protocol.check_call("logprobs", {"texts": ["a"], "extra": 1})
 
 
 def test_check_scores_allows_nan_only_without_scored_tokens():
@@ -140,68 +265,8 @@ def test_check_scores_allows_nan_only_without_scored_tokens():
         check_scores(np.zeros((3, 1)), 3)
 
 
-@pytest.mark.skipif(os.getuid() != 0 or isolation_problem() is not None, reason="simulates a user from root")
-def test_unprivileged_user_isolates_through_a_user_namespace(tmp_path):
-    """Started by an ordinary user (simulated: a forked child drops to nobody), isolation
-    goes through a user namespace and gives the same confinement."""
-    import ctypes
-    import tempfile
-
-    from benchmark.submissions.isolation import isolate
-    from benchmark.submissions.sandbox import _probe_in_child, python_paths
-
-    work, root = tempfile.mkdtemp(prefix="membench-test-"), tempfile.mkdtemp(prefix="membench-root-")
-    for d in (work, root):
-        os.chown(d, 65534, 65534)
-    out = tmp_path / "out.txt"
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
-
-    def child():
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
-        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, as for a process a user starts
-        isolate(work, (), Limits(), expose=python_paths(), newroot=root)
-        facts = []
-        try:
-            socket.socket().connect(("127.0.0.1", 22))
-        except OSError as exc:
-            facts.append(f"net:{exc.errno}")
-        try:
-            open("/etc/escape", "w")
-        except OSError as exc:
-            facts.append(f"write:{exc.errno}")
-        open("inside.txt", "w").write("ok")
-        facts.append("root:" + ",".join(sorted(os.listdir("/"))))
-        os.write(fd, " ".join(facts).encode())
-
-    try:
-        assert _probe_in_child(child) is None
-        facts = out.read_text()
-        assert "net:101" in facts and "write:30" in facts
-        listing = set(facts.split("root:")[1].split(","))
-        # Only system directories and the top folders of what was exposed (Python, the harness
-        # package: wherever this checkout lives) are there: no /home, /opt, /mnt or /var.
-        import benchmark
-
-        package_top = Path(benchmark.__file__).resolve().parts[1]
-        exposed_tops = {Path(p).resolve().parts[1] for p in python_paths()}
-        system = {"bin", "dev", "etc", "lib", "lib32", "lib64", "proc", "root", "sbin", "tmp", "usr"}
-        assert package_top in listing and listing <= system | exposed_tops
-        assert (Path(work) / "inside.txt").read_text() == "ok"
-    finally:
-        os.close(fd)
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-        os.rmdir(root)
-
-
 def test_token_ids_cross_the_protocol():
     """DC-PDD-style submitted scorers need the scored token ids, not only the statistics."""
-    from benchmark.features import TokenStats
-    from benchmark.submissions import protocol
-
     per_sample = [
         {"logprob": np.array([-1.0, -2.0]), "entropy": np.ones(2), "mu": -np.ones(2),
          "sigma": np.ones(2), "token_id": np.array([5, 7])},
@@ -209,6 +274,77 @@ def test_token_ids_cross_the_protocol():
          "sigma": np.ones(1), "token_id": np.array([9])},
     ]
     stats = TokenStats.from_lists(per_sample, [3, 2])
-    back = TokenStats(**protocol.arrays_to_stats_kwargs(protocol.stats_to_arrays(stats, "f_"), "f_"))
+    a, ch = _pair()
+    try:
+        protocol.Channel(a).send({"op": "init"}, protocol.stats_to_arrays(stats, "f_"))
+        _, arrays = ch.recv()
+    finally:
+        a.close()
+        ch.close()
+    back = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "f_"))
     np.testing.assert_array_equal(back.token_ids, [5, 7, 9])
     np.testing.assert_array_equal(back.sample(1)["token_id"], [9])
+
+
+def test_the_sandbox_sees_only_the_interface_of_the_harness():
+    """The sandbox's `benchmark` package: the scorer interface and what it imports, nothing of
+    the suite, its seeds or the demo builder."""
+    from benchmark.submissions.jail import view
+
+    mods = view.interface_modules()
+    assert {"benchmark.attacks.base", "benchmark.features.engine", "benchmark.__init__",
+            "benchmark.attacks.__init__", "benchmark.features.__init__"} <= set(mods)
+    assert not any(m.startswith(("benchmark.suite", "benchmark.targets", "benchmark.submissions",
+                                 "benchmark.diagnostics", "benchmark.runner")) for m in mods)
+    assert "from benchmark.attacks.base import Scorer" in mods["benchmark.attacks.__init__"]
+    assert os.path.basename(view.python_binary()).startswith("python")
+
+
+HARNESS = """
+import sys
+from pathlib import Path
+from benchmark.submissions import Limits, run_scorer
+run_scorer(Path(sys.argv[1]), uids=["a"], texts=["x"], declared=(), log_path=Path(sys.argv[2]),
+           limits=Limits(wall_s=120))
+"""
+
+
+@needs_jail
+def test_a_killed_harness_takes_its_run_along_and_the_next_worker_sweeps_the_rest(tmp_path):
+    """SIGKILL the harness mid-run: the sandbox dies with it (--die-with-parent, the PID
+    namespace), and what the harness could not clean (its scratch folder, its cgroup) is
+    removed by the sweep a worker does when it starts."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmark.home import scratch_dir
+
+    d = _write(tmp_path, "()", "print('started', flush=True)\nimport time\ntime.sleep(120)\nreturn np.zeros(1)")
+    log = tmp_path / "log"
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS, str(d), str(log)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "scorer| started" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline and harness.poll() is None, "the run did not start"
+        time.sleep(0.1)
+    sandboxed = [e.name for e in os.scandir("/proc") if e.name.isdigit() and _uid_of(e) >= jail.uids.UID_BASE]
+    assert sandboxed
+    os.killpg(harness.pid, signal.SIGKILL)
+    harness.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while [p for p in sandboxed if os.path.exists(f"/proc/{p}")]:
+        assert time.monotonic() < deadline, "sandbox processes outlived their harness"
+        time.sleep(0.1)
+    left = [p for p in scratch_dir("sandbox").glob(f"*-{harness.pid}-*")]
+    assert left  # the harness had no chance to clean up...
+    swept = jail.sweep()
+    assert swept["scratch"] >= len(left) and swept["cgroups"] >= 1  # ...the sweep does
+    assert not [p for p in scratch_dir("sandbox").glob(f"*-{harness.pid}-*")]
+
+
+def _uid_of(entry) -> int:
+    try:
+        return entry.stat().st_uid
+    except (OSError, TypeError):
+        return -1

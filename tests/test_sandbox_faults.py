@@ -43,7 +43,7 @@ class T(Scorer):
 """
 
 needs_isolation = pytest.mark.skipif(
-    isolation_problem() is not None, reason=f"no namespaces here: {isolation_problem()}"
+    isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}"
 )
 
 
@@ -69,7 +69,7 @@ def fault_run(tmp_path_factory):
     listener.setblocking(False)
     port = listener.getsockname()[1]
     labels = suite.ensure("demo/pydoc").path / "labels.parquet"
-    escape = Path("/tmp") / f"membench-escape-{uuid.uuid4().hex}"
+    escape = Path("/opt") / f"membench-escape-{uuid.uuid4().hex}"  # outside the sandbox's only writable folder
     faults = {
         "raises": ("raise RuntimeError('boom')", "raised RuntimeError while scoring: boom"),
         "returns_nan": ("return np.full(n, np.nan)", "non-finite score"),
@@ -80,11 +80,11 @@ def fault_run(tmp_path_factory):
         "sleeps": ("time.sleep(120)\nreturn np.zeros(n)", "wall-clock timeout"),
         "memory": ("x = bytearray(8 << 30)\nreturn np.zeros(n)", "out of memory"),
         "network": (f"socket.create_connection(('127.0.0.1', {port}), timeout=3)\nreturn np.zeros(n)",
-                    "tried to open a network connection"),
+                    "tried to open a network socket"),
         "reads_labels": (f"open({str(labels)!r}, 'rb').read()\nreturn np.zeros(n)", "labels.parquet"),
-        "writes_outside": (f"open({str(escape)!r}, 'w').write('x')\nreturn np.zeros(n)", "tried to write outside its working directory"),
+        "writes_outside": (f"open({str(escape)!r}, 'w').write('x')\nreturn np.zeros(n)", "tried to write outside its scratch folder"),
         "forks": ("kids = []\nfor i in range(100):\n    pid = os.fork()\n    if pid == 0:\n"
-                  "        time.sleep(20)\n        os._exit(0)\nreturn np.zeros(n)", "more processes than allowed"),
+                  "        time.sleep(20)\n        os._exit(0)\nreturn np.zeros(n)", "tried to start a process"),
     }
     folders = {name: _folder(subs, name, body) for name, (body, _) in faults.items()}
     expected = {name: msg for name, (_, msg) in faults.items()}
@@ -124,7 +124,7 @@ ALL_FAULTS = ["raises", "returns_nan", "returns_inf", "wrong_length", "wrong_typ
 @pytest.mark.parametrize("fault", ALL_FAULTS)
 def test_fault_fails_with_clear_error(fault_run, fault):
     if fault in SANDBOX_FAULTS and isolation_problem() is not None:
-        pytest.skip(f"no namespaces here: {isolation_problem()}")
+        pytest.skip(f"no full jail here: {isolation_problem()}")
     job = fault_run["queue"].get(fault_run["ids"][fault])
     assert job["status"] == "failed"
     assert fault_run["expected"][fault] in job["error"]

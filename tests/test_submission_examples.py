@@ -15,7 +15,7 @@ from benchmark.submissions import evaluate, isolation_problem, load, validate
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent for p in (REPO / "submissions").glob("*/submission.yaml"))
 
-pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no namespaces here")
+pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no full jail here")
 
 
 def test_at_least_three_examples_with_distinct_capabilities():
@@ -52,7 +52,7 @@ def test_min_k_30_equals_the_builtin_min_k_at_k_0_3(tmp_path):
     inputs = attacks.ScoringInput(uids=split.samples["uid"].tolist(), texts=split.samples["text"].tolist(),
                                   features=stats)
     builtin = attacks.get_scorer("min_k", k=0.3).score(inputs)
-    written = pd.read_parquet(next(tmp_path.rglob("min_k_30.scores.parquet")))
+    written = pd.read_parquet(next(tmp_path.rglob("min_k_30-*.scores.parquet")))
     assert written["uid"].tolist() == inputs.uids
     np.testing.assert_allclose(written["score"].to_numpy(), builtin, rtol=1e-12)
     assert record["metrics"]["auc"] > 0.8  # the demo target remembers its members
@@ -63,7 +63,7 @@ def test_lowercase_ratio_is_metered(tmp_path):
     record = evaluate(REPO / "submissions" / "lowercase_ratio", split_id="demo/pydoc", target_id="demo/neox-tiny",
                       results_dir=tmp_path, log_path=tmp_path / "log")
     usage = record["usage"]
-    assert usage["capabilities_used"] == ["logprobs"] and usage["calls"] == {"logprobs": 1}
+    assert usage["capabilities_used"] == ["features", "logprobs"] and usage["calls"] == {"logprobs": 1}
     assert usage["target_forward_texts"] == record["counts"]["n_samples"] and usage["target_forward_tokens"] > 0
 
 

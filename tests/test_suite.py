@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -178,6 +180,22 @@ def test_null_control_of_the_demo_builds_offline(home):
     assert split.spec.track == "control"
 
 
+def test_fetching_every_control_offline_builds_what_it_can(home, capsys):
+    assert main(["suite", "fetch", "control/*"]) == 0
+    out = capsys.readouterr().out
+    assert "control/null/demo/pydoc-nonmembers  materialized" in out
+    assert ("skipped control/wikimia-vs-wikimia24/64: needs wikimia/64 and wikimia24/64, not materialized here; "
+            "fetch them first: membench suite fetch wikimia/64 wikimia24/64") in out
+    assert "skipped control/null/wikimia/32-nonmembers: needs wikimia/32," in out
+    controls = [s for s in suite.splits().values() if s.kind == "control"]
+    assert out.count("skipped ") == len(controls) - 1
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| control | needs |"):].split("\n\n")[0]
+    for spec in controls:  # the README says which parents each control needs
+        for parent in suite.loaders.parent_ids(spec):
+            assert f"`{parent}`" in table or f"`{re.sub(r'/[0-9]+$', '/<n>', parent)}`" in table, parent
+
+
 def test_control_needs_its_parents(home):
     with pytest.raises(MembenchError, match=r"mimir/temporal_arxiv/2020_08, which is not materialized"):
         suite.fetch("control/temporal_arxiv/2020_08-vs-2023_06")
@@ -202,9 +220,25 @@ def test_tampering_with_a_cached_file_fails_verify(home, shared_data, capsys):
     out = capsys.readouterr().out
     assert "MISMATCH  wikimia/256" in out and str(path / "labels.parquet") in out
     assert main(["suite", "list", "wikimia/256", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["status"] == "fetched"
-    with pytest.raises(MembenchError, match="labels.parquet does not match"):
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "corrupt"
+    with pytest.raises(MembenchError, match="labels.parquet does not match") as err:
         suite.load(suite.get_split("wikimia/256"))
+    assert "membench suite fetch wikimia/256 --force" in err.value.hint
+
+
+def test_a_corrupt_split_says_so_in_list_and_names_force(home, shared_data, capsys):
+    path = _fetch_small(home, shared_data)
+    assert suite.status(suite.get_split("wikimia/256")) == "fetched"
+    (path / "samples.parquet").write_bytes((path / "samples.parquet").read_bytes()[:-10])  # never verified
+    assert main(["suite", "list", "wikimia/256"]) == 0
+    assert "corrupt" in capsys.readouterr().out
+    assert main(["run", "--target", "pythia-160m", "--split", "wikimia/256"]) == 2
+    err = capsys.readouterr().err
+    assert "wikimia/256 is corrupt" in err and "membench suite fetch wikimia/256 --force" in err
+    assert main(["suite", "fetch", "wikimia/256", "--from-dir", str(shared_data / "wikimia"), "--force"]) == 0
+    assert suite.status(suite.get_split("wikimia/256")) == "fetched"
+    (path / "manifest.json").write_text("{oops")
+    assert suite.status(suite.get_split("wikimia/256")) == "corrupt"
 
 
 def test_freeze_writes_and_verify_checks_the_lock(home, shared_data, tmp_path, monkeypatch, capsys):
@@ -374,10 +408,14 @@ def test_hub_dataset_path_and_lock_pin(home, tmp_path, monkeypatch):
 
 def test_glob_fetch_reports_each_failure_and_stale_controls(home, shared_data, tmp_path, capsys):
     suite.fetch("wikimia/32", shared_data / "wikimia")
-    assert main(["suite", "fetch", "control/null/wikimia/32-nonmembers", "control/temporal_arxiv/*", "--json"]) == 2
+    assert main(["suite", "fetch", "control/null/wikimia/32-nonmembers", "control/temporal_arxiv/*", "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["control/null/wikimia/32-nonmembers"]["action"] == "materialized"
-    assert "not materialized" in rows["control/temporal_arxiv/2020_08-vs-2023_06"]["error"]
+    skipped = rows["control/temporal_arxiv/2020_08-vs-2023_06"]
+    assert skipped["action"] == "skipped" and skipped["needs"] == ["mimir/temporal_arxiv/2020_08",
+                                                                    "mimir/temporal_arxiv/2023_06"]
+    assert main(["suite", "fetch", "wikimia/*", "mimir/arxiv/ngram_13_0.8"]) == 2  # a real failure still fails
+    assert "failed mimir/arxiv/ngram_13_0.8" in capsys.readouterr().out
     suite.fetch("wikimia/32", _write(tmp_path / "other", "jsonl"), force=True)  # the parent changes
     report = suite.verify([suite.get_split("control/null/wikimia/32-nonmembers")])[0]
     assert report["status"] == "mismatch" and "built from an older wikimia/32" in report["problems"][0]

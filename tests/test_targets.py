@@ -41,7 +41,7 @@ def test_pythia_checkpoints_by_revision():
     with pytest.raises(MembenchError, match="publishes no checkpoints"):
         targets.get_target("opt-125m@step1000")
     assert targets.get_target("opt-125m@" + "a" * 40).revision == "a" * 40
-    with pytest.raises(MembenchError, match="unknown target 'pythia-99m'"):
+    with pytest.raises(MembenchError, match="unknown target 'pythia-99m'; did you mean 'pythia-70m'"):
         targets.get_target("pythia-99m")
 
 
@@ -78,10 +78,9 @@ def test_targets_cli_list_show_build(capsys):
     assert main(["targets", "build", "pythia-70m", "--device", "meta"]) == 2
 
 
-def test_random_init_needs_a_registry_shape(tmp_path, tiny_neox):
-    tiny_neox.config.save_pretrained(tmp_path)
+def test_random_init_needs_a_registry_shape(local_model):
     with pytest.raises(MembenchError, match="no architecture shape.*needs a registry target"):
-        targets.random_init_model(str(tmp_path))
+        targets.random_init_model(str(local_model))
 
 
 def test_random_init_is_seeded_and_runs():
@@ -95,22 +94,113 @@ def test_random_init_is_seeded_and_runs():
     assert out.shape == (1, 3, a.config.vocab_size)
 
 
-def test_any_local_model_directory_is_a_target(tmp_path, tiny_neox):
+def _save_local_model(folder, model):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     words = [f"w{i}" for i in range(90)]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["<unk>", *words])}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<unk>").save_pretrained(tmp_path)
-    tiny_neox.save_pretrained(tmp_path)
-    spec = targets.get_target(str(tmp_path))
-    assert spec.family == "local" and spec.hub_repo is None
-    loaded = targets.load_target(str(tmp_path))
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<unk>").save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory, tiny_neox):
+    return _save_local_model(tmp_path_factory.mktemp("models") / "my-model", tiny_neox)
+
+
+def test_any_local_model_directory_is_a_target(local_model):
+    spec = targets.get_target(str(local_model))
+    assert spec.family == "local" and spec.hub_repo is None and spec.local_path == str(local_model)
+    loaded = targets.load_target(str(local_model))
     assert loaded.max_length == 128 and loaded.weights_hash != "unknown"
     assert loaded.tokenizer("w1 w2 w3")["input_ids"] == [2, 3, 4]
+    # named by its folder and weights hash, never by its path
+    assert spec.id == f"local/my-model-{loaded.weights_hash[:8]}"
+    assert targets.get_target(str(local_model), name="lab/tiny").id == "lab/tiny"
     with pytest.raises(MembenchError, match="--revision does not apply"):
-        targets.get_target(str(tmp_path), revision="step1")
+        targets.get_target(str(local_model), revision="step1")
+    with pytest.raises(MembenchError, match="is a registry target id"):
+        targets.get_target(str(local_model), name="pythia-70m")
+
+
+def _no_config(d):
+    (d / "config.json").unlink()
+
+
+def _no_tokenizer(d):
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (d / name).unlink(missing_ok=True)
+
+
+def _truncated(d):
+    weights = d / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _no_weights(d):
+    (d / "model.safetensors").unlink()
+
+
+def _missing_shard(d):
+    (d / "model.safetensors").rename(d / "model-00001-of-00002.safetensors")
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+
+
+def _truncated_bin(d):
+    import torch
+
+    (d / "model.safetensors").unlink()
+    torch.save({"w": torch.zeros(1000)}, d / "pytorch_model.bin")
+    data = (d / "pytorch_model.bin").read_bytes()
+    (d / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("breaks, message", [
+    (None, "model directory {d}/absent does not exist"),
+    (_no_config, "model directory {d} has no config.json"),
+    (_no_tokenizer, "model directory {d} has no tokenizer"),
+    (_truncated, "weights file {d}/model.safetensors is truncated"),
+    (_no_weights, "model directory {d} has no weights file"),
+    (_missing_shard, "lacks weight shard(s) model-00002-of-00002.safetensors"),
+    (_truncated_bin, "weights file {d}/pytorch_model.bin is truncated"),
+])
+def test_a_broken_model_directory_is_one_line_before_any_work(tmp_path, local_model, monkeypatch, capsys,
+                                                              breaks, message):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(local_model, folder)
+    target = str(folder / "absent") if breaks is None else str(folder)
+    if breaks is not None:
+        breaks(folder)
+    monkeypatch.setattr(targets, "load_target", lambda *a, **k: pytest.fail("loaded a broken model"))
+    monkeypatch.setattr(suite, "ensure", lambda *a, **k: pytest.fail("materialized a split for a broken model"))
+    assert main(["run", "--target", target, "--split", "demo/pydoc"]) == 2
+    err = capsys.readouterr().err
+    assert message.format(d=folder) in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_local_model_never_leaves_its_path_in_records(tmp_path, local_model, monkeypatch, capsys):
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    data = tmp_path / "texts.jsonl"
+    data.write_text("\n".join(json.dumps({"text": " ".join(f"w{(i * 7 + j) % 90}" for j in range(5 + i % 9)),
+                                          "label": i % 2}) for i in range(40)) + "\n")
+    out = tmp_path / "results"
+    assert main(["run", "--target", str(local_model), "--file", str(data), "--scorer", "loss",
+                 "--results-dir", str(out), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["target"]["id"].startswith("local/my-model-") and record["target"]["path"] is None
+    assert record["split"]["id"].startswith("file/texts-") and record["split"]["label_validity"]["valid"]
+    assert main(["run", "--target", str(local_model), "--target-name", "lab/tiny", "--file", str(data),
+                 "--scorer", "loss", "--results-dir", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["target"]["id"] == "lab/tiny"
+    for path in out.rglob("*.json"):
+        text = path.read_text()
+        assert str(tmp_path) not in text and str(local_model) not in text and "my-model\"" not in text
 
 
 def test_hub_target_offline_is_one_line(monkeypatch):

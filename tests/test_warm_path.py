@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from benchmark import features, targets
+from benchmark.hashing import sha256_file
 from benchmark.targets.fingerprint import FileHashes
 
 TEXTS = [f"membership text number {i}: " + "the quick brown fox jumps over the lazy dog " * (1 + i % 5)
@@ -127,9 +128,10 @@ def test_a_changed_weights_file_is_rehashed_and_invalidates_the_cache(home, tiny
     weights.write_bytes(bytes(data))
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # and a new mtime
-    after = targets.load_target(str(model))
+    after = targets.load_target(str(model))  # (naming a local folder reads the memo too: it re-hashes there)
     assert after.weights_hash != before.weights_hash
-    assert after._hashes.hashed == ["model.safetensors"]
+    memo = FileHashes(model).files["model.safetensors"]
+    assert memo["mtime_ns"] == stat.st_mtime_ns + 5_000_000_000 and memo["sha256"] == sha256_file(weights)
     counter: dict = {}
     features.get_features(after, split, counter=counter)
     assert counter["forward_passes"] > 0  # a new cache key: the old features are not reused

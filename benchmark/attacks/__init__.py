@@ -1,21 +1,59 @@
 """Built-in scorers, one file per attack family; all registered by name.
 
 Public face: ``Scorer``, ``ScoringInput``, ``ModelAccess``, ``InProcessAccess``,
-``register``, ``get_scorer``, ``scorers``, ``FEATURE_SCORERS`` (the default set: functions
+``register``, ``get_scorer``, ``scorer_class``, ``scorers``, ``specs`` (command-line scorer
+specs and grids: ``specs.expand``), ``DeniedAccess``, ``FEATURE_SCORERS`` (the default set: functions
 of the cached token statistics, no extra forward pass) and ``MODEL_SCORERS`` (those that need
-more model access: extra forward passes, a reference model or gradients).
+more model access: extra forward passes, a reference model or gradients), ``FIT_SCORERS``
+(trainable: they learn from a calibration subset's labels in ``fit`` and are scored on the
+evaluated rest), ``CalibrationLabels``, ``take_rows``, ``FitBudget``, ``FitMeter``,
+``BudgetExceeded`` (the metered, capped budget of ``fit``: ``budget``).
 """
 
-from . import dcpdd, gradnorm, loss, lowercase, mink, neighborhood, recall, reference, zlib  # noqa: F401
+from . import (  # noqa: F401
+    calibrated,
+    con_recall,
+    dcpdd,
+    gradnorm,
+    loss,
+    lowercase,
+    mia_tuner,
+    mink,
+    neighborhood,
+    recall,
+    reference,
+    specs,
+    zlib,
+)
 from .access import InProcessAccess
-from .base import CAPABILITIES, ModelAccess, Scorer, ScoringInput, get_scorer, register, scorers
+from .base import (
+    CAPABILITIES,
+    CalibrationLabels,
+    DeniedAccess,
+    ModelAccess,
+    Scorer,
+    ScoringInput,
+    get_scorer,
+    register,
+    scorer_class,
+    scorers,
+    take_rows,
+)
+from .budget import BudgetExceeded, FitBudget, FitMeter
 
 FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
 MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
+FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
 
 __all__ = [
+    "BudgetExceeded",
     "CAPABILITIES",
+    "CalibrationLabels",
+    "DeniedAccess",
     "FEATURE_SCORERS",
+    "FIT_SCORERS",
+    "FitBudget",
+    "FitMeter",
     "MODEL_SCORERS",
     "InProcessAccess",
     "ModelAccess",
@@ -23,5 +61,8 @@ __all__ = [
     "ScoringInput",
     "get_scorer",
     "register",
+    "scorer_class",
     "scorers",
+    "specs",
+    "take_rows",
 ]

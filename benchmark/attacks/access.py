@@ -3,16 +3,20 @@
 One instance is made per scorer with the capabilities that scorer declared; any other call
 raises. Every call is counted in ``usage`` (texts and tokens forwarded on the target and on
 the reference, tokens back-propagated, tokens generated), which the runner records in the
-result. The sandboxed proxy for submitted scorers implements the same interface.
+result. Inside ``fitting(meter)`` (a scorer's ``fit``) every call is also charged to the fit
+meter before it runs, and refused when it would pass the run's fit budget (``budget``). The
+sandboxed proxy for submitted scorers implements the same interface.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 
 from .. import features
 from ..errors import MembenchError
-from .base import ModelAccess
+from .base import ModelAccess, undeclared
 
 
 class InProcessAccess(ModelAccess):
@@ -25,8 +29,11 @@ class InProcessAccess(ModelAccess):
         split=None,
         batch_tokens: int = 16384,
         progress: bool = False,
+        scorer: str | None = None,
     ):
         self.target = target
+        self.scorer = scorer  # named in the error for an undeclared capability
+        self.declared = tuple(granted)
         self.granted = set(granted)
         self.reference_target = reference
         self.split = split  # texts of this split are scored on the reference from its cache
@@ -40,13 +47,29 @@ class InProcessAccess(ModelAccess):
             "gradient_tokens": 0,
             "generated_tokens": 0,
         }
+        self.meter = None  # a budget.FitMeter while the scorer's fit() runs
+        self.bars = []  # progress bars of fit's training, closed when fit ends (however it ends)
 
-    def _need(self, capability: str) -> None:
+    @contextmanager
+    def fitting(self, meter):
+        """Charge every call made inside the block to ``meter`` (a ``budget.FitMeter``)."""
+        self.meter = meter
+        try:
+            yield meter
+        finally:
+            self.meter = None
+            for bar in self.bars:
+                bar.close()
+            self.bars.clear()
+
+    def charge(self, *, forward_tokens: int = 0, backward_tokens: int = 0, steps: int = 0) -> None:
+        """Count a call against the fit budget before it runs (nothing outside ``fit``)."""
+        if self.meter is not None:
+            self.meter.charge(forward_tokens=forward_tokens, backward_tokens=backward_tokens, steps=steps)
+
+    def _need(self, capability: str, method: str | None = None) -> None:
         if capability not in self.granted:
-            raise MembenchError(
-                f"scorer used capability '{capability}' without declaring it",
-                f"add '{capability}' to the scorer's `requires`",
-            )
+            raise undeclared(capability, method or capability, self.scorer, self.declared)
 
     @property
     def vocab_size(self) -> int:
@@ -62,7 +85,29 @@ class InProcessAccess(ModelAccess):
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return features.tokenize(self.target.tokenizer, texts, self.target.max_length)
 
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        tok = self.target.tokenizer
+        if not getattr(tok, "chat_template", None):
+            raise MembenchError(f"target {self.target.id} has no chat template",
+                                "use a chat (aligned) target, or the scorer's variant for base models")
+        ids = tok.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=add_generation_prompt)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # some tokenizers return a BatchEncoding
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
+
+    def soft_prompt(self, num_virtual_tokens: int = 50, init_text: str = "", *, learning_rate: float = 5e-4,
+                    total_steps: int = 1, seed: int = 0):
+        from .softprompt import SoftPrompt
+
+        self._need("fit", "soft_prompt")
+        if self.meter is None:
+            raise MembenchError(f"scorer {self.scorer} asked for a soft prompt outside fit()",
+                                "create and train it inside fit(); score() may use the trained handle")
+        return SoftPrompt(self, num_virtual_tokens, init_text, learning_rate=learning_rate,
+                          total_steps=total_steps, seed=seed)
+
     def _forward(self, model_target, token_ids, usage_key: str, desc: str):
+        self.charge(forward_tokens=sum(len(ids) for ids in token_ids))
         counter: dict = {}
         stats = features.compute(
             model_target.model,
@@ -81,17 +126,17 @@ class InProcessAccess(ModelAccess):
         """Statistics of whole texts under the model's context rule (as the feature pass makes them)."""
         counter: dict = {}
         stats = features.text_stats(model_target, texts, batch_tokens=self.batch_tokens, progress=self.progress,
-                                    counter=counter, desc=desc)
+                                    counter=counter, desc=desc, before=lambda n: self.charge(forward_tokens=n))
         self.usage[usage_key] += counter.get("forward_tokens", 0)
         return stats
 
     def logprobs(self, texts: list[str]):
-        self._need("logprobs")
+        self._need("logprobs", "logprobs")
         self.usage["target_forward_texts"] += len(texts)
         return self._texts(self.target, texts, "target_forward_tokens", "logprobs")
 
     def conditional_logprobs(self, prefix: str, texts: list[str]):
-        self._need("logprobs")
+        self._need("logprobs", "conditional_logprobs")
         tok, max_len = self.target.tokenizer, self.target.max_length
         prefix_ids = list(tok(prefix, add_special_tokens=True)["input_ids"]) if prefix else []
         alone = self.tokenize(texts)
@@ -118,7 +163,7 @@ class InProcessAccess(ModelAccess):
         return features.TokenStats.from_lists(per, n_in)
 
     def reference(self, texts: list[str]):
-        self._need("reference")
+        self._need("reference", "reference")
         if self.reference_target is None:
             raise MembenchError("this scorer needs a reference model", "pass --reference MODEL")
         ref = self.reference_target
@@ -126,6 +171,7 @@ class InProcessAccess(ModelAccess):
             counter: dict = {}
             stats = features.get_features(ref, self.split, batch_tokens=self.batch_tokens,
                                           progress=self.progress, counter=counter)
+            self.charge(forward_tokens=counter.get("forward_tokens", 0))
             self.usage["reference_forward_tokens"] += counter.get("forward_tokens", 0)
             self.usage["reference_cached_texts"] += len(texts) if not counter.get("forward_tokens") else 0
             return stats
@@ -137,7 +183,7 @@ class InProcessAccess(ModelAccess):
         import torch
         from tqdm.auto import tqdm
 
-        self._need("gradients")
+        self._need("gradients", "gradient_norms")
         model = self.target.model
         out = np.full(len(texts), np.nan)
         params = [p for p in model.parameters()]
@@ -149,6 +195,7 @@ class InProcessAccess(ModelAccess):
                                          disable=not self.progress, unit="text")):
                 if len(ids) < 2:
                     continue
+                self.charge(forward_tokens=len(ids), backward_tokens=len(ids))
                 x = torch.tensor([ids], device=self.target.device)
                 model.zero_grad(set_to_none=True)
                 with torch.enable_grad():
@@ -167,11 +214,12 @@ class InProcessAccess(ModelAccess):
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         import torch
 
-        self._need("generate")
+        self._need("generate", "generate")
         tok, model = self.target.tokenizer, self.target.model
         outs = []
         for prompt in prompts:
             ids = torch.tensor([self.tokenize([prompt])[0]], device=self.target.device)
+            self.charge(forward_tokens=int(ids.shape[1]) + int(max_new_tokens))
             with torch.no_grad():
                 gen = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                      max_new_tokens=max_new_tokens,

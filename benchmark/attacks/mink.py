@@ -1,4 +1,5 @@
-"""Min-K% Prob (Shi et al. 2024) and Min-K%++ (Zhang et al. 2024).
+"""Min-K% Prob (Shi et al. 2023, "Detecting pretraining data from large language models",
+arXiv 2310.16789, ICLR 2024) and Min-K%++ (Zhang et al. 2024, arXiv 2404.02936).
 
 Min-K% Prob: the mean of the lowest floor(k * n) values of l_t (at least one), k = 0.2.
 

@@ -18,7 +18,9 @@ def register(sub):
     )
     p.add_argument("splits", nargs="*", metavar="SPLIT", help="split ids or globs (default: all)")
     p.add_argument("--dir", type=Path, default=None, help="cards folder (default: the repository's data_cards/)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any card is missing or stale")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; say per card ok / stale / missing and exit 1 if any is not ok "
+                   "(the time and commit of identical figures do not count)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=handle)
 
@@ -29,9 +31,11 @@ def handle(args) -> int:
 
     specs = suite.match_splits(args.splits) if args.splits else list(suite.splits().values())
     results = cards.write_cards(specs, args.dir or cards.CARDS_DIR, check=args.check)
-    rows = [[r.split, r.status if not args.check else ("ok" if r.status == "unchanged" else f"stale ({r.status})"),
-             r.verdict or "never diagnosed", r.path] for r in results]
-    emit(args, [r.as_dict() for r in results], table(rows, ["split", "card", "verdict", "path"]))
-    if args.check and any(r.status != "unchanged" for r in results):
-        return 1
-    return 0
+    rows = [[r.split, r.status, r.verdict or "never diagnosed", r.path] for r in results]
+    text = table(rows, ["split", "check" if args.check else "card", "verdict", "path"])
+    failing = [r for r in results if args.check and r.status != "ok"]
+    if args.check:
+        text += "\n" + (f"{len(failing)} of {len(results)} card(s) missing or stale: run `membench cards` to write them"
+                        if failing else f"all {len(results)} card(s) up to date")
+    emit(args, [r.as_dict() for r in results], text)
+    return 1 if failing else 0

@@ -28,6 +28,9 @@ def register(sub):
                    "(for its data card), recording the file they came from")
     p.add_argument("--results-dir", type=Path, default=None,
                    help="where split diagnoses write result records (default: $MEMBENCH_HOME/results)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes for the baselines' folds (default: every core for splits "
+                   "large enough to gain from it, else 1); the figures do not depend on it")
     p.add_argument("--json", action="store_true", help="print the diagnostics as JSON (one object "
                    "with a top-level blind_auc; several splits: an object keyed by split id)")
     p.set_defaults(func=handle)
@@ -69,6 +72,8 @@ def handle(args) -> int:
     if bool(args.splits) == bool(args.file):
         raise MembenchError("give split ids or --file PATH (one of the two)",
                             "e.g. `membench diagnose demo/pydoc` or `membench diagnose --file data.jsonl`")
+    if args.jobs is not None and args.jobs < 1:
+        raise MembenchError(f"--jobs must be at least 1 (got {args.jobs})", "e.g. --jobs 2, or leave it out")
     if args.save_as and not args.file:
         raise MembenchError("--save-as goes with --file", "a split's own diagnosis is saved already")
     if args.file:
@@ -77,7 +82,7 @@ def handle(args) -> int:
         texts, labels, info = diagnostics.load_labelled(
             args.file, text_field=args.text_field, label_field=args.label_field, config=args.config)
         diag = diagnostics.diagnose(texts, labels, subject=info, where=str(args.file),
-                                    progress=not args.json)
+                                    progress=not args.json, n_jobs=args.jobs)
         if args.save_as:
             diag["subject"]["saved_as_split"] = args.save_as
             diagnostics.save(diag, args.save_as)
@@ -87,7 +92,7 @@ def handle(args) -> int:
     results_dir = args.results_dir or default_results_dir()
     out = {}
     for spec in suite.match_splits(args.splits):
-        diagnostics.write_blind_results(spec.id, results_dir, progress=not args.json)
+        diagnostics.write_blind_results(spec.id, results_dir, progress=not args.json, n_jobs=args.jobs)
         out[spec.id] = diagnostics.load_saved(spec.id)
     payload = next(iter(out.values())) if len(out) == 1 else out
     emit(args, payload, "\n\n".join(render(k, v) for k, v in out.items()))

@@ -15,25 +15,50 @@ def default_results_dir() -> Path:
 
 def register(sub):
     p = sub.add_parser("run", help="score a split on a target and write result files")
-    p.add_argument("--target", required=True, help="registry target id or a local model directory")
-    p.add_argument("--split", required=True, help="split id (see `membench suite list`)")
+    p.add_argument("--target", required=True,
+                   help="registry target id (`membench targets list`) or a local model directory "
+                   "(save_pretrained folder with config.json, tokenizer and weights)")
+    p.add_argument("--target-name", default=None,
+                   help="the name a local model directory gets in results and on the site (default: "
+                   "local/<folder name>-<first 8 hex digits of its weights hash>; paths are never published)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--split", help="split id (see `membench suite list`)")
+    where.add_argument("--file", type=Path, default=None, metavar="PATH",
+                       help="a one-off split from your own labelled file (jsonl/json/csv/parquet or a "
+                       "save_to_disk folder; 1 = member): registered as file/<name>-<hash> with labels "
+                       "declared valid for --target (to keep it under a name: `membench suite add`)")
+    p.add_argument("--text-field", help="with --file: the text column (default: text, else input)")
+    p.add_argument("--label-field", help="with --file: the label column (default: label)")
     p.add_argument(
         "--scorer",
         action="append",
         help="scorer name, optionally with parameters as name:key=value[,key=value] "
-        "(e.g. min_k:k=0.1); repeatable. Default: every built-in feature-based scorer (plus "
-        "`reference` when --reference is given). Built in: loss, zlib, min_k, min_k_plus_plus, "
-        "dc_pdd, lowercase, reference, neighborhood, gradnorm, recall",
+        "(e.g. min_k:k=0.1), or a grid with several values per key (min_k:k=0.05,0.1,0.2,0.5: every "
+        "setting from one cached feature pass); repeatable. Default: every built-in feature-based "
+        "scorer (dc_pdd only when the split declares a pool or --pool is given: otherwise it is "
+        "skipped and the output says so), plus `reference` when --reference is given. Built in: "
+        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall; "
+        "trainable (fit on a calibration subset, see --calibration): mia_tuner, mia_tuner_aligned, con_recall, calibrated",
     )
     p.add_argument("--reference", default=None,
                    help="reference model for `reference` (registry id or local directory; "
-                   "default for demo/neox-tiny: demo/neox-tiny-ref)")
+                   "default for demo/neox-tiny: demo/neox-tiny-ref, else none)")
     p.add_argument("--pool", default=None,
                    help="declared non-member pool (parquet/jsonl/csv with a `text` column, or "
                    ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
                    "the split (default: the split's pool.parquet when it has one)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="calibration subset for trainable scorers (mia_tuner, mia_tuner_aligned, con_recall, "
+                   "calibrated: they fit on its labels and are scored on the evaluated rest only); every other "
+                   "record of the split is then also recomputed on that rest (`membench calibration list SPLIT`: "
+                   "the subsets; default: each trainable scorer's own, cal80 for MIA-Tuner, cal10 otherwise)")
+    p.add_argument("--fit-budget", default=None, metavar="CAPS",
+                   help="caps on each trainable scorer's fit, e.g. steps=500,forward_tokens=5e6,backward_tokens=2e6,"
+                   "seconds=900 (a fit that would pass one is stopped with one line and nothing is published; "
+                   "default: steps=2000,forward_tokens=5e7,backward_tokens=2.5e7,seconds=14400)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weight dtype (statistics are always fp32)")
     p.add_argument("--batch-tokens", type=int, default=16384, help="tokens per forward batch")
     p.add_argument("--context-rule", default="truncate-head", choices=["truncate-head", "sliding-window"],
                    help="texts longer than the model context: score the first max_length tokens "
@@ -46,9 +71,11 @@ def register(sub):
                    help="torch.compile the model before its forward pass (pays off on long GPU runs; default: off)")
     p.add_argument("--results-dir", type=Path, default=None, help="default: $MEMBENCH_HOME/results")
     p.add_argument("--allow-invalid", action="store_true", help="run a pair outside label validity")
-    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
-                   help="also report AUC(A) - AUC(B) with a paired, stratified bootstrap 95%% "
-                   "interval (result names as printed, e.g. loss min_k)")
+    p.add_argument("--compare", nargs="+", metavar="SCORER", default=None,
+                   help="compare every pair of these scorers of this run (names as printed, specs such as "
+                   "min_k:k=0.1, or bare names; any not yet in the run is added to it): AUC(A) - AUC(B) "
+                   "with a paired, stratified bootstrap 95%% interval and p-value, Holm-adjusted over the "
+                   "pairs (default: no comparison)")
     p.add_argument("--json", action="store_true",
                    help="print the result records as JSON (with --compare: {records, comparison})")
     p.set_defaults(func=handle)
@@ -83,30 +110,102 @@ def summary_rows(records, full: bool = False) -> list[list]:
     return rows
 
 
+def p_text(p: float, resolution: float) -> str:
+    """A bootstrap p-value as a table cell: below the bootstrap's resolution (one over the
+    resamples) it is ``< 0.001`` (for 1,000 resamples), never ``0``."""
+    return f"< {resolution:g}" if p < resolution else f"{p:.3g}"
+
+
+def format_p(p: float, resolution: float) -> str:
+    """``p < 0.001`` or ``p = 0.052``."""
+    text = p_text(p, resolution)
+    return "p " + (text if text.startswith("<") else "= " + text)
+
+
+def comparison_lines(c: dict) -> list[str]:
+    rows = [[f"{x['a']} - {x['b']}", f"{x['auc_difference']:+.3f}",
+             f"[{x['ci95'][0]:+.3f}, {x['ci95'][1]:+.3f}]", p_text(x["p_value"], x["p_resolution"]),
+             p_text(x["p_holm"], x["p_resolution"]), x["n_paired"]] for x in c["pairs"]]
+    lines = [table(rows, ["AUC(A) - AUC(B)", "difference", "95% CI", "p", "p (Holm)", "n"])]
+    lines.append(f"paired, class-stratified bootstrap ({c['pairs'][0]['bootstrap']['resamples']:,} resamples) on "
+                 f"the samples both scored; p-values Holm-adjusted over {c['correction']['family_size']} pair(s); "
+                 "intervals per pair")
+    return lines
+
+
+def _file_split(args, target_id: str) -> str:
+    """Register ``--file`` as a one-off split named after the file and its content."""
+    from .. import suite
+    from ..hashing import sha256_file, sha256_files
+    from ..results.naming import slug
+
+    path = args.file.expanduser().resolve()
+    if not path.exists():
+        from ..errors import MembenchError
+
+        raise MembenchError(f"--file {args.file} does not exist", "pass an existing labelled file")
+    digest = sha256_file(path) if path.is_file() else sha256_files(f for f in path.rglob("*") if f.is_file())
+    split_id = f"file/{slug(path.stem)}-{digest[:8]}"
+    fields = {"text": args.text_field, "label": args.label_field or "label"}
+    existing = suite.splits().get(split_id)
+    if existing is not None and suite.is_materialized(split_id) and target_id in existing.valid_targets \
+            and (args.text_field is None or existing.fields.get("text") == args.text_field) \
+            and existing.fields.get("label") == fields["label"]:
+        return split_id
+    valid = sorted({*getattr(existing, "valid_targets", ()), target_id})
+    suite.add_local_split(split_id, path, text_field=args.text_field, label_field=args.label_field,
+                          valid_for=valid, track="custom", replace=True,
+                          description=f"One-off split from {path.name} (membench run --file); labels declared "
+                          f"membership for {', '.join(valid)}.")
+    return split_id
+
+
 def handle(args) -> int:
+    import sys
+
     from .. import suite, targets
     from ..errors import MembenchError
-    from ..runner import run
+    from ..attacks import FitBudget
+    from ..runner import compare_labels, compare_records, default_scorer_set, run, scorer_settings
 
     # Validate names before any heavy work, so a typo costs nothing.
-    suite.get_split(args.split)
-    targets.get_target(args.target)
-    from ..runner import make_scorers
-
-    names = args.scorer
-    if names:
-        make_scorers(names)
+    if args.split:
+        suite.get_split(args.split)
+    tspec = targets.get_target(args.target, name=args.target_name)
+    if args.target_name and tspec.family != "local":
+        raise MembenchError("--target-name names a local model directory", f"{args.target} is a registry target")
+    if (args.text_field or args.label_field) and not args.file:
+        raise MembenchError("--text-field and --label-field go with --file", "drop them, or pass --file PATH")
+    specs = args.scorer
+    settings = scorer_settings(specs) if specs else None
     if args.reference:
         targets.get_target(args.reference)
     if args.batch_tokens < 1:
         raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
                             "pass a token budget such as 16384")
     check_device(args.device)
+    fit_budget = FitBudget.parse(args.fit_budget)
+    if args.calibration and args.split:
+        suite.calibration.subset_spec(suite.get_split(args.split), args.calibration)
+    split_id = args.split or _file_split(args, tspec.id)
     results_dir = args.results_dir or default_results_dir()
+    chosen = None
+    skipped: list = []
+    if args.compare:
+        if settings is None:  # the default set, as the run would choose it
+            from ..runner import default_pool
+
+            has_pool = bool(args.pool) or default_pool(suite.ensure(split_id)) is not None
+            names, left_out = default_scorer_set(has_pool, args.reference)
+            skipped += left_out
+            settings = scorer_settings(names)
+            specs = list(settings)
+        chosen, extra = compare_labels(args.compare, settings)
+        specs = list(specs) + extra
     records = run(
         args.target,
-        args.split,
-        names,
+        split_id,
+        specs,
         results_dir=results_dir,
         device=args.device,
         dtype=args.dtype,
@@ -115,10 +214,15 @@ def handle(args) -> int:
         progress=not args.json,
         reference=args.reference,
         pool=args.pool,
+        skipped=skipped,
+        target_name=args.target_name,
+        calibration=args.calibration,
+        fit_budget=fit_budget,
         context_rule=args.context_rule,
         verify=args.verify,
         compile=args.compile,
     )
+    comparison = compare_records(results_dir, records, chosen) if chosen else None
     for r in records:
         r["metrics"].pop("roc", None)
     header = ["scorer", "AUC", "95% CI", "TPR@10%FPR", "TPR@1%FPR", "TPR@0.1%FPR", "n", "excluded"]
@@ -128,17 +232,36 @@ def handle(args) -> int:
     blind = records[0]["metrics"].get("best_blind_auc") if records else None
     if blind is not None:
         note += f"\nbest blind baseline AUC on this split: {blind:.3f}"
+    else:
+        note += f"\nno blind baseline for this split yet: `membench diagnose {split_id}` gives one"
     if records and "shift_sensitivity" in records[0]:  # a control split: see diagnostics.controls
         note += ("\ncontrol split: labels are time or source, not membership; each AUC above is that "
                  "scorer's shift sensitivity (0.5 = blind to the shift); field shift_sensitivity in --json")
-    text = f"{args.split} on {args.target}\n" + table(summary_rows(records, full=True), header) + "\n" + note
+    for name in sorted({r["evaluation_subset"]["name"] for r in records if "evaluation_subset" in r}):
+        on = [r for r in records if (r.get("evaluation_subset") or {}).get("name") == name]
+        sub = on[0]["evaluation_subset"]
+        note += (f"\n{', '.join(r['scorer']['name'] for r in on)}: fitted on calibration subset {name} "
+                 f"({sub['n_calibration']} texts) and scored on its evaluated rest only ({sub['n']} texts); every "
+                 f"other record of {split_id} in the results folder is recomputed on the same rest "
+                 f"(`membench calibration list {split_id}`)")
+        for r in on:
+            point = r.get("operating_point")
+            if point:
+                on_cal = point.get("calibration") or {}
+                there = (f" (TPR {on_cal['tpr']:.3f} at FPR {on_cal['fpr']:.3f} there)"
+                         if {"tpr", "fpr"} <= set(on_cal) else "")
+                note += (f"\n{r['scorer']['name']}: operating point chosen on {name}{there} reaches TPR "
+                         f"{point['evaluated']['tpr']:.3f} at FPR {point['evaluated']['fpr']:.3f} on the evaluated rest")
+    skip_lines = [f"skipped {s['scorer']}: {s['reason']} ({s['fix']})" for s in skipped]
+    target_shown = records[0]["target"]["id"] if records else tspec.id
+    text = "\n".join([f"{split_id} on {target_shown}", table(summary_rows(records, full=True), header), note,
+                      *skip_lines])
     payload = records
-    if args.compare:
-        from ..runner import compare
-
-        c = compare(results_dir, args.split, args.target, *args.compare)
-        payload = {"records": records, "comparison": c}
-        text += (f"\nAUC({c['a']}) - AUC({c['b']}) = {c['auc_difference']:+.3f}, paired bootstrap 95% CI "
-                 f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], p = {c['p_value']:.3g} (n = {c['n_paired']})")
+    if comparison:
+        payload = {"records": records, "comparison": comparison}
+        text += "\n" + "\n".join(comparison_lines(comparison))
+    if args.json:
+        for line in skip_lines:  # stdout stays one JSON document
+            print(f"membench: {line}", file=sys.stderr)
     emit(args, payload, text)
     return 0

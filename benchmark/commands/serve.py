@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+
+
+def _exit_on_term(signum, frame):
+    raise SystemExit(0)
 
 
 def register(sub):
     p = sub.add_parser(
         "serve",
         help="serve the leaderboard site and the results API",
-        description="Serves the built site at / and the JSON API at /api (docs at /docs). "
-        "Builds the site first when --site holds none, or always with --rebuild.",
+        description="Serves the built site at / and the JSON API at /api (docs at /docs, offline). "
+        "Builds the site first when --site holds none, or always with --rebuild. While it runs, "
+        "`membench leaderboard build` into the same folder says so (and refuses a build from "
+        "another results folder without --force).",
     )
-    p.add_argument("--results", type=Path, default=None, help="default: $MEMBENCH_HOME/results")
-    p.add_argument("--site", type=Path, default=None, help="built site (default: leaderboard_site/build)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--rebuild", action="store_true", help="rebuild the site before serving")
+    p.add_argument("--results", type=Path, default=None, help="results folder (default: $MEMBENCH_HOME/results, "
+                   "the folder `membench run` and `leaderboard build` use)")
+    p.add_argument("--site", type=Path, default=None, help="built site (default: leaderboard_site/build, the folder "
+                   "`leaderboard build` writes)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the site before serving (default: only when "
+                   "--site holds no site)")
     p.set_defaults(func=handle)
 
 
@@ -24,17 +34,24 @@ def handle(args) -> int:
     import uvicorn
 
     from ..errors import MembenchError
-    from ..home import results_dir as default_results_dir
-    from ..site import DEFAULT_OUT, build_site
+    from ..site import build_site, default_folders
     from ..site.app import create_app
+    from ..site.serving import mark_served, unmark_served
 
-    results = args.results or default_results_dir()
-    site = args.site or DEFAULT_OUT
-    if not Path(results).is_dir():
+    default_results, default_site = default_folders()
+    results, site = Path(args.results or default_results), Path(args.site or default_site)
+    if not results.is_dir():
         raise MembenchError(f"results folder {results} does not exist", "pass --results DIR or run `membench run` first")
-    if args.rebuild or not (Path(site) / "index.html").is_file():
+    if args.rebuild or not (site / "index.html").is_file():
         report = build_site(results, site)
         print(f"site built: {report.index} ({report.n_results} results, {len(report.rejected)} refused)")
-    print(f"membench: serving {site} and the API over {results} at http://{args.host}:{args.port}/ (docs: /docs)")
-    uvicorn.run(create_app(site, results), host=args.host, port=args.port, log_level="warning")
+    url = f"http://{args.host}:{args.port}/"
+    print(f"membench: serving {site} and the API over {results} at {url} (docs: /docs)", flush=True)
+    mark_served(site, url=url, results_dir=results)
+    # uvicorn re-raises SIGTERM after its shutdown: make that an exception, so the marker goes
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    try:
+        uvicorn.run(create_app(site, results), host=args.host, port=args.port, log_level="warning")
+    finally:
+        unmark_served(site)
     return 0

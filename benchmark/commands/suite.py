@@ -12,17 +12,45 @@ def register(sub):
     p = sub.add_parser("suite", help="list, fetch, verify, show and freeze splits")
     ss = p.add_subparsers(dest="suite_command", metavar="SUBCOMMAND")
 
-    ls = ss.add_parser("list", help="every split with family, track, size and status")
+    ls = ss.add_parser("list", help="every split with family, track, size and status (not fetched, fetched, "
+                       "verified, corrupt)")
     ls.add_argument("patterns", nargs="*", metavar="SPLIT", help="glob patterns (default: all)")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=handle_list)
 
     fe = ss.add_parser("fetch", help="materialize splits from the Hub or a local copy")
     fe.add_argument("patterns", nargs="+", metavar="SPLIT", help="split ids or glob patterns, e.g. 'wikimia/*'")
-    fe.add_argument("--from-dir", metavar="DIR", help="a local copy in the Hub layout or as jsonl/csv/parquet/save_to_disk")
+    fe.add_argument("--from-dir", metavar="DIR", help="a local copy in the Hub layout or as jsonl/csv/parquet/save_to_disk "
+                    "(default: download from the Hub at the pinned revision)")
     fe.add_argument("--force", action="store_true", help="materialize again even if already fetched")
     fe.add_argument("--json", action="store_true")
     fe.set_defaults(func=handle_fetch)
+
+    ad = ss.add_parser(
+        "add", help="register your own labelled file as a split (under $MEMBENCH_HOME, not the package)",
+        description="Registers a jsonl/json/csv/parquet file or a save_to_disk folder with a text column and "
+        "a 0/1 label column (1 = member) as the split NAME, kept under $MEMBENCH_HOME/registry, and "
+        "materializes it like a registry split (opaque uids, exact duplicates dropped and counted, manifest, "
+        "SHA-256 of every file, content hash). Then `membench diagnose NAME` gives its blind baselines and "
+        "`membench run --split NAME` scores it.")
+    ad.add_argument("name", metavar="NAME", help="the new split id, e.g. mylab/forum-2024")
+    ad.add_argument("--file", required=True, metavar="PATH", help="the labelled file or save_to_disk folder")
+    ad.add_argument("--text-field", help="text column (default: text, else input)")
+    ad.add_argument("--label-field", help="label column, 1 = member, 0 = non-member (default: label)")
+    ad.add_argument("--config", help="the split of a save_to_disk DatasetDict (default: none; needed for a DatasetDict)")
+    ad.add_argument("--valid-for", nargs="+", default=[], metavar="TARGET",
+                    help="targets (ids or glob patterns such as 'pythia-*') for which the labels are membership "
+                    "ground truth (default: none; `membench run` then needs --allow-invalid)")
+    ad.add_argument("--track", default="custom", help="leaderboard track the split belongs to")
+    ad.add_argument("--description", help="one line about the data (default: names the file)")
+    ad.add_argument("--replace", action="store_true", help="replace a split registered under the same name")
+    ad.add_argument("--json", action="store_true")
+    ad.set_defaults(func=handle_add)
+
+    rm = ss.add_parser("remove", help="forget a split registered with `suite add` and delete its files")
+    rm.add_argument("name", metavar="NAME")
+    rm.add_argument("--json", action="store_true")
+    rm.set_defaults(func=handle_remove)
 
     ve = ss.add_parser("verify", help="recompute hashes against manifests and the lock file")
     ve.add_argument("patterns", nargs="*", metavar="SPLIT", help="split ids or globs (default: every fetched split)")
@@ -90,6 +118,14 @@ def handle_fetch(args) -> int:
     for spec in bar:
         bar.set_postfix_str(spec.id)
         was = suite.is_materialized(spec.id)
+        missing = suite.missing_parents(spec) if not was or args.force else []
+        if missing and len(specs) > 1:  # a glob builds what it can; say what each skipped control needs
+            rows.append({"id": spec.id, "action": "skipped",
+                         "needs": missing,
+                         "reason": f"needs {' and '.join(missing)}, not materialized here; fetch "
+                                   f"{'them' if len(missing) > 1 else 'it'} first: membench suite fetch "
+                                   f"{' '.join(missing)} (offline: --from-dir DIR)"})
+            continue
         try:
             split = suite.fetch(spec.id, args.from_dir, force=args.force)
         except MembenchError as exc:
@@ -110,7 +146,7 @@ def handle_fetch(args) -> int:
                 "path": str(split.path),
             }
         )
-    ok = [r for r in rows if r["action"] != "failed"]
+    ok = [r for r in rows if r["action"] not in ("failed", "skipped")]
     text = table(
         [
             [r["id"], r["action"], r["counts"]["members"], r["counts"]["nonmembers"], r["duplicates_dropped"],
@@ -118,10 +154,45 @@ def handle_fetch(args) -> int:
             for r in ok
         ],
         ["split", "action", "members", "non-members", "dups dropped", "neighbours", "content hash"],
-    )
+    ) if ok else "nothing materialized"
+    text += "".join(f"\nskipped {r['id']}: {r['reason']}" for r in rows if r["action"] == "skipped")
     text += "".join(f"\nfailed {r['id']}: {r['error']}" for r in rows if r["action"] == "failed")
     emit(args, rows, text)
     return 2 if failed else 0
+
+
+def handle_add(args) -> int:
+    from .. import suite
+
+    split = suite.add_local_split(args.name, args.file, text_field=args.text_field, label_field=args.label_field,
+                                  valid_for=args.valid_for, config=args.config, track=args.track,
+                                  description=args.description, replace=args.replace)
+    m, spec = split.manifest, split.spec
+    info = {"id": split.id, "path": str(split.path), "counts": m["counts"],
+            "counts_before_dedup": m["counts_before_dedup"], "duplicates_dropped": m["duplicates_dropped"],
+            "content_hash": m["content_hash"], "fields": spec.fields, "valid_targets": list(spec.valid_targets),
+            "track": spec.track}
+    c = m["counts"]
+    valid = ", ".join(spec.valid_targets) or "no target declared (pass --valid-for, or run with --allow-invalid)"
+    lines = [
+        f"registered split {split.id}: {c['members']} members, {c['nonmembers']} non-members "
+        f"({m['duplicates_dropped']} exact duplicates dropped)",
+        f"text '{spec.fields['text']}', label '{spec.fields['label']}' (1 = member); labels valid for: {valid}",
+        f"content hash {m['content_hash'][:16]}; files in {split.path}",
+        f"next: membench diagnose {split.id}    (blind baselines: is it separable without the model?)",
+        f"      membench run --target TARGET --split {split.id}",
+    ]
+    emit(args, info, "\n".join(lines))
+    return 0
+
+
+def handle_remove(args) -> int:
+    from .. import suite
+
+    removed = suite.remove_split(args.name)
+    emit(args, {"id": args.name, "removed": removed},
+         "\n".join(f"removed {p}" for p in removed) or f"{args.name}: nothing to remove")
+    return 0
 
 
 def handle_verify(args) -> int:

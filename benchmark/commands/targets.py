@@ -17,13 +17,15 @@ def register(sub):
 
     sh = ss.add_parser("show", help="one target: Hub id, revision, checkpoints, shape, valid splits")
     sh.add_argument("target", metavar="TARGET", help="registry id (pythia-160m, pythia-160m@step99000) or a model directory")
-    sh.add_argument("--revision", help="a Pythia checkpoint (stepN) or a commit hash")
+    sh.add_argument("--revision", help="a Pythia checkpoint (stepN) or a commit hash (default: the registry's "
+                    "pinned revision)")
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=handle_show)
 
     bu = ss.add_parser("build", help="build a target and report its parameters and shapes")
     bu.add_argument("target", metavar="TARGET")
-    bu.add_argument("--revision", help="a Pythia checkpoint (stepN) or a commit hash")
+    bu.add_argument("--revision", help="a Pythia checkpoint (stepN) or a commit hash (default: the registry's "
+                    "pinned revision)")
     bu.add_argument("--random-init", action="store_true", help="the registry architecture with seeded random weights (offline)")
     bu.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     bu.add_argument("--device", default="cpu", help="cpu, cuda, or meta (shapes and counts without allocating memory)")

@@ -12,17 +12,19 @@ def add_sandbox_args(p) -> None:
     from ..submissions import Limits
 
     d = Limits()
-    p.add_argument("--memory-mb", type=int, default=d.memory_mb, help="address-space limit (MiB)")
+    p.add_argument("--memory-mb", type=int, default=d.memory_mb, help="memory limit of the whole run (MiB)")
+    p.add_argument("--disk-mb", type=int, default=d.disk_mb, help="size of the run's only writable folder (MiB)")
     p.add_argument("--cpu-s", type=int, default=d.cpu_s, help="CPU-time limit (s)")
     p.add_argument("--timeout", type=float, default=d.wall_s, help="wall-clock limit per run (s)")
     p.add_argument("--allow-unsandboxed", action="store_true",
-                   help="where namespaces are unavailable, run with resource limits only (unsafe)")
+                   help="where a piece of the jail is missing (bwrap, seccomp, cgroup, a uid per run), run "
+                        "with the pieces that are there (never for untrusted code)")
 
 
 def limits_from(args):
     from ..submissions import Limits
 
-    return Limits(memory_mb=args.memory_mb, cpu_s=args.cpu_s, wall_s=args.timeout)
+    return Limits(memory_mb=args.memory_mb, disk_mb=args.disk_mb, cpu_s=args.cpu_s, wall_s=args.timeout)
 
 
 def register(sub):

@@ -12,7 +12,8 @@ def register(sub):
     p = sub.add_parser("worker", help="process queued submissions: validate, evaluate, publish, rebuild the site")
     p.add_argument("--queue", type=Path, default=None, help="queue folder (default: $MEMBENCH_HOME/queue)")
     p.add_argument("--results-dir", type=Path, default=None,
-                   help="published results (default: leaderboard_site/results)")
+                   help="where results are published (default: $MEMBENCH_HOME/results, the folder `run`, "
+                   "`evaluate` and the site use)")
     p.add_argument("--site-out", type=Path, default=None, help="site to rebuild (default: leaderboard_site/build)")
     p.add_argument("--no-site", action="store_true", help="publish results without rebuilding the site")
     p.add_argument("--lease", type=float, default=60.0, help="seconds a claim lasts without a heartbeat")
@@ -26,14 +27,14 @@ def register(sub):
 
 
 def handle(args) -> int:
-    from ..home import PUBLISHED_RESULTS
+    from ..home import results_dir as default_results_dir
     from ..site import DEFAULT_OUT
     from ..submissions.queue import Queue
     from ..submissions.worker import WorkerConfig, serve
 
     queue = Queue(args.queue)
     cfg = WorkerConfig(
-        results_dir=args.results_dir or PUBLISHED_RESULTS,
+        results_dir=args.results_dir or default_results_dir(),
         site_out=None if args.no_site else (args.site_out or DEFAULT_OUT),
         lease_s=args.lease,
         poll_s=args.poll,

@@ -319,11 +319,27 @@ def merge(existing: str, blocks: dict) -> str:
     return out
 
 
+# The one line of a card that changes when the same figures are computed again: when, and
+# by which commit. Cards are compared without it, so re-running `diagnose` with identical
+# figures neither rewrites a card nor makes `cards --check` fail.
+RECOMPUTED = re.compile(r"^(Computed ).+?( from `[^`\n]*` \(membench commit `)[^`\n]*(`\))", re.M)
+
+
+def comparable(text: str) -> str:
+    """A card's text without the time and commit of its diagnostics (what is compared)."""
+    return RECOMPUTED.sub(r"\1-\2-\3", text)
+
+
+STATUS_WORDS = {  # what `write_cards` did, and what `check` would do
+    "created": "missing", "updated": "stale", "unchanged": "ok",
+}
+
+
 @dataclass
 class CardResult:
     split: str
     path: Path
-    status: str  # created | updated | unchanged
+    status: str  # created | updated | unchanged; with check: missing | stale | ok
     diagnosed: bool
     verdict: str | None
 
@@ -349,14 +365,23 @@ def render_card(spec, cards_dir: Path = CARDS_DIR) -> tuple[Path, str, dict | No
 
 
 def write_cards(specs, cards_dir: Path = CARDS_DIR, *, check: bool = False) -> list[CardResult]:
-    """Create or update the card of every spec; with ``check``, write nothing and report."""
+    """Create or update the card of every spec (status created / updated / unchanged).
+
+    A card whose only difference is the time and commit of identical figures is unchanged
+    and left as it is. With ``check``, write nothing and say what writing would do:
+    missing (would be created), stale (would be rewritten) or ok.
+    """
     results = []
     for spec in specs:
         path, text, diag = render_card(spec, cards_dir)
         old = path.read_text(encoding="utf-8") if path.exists() else None
-        status = "created" if old is None else ("unchanged" if old == text else "updated")
+        if old is None:
+            status = "created"
+        else:
+            status = "unchanged" if comparable(old) == comparable(text) else "updated"
         if not check and status != "unchanged":
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        results.append(CardResult(spec.id, path, status, diag is not None, diag["verdict"] if diag else None))
+        results.append(CardResult(spec.id, path, STATUS_WORDS[status] if check else status,
+                                  diag is not None, diag["verdict"] if diag else None))
     return results

@@ -4,7 +4,7 @@ statistics, the verdict; and where they are written.
 Written to ``MEMBENCH_HOME/diagnostics/<split id>.json`` (read by ``membench cards``) and,
 with a results directory, to ``<results_dir>/_diagnostics/<split id>.json`` (read by the site
 for split pages and "excess over blind") beside one result record per baseline (scorer kind
-``blind_baseline``, target ``none``).
+``blind_baseline``, target ``none``); ``home.diagnostics_file`` decides both paths.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from joblib import Parallel, delayed
 
 from .. import metrics
 from ..errors import MembenchError
 from ..hashing import sha256_files
-from ..home import diagnostics_dir
+from ..home import diagnostics_file
 from . import textstats
 from .baselines import BASELINES
-from .crossval import N_FOLDS, SEED, folds, out_of_fold_scores
+from .crossval import N_FOLDS, SEED, content_order, default_jobs, folds, out_of_fold_table
 from .verdict import RULE, verdict
 
 SCHEMA = "membench-diagnostics-v1"
@@ -77,7 +77,7 @@ def baseline_block(name: str, labels, scores) -> dict:
 
 
 def diagnose(texts, labels, *, subject: dict | None = None, where: str = "input",
-             baselines=None, progress: bool = False) -> dict:
+             baselines=None, progress: bool = False, n_jobs: int | None = None) -> dict:
     """Every blind baseline (out of fold), duplicates, lengths, 13-gram overlap, the verdict.
 
     The returned dict also holds ``_scores`` ({baseline: out-of-fold scores}), ``_summaries``
@@ -87,17 +87,26 @@ def diagnose(texts, labels, *, subject: dict | None = None, where: str = "input"
     texts = [str(t) for t in texts]
     labels = np.asarray(labels).astype(int)
     check_labels(texts, labels, where)
-    dup = textstats.duplicates(texts, labels)
     keep, conflicting = dedup(texts, labels)
+    # content order (uid, as a materialized split is sorted): no figure, bootstrap intervals
+    # included, depends on the order the rows arrived in
+    keep = keep[content_order([texts[i] for i in keep], labels[keep])]
     t_kept, y_kept = [texts[i] for i in keep], labels[keep]
     check_labels(t_kept, y_kept, f"{where} (after dropping duplicates)")
-    shared_folds = folds(y_kept, n_folds=N_FOLDS, seed=SEED)
+    shared_folds = folds(t_kept, y_kept, n_folds=N_FOLDS, seed=SEED)
     names = list(baselines or BASELINES)
-    blocks, scores, summaries = {}, {}, {}
-    for name in tqdm(names, desc="blind baselines", disable=not progress):
-        s = out_of_fold_scores(t_kept, y_kept, BASELINES[name].make, folds_=shared_folds)
-        blocks[name], summaries[name] = baseline_block(name, y_kept, s)
-        scores[name] = s
+    n_jobs = n_jobs or default_jobs(t_kept)
+    scores = out_of_fold_table(t_kept, y_kept, {n: BASELINES[n].make for n in names}, shared_folds,
+                               n_jobs=n_jobs, progress=progress)
+    # the metrics of each baseline (bootstrap intervals) and the text statistics: independent
+    # of each other, so they share the workers too
+    *done, dup, lengths, overlap = Parallel(n_jobs=n_jobs)(
+        [delayed(baseline_block)(name, y_kept, scores[name]) for name in names]
+        + [delayed(textstats.duplicates)(texts, labels), delayed(textstats.lengths)(t_kept, y_kept),
+           delayed(textstats.ngram_overlap)(t_kept, y_kept)]
+    )
+    blocks = {name: block for name, (block, _) in zip(names, done)}
+    summaries = {name: summary for name, (_, summary) in zip(names, done)}
     best = max(names, key=lambda n: blocks[n]["auc"])
     return {
         "schema": SCHEMA,
@@ -120,10 +129,11 @@ def diagnose(texts, labels, *, subject: dict | None = None, where: str = "input"
         "verdict_rule": RULE,
         "baselines": blocks,
         "duplicates": dup,
-        "lengths": textstats.lengths(t_kept, y_kept),
-        "ngram_overlap": textstats.ngram_overlap(t_kept, y_kept),
+        "lengths": lengths,
+        "ngram_overlap": overlap,
         "cross_validation": {
             "folds": len(shared_folds), "seed": SEED, "stratified": True, "shuffled": True,
+            "order": "uid (hash of the text): the folds do not depend on the order of the rows",
             "note": "every score is out of fold; exact duplicates dropped first; the same folds for every baseline",
         },
         "_scores": scores,
@@ -137,7 +147,7 @@ def public(diag: dict) -> dict:
     return {k: v for k, v in diag.items() if not k.startswith("_")}
 
 
-def diagnose_split(split, *, progress: bool = False) -> dict:
+def diagnose_split(split, *, progress: bool = False, n_jobs: int | None = None) -> dict:
     uids = split.samples["uid"].tolist()
     labels = split.labels().reindex(uids).to_numpy()
     manifest = split.manifest
@@ -152,21 +162,9 @@ def diagnose_split(split, *, progress: bool = False) -> dict:
         "duplicates_dropped_at_materialization": manifest.get("duplicates_dropped"),
     }
     diag = diagnose(split.samples["text"].tolist(), labels, subject=subject,
-                    where=f"split {split.id}", progress=progress)
+                    where=f"split {split.id}", progress=progress, n_jobs=n_jobs)
     diag["_uids"] = [uids[i] for i in diag["_index"]]
     return diag
-
-
-def diagnostics_root() -> Path:
-    """MEMBENCH_HOME/diagnostics: the latest diagnostics of each split, read by the cards."""
-    return diagnostics_dir()
-
-
-def diagnostics_path(split_id: str, root: Path | None = None) -> Path:
-    """<root>/_diagnostics/<split id>.json, or MEMBENCH_HOME/diagnostics/<split id>.json."""
-    base = Path(root) / "_diagnostics" if root is not None else diagnostics_root()
-    *folders, name = split_id.split("/")
-    return base.joinpath(*folders, name + ".json")  # not with_suffix: ids such as ngram_13_0.8 hold dots
 
 
 def save(diag: dict, split_id: str, results_dir: Path | None = None) -> list[Path]:
@@ -175,9 +173,9 @@ def save(diag: dict, split_id: str, results_dir: Path | None = None) -> list[Pat
 
     payload = public(diag)
     payload.setdefault("provenance", {**environment(), "created_at": _now()})
-    paths = [diagnostics_path(split_id)]
+    paths = [diagnostics_file(split_id)]
     if results_dir is not None:
-        paths.append(diagnostics_path(split_id, results_dir))
+        paths.append(diagnostics_file(split_id, results_dir))
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
@@ -196,7 +194,7 @@ def _jsonable(obj):
 
 def load_saved(split_id: str) -> dict | None:
     """The latest saved diagnostics of ``split_id`` (MEMBENCH_HOME/diagnostics), or None."""
-    path = diagnostics_path(split_id)
+    path = diagnostics_file(split_id)
     if not path.exists():
         return None
     try:
@@ -243,7 +241,8 @@ def blind_records(split, diag: dict) -> list[dict]:
     return records
 
 
-def write_blind_results(split_id: str, results_dir: Path, *, progress: bool = False) -> list[dict]:
+def write_blind_results(split_id: str, results_dir: Path, *, progress: bool = False,
+                        n_jobs: int | None = None) -> list[dict]:
     """Diagnose a materialized split; write its blind result records and diagnostics JSON.
 
     Returns the records, the best baseline's first.
@@ -251,7 +250,7 @@ def write_blind_results(split_id: str, results_dir: Path, *, progress: bool = Fa
     from .. import results, suite
 
     split = suite.ensure(split_id)
-    diag = diagnose_split(split, progress=progress)
+    diag = diagnose_split(split, progress=progress, n_jobs=n_jobs)
     records = blind_records(split, diag)
     for rec in records:
         results.write(results_dir, rec, diag["_uids"], diag["_scores"][rec["scorer"]["name"]])

@@ -113,18 +113,23 @@ def stats_for(target, prepared: Prepared, indices, *, budget: TokenBudget, count
 
 
 def text_stats(target, texts: list[str], *, batch_tokens: int = 16384, progress: bool = False,
-               counter: dict | None = None, desc: str = "forward pass") -> TokenStats:
-    """Token statistics of ``texts`` on ``target`` under its context rule (not cached)."""
+               counter: dict | None = None, desc: str = "forward pass", before=None) -> TokenStats:
+    """Token statistics of ``texts`` on ``target`` under its context rule (not cached).
+    ``before(forward_tokens)`` is called once the texts are cut into rows and before any
+    forward pass (a metered budget refuses there)."""
     counter = counter if counter is not None else {}
     prepared = prepare(target, list(texts))
+    if before is not None:
+        before(sum(prepared.cost()))
     budget = TokenBudget(batch_tokens, probe_for(target.device))
     return stats_for(target, prepared, range(len(prepared.rows)), budget=budget, counter=counter,
                      progress=progress, desc=desc)
 
 
-def truncation_counts(stats: TokenStats, rule: str) -> dict:
-    """A record's count of texts whose tokens were left unscored by the context rule."""
-    return {"n_truncated": int(stats.truncated().sum()), "context_rule": rule,
+def truncation_counts(truncated: np.ndarray, rule: str) -> dict:
+    """A record's count of texts whose tokens were left unscored by the context rule
+    (``truncated``: ``TokenStats.truncated()`` over the record's rows)."""
+    return {"n_truncated": int(np.asarray(truncated).sum()), "context_rule": rule,
             "truncation_rule": "a text is truncated when the context rule leaves some of its tokens unscored "
             "(truncate-head: texts longer than the model context; sliding-window scores every token)"}
 

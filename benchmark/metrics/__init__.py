@@ -1,8 +1,8 @@
 """Metrics: AUC, TPR at low FPR, bootstrap intervals, paired comparisons, blind excess.
 
 Public face: ``summarize`` (everything a result record needs), ``auc``, ``tpr_at_fpr``,
-``auc_interval``, ``paired_auc_difference``, ``roc_points``, ``FPR_BUDGETS``,
-``TPR_CONVENTION``.
+``auc_interval``, ``paired_auc_difference``, ``holm`` (multiple-comparison correction),
+``roc_points``, ``FPR_BUDGETS``, ``TPR_CONVENTION``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bootstrap import N_RESAMPLES, SEED, auc_interval, paired_auc_difference, tpr_interval
+from .multiple import HOLM, holm
 from .roc import TPR_CONVENTION, auc, resolvable, roc_points, tpr_at_fpr
 
 FPR_BUDGETS = (0.1, 0.01, 0.001)
@@ -54,6 +55,7 @@ __all__ = [
     "TPR_CONVENTION",
     "auc",
     "auc_interval",
+    "holm",
     "paired_auc_difference",
     "roc_points",
     "summarize",

@@ -2,9 +2,13 @@
 
 ``create_app(site_dir, results_dir, routers=())`` is the factory (stable: the submissions
 package adds its router through ``routers`` or, when ``benchmark.submissions.api`` is
-importable and defines ``router``, automatically). OpenAPI docs at ``/docs`` and
-``/openapi.json``. The results folder is re-read when its files change, so results a worker
-publishes appear without a restart; refused files are left out (see ``/api/rejected``).
+importable and defines ``router``, automatically); both folders default to the ones every
+command uses (``benchmark.site.default_folders``). OpenAPI docs at ``/docs`` and ``/redoc``
+(their assets served from the ``fastapi-offline`` package, so they work offline) and
+``/openapi.json``.
+The results folder is re-read when its files change, so results a worker publishes appear
+without a restart; refused files are left out (see ``/api/rejected``). A filter value that
+matches nothing known is a 400 that names the valid values.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from .. import __version__
+from ..errors import closest
 from ..results import ResultsStore, schema
+from .catalog import catalog, scorer_info
 from .model import read_diagnostics
 
 log = logging.getLogger(__name__)
@@ -39,10 +46,14 @@ class SplitSummary(BaseModel):
     best_blind_auc: float | None = Field(description="best blind-baseline AUC (diagnostics, else blind records)")
     verdict: str | None = Field(description="clean / mild shift / shifted, when diagnosed")
     has_diagnostics: bool
+    private: bool = Field(description="true when the split's membership assignment is secret; public labels "
+                          "can be read by anyone, so a scorer could embed them")
 
 
 class ScorerSummary(BaseModel):
-    name: str
+    name: str = Field(description="scorer id, as in result files and URLs")
+    paper_name: str = Field(description="the name papers use (Min-K%++, ReCaLL, ...); the id when none is known")
+    cite: str | None = Field(None, description="short citation of the paper that defined it")
     kind: str = Field(description="attack | blind_baseline | submission")
     versions: list[str]
     code_sha256: list[str]
@@ -94,6 +105,47 @@ class _Results:
             return self._scan
 
 
+MAX_LISTED = 40
+
+
+def _registry() -> dict[str, set[str]]:
+    """Split ids, tracks and target ids of the registries: a filter naming one of them with no
+    results yet is valid (an empty list), not an error."""
+    out = {"split": set(), "track": set(), "target": set()}
+    try:
+        from ..suite import splits
+
+        for spec in splits().values():
+            out["split"].add(spec.id)
+            out["track"].add(spec.track)
+    except Exception:  # noqa: BLE001 - the registries are optional for serving results
+        pass
+    try:
+        from ..targets.registry import targets
+
+        out["target"].update(targets())
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
+def _check_filter(param: str, value: str | None, present: set[str], registered: set[str] = frozenset()) -> None:
+    """400 naming the valid values (those with results, and the closest ones) for a filter
+    value that names nothing known."""
+    if value is None or value in present or value in registered:
+        return
+    close = closest(value, sorted(present | set(registered)))
+    listed = sorted(present)
+    message = f"unknown {param} '{value}'; valid choices: {', '.join(listed[:MAX_LISTED]) or '(none)'}"
+    if len(listed) > MAX_LISTED:
+        message += f" and {len(listed) - MAX_LISTED} more"
+    if registered:
+        message += f" (those with results; any {param} of the registry is accepted too)"
+    if close:
+        message += f"; closest: {', '.join(close)}"
+    raise HTTPException(400, message)
+
+
 def _summary(record: dict, with_roc: bool) -> dict:
     if with_roc:
         return record
@@ -105,7 +157,8 @@ def _summary(record: dict, with_roc: bool) -> dict:
 def _api_router(results: _Results) -> APIRouter:
     api = APIRouter(prefix="/api", tags=["results"])
 
-    @api.get("/results", summary="Result records, optionally filtered")
+    @api.get("/results", summary="Result records, optionally filtered",
+             responses={400: {"description": "a filter value names nothing known; the message lists the valid ones"}})
     def list_results(
         split: str | None = Query(None, description="split id, e.g. demo/pydoc"),
         target: str | None = Query(None, description="target id"),
@@ -114,9 +167,18 @@ def _api_router(results: _Results) -> APIRouter:
         kind: str | None = Query(None, description="attack | blind_baseline | submission"),
         roc: bool = Query(False, description="include the ROC points"),
     ) -> list[dict[str, Any]]:
-        """Each item is a result record as published (see ``/api/schema``)."""
+        """Each item is a result record as published (see ``/api/schema``). A filter value that
+        names nothing known is a 400 listing the valid values."""
+        records = [rec for _, rec in results.scan().records]
+        registry = _registry() if (split or target or track) else {}
+        _check_filter("split", split, {r["split"]["id"] for r in records}, registry.get("split", set()))
+        _check_filter("target", target, {r["target"]["id"] for r in records}, registry.get("target", set()))
+        _check_filter("scorer", scorer, {r["scorer"]["name"] for r in records}, set(catalog()))
+        _check_filter("track", track, {r["split"]["track"] for r in records}, registry.get("track", set()))
+        _check_filter("kind", kind, {r["scorer"]["kind"] for r in records},
+                      set(schema()["properties"]["scorer"]["properties"]["kind"]["enum"]))
         out = []
-        for _, rec in results.scan().records:
+        for rec in records:
             if split and rec["split"]["id"] != split:
                 continue
             if target and rec["target"]["id"] != target:
@@ -138,6 +200,7 @@ def _api_router(results: _Results) -> APIRouter:
             entry = splits.setdefault(s["id"], {
                 "id": s["id"], "track": s["track"], "family": s["family"], "content_hash": s["content_hash"],
                 "n_results": 0, "scorers": set(), "targets": set(), "best_blind_auc": None,
+                "private": s.get("private") is True,
             })
             entry["n_results"] += 1
             entry["scorers"].add(rec["scorer"]["name"])
@@ -149,7 +212,7 @@ def _api_router(results: _Results) -> APIRouter:
         out = []
         for sid in sorted(splits):
             entry = splits[sid]
-            diag = read_diagnostics(results.root, sid) or {}
+            diag = read_diagnostics(results.root, sid, entry["content_hash"]) or {}
             entry["scorers"], entry["targets"] = sorted(entry["scorers"]), sorted(entry["targets"])
             entry["verdict"] = diag.get("verdict")
             entry["has_diagnostics"] = bool(diag)
@@ -161,10 +224,10 @@ def _api_router(results: _Results) -> APIRouter:
     @api.get("/splits/{split_id:path}/diagnostics", summary="The diagnostics of one split")
     def split_diagnostics(split_id: str) -> dict[str, Any]:
         """The diagnostics JSON the diagnostics stage wrote for this split."""
-        diag = read_diagnostics(results.root, split_id)
+        hashes = {rec["split"]["id"]: rec["split"]["content_hash"] for _, rec in results.scan().records}
+        diag = read_diagnostics(results.root, split_id, hashes.get(split_id))
         if diag is None:
-            known = {rec["split"]["id"] for _, rec in results.scan().records}
-            if split_id not in known:
+            if split_id not in hashes:
                 raise HTTPException(404, f"no results for split {split_id!r}; see /api/splits")
             raise HTTPException(
                 404, f"split {split_id!r} has no diagnostics file (_diagnostics/{split_id}.json); "
@@ -177,9 +240,11 @@ def _api_router(results: _Results) -> APIRouter:
         scorers: dict[str, dict] = {}
         for _, rec in results.scan().records:
             sc = rec["scorer"]
+            info = scorer_info(sc["name"])
             entry = scorers.setdefault(sc["name"], {
-                "name": sc["name"], "kind": sc["kind"], "versions": set(), "code_sha256": set(),
-                "requires": sc["requires"], "n_results": 0, "aucs": [], "submission": rec.get("submission"),
+                "name": sc["name"], "paper_name": info.name, "cite": info.cite, "kind": sc["kind"],
+                "versions": set(), "code_sha256": set(), "requires": sc["requires"], "n_results": 0, "aucs": [],
+                "submission": rec.get("submission"),
             })
             entry["versions"].add(sc["version"])
             entry["code_sha256"].add(sc["code_sha256"])
@@ -234,6 +299,9 @@ class _Site:
         self.files = StaticFiles(directory=self.site_dir, html=True, check_dir=False)
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and any(part.startswith(".") for part in scope["path"].split("/")):
+            await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+            return  # dot-files (the build and serving markers) are not part of the site
         if scope["type"] == "http" and not (self.site_dir / "index.html").is_file():
             response = JSONResponse(
                 {"detail": f"no built site in {self.site_dir}: run `membench leaderboard build --out {self.site_dir}`"},
@@ -244,19 +312,30 @@ class _Site:
         await self.files(scope, receive, send)
 
 
-def create_app(site_dir: Path, results_dir: Path, routers=(), *, include_submissions: bool = True) -> FastAPI:
-    """The app: ``/api/...`` over ``results_dir`` and the built site from ``site_dir`` at ``/``.
+DOCS_ASSETS = "/docs-assets"
+
+
+def create_app(site_dir: Path | None = None, results_dir: Path | None = None, routers=(), *,
+               include_submissions: bool = True) -> FastAPI:
+    """The app: ``/api/...`` over ``results_dir`` and the built site from ``site_dir`` at ``/``
+    (by default the results folder and site folder of ``benchmark.site.default_folders``).
 
     ``routers`` are extra APIRouters to include (e.g. the submissions endpoints); with
     ``include_submissions`` the router of ``benchmark.submissions.api`` is included when that
     module exists.
     """
+    if site_dir is None or results_dir is None:
+        from . import default_folders
+
+        default_results, default_site = default_folders()
+        site_dir, results_dir = site_dir or default_site, results_dir or default_results
     site_dir, results = Path(site_dir), _Results(Path(results_dir))
-    app = FastAPI(
+    app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
         title="membench",
         version=__version__,
         description="Leaderboard of membership-inference attacks on language models: the built "
         "static site at /, and a JSON API over the validated result files.",
+        static_url=DOCS_ASSETS,
     )
     app.include_router(_api_router(results))
     extra = list(routers)

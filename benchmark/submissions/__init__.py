@@ -8,7 +8,7 @@ imported from their modules, so that loading this package stays light.
 """
 
 from .evaluation import evaluate, validate
-from .isolation import Limits
+from .jail import Limits
 from .metadata import Submission, load
 from .sandbox import SandboxError, check_scores, isolation_problem, run_scorer
 

@@ -1,22 +1,27 @@
-"""The sandboxed side: runs inside the isolated process, imports the submitted scorer, scores.
+"""The sandboxed side: runs inside the jail, imports the submitted scorer, scores.
 
-Started by ``sandbox.py`` as ``python -s -P -u -B child.py FD`` (no user site, no script dir on the path) in the submission's temporary working
-directory. It speaks ``protocol`` over file descriptor FD: it receives the inputs (ids, texts,
-token statistics as data; never labels), calls the scorer, and sends back the raw scores or the
-error. Capabilities beyond ``features`` go through ``ProxyAccess``, which asks the harness over
-the same channel; the harness meters and refuses. Imports only the standard library, numpy and
-the light ``benchmark.attacks`` interface (no torch, no model).
+Started as ``python -s -S -B -u -P child.py FD CONFIG`` (no site-packages, no script folder
+on the path). Before any submitted code runs it closes every inherited descriptor but the
+socket FD and stdio, sets the per-process rlimits from CONFIG, and puts on ``sys.path`` only
+the interface modules, the allowed libraries and the submission folder. It speaks
+``protocol`` over FD: it receives the inputs (ids, texts, token statistics as data; never
+labels), calls the scorer, and sends back the raw scores or the error. For a scorer that
+declares ``fit``, the inputs also hold the calibration subset (its ids, texts, statistics and,
+alone of all labels, its labels): ``fit`` runs on those first, the labels are closed, and
+``fitted`` goes back before ``score`` sees the evaluated rest. Every model
+capability goes through ``ProxyAccess``, which is built from ``protocol.METHODS`` and asks the
+harness; the harness meters and refuses.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import os
+import resource
 import sys
 import traceback
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,141 +34,138 @@ def _load_file(name: str, path: str):
     return module
 
 
-# protocol.py is loaded by path: importing the benchmark.submissions package would pull in
-# the queue and the web app. benchmark.features and benchmark.attacks import no model code.
-protocol = _load_file("membench_protocol", os.path.join(HERE, "protocol.py"))
-
-from benchmark.attacks.base import ModelAccess, Scorer, ScoringInput  # noqa: E402
-from benchmark.features import engine  # noqa: E402
+def _confine(fd: int, config: dict) -> None:
+    os.set_inheritable(fd, False)
+    keep = sorted({0, 1, 2, fd})
+    lo = 0
+    for k in keep:
+        if k > lo:
+            os.closerange(lo, k)
+        lo = k + 1
+    os.closerange(lo, 1 << 20)
+    limits = config.get("rlimits") or {}
+    for key, res in (("as", resource.RLIMIT_AS), ("cpu", resource.RLIMIT_CPU), ("nproc", resource.RLIMIT_NPROC),
+                     ("nofile", resource.RLIMIT_NOFILE), ("fsize", resource.RLIMIT_FSIZE)):
+        if limits.get(key) is not None:
+            value = int(limits[key])
+            resource.setrlimit(res, (value, value + 5) if key == "cpu" else (value, value))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    sys.path[:0] = list(config.get("paths") or [])
+    sys.path.append(config["submission"])  # helper modules beside scorer.py, after the stdlib
 
 
 class CapabilityRefused(PermissionError):
-    """The harness refused a capability call (not declared, or not available)."""
+    """The harness refused a capability call (not declared, over a cap, or not available)."""
 
 
-class ProxyAccess(ModelAccess):
-    """``ModelAccess`` over the pipe: every call is a request the harness meters or refuses."""
+def main(fd: int, config: dict) -> int:
+    _confine(fd, config)
+    protocol = _load_file("membench_protocol", os.path.join(HERE, "protocol.py"))
+    import numpy as np
 
-    def __init__(self, fd: int):
-        self._fd = fd
-        self.usage = {}
+    from benchmark.attacks import CalibrationLabels, ModelAccess, Scorer, ScoringInput
+    from benchmark.features import TokenStats
 
-    def _call(self, method: str, **kwargs):
-        protocol.send(self._fd, {"op": "call", "method": method, "kwargs": kwargs})
-        header, arrays = protocol.recv(self._fd)
-        self.usage = header.get("usage", self.usage)
-        if not header.get("ok"):
-            raise CapabilityRefused(header.get("error", "refused"))
-        return header, arrays
+    channel = protocol.Channel(protocol.fd_socket(fd), caps=protocol.UNCAPPED)  # the harness is trusted
 
-    def logprobs(self, texts):
-        _, arrays = self._call("logprobs", texts=[str(t) for t in texts])
-        return engine.TokenStats(**protocol.arrays_to_stats_kwargs(arrays))
+    def send_error(stage: str, exc: BaseException) -> None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        channel.send({
+            "op": "error", "stage": stage, "kind": "memory" if isinstance(exc, MemoryError) else "exception",
+            "type": type(exc).__name__[:200], "message": str(exc)[:4000],
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-16000:],
+        })
 
-    def reference(self, texts):
-        _, arrays = self._call("reference", texts=[str(t) for t in texts])
-        return engine.TokenStats(**protocol.arrays_to_stats_kwargs(arrays))
+    class ProxyAccess(ModelAccess):
+        """``ModelAccess`` over the socket: every call is a request the harness serves or refuses."""
 
-    def conditional_logprobs(self, prefix, texts):
-        _, arrays = self._call("conditional_logprobs", prefix=str(prefix), texts=[str(t) for t in texts])
-        return engine.TokenStats(**protocol.arrays_to_stats_kwargs(arrays))
+        def __init__(self):
+            self.usage = {}
 
-    def tokenize(self, texts):
-        header, _ = self._call("tokenize", texts=[str(t) for t in texts])
-        return [list(row) for row in header["ids"]]
+        def _call(self, method: str, *args):
+            spec = protocol.METHODS[method]
+            if len(args) != len(spec.args):
+                raise TypeError(f"{method}() takes {len(spec.args)} argument(s) "
+                                f"({', '.join(n for n, _ in spec.args)}), got {len(args)}")
+            kwargs = {}
+            for (name, kind), value in zip(spec.args, args):
+                if isinstance(kind, protocol.Strings):
+                    value = [str(v) for v in value]
+                elif isinstance(kind, protocol.Int):
+                    value = int(value)
+                else:
+                    value = str(value)
+                kwargs[name] = value
+            channel.send({"op": "call", "method": method, "kwargs": kwargs})
+            header, arrays = channel.recv()
+            self.usage = header.get("usage", self.usage)
+            if not header.get("ok"):
+                raise CapabilityRefused(header.get("error", "refused"))
+            if spec.reply == "stats":
+                return TokenStats(**protocol.arrays_to_stats_kwargs(arrays))
+            if spec.reply == "floats":
+                return arrays["values"]
+            return list(header["values"])
 
-    def gradient_norms(self, texts):
-        _, arrays = self._call("gradient_norms", texts=[str(t) for t in texts])
-        return arrays["norms"]
+    for _name in protocol.METHODS:
+        setattr(ProxyAccess, _name, (lambda n: lambda self, *a: self._call(n, *a))(_name))
 
-    def generate(self, prompts, max_new_tokens):
-        header, _ = self._call(
-            "generate", prompts=[str(p) for p in prompts], max_new_tokens=int(max_new_tokens)
-        )
-        return list(header["texts"])
-
-
-def find_scorer_class(module, wanted: str | None):
-    classes = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, Scorer) and obj is not Scorer
-        and obj.__module__ == module.__name__
-    ]
-    if wanted:
-        match = [c for c in classes if c.__name__ == wanted]
-        if not match:
-            raise LookupError(f"scorer.py defines no Scorer subclass named {wanted!r}")
-        return match[0]
-    if len(classes) != 1:
-        names = ", ".join(c.__name__ for c in classes) or "none"
-        raise LookupError(
-            f"scorer.py must define exactly one Scorer subclass (found: {names}); "
-            "or name one with `class:` in submission.yaml"
-        )
-    return classes[0]
-
-
-def _error(fd, stage: str, exc: BaseException) -> None:
-    kind = "memory" if isinstance(exc, MemoryError) else "exception"
-    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    protocol.send(
-        fd,
-        {
-            "op": "error",
-            "stage": stage,
-            "kind": kind,
-            "type": type(exc).__name__,
-            "message": str(exc)[:2000],
-            "traceback": "".join(tb)[-8000:],
-        },
-    )
-
-
-def main(fd: int) -> int:
-    header, arrays = protocol.recv(fd)
-    stage = "import"
-    sys.path.append(os.getcwd())  # helper modules beside scorer.py (after the stdlib: no shadowing)
+    stage = "init"
     try:
-        module = _load_file("submitted_scorer", os.path.join(os.getcwd(), "scorer.py"))
+        header, arrays = channel.recv()
+        stage = "import"
+        module = _load_file("submitted_scorer", os.path.join(config["submission"], "scorer.py"))
         stage = "load"
-        cls = find_scorer_class(module, header.get("class"))
-        protocol.send(
-            fd,
-            {
-                "op": "loaded",
-                "class": cls.__name__,
-                "name": str(getattr(cls, "name", "")),
-                "version": str(getattr(cls, "version", "")),
-                "requires": [str(r) for r in getattr(cls, "requires", ())],
-            },
-        )
+        classes = [obj for obj in vars(module).values()
+                   if inspect.isclass(obj) and issubclass(obj, Scorer) and obj is not Scorer
+                   and obj.__module__ == module.__name__]
+        wanted = header.get("class")
+        if wanted:
+            classes = [c for c in classes if c.__name__ == wanted]
+            if not classes:
+                raise LookupError(f"scorer.py defines no Scorer subclass named {wanted!r}")
+        elif len(classes) != 1:
+            raise LookupError(f"scorer.py must define exactly one Scorer subclass (found: "
+                              f"{', '.join(c.__name__ for c in classes) or 'none'}); or name one with "
+                              "`class:` in submission.yaml")
+        cls = classes[0]
+        channel.send({"op": "loaded", "class": cls.__name__[:200], "name": str(getattr(cls, "name", ""))[:200],
+                      "version": str(getattr(cls, "version", ""))[:100],
+                      "requires": [str(r)[:32] for r in tuple(getattr(cls, "requires", ()))[:16]]})
         scorer = cls(**header.get("params", {}))
+        fit = header.get("fit")
+        if fit:
+            stage = "fit"
+            cal_features = None
+            if fit.get("has_features"):
+                cal_features = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "c_"))
+            labels = CalibrationLabels(arrays["c_labels"], scorer=str(getattr(cls, "name", "")))
+            try:
+                scorer.fit(ScoringInput(uids=list(fit["uids"]), texts=list(fit["texts"]), features=cal_features,
+                                        access=ProxyAccess()), labels)
+            finally:
+                labels.close()
+            channel.send({"op": "fitted"})
         stage = "score"
         features = None
         if header.get("has_features"):
-            features = engine.TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "f_"))
-        access = ProxyAccess(fd) if header.get("access") else None
-        inputs = ScoringInput(
-            uids=list(header["uids"]), texts=list(header["texts"]), features=features, access=access
-        )
+            features = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "f_"))
+        inputs = ScoringInput(uids=list(header["uids"]), texts=list(header["texts"]), features=features,
+                              access=ProxyAccess())
         result = scorer.score(inputs)
         stage = "output"
         if not isinstance(result, (np.ndarray, list, tuple)):
-            raise TypeError(
-                f"score() returned {type(result).__name__}; it must return a numpy array "
-                "(or list) of floats, one per sample"
-            )
+            raise TypeError(f"score() returned {type(result).__name__}; it must return a numpy array "
+                            "(or list) of floats, one per sample")
         out = np.asarray(result)
         if out.dtype.kind not in "biuf":
             raise TypeError(f"score() returned an array of dtype {out.dtype}; it must hold floats")
-        protocol.send(fd, {"op": "result"}, {"scores": out.astype(np.float64)})
+        channel.send({"op": "result"}, {"scores": out.astype(np.float64)})
     except BaseException as exc:  # noqa: BLE001  (everything goes back to the harness)
-        _error(fd, stage, exc)
+        send_error(stage, exc)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1])))
+    sys.exit(main(int(sys.argv[1]), json.loads(sys.argv[2])))

@@ -10,12 +10,23 @@ Example::
     capabilities: [features]       # subset of features, reference, logprobs, generate, gradients, fit, groups
     reference_models: []           # target ids, when `reference` is declared
     outside_data: []               # any data used beyond the suite (name and licence)
+    license: MIT
     params: {k: 0.3}               # passed to the scorer's constructor
     # class: MinK30                # only when scorer.py defines more than one Scorer
+
+The file is read as data, never as a program: at most ``MAX_BYTES``, YAML without anchors or
+aliases (no alias bombs) and with only JSON's types (strings, numbers, true/false/null, lists,
+mappings with string keys; no dates, binary, sets or tags), finite numbers, nesting at most
+``MAX_DEPTH`` deep. The schema reaches into ``params`` (identifier keys, bounded values), and
+every text field is one line of bounded length. Names of built-in attacks and blind
+baselines are reserved (``reserved_name``).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +35,36 @@ import yaml
 
 from ..attacks.base import CAPABILITIES
 from ..errors import MembenchError
+from . import untrusted
 
-# Capabilities that need a track this harness does not serve yet (labelled calibration data
-# with a training budget; user-level groups). Declaring them is refused at validation.
+# Capabilities that need a track this harness does not serve yet (user-level groups).
+# Declaring them is refused at validation. (``fit`` is served: the scorer fits, in the jail, on
+# a calibration subset of the split and is scored on the evaluated rest; see evaluation.py.)
 NOT_SERVED = {
-    "fit": "needs a labelled calibration split and a training budget, which no track offers yet",
     "groups": "needs a user-level track, which the suite does not hold yet",
+}
+
+MAX_BYTES = 64 * 1024
+MAX_DEPTH = 8
+MAX_NODES = 5000
+NAME_PATTERN = "^[a-z0-9][a-z0-9_.-]{0,63}$"
+_CONTROL = "[\\x00-\\x1f\\x7f]"  # control characters: none in a one-line field
+_CONTROL_BUT_NEWLINE = "[\\x00-\\x08\\x0b-\\x1f\\x7f]"  # a multi-line field keeps newlines and tabs
+
+
+def _text(max_len: int, multiline: bool = False) -> dict:
+    return {"type": "string", "minLength": 1, "maxLength": max_len,
+            "not": {"pattern": _CONTROL_BUT_NEWLINE if multiline else _CONTROL}}
+
+
+_PARAM_VALUE = {
+    "anyOf": [
+        {"type": ["number", "boolean", "null"]},
+        {"type": "string", "maxLength": 1000},
+        {"type": "array", "maxItems": 1000, "items": {"$ref": "#/$defs/param"}},
+        {"type": "object", "maxProperties": 100, "propertyNames": {"maxLength": 100},
+         "additionalProperties": {"$ref": "#/$defs/param"}},
+    ]
 }
 
 SCHEMA = {
@@ -38,27 +73,137 @@ SCHEMA = {
     "type": "object",
     "required": ["name", "version", "authors", "description", "threat_model", "capabilities"],
     "additionalProperties": False,
+    "$defs": {"param": _PARAM_VALUE},
     "properties": {
-        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"},
-        "version": {"type": ["string", "integer"]},
-        "authors": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-        "description": {"type": "string", "minLength": 1},
-        "threat_model": {"type": "string", "minLength": 1},
-        "capabilities": {
-            "type": "array",
-            "items": {"enum": list(CAPABILITIES)},
-            "uniqueItems": True,
-        },
-        "reference_models": {"type": "array", "items": {"type": "string"}},
-        "outside_data": {"type": "array", "items": {"type": "string"}},
-        "params": {"type": "object"},
-        "class": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-        "license": {"type": "string"},
-        "url": {"type": "string"},
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "version": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9},
+                              {"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[A-Za-z0-9._+-]+$"}]},
+        "authors": {"type": "array", "minItems": 1, "maxItems": 50, "items": _text(200)},
+        "description": _text(4000, multiline=True),
+        "threat_model": _text(500),
+        "capabilities": {"type": "array", "items": {"enum": list(CAPABILITIES)}, "uniqueItems": True},
+        "reference_models": {"type": "array", "maxItems": 4, "items": _text(200)},
+        "outside_data": {"type": "array", "maxItems": 50, "items": _text(500)},
+        "params": {"type": "object", "maxProperties": 50,
+                   "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                   "additionalProperties": {"$ref": "#/$defs/param"}},
+        "class": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,99}$"},
+        "license": _text(100),
+        "url": {"type": "string", "maxLength": 500, "pattern": "^https?://[^\\s\\x00-\\x1f\\x7f]+$"},
     },
 }
 
 EXAMPLE_HINT = "see submissions/README.md for the fields and a complete example"
+
+
+class ReservedName(MembenchError):
+    """A submission named like a built-in attack or a blind baseline."""
+
+
+def reserved_name(name: str) -> str | None:
+    """Why ``name`` cannot be a submission's (None when it can): built-in attack and blind
+    baseline names, and every name starting with ``blind``, are the maintainers'."""
+    from ..attacks import scorers
+    from ..diagnostics import BASELINES
+
+    if name in scorers():
+        return f"'{name}' is the name of a built-in attack"
+    if name in BASELINES or name.startswith("blind"):
+        return f"'{name}' is reserved for blind baselines"
+    if name in ("none", "maintainers"):
+        return f"'{name}' is reserved"
+    return None
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML restricted to JSON: no anchors/aliases, no tags, only JSON's scalar types."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.YAMLError("anchors and aliases (& and *) are not allowed in submission.yaml")
+        self._nodes = getattr(self, "_nodes", 0) + 1
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._nodes > MAX_NODES:
+                raise yaml.YAMLError(f"submission.yaml holds more than {MAX_NODES} values")
+            if self._depth > MAX_DEPTH + 1:
+                raise yaml.YAMLError(f"submission.yaml nests deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _refuse(loader, node):
+    raise yaml.YAMLError(f"values of type {untrusted.one_line(node.tag, 60)} are not allowed in submission.yaml "
+                         "(only strings, numbers, true/false/null, lists and mappings)")
+
+
+# Types: JSON's only. Constructors for anything else (timestamps, binary, sets, ordered maps,
+# any explicit tag) refuse; implicit resolution knows no dates, sexagesimal or octal numbers
+# and no merge keys.
+_Loader.yaml_constructors = {
+    tag: yaml.SafeLoader.yaml_constructors[tag]
+    for tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                "tag:yaml.org,2002:float", "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq",
+                "tag:yaml.org,2002:map")
+}
+_Loader.add_constructor(None, _refuse)
+_Loader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|false)$", list("tf")),
+    ("tag:yaml.org,2002:null", r"^(?:null|~|)$", ["n", "~", ""]),
+    ("tag:yaml.org,2002:int", r"^-?(?:0|[1-9][0-9]*)$", list("-0123456789")),
+    ("tag:yaml.org,2002:float", r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?$", list("-0123456789")),
+):
+    _Loader.add_implicit_resolver(_tag, re.compile(_regexp), _first)
+
+
+def parse(text: str, where: str = "submission.yaml") -> dict:
+    """The mapping in ``text``; ``MembenchError`` for anything that is not plain JSON data."""
+    try:
+        meta = yaml.load(text, Loader=_Loader)  # noqa: S506  (the loader above allows JSON data only)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise MembenchError(f"{where} is not valid YAML{at}: {untrusted.one_line(problem, 200)}", EXAMPLE_HINT) from None
+    except (ValueError, RecursionError):  # e.g. an integer of more digits than Python converts
+        raise MembenchError(f"{where} holds a number too long to read", "use ordinary numbers") from None
+    _check_json(meta, where)
+    if not isinstance(meta, dict):
+        raise MembenchError(f"{where} must be a mapping of fields, not {type(meta).__name__}", EXAMPLE_HINT)
+    return meta
+
+
+def _check_json(value, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MembenchError(f"{where} holds a non-finite number", "use finite numbers only")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise MembenchError(f"{where}: mapping keys must be strings (got {untrusted.name(k, 40)})", EXAMPLE_HINT)
+            _check_json(v, where)
+    elif isinstance(value, list):
+        for v in value:
+            _check_json(v, where)
+
+
+def read_text(path: Path) -> str:
+    """A file of the submission, at most ``MAX_BYTES``, never through a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise MembenchError(f"{untrusted.name(str(path), 160)} cannot be read ({exc.strerror})",
+                            "submission.yaml must be a regular file, not a link") from None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise MembenchError(f"{path.name} is larger than {MAX_BYTES >> 10} KiB", "keep the metadata short")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MembenchError(f"{path.name} is not UTF-8 text", EXAMPLE_HINT) from None
 
 
 @dataclass
@@ -89,34 +234,37 @@ class Submission:
         return self.meta.get("class")
 
 
+def check(meta: dict, where: str = "submission.yaml") -> dict:
+    """Schema, served capabilities, reference models and the name; returns ``meta``."""
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(meta), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        at = "/".join(untrusted.one_line(p, 40) for p in err.path) or "(top level)"
+        message = ("must not hold control characters (a one-line field: no newline, tab or escape)"
+                   if err.validator == "not" else untrusted.one_line(err.message, 200))
+        raise MembenchError(f"{where}: {at}: {message}", EXAMPLE_HINT)
+    for cap in meta["capabilities"]:
+        if cap in NOT_SERVED:
+            raise MembenchError(f"{where}: capability '{cap}' {NOT_SERVED[cap]}", "declare only capabilities the harness serves")
+    if "reference" in meta["capabilities"] and not meta.get("reference_models"):
+        raise MembenchError(f"{where}: capability 'reference' needs reference_models (a target id)", EXAMPLE_HINT)
+    why = reserved_name(meta["name"])
+    if why:
+        raise ReservedName(f"{where}: name {why}", "choose another name in submission.yaml")
+    return meta
+
+
 def load(path) -> Submission:
     """Read and check ``submission.yaml`` in folder ``path`` (a ``MembenchError`` if bad)."""
     path = Path(path)
     if not path.is_dir():
-        raise MembenchError(f"submission folder {path} does not exist", "pass a folder holding scorer.py and submission.yaml")
+        raise MembenchError(f"submission folder {untrusted.name(str(path), 160)} does not exist",
+                            "pass a folder holding scorer.py and submission.yaml")
     meta_file = path / "submission.yaml"
-    if not meta_file.is_file():
+    if not meta_file.is_file() and not meta_file.is_symlink():
         raise MembenchError(f"{path} has no submission.yaml", EXAMPLE_HINT)
     if not (path / "scorer.py").is_file():
         raise MembenchError(f"{path} has no scorer.py", EXAMPLE_HINT)
-    try:
-        meta = yaml.safe_load(meta_file.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise MembenchError(f"{meta_file} is not valid YAML{where}: {getattr(exc, 'problem', exc)}", EXAMPLE_HINT) from None
-    except UnicodeDecodeError:
-        raise MembenchError(f"{meta_file} is not UTF-8 text", EXAMPLE_HINT) from None
-    if not isinstance(meta, dict):
-        raise MembenchError(f"{meta_file} must be a mapping of fields, not {type(meta).__name__}", EXAMPLE_HINT)
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(meta), key=lambda e: list(e.path))
-    if errors:
-        err = errors[0]
-        where = "/".join(str(p) for p in err.path) or "(top level)"
-        raise MembenchError(f"{meta_file}: {where}: {err.message}", EXAMPLE_HINT)
-    for cap in meta["capabilities"]:
-        if cap in NOT_SERVED:
-            raise MembenchError(f"{meta_file}: capability '{cap}' {NOT_SERVED[cap]}", "declare only capabilities the harness serves")
-    if "reference" in meta["capabilities"] and not meta.get("reference_models"):
-        raise MembenchError(f"{meta_file}: capability 'reference' needs reference_models (a target id)", EXAMPLE_HINT)
+    where = f"{path.name}/submission.yaml"
+    meta = check(parse(read_text(meta_file), where), where)
     return Submission(path=path, meta=meta)

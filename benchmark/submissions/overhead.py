@@ -1,7 +1,8 @@
 """What the sandbox costs: `python -m benchmark.submissions.overhead [--repeats N]`.
 
 Scores the demo split with the text-only example submission, in process and in the sandbox
-(new process, namespaces, chroot, limits, pipe), and prints the median wall time of each.
+(bubblewrap with its namespaces, seccomp, a cgroup and a uid of its own, the socket protocol),
+and prints the median wall time of each and which pieces of the jail were there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..attacks import ScoringInput
 from ..home import REPO_ROOT
+from .jail import missing
 from .sandbox import isolation_problem, run_scorer
 
 EXAMPLE = REPO_ROOT / "submissions" / "zlib_ratio_blind"
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
         "split": args.split,
         "n_texts": len(texts),
         "isolated": isolation_problem() is None,
+        "missing": list(missing()),
         "in_process_s": round(statistics.median(inproc), 4),
         "sandboxed_s": round(statistics.median(boxed), 4),
         "overhead_s": round(statistics.median(boxed) - statistics.median(inproc), 4),

@@ -6,6 +6,12 @@ gets a fresh ``token``, and only the holder of the current token can finish the 
 whose worker died returns to the pool when its lease expires and is retried (at most
 ``max_attempts`` claims), so it is never lost; a worker that lost its lease cannot finish or
 publish it, so it is never completed twice. ``events`` keeps the history of every job.
+
+Who submits: a job uploaded through the API carries its ``owner`` (the name of the token
+that sent it, ``benchmark.submissions.tokens``); a job queued from a local folder by the
+operator has none (the maintainers). ``names`` records which owner first published each
+submission name: nobody else may publish under it (``claim_name``). Uploads per owner are
+rate-limited in the same transaction that queues them (``submit_archive(..., per_day=)``).
 """
 
 from __future__ import annotations
@@ -21,10 +27,25 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..home import queue_dir
-from . import archive
+from . import archive, joblog, metadata, untrusted
+from .folder import copy_folder
 
 STATUSES = ("pending", "running", "done", "failed")
 LOG_LIMIT = 64 * 1024  # characters of log returned by ``get``
+DAY = 86400.0
+MAINTAINERS = "maintainers"  # the owner of what the operator publishes without a token
+
+
+class RateLimited(MembenchError):
+    """The owner has used up their submissions for now; ``retry_after`` seconds until one frees."""
+
+    def __init__(self, message: str, hint: str, retry_after: int):
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class NameTaken(MembenchError):
+    """The submission name belongs to another owner (or is reserved)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,9 +62,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until REAL,
     error TEXT,
     result TEXT,
-    published INTEGER NOT NULL DEFAULT 0
+    published INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS names (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    per_day INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -75,6 +110,7 @@ class Job:
     token: str
     folder: Path  # the extracted submission
     dir: Path  # the job's own folder (log, staged results)
+    owner: str | None = None  # the submitting token's name; None: the operator (maintainers)
 
     @property
     def log_path(self) -> Path:
@@ -91,6 +127,16 @@ class Queue:
         with self._conn() as c:
             c.execute("PRAGMA journal_mode=WAL")
             c.executescript(_SCHEMA)
+            if "owner" not in {r[1] for r in c.execute("PRAGMA table_info(jobs)")}:  # a queue made before owners
+                c.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+
+    def connect(self):
+        """A connection (a context manager), for the modules that share this database."""
+        return self._conn()
+
+    def transaction(self):
+        """An immediate transaction (a context manager)."""
+        return self._tx()
 
     @contextmanager
     def _conn(self):
@@ -118,8 +164,14 @@ class Queue:
         return self.root / "jobs" / job_id
 
     # -- submitting -------------------------------------------------------------------------
-    def submit_archive(self, data: bytes, *, split: str, target: str) -> str:
-        """Extract an uploaded archive safely and queue it; return the job id."""
+    def submit_archive(self, data: bytes, *, split: str, target: str, owner: str | None = None,
+                       per_day: int | None = None) -> str:
+        """Extract an uploaded archive safely, check its metadata (schema, reserved names, the
+        name's owner) and queue it; return the job id. ``per_day``: the owner's limit of
+        uploads in any 24 hours (checked before extracting and again when queueing)."""
+        if owner is not None and per_day is not None:
+            with self._conn() as c:
+                self._check_rate(c, owner, per_day, time.time())
         job_id = uuid.uuid4().hex
         jdir = self.job_dir(job_id)
         jdir.mkdir(parents=True)
@@ -130,42 +182,77 @@ class Queue:
                 shutil.rmtree(jdir / "upload")
             else:
                 (jdir / "upload").rename(jdir / "submission")
-            self._insert(job_id, split, target)
+            meta = metadata.load(jdir / "submission").meta
+            self._insert(job_id, split, target, name=meta["name"], owner=owner, per_day=per_day)
         except BaseException:
             shutil.rmtree(jdir, ignore_errors=True)
             raise
         return job_id
 
     def submit_folder(self, folder: Path, *, split: str, target: str) -> str:
-        """Queue a copy of a local submission folder (no links followed); return the job id."""
+        """Queue a copy of a local submission folder (no link followed, at any depth), as the
+        operator (owner: the maintainers); return the job id. Its metadata is checked by the
+        worker."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise MembenchError(f"submission folder {folder} does not exist")
+            raise MembenchError(f"submission folder {untrusted.name(str(folder), 160)} does not exist")
         job_id = uuid.uuid4().hex
         jdir = self.job_dir(job_id)
         jdir.mkdir(parents=True)
-        shutil.copytree(folder, jdir / "submission", symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        self._insert(job_id, split, target)
+        try:
+            copy_folder(folder, jdir / "submission")
+            name = None
+            try:
+                name = metadata.parse(metadata.read_text(jdir / "submission" / "submission.yaml")).get("name")
+            except MembenchError:
+                pass  # the worker reports it; the name is only a label here
+            self._insert(job_id, split, target, name=name if isinstance(name, str) else None)
+        except BaseException:
+            shutil.rmtree(jdir, ignore_errors=True)
+            raise
         return job_id
 
-    def _insert(self, job_id: str, split: str, target: str) -> None:
-        name = None
-        try:
-            import yaml
+    @staticmethod
+    def _check_rate(c, owner: str, per_day: int, now: float) -> None:
+        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND created_at > ? ORDER BY created_at",
+                         (owner, now - DAY)).fetchall()
+        if len(rows) >= per_day:
+            wait = int(rows[0][0] + DAY - now) + 1
+            raise RateLimited(f"{owner} has sent {len(rows)} submissions in the last 24 hours (limit {per_day})",
+                              f"try again in {wait} s", retry_after=wait)
 
-            meta = yaml.safe_load((self.job_dir(job_id) / "submission" / "submission.yaml").read_text())
-            name = str(meta.get("name"))[:64] if isinstance(meta, dict) and meta.get("name") else None
-        except Exception:  # noqa: BLE001  (validated by the worker; the name is only a label)
-            pass
+    def _insert(self, job_id: str, split: str, target: str, *, name: str | None, owner: str | None = None,
+                per_day: int | None = None) -> None:
+        label = untrusted.one_line(name, 64) if name else None
         now = time.time()
         with self._tx() as c:
+            if owner is not None and per_day is not None:
+                self._check_rate(c, owner, per_day, now)
+            if owner is not None and name:
+                held = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()
+                if held is not None and held[0] != owner:
+                    raise NameTaken(f"the name '{label}' belongs to another submitter",
+                                    "choose another name in submission.yaml")
             c.execute(
-                "INSERT INTO jobs (id, name, split, target, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                (job_id, name, split, target, now, now),
+                "INSERT INTO jobs (id, name, split, target, status, created_at, updated_at, owner) "
+                "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (job_id, label, split, target, now, now, owner),
             )
-            _event(c, job_id, now, "submitted")
+            _event(c, job_id, now, "submitted", detail=f"owner {owner}" if owner else None)
+
+    def name_owner(self, name: str) -> str | None:
+        with self._conn() as c:
+            row = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def claim_name(self, name: str, owner: str) -> str | None:
+        """Record ``owner`` as the owner of ``name`` if nobody is; return the other owner when
+        someone else already is (and change nothing), else None."""
+        with self._tx() as c:
+            c.execute("INSERT OR IGNORE INTO names (name, owner, claimed_at) VALUES (?, ?, ?)",
+                      (name, owner, time.time()))
+            held = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()[0]
+        return None if held == owner else held
 
     # -- working ----------------------------------------------------------------------------
     def claim(self, worker: str, lease_s: float) -> Job | None:
@@ -198,7 +285,7 @@ class Queue:
                 _event(c, row["id"], now, "claimed", worker, f"attempt {row['attempts'] + 1}")
             jdir = self.job_dir(row["id"])
             return Job(row["id"], row["name"], row["split"], row["target"], row["attempts"] + 1,
-                       worker, token, jdir / "submission", jdir)
+                       worker, token, jdir / "submission", jdir, row["owner"])
 
     def heartbeat(self, job: Job, lease_s: float) -> bool:
         """Extend the lease; False if the job is no longer this worker's."""
@@ -234,6 +321,14 @@ class Queue:
             c.execute("UPDATE jobs SET published = 1, updated_at = ? WHERE id = ?", (now, job_id))
             _event(c, job_id, now, "published")
 
+    def refuse_publication(self, job_id: str, error: str) -> None:
+        """A done job whose results the store refused: failed, never retried."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE jobs SET status = 'failed', error = ?, updated_at = ? "
+                      "WHERE id = ? AND status = 'done' AND published = 0", (f"not published: {error}", now, job_id))
+            _event(c, job_id, now, "publish_refused", detail=error)
+
     # -- reading ----------------------------------------------------------------------------
     def get(self, job_id: str, *, with_log: bool = True) -> dict | None:
         with self._conn() as c:
@@ -252,11 +347,10 @@ class Queue:
             "error": row["error"],
             "result": json.loads(row["result"]) if row["result"] else None,
             "published": bool(row["published"]),
+            "owner": row["owner"],
         }
         if with_log:
-            log = self.job_dir(job_id) / "job.log"
-            text = log.read_text(errors="replace") if log.is_file() else ""
-            out["log"] = text[-LOG_LIMIT:]
+            out["log"] = joblog.tail(self.job_dir(job_id) / "job.log", LOG_LIMIT)
         return out
 
     def events(self, job_id: str | None = None) -> list[dict]:

@@ -1,49 +1,42 @@
-"""Run a submitted scorer in an isolated process and talk to it over a pipe.
+"""Run a submitted scorer in the jail and talk to it over a socket, under one deadline.
 
 The harness keeps the model; the sandbox gets ids, texts and token statistics as data and
-reaches any other capability through ``ProxyAccess`` (``child.py``), answered here by a
-``CapabilityServer`` (metered) after refusing what the submission did not declare. The scorer's stdout and
-stderr go to the job log. Every way a run can go wrong ends in ``SandboxError`` with one
-clear line; nothing it returns is trusted before ``check_scores``.
+reaches every capability through ``ProxyAccess`` (``child.py``), answered here by a
+``CapabilityServer`` after refusing what the submission did not declare. How the scorer is
+isolated is the ``jail`` package's business; this module owns the conversation:
+
+- one deadline (``Limits.wall_s``) for the whole run: every send and receive gives up at it,
+  capability calls are served in pieces that check it, and a watchdog thread kills the whole
+  run at it whatever the harness thread is doing;
+- byte caps per message and per run (``protocol.Caps``), every message type-checked in one
+  place (``protocol.check_message``); a malformed message ends the run with one protocol error;
+- the scorer's stdout and stderr go to the job log through a pipe (``joblog.ScorerOutput``).
+
+Every way a run can go wrong ends in ``SandboxError`` with one clear line (scorer-controlled
+text shortened and stripped of control characters); nothing it returns is trusted before
+``check_scores``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from ..attacks.budget import BudgetExceeded
 from ..errors import MembenchError
-from ..home import REPO_ROOT, home
-from . import protocol
-from .access import METHODS
-from .isolation import NOBODY, Limits, isolate, limits_only
-
-CHILD = Path(__file__).with_name("child.py")
-
-
-# Errors that mean the scorer tried to leave the sandbox, by what the kernel said.
-ESCAPES = {
-    "[Errno 101]": ("tried to open a network connection (the sandbox has no network)",
-                    "a scorer gets everything it may use as inputs; it cannot download anything"),
-    "[Errno 30]": ("tried to write outside its working directory (read-only file system)",
-                   "write scratch files only in the current directory"),
-    "[Errno 13] Permission denied": ("tried to reach a file it may not",
-                                     "the cache, the labels and the queue are hidden from scorers"),
-    "[Errno 2] No such file or directory: '/": (
-        "opened a path that does not exist inside the sandbox",
-        "only its working directory, Python and the harness package exist there; labels never do"),
-}
+from . import protocol, untrusted
+from .access import CallTimeout, Refused
+from .folder import copy_folder
+from . import jail as _jail
+from .jail import Jail, JailError, Limits
+from .joblog import ScorerOutput, harness_line
 
 
 class SandboxError(MembenchError):
@@ -63,107 +56,91 @@ class RunResult:
     loaded: dict = field(default_factory=dict)  # class, name, version, requires
     seconds: float = 0.0
     sandboxed: bool = True
+    jail: dict = field(default_factory=dict)  # pieces used, limits
 
 
-def _probe_in_child(fn) -> str | None:
-    """Run ``fn`` in a forked child; None if it worked, else the error text."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (child)
-        os.close(r)
-        try:
-            fn()
-            os._exit(0)
-        except BaseException as exc:  # noqa: BLE001
-            os.write(w, str(exc).encode()[:500])
-            os._exit(1)
-    os.close(w)
-    with os.fdopen(r, "rb") as fh:
-        msg = fh.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    return None if os.waitstatus_to_exitcode(status) == 0 else (msg or "unknown failure")
-
-
-@lru_cache(maxsize=1)
 def isolation_problem() -> str | None:
-    """Why this machine cannot isolate a scorer (None when it can)."""
-    workdir = tempfile.mkdtemp(prefix="membench-probe-")
-    newroot = tempfile.mkdtemp(prefix="membench-root-")
-    try:
-        return _probe_in_child(lambda: isolate(workdir, (), Limits(), expose=python_paths(), newroot=newroot))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        os.rmdir(newroot)
+    """Why this machine cannot fully jail a scorer (None when it can)."""
+    gaps = _jail.missing()
+    return "; ".join(gaps) if gaps else None
 
 
-def python_paths() -> tuple[str, ...]:
-    """What the sandbox must be able to read: the interpreter and its libraries, and the
-    harness package (for the interface and the wire format)."""
-    real = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
-    package = str(Path(__file__).resolve().parent.parent)
-    return tuple(dict.fromkeys([sys.base_prefix, sys.prefix, real, package]))
+def undeclared_message(method: str, capability: str) -> str:
+    return (f"the scorer called access.{method}(), which needs capability '{capability}', but did not declare it: "
+            f"add '{capability}' to `requires` in scorer.py and to `capabilities` in submission.yaml")
 
 
-def _hidden_paths(extra=()) -> tuple[str, ...]:
-    # The cache (suite with labels, features, queue), wherever MEMBENCH_HOME points, and the
-    # repository's default cache, plus any extra paths the caller names.
-    paths = [str(home().resolve()), str((REPO_ROOT / ".membench").resolve())]
-    paths += [str(Path(p).resolve()) for p in extra]
-    return tuple(dict.fromkeys(p for p in paths if os.path.isdir(p)))
+# What the kernel said when the scorer reached for something the jail does not give, and
+# what that means for the submitter. Matched against the scorer's exception message.
+ESCAPES = (
+    ("[Errno 97]", "tried to open a network socket (only AF_UNIX sockets exist in the sandbox)",
+     "a scorer gets everything it may use as inputs; it cannot download or connect anywhere"),
+    ("[Errno 101]", "tried to open a network connection (the sandbox has no network)",
+     "a scorer gets everything it may use as inputs; it cannot download or connect anywhere"),
+    ("[Errno 30]", "tried to write outside its scratch folder (read-only file system)",
+     "write scratch files under $TMPDIR (/tmp), the only writable folder"),
+    ("[Errno 28]", "filled its scratch disk (the writable /tmp is limited)",
+     "write less, or raise --disk-mb"),
+    ("[Errno 27]", "wrote a file past the per-file size limit", "write smaller files"),
+    ("[Errno 13] Permission denied", "tried to reach a file it may not", "labels and the cache are never visible to scorers"),
+    ("[Errno 2] No such file or directory: '/", "opened a path that does not exist inside the sandbox",
+     "only Python, numpy/scipy/scikit-learn/pandas, the scorer interface and the submission exist there"),
+)
 
 
-def _prepare_workdir(submission_dir: Path) -> str:
-    """A fresh temporary copy of the submission folder, owned by the sandbox user."""
-    workdir = tempfile.mkdtemp(prefix="membench-sandbox-")
-    for item in Path(submission_dir).iterdir():
-        if item.is_symlink():
-            continue
-        target = Path(workdir) / item.name
-        if item.is_dir():
-            shutil.copytree(item, target, symlinks=False, ignore_dangling_symlinks=True)
-        else:
-            shutil.copy2(item, target)
-    if os.getuid() == 0:
-        for root, dirs, files in os.walk(workdir):
-            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                os.chown(name, NOBODY, NOBODY)
-    return workdir
-
-
-def _child_env(workdir: str) -> dict:
-    keep = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    return {
-        **keep,
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
-
-
-def _describe_exit(code: int, limits: Limits) -> tuple[str, str]:
-    if code < 0:
-        sig = signal.Signals(-code)
-        if sig == signal.SIGXCPU:
+def _describe_exit(code: int, limits: Limits, oom: bool) -> tuple[str, str]:
+    if oom:
+        return "memory", (f"the scorer ran out of memory (whole-run limit {limits.memory_mb} MiB, "
+                          f"plus its {limits.disk_mb} MiB scratch disk) and was killed")
+    sig = -code if code < 0 else (code - 128 if code > 128 else 0)
+    if sig:
+        try:
+            name = signal.Signals(sig)
+        except ValueError:
+            return "crash", f"the scorer process died with signal {sig}"
+        if name == signal.SIGXCPU:
             return "cpu", f"the scorer used more than its CPU-time limit ({limits.cpu_s} s) and was stopped"
-        if sig == signal.SIGXFSZ:
+        if name == signal.SIGXFSZ:
             return "file_size", f"the scorer wrote a file past the {limits.fsize_mb} MiB file-size limit"
-        if sig == signal.SIGKILL:
-            return "killed", "the scorer process was killed (likely out of memory)"
-        return "crash", f"the scorer process died with signal {sig.name}"
+        if name == signal.SIGKILL:
+            return "killed", "the scorer process was killed (out of memory, or a limit of the sandbox)"
+        if name == signal.SIGSYS:
+            return "escape", "the scorer made a system call the sandbox forbids and was killed"
+        return "crash", f"the scorer process died with signal {name.name}"
     return "crash", f"the scorer process exited (status {code}) without returning scores"
 
 
-def _log_tail(log_path: Path, n: int = 5) -> str:
-    try:
-        lines = Path(log_path).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(lines[-n:])
+def _from_error_message(msg: dict, limits: Limits) -> SandboxError:
+    stage, etype = msg["stage"], untrusted.one_line(msg["type"], 80)
+    emsg = untrusted.one_line(msg["message"], 300)
+    tb = msg["traceback"]
+    if msg["kind"] == "memory":
+        return SandboxError(f"the scorer ran out of memory (limit {limits.memory_mb} MiB)",
+                            "use less memory, or raise --memory-mb", kind="memory")
+    if stage == "import":
+        last = untrusted.one_line((tb.strip().splitlines() or [""])[-1], 300)
+        return SandboxError(f"scorer.py could not be imported: {etype}: {emsg}",
+                            last if etype == "SyntaxError" else "fix scorer.py and validate again", kind="import")
+    if etype == "CapabilityRefused":
+        return SandboxError(f"capability call refused: {emsg}", kind="capabilities")
+    if "[Errno 1] Operation not permitted" in msg["message"] and any(
+            w in tb for w in ("fork", "Popen", "spawn", "subprocess", "clone", "multiprocessing")):
+        return SandboxError(f"the scorer tried to start a process ({etype}: {emsg}); scorers run in one "
+                            "process (threads are allowed)", "score in one process", kind="processes")
+    if etype == "RuntimeError" and "can't start new thread" in msg["message"] or (
+            etype == "BlockingIOError" and "Resource temporarily unavailable" in msg["message"]):
+        return SandboxError(f"the scorer tried to start more threads than allowed (limit {limits.nproc}): {emsg}",
+                            "use fewer threads", kind="processes")
+    for marker, what, hint in ESCAPES:
+        if marker in msg["message"]:
+            return SandboxError(f"the scorer {what}: {etype}: {emsg}", hint, kind="escape")
+    if stage == "output":
+        return SandboxError(f"the scorer returned the wrong type: {emsg}", kind="output")
+    if stage == "init":
+        return SandboxError(f"the sandbox could not read its inputs: {etype}: {emsg}", kind="protocol")
+    doing = {"load": "loading", "fit": "fitting (fit())"}.get(stage, "scoring")
+    return SandboxError(f"the scorer raised {etype} while {doing}: {emsg}",
+                        "see the job log for the traceback", kind="exception")
 
 
 def run_scorer(
@@ -179,175 +156,199 @@ def run_scorer(
     limits: Limits = Limits(),
     log_path: Path,
     allow_unsandboxed: bool = False,
-    hidden=(),
+    caps: protocol.Caps = protocol.Caps(),
+    fit=None,
 ) -> RunResult:
-    """Score ``texts`` with the submission in a sandbox; raise ``SandboxError`` on any fault.
+    """Score ``texts`` with the submission in the jail; raise ``SandboxError`` on any fault.
 
     ``access`` answers capability calls (a ``CapabilityServer``); calls to capabilities not in
-    ``declared`` are refused before they reach it.
+    ``declared`` are refused before they reach it. ``fit`` (a ``FitRequest``: the calibration
+    subset's uids, texts, statistics and labels, and the fit meter) makes the scorer fit on
+    those first, inside the same jail; every call until it reports ``fitted`` is charged to the
+    meter, and one that would pass the fit budget ends the run (``BudgetExceeded``).
     """
-    problem = isolation_problem()
-    sandboxed = problem is None
-    if not sandboxed and not allow_unsandboxed:
+    gaps = _jail.missing()
+    if gaps and not allow_unsandboxed:
         raise SandboxError(
-            f"this machine cannot isolate a scorer ({problem})",
-            "run where user/mount/network namespaces are allowed, or pass --allow-unsandboxed "
-            "(resource limits only: the scorer could reach the network and the labels)",
+            "this machine cannot jail a scorer; missing: " + "; ".join(gaps),
+            "run the worker where bubblewrap, libseccomp, a writable cgroup and root are available, or pass "
+            "--allow-unsandboxed to run with only the pieces that are there (never for untrusted code)",
             kind="no_sandbox",
         )
-    workdir = _prepare_workdir(submission_dir)
-    newroot = None
-    parent_sock, child_sock = socket.socketpair()
-    hidden_paths = _hidden_paths(hidden)
-    if sandboxed:
-        newroot = tempfile.mkdtemp(prefix="membench-root-")
-        preexec = lambda: isolate(workdir, hidden_paths, limits, expose=python_paths(), newroot=newroot)  # noqa: E731
-    else:
-        preexec = lambda: limits_only(limits)  # noqa: E731
     log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    deadline = start + limits.wall_s
-    used, refused, loaded = [], [], {}
-    with open(log_path, "ab") as log:
-        log.write(f"--- sandbox run ({'isolated' if sandboxed else 'UNSANDBOXED'}) ---\n".encode())
-        log.flush()
+    with Jail(limits) as jail:
+        copy_folder(submission_dir, jail.snapshot)
+        harness_line(log_path, "sandbox run: " + ("jailed (" + ", ".join(jail.pieces) + ")" if jail.sandboxed
+                                                 else "NOT FULLY JAILED (missing: " + "; ".join(gaps) + ")"))
+        parent, child = socket.socketpair()
+        start = time.monotonic()
+        deadline = start + limits.wall_s
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-s", "-P", "-u", "-B", str(CHILD), str(child_sock.fileno())],
-                cwd=workdir,
-                env=_child_env(workdir),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                pass_fds=(child_sock.fileno(),),
-                preexec_fn=preexec,
-                start_new_session=True,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            child_sock.close()
-            parent_sock.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-            if newroot:
-                os.rmdir(newroot)
-            raise SandboxError(f"could not start the sandboxed process ({exc})", kind="no_sandbox") from None
-    child_sock.close()
-    fd = parent_sock.fileno()
-    try:
-        header = {
-            "op": "init",
-            "class": class_name,
-            "params": params or {},
-            "uids": list(uids),
-            "texts": list(texts),
-            "has_features": features is not None,
-            "access": access is not None or any(c != "features" for c in declared),
-        }
-        arrays = protocol.stats_to_arrays(features, "f_") if features is not None else {}
-        try:
-            protocol.send(fd, header, arrays)
-        except OSError:
-            pass  # the child died at start; reported below from its exit status
-        while True:
             try:
-                msg, data = protocol.recv(fd, deadline)
-            except protocol.Timeout:
-                raise SandboxError(
-                    f"the scorer ran past the wall-clock timeout ({limits.wall_s:g} s) and was stopped",
-                    "make it faster, or score fewer texts per call",
-                    kind="timeout",
-                ) from None
-            except (protocol.ProtocolError, OSError) as exc:
+                proc = jail.start(child.fileno(), {})
+            except (JailError, OSError) as exc:
+                raise SandboxError(f"could not start the sandbox ({untrusted.one_line(exc, 300)})", kind="no_sandbox") from None
+            finally:
+                child.close()
+            output = ScorerOutput(proc.stdout.fileno(), log_path, limits.log_kb << 10)
+            output.start()
+            watchdog = threading.Timer(max(limits.wall_s, 0.0) + 0.5, jail.kill)
+            watchdog.daemon = True
+            watchdog.start()
+            channel = protocol.Channel(parent, deadline=deadline, caps=caps)
+            try:
+                return _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params,
+                                 class_name, declared, access, fit)
+            finally:
+                watchdog.cancel()
+                peak = jail.peak_memory()
+                jail.kill()
+                channel.close()
                 try:
-                    code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    code = None
-                if code is None:
-                    raise SandboxError(f"the scorer broke the harness protocol ({exc})", kind="protocol") from None
-                kind, text = _describe_exit(code, limits)
-                tail = _log_tail(log_path)
-                raise SandboxError(text + (f"; log: {tail}" if tail else ""), kind=kind) from None
-            op = msg.get("op")
-            if op == "loaded":
-                loaded = {k: msg.get(k) for k in ("class", "name", "version", "requires")}
-            elif op == "call":
-                method = str(msg.get("method"))
-                kwargs = msg.get("kwargs") or {}
-                cap = METHODS.get(method, "?")
-                if method not in METHODS or (cap is not None and cap not in declared):
-                    refused.append(cap if method in METHODS else method)
-                    what = f"capability '{cap}'" if method in METHODS else f"unknown method '{method}'"
-                    protocol.send(fd, {"ok": False, "error": f"{what} was not declared in submission.yaml"})
-                elif access is None:
-                    protocol.send(fd, {"ok": False, "error": f"'{method}' needs model access, which this run has not"})
-                else:
-                    if cap is not None and cap not in used:
-                        used.append(cap)
-                    try:
-                        reply, out = access.serve(method, kwargs)
-                    except MembenchError as exc:
-                        protocol.send(fd, {"ok": False, "error": str(exc), "usage": access.usage})
-                    else:
-                        protocol.send(fd, {"ok": True, "usage": access.usage, **reply}, out)
-            elif op == "error":
-                stage = msg.get("stage")
-                etype, emsg = msg.get("type", "Error"), msg.get("message", "")
-                if msg.get("kind") == "memory":
-                    raise SandboxError(
-                        f"the scorer ran out of memory (limit {limits.memory_mb} MiB of address space)",
-                        "use less memory, or raise --memory-mb",
-                        kind="memory",
-                    )
-                if stage == "import":
-                    last = msg.get("traceback", "").strip().splitlines()[-1:]
-                    raise SandboxError(
-                        f"scorer.py could not be imported: {etype}: {emsg}",
-                        "; ".join(last) if etype == "SyntaxError" else "fix scorer.py and validate again",
-                        kind="import",
-                    )
-                if etype == "BlockingIOError" and ("fork" in msg.get("traceback", "")
-                                                   or "temporarily unavailable" in emsg):
-                    raise SandboxError(
-                        f"the scorer tried to start more processes than allowed (limit {limits.nproc}): {emsg}",
-                        "score in one process",
-                        kind="processes",
-                    )
-                for marker, (what, hint) in ESCAPES.items():
-                    if marker in emsg:
-                        raise SandboxError(f"the scorer {what}: {etype}: {emsg}", hint, kind="escape")
-                if stage == "output":
-                    raise SandboxError(f"the scorer returned the wrong type: {emsg}", kind="output")
-                raise SandboxError(
-                    f"the scorer raised {etype} while {'loading' if stage == 'load' else 'scoring'}: {emsg}",
-                    "see the job log for the traceback",
-                    kind="exception",
-                )
-            elif op == "result":
-                scores = data.get("scores")
-                return RunResult(
-                    scores=scores,
-                    usage=dict(access.usage) if access is not None else {},
-                    used=used,
-                    refused=refused,
-                    loaded=loaded,
-                    seconds=time.monotonic() - start,
-                    sandboxed=sandboxed,
-                )
-            else:
-                raise SandboxError(f"the scorer sent an unknown message {op!r}", kind="protocol")
-    finally:
-        parent_sock.close()
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # Jail.close() tries again, and says nothing either
+                    pass
+                output.join(timeout=10)
+                harness_line(log_path, f"sandbox run ended after {time.monotonic() - start:.2f} s"
+                             + (f"; peak memory of the run {peak / 2**20:.0f} MiB" if peak else ""))
+        finally:
+            parent.close()
+
+
+@dataclass
+class FitRequest:
+    """What crosses into the jail for ``fit``: the calibration rows and their labels only."""
+
+    uids: list
+    texts: list
+    features: object | None
+    labels: np.ndarray
+    meter: object  # attacks.FitMeter
+
+
+def _metered(access):
+    """The in-process access behind a ``CapabilityServer`` (where the fit meter is set)."""
+    return getattr(access, "access", None)
+
+
+def _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params, class_name,
+              declared, access, fit=None) -> RunResult:
+    used, refused, loaded = [], [], {}
+    fitting = fit is not None
+
+    def died(exc: Exception) -> SandboxError:
+        # The channel failed: explain by how the process ended, if it did.
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+            code = proc.wait(timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+        except Exception:  # noqa: BLE001  (still running: the protocol itself was broken)
+            code = None
+        if time.monotonic() >= deadline:
+            return _timeout(limits)
+        if code is None:
+            return SandboxError(f"the scorer broke the harness protocol ({untrusted.one_line(exc, 300)})",
+                                kind="protocol")
+        kind, text = _describe_exit(code, limits, jail.oom_killed())
+        return SandboxError(text, "see the job log", kind=kind)
+
+    init = {"op": "init", "class": class_name, "params": params or {}, "uids": list(uids), "texts": list(texts),
+            "has_features": features is not None}
+    arrays = protocol.stats_to_arrays(features, "f_") if features is not None else {}
+    if fitting:
+        init["fit"] = {"uids": list(fit.uids), "texts": list(fit.texts), "has_features": fit.features is not None}
+        arrays["c_labels"] = np.asarray(fit.labels, np.int32)
+        if fit.features is not None:
+            arrays.update(protocol.stats_to_arrays(fit.features, "c_"))
+        if _metered(access) is not None:
+            _metered(access).meter = fit.meter
+    try:
+        channel.send(init, arrays)
+    except protocol.ProtocolError as exc:
+        raise died(exc) from None
+    while True:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        shutil.rmtree(workdir, ignore_errors=True)
-        if newroot:
-            os.rmdir(newroot)  # an empty mount point: the mounts lived in the child's namespace
+            header, arrays = channel.recv()
+        except protocol.Timeout:
+            raise _timeout(limits) from None
+        except protocol.TooLarge as exc:
+            raise SandboxError(f"the scorer sent too much over the protocol ({exc})",
+                               "send scores, not data; call capabilities on fewer texts at a time",
+                               kind="protocol") from None
+        except protocol.ProtocolError as exc:
+            raise died(exc) from None
+        try:
+            msg = protocol.check_message(header, arrays)
+        except protocol.ProtocolError as exc:
+            raise SandboxError(f"the scorer broke the harness protocol ({untrusted.one_line(exc, 300)})",
+                               "use inputs.access; never write to the harness's socket yourself", kind="protocol") from None
+        op = msg["op"]
+        if op == "loaded":
+            loaded = {k: msg[k] for k in ("class", "name", "version", "requires")}
+            continue
+        if op == "error":
+            raise _from_error_message(msg, limits)
+        if op == "fitted":
+            if not fitting:
+                raise SandboxError("the scorer said it fitted, but no calibration subset was given to it",
+                                   "use inputs.access; never write to the harness's socket yourself", kind="protocol")
+            fitting = False
+            if _metered(access) is not None:
+                _metered(access).meter = None
+            fit.meter.check_time()  # the wall time of fit() itself
+            continue
+        if fitting and op == "call":
+            fit.meter.check_time()
+        if op == "result" and fitting:
+            raise SandboxError("the scorer sent scores before its fit() returned", kind="protocol")
+        if op == "result":
+            return RunResult(scores=msg["arrays"]["scores"], usage=dict(access.usage) if access is not None else {},
+                             used=used, refused=refused, loaded=loaded, seconds=time.monotonic() - start,
+                             sandboxed=jail.sandboxed, jail=jail.describe())
+        # op == "call"
+        method = msg["method"]
+        reply, out = _answer(method, msg["kwargs"], declared, access, deadline, used, refused, limits)
+        try:
+            channel.send(reply, out)
+        except protocol.Timeout:
+            raise SandboxError(
+                f"the scorer did not read the harness's replies before the deadline ({limits.wall_s:g} s) and was stopped",
+                "read every reply (use inputs.access, which does)", kind="timeout") from None
+        except protocol.ProtocolError as exc:
+            raise died(exc) from None
+
+
+def _answer(method, kwargs, declared, access, deadline, used, refused, limits) -> tuple[dict, dict]:
+    usage = {"usage": access.usage} if access is not None else {}
+    if method not in protocol.METHODS:
+        refused.append(method)
+        return {"ok": False, "error": f"there is no capability method {untrusted.name(method, 40)}; the methods are "
+                                      f"{', '.join(protocol.METHODS)}", **usage}, {}
+    cap = protocol.METHODS[method].capability
+    if cap is not None and cap not in declared:
+        refused.append(cap)
+        return {"ok": False, "error": undeclared_message(method, cap), **usage}, {}
+    if access is None:
+        wanted = cap or next((c for c in declared if c != "features"), "logprobs")
+        refused.append(wanted)
+        return {"ok": False, "error": f"access.{method}() needs model access: declare a capability such as "
+                                      f"'{wanted}' in `requires` and `capabilities`", **usage}, {}
+    if cap is not None and cap not in used:
+        used.append(cap)
+    try:
+        fields, out = access.serve(method, kwargs, deadline)
+    except Refused as exc:
+        return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
+    except CallTimeout:
+        raise _timeout(limits) from None
+    except BudgetExceeded:
+        raise  # over the fit budget: the run ends here, nothing is published
+    except MembenchError as exc:
+        return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
+    return {"ok": True, "usage": access.usage, **fields}, out
+
+
+def _timeout(limits: Limits) -> SandboxError:
+    return SandboxError(f"the scorer ran past the wall-clock timeout ({limits.wall_s:g} s) and was stopped",
+                        "make it faster, or score fewer texts per call", kind="timeout")
 
 
 def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:

@@ -1,11 +1,14 @@
 """The worker: takes queued submissions one at a time, validates, evaluates, publishes.
 
-For each job: ``validate`` (every check, in the sandbox), then ``evaluate`` on the job's split
-into the job's own staging folder, then ``Queue.finish`` (only the holder of the job's current
-lease token can), then publication: each staged result goes through ``results.write`` into
-the published results folder and the site is rebuilt. A job that is done but not yet
-published (the worker died in between) is published by the next worker that starts. Any fault
-of the scorer fails its job with the error in the job log, and the worker goes on serving.
+At start it sweeps what a killed harness left (sandbox scratch folders, snapshots, run
+cgroups). For each job: ``validate`` (every check, in the sandbox), then ``evaluate`` on the
+job's split into the job's own staging folder, then the name check (a name belongs to the
+owner that first published it; no record of another owner or kind is ever replaced), then
+``Queue.finish`` (only the holder of the job's current lease token can), then publication:
+each staged result goes through ``results.write`` into the published results folder and the
+site is rebuilt. A job that is done but not yet published (the worker died in between) is
+published by the next worker that starts. Any fault of the scorer fails its job with one
+clear line in the job log, and the worker goes on serving.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +25,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MembenchError
+from ..home import scratch_dir
+from ..results import public_view
+from . import jail, untrusted
 from .evaluation import evaluate, validate
-from .isolation import Limits
-from .queue import Job, Queue
+from .folder import sweep_dead
+from .jail import Limits
+from .joblog import harness_line
+from .queue import MAINTAINERS, Job, Queue
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +51,44 @@ class WorkerConfig:
 
 
 def _log(job: Job, line: str) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    with open(job.log_path, "a") as fh:
-        fh.write(f"[{stamp}] {line}\n")
+    harness_line(job.log_path, line)
+
+
+def owners_of(results_dir: Path, name: str) -> set[tuple[str, str]]:
+    """(kind, owner) of every published record named ``name`` (a light read: the scorer
+    block of each JSON file, no schema or hash check)."""
+    import json
+
+    out = set()
+    root = Path(results_dir)
+    if not root.is_dir():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(("_", "."))]
+        for fn in filenames:
+            if not fn.endswith(".json"):
+                continue
+            try:
+                scorer = json.loads((Path(dirpath) / fn).read_text()).get("scorer") or {}
+            except (OSError, ValueError, AttributeError):
+                continue
+            if scorer.get("name") == name:
+                out.add((str(scorer.get("kind")), str(scorer.get("owner") or MAINTAINERS)))
+    return out
+
+
+def check_name(queue: Queue, cfg: "WorkerConfig", name: str, owner: str) -> None:
+    """Refuse to publish ``name`` for ``owner`` when another owner (or a built-in, a blind
+    baseline) holds it; otherwise record ``owner`` as the name's owner."""
+    shown = untrusted.one_line(name, 64)
+    others = {(k, o) for k, o in owners_of(cfg.results_dir, name) if (k, o) != ("submission", owner)}
+    if any(k != "submission" for k, _ in others):
+        raise MembenchError(f"the name '{shown}' is already published by the maintainers as a built-in or a baseline",
+                            "choose another name in submission.yaml")
+    held = queue.claim_name(name, owner) if not others else sorted(others)[0][1]
+    if held is not None:
+        raise MembenchError(f"the name '{shown}' belongs to another submitter (the first to publish it)",
+                            "choose another name in submission.yaml")
 
 
 class _Heartbeat(threading.Thread):
@@ -87,14 +129,15 @@ def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[str]:
 
 def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
     """Run one claimed job to its end; True if it was done (and published)."""
-    _log(job, f"claimed by {cfg.name} (attempt {job.attempts}); split {job.split}, target {job.target}")
+    owner = job.owner or MAINTAINERS
+    _log(job, f"claimed by {cfg.name} (attempt {job.attempts}); split {job.split}, target {job.target}, "
+              f"owner {owner}")
     beat = _Heartbeat(queue, job, cfg.lease_s)
     beat.start()
-    hidden = (queue.root,)  # other jobs' uploads and logs are not the scorer's business
     try:
         report = validate(job.folder, split_id=job.split, target_id=job.target, n=cfg.validate_n,
                           log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
-                          device=cfg.device, hidden=hidden)
+                          device=cfg.device)
         for c in report["checks"]:
             _log(job, f"validate: {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
         if not report["ok"]:
@@ -103,20 +146,30 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
         shutil.rmtree(staged, ignore_errors=True)
         record = evaluate(job.folder, split_id=job.split, target_id=job.target, results_dir=staged,
                           log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
-                          device=cfg.device, blind_from=cfg.results_dir, hidden=hidden)
-        m = record["metrics"]
+                          device=cfg.device, blind_from=cfg.results_dir, owner=owner)
+        check_name(queue, cfg, record["scorer"]["name"], owner)
+        # What the submitter sees (the job's result and log) is what the leaderboard shows: the
+        # metrics at the precision their intervals support, never the stored full precision.
+        m = public_view(record)["metrics"]
         summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
                    "auc": m["auc"], "auc_ci95": m["auc_ci95"], "usage": record["usage"]}
-        _log(job, f"evaluate: AUC {m['auc']:.4f} on {record['counts']['n_scored']} samples")
+        _log(job, f"evaluate: AUC {m['auc']} {m['auc_ci95']} on {record['counts']['n_scored']} samples")
         if beat.lost or not queue.finish(job, "done", result=summary):
             _log(job, "lease lost to another worker; not publishing")
             return False
-        written = publish(queue, job.id, cfg)
+        try:
+            written = publish(queue, job.id, cfg)
+        except MembenchError as exc:  # refused by the results store (e.g. a name taken meanwhile)
+            error = untrusted.one_line(exc, 1000)
+            queue.refuse_publication(job.id, error)
+            _log(job, f"FAILED: not published: {error}")
+            return False
         _log(job, f"published: {', '.join(written)}")
         return True
     except MembenchError as exc:
-        _log(job, f"FAILED: {exc}")
-        queue.finish(job, "failed", error=str(exc))
+        error = untrusted.one_line(exc, 1000)
+        _log(job, f"FAILED: {error}")
+        queue.finish(job, "failed", error=error)
         return False
     except Exception as exc:  # noqa: BLE001  (a harness bug must not stop the worker)
         _log(job, "FAILED (internal error): " + "".join(traceback.format_exception(exc))[-4000:])
@@ -132,11 +185,17 @@ def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max
     running: a job another worker holds may still come back when its lease expires); return
     the number of jobs this worker processed."""
     stop = stop or threading.Event()
+    swept = {**jail.sweep(), "snapshots": sweep_dead(scratch_dir("snapshots"))}
+    if any(swept.values()):
+        log.warning("removed what a stopped harness left behind: %s", swept)
 
     def catch_up():
         for job_id in queue.unpublished():
             log.warning("publishing job %s, finished by a worker that stopped before publishing", job_id)
-            publish(queue, job_id, cfg)
+            try:
+                publish(queue, job_id, cfg)
+            except MembenchError as exc:  # e.g. the name was taken meanwhile: never retried forever
+                queue.refuse_publication(job_id, untrusted.one_line(exc, 1000))
 
     catch_up()
     n = 0

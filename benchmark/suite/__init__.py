@@ -3,18 +3,28 @@
 Public face: ``get_split``, ``match_splits``, ``splits`` (registry), ``fetch`` (materialize from
 the Hub or a local copy), ``ensure`` (materialize if it can be done offline, then load),
 ``load``, ``verify``, ``freeze``, ``status``, ``Split``, ``SplitSpec``, ``make_uid``,
-``register_split`` (a split kept under MEMBENCH_HOME, see ``benchmark.registered``).
+``register_split`` (a split kept under MEMBENCH_HOME, see ``benchmark.registered``),
+``add_local_split`` / ``remove_split`` (a researcher's own file as a split: ``membench suite
+add``), ``missing_parents`` (what a control still needs before it can be built offline),
+``calibration`` (named, seeded calibration subsets disjoint from the evaluated rest by uid and
+by near-duplicates: ``calibration.subsets``, ``calibration.select``).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+import re
+import shutil
+from pathlib import Path
+
+from .. import registered
 from ..errors import MembenchError
+from ..hashing import sha256_file
 from ..home import locked
-from . import demo, loaders, sources
+from . import calibration, demo, loaders, sources
 from . import lock as lockfile
-from .registry import SplitSpec, get_split, match_splits, register_split, splits
+from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
 from .verify import status, verify_split
 
@@ -23,7 +33,7 @@ def build_builtin(spec: SplitSpec) -> Split:
     """Materialize a split that membench makes itself (no download)."""
     source = spec.source
     if source.get("builder") == "pydoc":
-        parts = demo.build(int(source["seed"]))
+        parts = demo.build(demo.secret_seed(spec.id) if source["seed"] == "secret" else int(source["seed"]))
         pool = pd.DataFrame({"text": parts["pool"]})
         return materialize(
             spec,
@@ -36,12 +46,32 @@ def build_builtin(spec: SplitSpec) -> Split:
 
 
 def _offline_buildable(spec: SplitSpec) -> bool:
-    """Built without any download: builtin splits, and controls whose parents are at hand."""
+    """Built without any download: builtin splits, local files that exist, and controls whose
+    parents are at hand."""
     if spec.kind == "builtin":
         return True
+    if spec.kind == LOCAL_FILE:
+        return Path(spec.source["path"]).exists()
     if spec.kind == "control":
-        return all(is_materialized(p) or _offline_buildable(get_split(p)) for p in loaders.parent_ids(spec))
+        return not missing_parents(spec)
     return False
+
+
+def missing_parents(spec: SplitSpec) -> list[str]:
+    """The splits a control is built from (directly or through other controls) that are not
+    materialized and cannot be built offline: fetch these first. Empty for other splits."""
+    if spec.kind != "control":
+        return []
+    out: list[str] = []
+    for parent in loaders.parent_ids(spec):
+        if is_materialized(parent):
+            continue
+        pspec = get_split(parent)
+        if pspec.kind == "control":
+            out += [p for p in missing_parents(pspec) if p not in out]
+        elif not _offline_buildable(pspec) and parent not in out:
+            out.append(parent)
+    return out
 
 
 def _local_only(spec: SplitSpec) -> bool:
@@ -79,6 +109,9 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
             return build_builtin(spec)
         if spec.kind == "control":
             return _build_control(spec)
+        if spec.kind == LOCAL_FILE:
+            parts = loaders.load_local_file(spec)
+            return materialize(spec, parts.members, parts.nonmembers, source=parts.source, notes=parts.notes)
         pinned = lockfile.read_lock().get("splits", {}).get(split_id, {}).get("hub_commit")
         files = sources.files_for(spec, from_dir, revision=pinned)
         if spec.kind == "mimir":
@@ -92,6 +125,83 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
         return materialize(
             spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes
         )
+
+
+LOCAL_FILE = "local_file"
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*")
+
+
+def add_local_split(
+    split_id: str,
+    path,
+    *,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    valid_for=(),
+    config: str | None = None,
+    track: str = "custom",
+    description: str | None = None,
+    replace: bool = False,
+) -> Split:
+    """Register a researcher's own labelled file as the split ``split_id`` (under
+    MEMBENCH_HOME, never in the package) and materialize it like any registry split: the same
+    uids, deduplication, manifest and hashes. ``valid_for``: target ids or glob patterns for
+    which the labels are membership ground truth. Nothing is registered when the file cannot
+    be read into a split."""
+    if not _ID.fullmatch(split_id or ""):
+        raise MembenchError(f"{split_id!r} is not a usable split id",
+                            "use letters, digits, '.', '_', '+', '-', with '/' between parts, e.g. mylab/forum-2024")
+    if split_id in shipped():
+        raise MembenchError(f"split id {split_id} belongs to the shipped registry", "choose another id")
+    if split_id in splits() and not replace:
+        raise MembenchError(f"split {split_id} is already registered",
+                            f"choose another id, or replace it: membench suite add {split_id} --file ... --replace")
+    path = Path(path).expanduser().resolve()
+    frame = loaders.read_local_table(path, config)  # read once now: a bad file registers nothing
+    text_field = text_field or loaders.default_text_field(frame, path)
+    label_field = label_field or "label"
+    members, nonmembers = loaders.labelled_texts(frame, path, text_field, label_field)
+    if not members or not nonmembers:
+        raise MembenchError(f"{path}: {len(members)} members and {len(nonmembers)} non-members; a split needs both",
+                            f"label members 1 and non-members 0 in the '{label_field}' column")
+    entry = {
+        "id": split_id,
+        "family": "local",
+        "track": track,
+        "domain": "local",
+        "source": {"kind": LOCAL_FILE, "path": str(path), "config": config,
+                   "sha256": sha256_file(path) if path.is_file() else None},
+        "fields": {"text": text_field, "label": label_field, "member_value": 1},
+        "valid_targets": list(valid_for),
+        "label_meaning": f"membership as declared by the file's '{label_field}' column (1 = member)",
+        "description": description or f"A researcher's own split from the file {path.name}.",
+    }
+    before = next((e for e in registered.entries("splits") if e["id"] == split_id), None)
+    spec = register_split(entry, replace=replace)
+    try:
+        return fetch(spec.id, force=True)
+    except BaseException:  # leave the registry as it was
+        if before is not None:
+            registered.add("splits", before, replace=True)
+        else:
+            registered.remove("splits", split_id)
+        raise
+
+
+def remove_split(split_id: str) -> list[str]:
+    """Forget a split registered under MEMBENCH_HOME and delete its materialized files
+    (a shipped split cannot be removed). Returns what was removed."""
+    if split_id in shipped():
+        raise MembenchError(f"split {split_id} is part of the shipped registry", "only registered splits can be removed")
+    get_split(split_id)  # unknown ids: one line with the closest ones
+    removed = []
+    if registered.remove("splits", split_id):
+        removed.append(str(registered.entry_file("splits", split_id)))
+    folder = split_dir(split_id)
+    if folder.exists():
+        shutil.rmtree(folder)
+        removed.append(str(folder))
+    return removed
 
 
 def ensure(split_id: str) -> Split:
@@ -127,6 +237,9 @@ def freeze(specs=None, path=None) -> dict:
         if _local_only(spec):
             skipped[spec.id] = "built from this Python's pydoc text, which differs across Python versions"
             continue
+        if spec.kind == LOCAL_FILE:
+            skipped[spec.id] = "a researcher's own split (registered under MEMBENCH_HOME), not part of the shipped lock"
+            continue
         report = verify_split(spec, None)
         if report["status"] != "ok":
             raise MembenchError(
@@ -139,8 +252,11 @@ def freeze(specs=None, path=None) -> dict:
 
 
 __all__ = [
+    "LOCAL_FILE",
     "Split",
     "SplitSpec",
+    "add_local_split",
+    "calibration",
     "ensure",
     "fetch",
     "freeze",
@@ -149,7 +265,9 @@ __all__ = [
     "load",
     "make_uid",
     "match_splits",
+    "missing_parents",
     "register_split",
+    "remove_split",
     "split_dir",
     "splits",
     "status",

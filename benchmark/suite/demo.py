@@ -9,6 +9,10 @@ distribution, so a blind classifier should sit at chance.
 
 The text depends on the Python version (pydoc_data changes between releases), so the
 manifest records the version it was cut from.
+
+A private split (``seed: secret`` in the registry) draws its seed at random the first time it
+is built and keeps it in ``home.secret_file`` (mode 0600, under MEMBENCH_HOME): the manifest
+records only that the seed is secret.
 """
 
 from __future__ import annotations
@@ -56,3 +60,20 @@ def build(seed: int) -> dict[str, list[str]]:
         "nonmembers": pick(order[n_class : 2 * n_class]),
         "pool": pick(order[2 * n_class :]),
     }
+
+
+def secret_seed(split_id: str) -> int:
+    """The secret seed of a private split, drawn (and kept) on first use."""
+    import os
+    import secrets
+
+    from ..home import secret_file
+
+    path = secret_file(f"{split_id}.seed")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return int(path.read_text().strip())
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{secrets.randbits(62)}\n")
+    return int(path.read_text().strip())

@@ -105,24 +105,7 @@ def load_hf_dataset(spec, files) -> Parts:
     names = [src["split"], *src.get("local_names", [])]
     root = files.folder([f"*{src['split']}*", "*dataset_dict.json", "*dataset_info.json", "*state.json"])
     path, frame = readers.find_table(root, names, split=src["split"])
-    text_col, label_col = fields["text"], fields["label"]
-    for col in (text_col, label_col):
-        if col not in frame.columns:
-            have = ", ".join(c for c in frame.columns if c != "_line")
-            raise MembenchError(f"{path}: no column '{col}' (it has: {have})", "the file must hold the split's fields")
-    member_value = fields.get("member_value", 1)
-    members, nonmembers = [], []
-    for i, (text, label, line) in enumerate(zip(frame[text_col], frame[label_col], frame["_line"])):
-        where = f"line {line}" if line is not None and not pd.isna(line) else f"row {i}"
-        if not isinstance(text, str) or not text.strip():
-            raise MembenchError(f"{path}: {where}: '{text_col}' is empty or not text", "fix or re-download the file")
-        try:
-            value = int(label)
-        except (TypeError, ValueError):
-            value = None
-        if value not in (0, 1):
-            raise MembenchError(f"{path}: {where}: label {label!r} is not 0 or 1", "fix or re-download the file")
-        (members if value == int(member_value) else nonmembers).append(text)
+    members, nonmembers = labelled_texts(frame, path, fields["text"], fields["label"], fields.get("member_value", 1))
     shown = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path)
     source = {
         **files.describe(),
@@ -131,6 +114,68 @@ def load_hf_dataset(spec, files) -> Parts:
         "path": shown,
         "files": _hashes({shown: path}),
     }
+    return Parts(members, nonmembers, source)
+
+
+def labelled_texts(frame: pd.DataFrame, path, text_col: str, label_col: str, member_value=1):
+    """(members, non-members) from a table with a text and a 0/1 label column; every bad row
+    is one error naming the file and the line (or row)."""
+    for col in (text_col, label_col):
+        if col not in frame.columns:
+            have = ", ".join(c for c in frame.columns if c != "_line")
+            raise MembenchError(f"{path}: no column '{col}' (it has: {have})",
+                                "name the text and label columns (--text-field, --label-field)")
+    lines = frame["_line"] if "_line" in frame.columns else [None] * len(frame)
+    members, nonmembers = [], []
+    for i, (text, label, line) in enumerate(zip(frame[text_col], frame[label_col], lines)):
+        where = f"line {line}" if line is not None and not pd.isna(line) else f"row {i}"
+        if not isinstance(text, str) or not text.strip():
+            raise MembenchError(f"{path}: {where}: '{text_col}' is empty or not text", "fix the file")
+        try:
+            number = float(label)
+            value = int(number) if number.is_integer() else None
+        except (TypeError, ValueError):
+            value = None
+        if value not in (0, 1):
+            raise MembenchError(f"{path}: {where}: label {label!r} is not 0 or 1", "fix the file (1 = member)")
+        (members if value == int(member_value) else nonmembers).append(text)
+    return members, nonmembers
+
+
+# --------------------------------------------------------------------------- local files
+
+TEXT_FIELDS = ("text", "input")  # looked for, in order, when no text field is named
+
+
+def read_local_table(path: Path, config: str | None = None) -> pd.DataFrame:
+    """A researcher's own file: jsonl / json / csv / parquet, or a ``save_to_disk`` folder (a
+    Dataset, or a DatasetDict with ``config`` naming its split)."""
+    path = Path(path)
+    if not path.exists():
+        raise MembenchError(f"{path} does not exist", "pass an existing jsonl/json/csv/parquet file or save_to_disk folder")
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists():
+            return readers.read_saved_dataset(path, config)
+        return readers.read_saved_dataset(path)
+    return readers.read_table(path)
+
+
+def default_text_field(frame: pd.DataFrame, path) -> str:
+    for name in TEXT_FIELDS:
+        if name in frame.columns:
+            return name
+    have = ", ".join(c for c in frame.columns if c != "_line")
+    raise MembenchError(f"{path}: no 'text' or 'input' column (it has: {have})", "name it with --text-field")
+
+
+def load_local_file(spec) -> Parts:
+    """A split registered from a local file (``membench suite add`` / ``run --file``)."""
+    src, fields = spec.source, spec.fields
+    path = Path(src["path"])
+    frame = read_local_table(path, src.get("config"))
+    members, nonmembers = labelled_texts(frame, path, fields["text"], fields["label"], fields.get("member_value", 1))
+    source = {"origin": "local_file", "file": path.name, "config": src.get("config"),
+              "files": _hashes({path.name: path})}
     return Parts(members, nonmembers, source)
 
 

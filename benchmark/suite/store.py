@@ -79,6 +79,10 @@ class Split:
 
 
 def content_hash(samples: pd.DataFrame, labels: pd.DataFrame) -> str:
+    """Hash of the (uid, text, label) rows, and of each row's group when the split has users."""
+    if "group" in samples.columns:
+        rows = samples[["uid", "text", "group"]].merge(labels, on="uid").sort_values("uid")
+        return sha256_json([[u, t, g, int(lab)] for u, t, g, lab in rows.itertuples(index=False)])
     rows = samples[["uid", "text"]].merge(labels, on="uid").sort_values("uid")
     return sha256_json([[u, t, int(lab)] for u, t, lab in rows.itertuples(index=False)])
 
@@ -92,6 +96,7 @@ def materialize(
     extra_files=None,
     neighbors: dict | None = None,
     notes: dict | None = None,
+    groups: dict | None = None,
 ) -> Split:
     """Normalize member and non-member texts into the on-disk split shape.
 
@@ -100,7 +105,8 @@ def materialize(
     DataFrames stored beside the split (for example the demo's reference pool); ``neighbors``
     maps a text to its stored neighbour texts (MIMIR), kept in ``neighbors.parquet``.
     The split is written to a temporary folder and moved into place, so an interrupted fetch
-    never leaves a half-written split behind.
+    never leaves a half-written split behind. ``groups`` maps every text to its user (user-level
+    splits): ``samples.parquet`` then has a ``group`` column, which enters the content hash.
     """
     rows = [(t, 1) for t in members] + [(t, 0) for t in nonmembers]
     before = {"total": len(rows), "members": len(members), "nonmembers": len(nonmembers)}
@@ -114,7 +120,9 @@ def materialize(
             "fix the source so each text has one label",
         )
     frame = frame.drop_duplicates("uid").sort_values("uid").reset_index(drop=True)
-    samples = frame[["uid", "text"]]
+    if groups is not None:
+        frame["group"] = frame["text"].map(lambda t: str(groups[t]))
+    samples = frame[["uid", "text"] + (["group"] if groups is not None else [])]
     labels = frame[["uid", "label"]].astype({"label": "int8"})
     final = split_dir(spec.id)
     out = final.with_name(final.name + ".partial")
@@ -141,8 +149,10 @@ def materialize(
         "counts_before_dedup": before,
         "counts": after,
         "duplicates_dropped": before["total"] - after["total"],
-        "fields": ["uid", "text"],
+        "fields": ["uid", "text"] + (["group"] if groups is not None else []),
     }
+    if groups is not None:
+        manifest["n_groups"] = int(samples["group"].nunique())
     if neighbors is not None:
         nb = pd.DataFrame({"uid": samples["uid"], "neighbors": [list(neighbors.get(t, [])) for t in samples["text"]]})
         nb.to_parquet(out / NEIGHBORS_FILE, index=False)
@@ -186,19 +196,30 @@ def load(spec: SplitSpec) -> Split:
     bad = verify_files(path, manifest)
     if bad:
         raise MembenchError(
-            f"split {spec.id}: file {bad[0]} does not match its manifest hash",
-            f"delete {path} and fetch the split again",
+            f"split {spec.id} is corrupt: file {bad[0]} does not match its manifest hash",
+            refetch_hint(spec),
         )
     samples = pd.read_parquet(path / "samples.parquet")
     return Split(spec=spec, samples=samples, manifest=manifest, path=path)
+
+
+def refetch_hint(spec: SplitSpec) -> str:
+    """How to rebuild a corrupt split: a plain fetch keeps what is there, ``--force`` replaces it."""
+    hint = f"materialize it again: membench suite fetch {spec.id} --force"
+    if spec.kind in ("mimir", "hf_dataset"):
+        hint += " (add --from-dir DIR for a local copy)"
+    return hint
 
 
 def read_manifest(path: Path) -> dict:
     file = path / "manifest.json"
     try:
         return json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise MembenchError(f"{file}: line {exc.lineno}: not valid JSON ({exc.msg})", "fetch the split again with --force") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}: " if isinstance(exc, json.JSONDecodeError) else ""
+        split_id = path.relative_to(home() / "suite").as_posix() if path.is_relative_to(home() / "suite") else "SPLIT"
+        raise MembenchError(f"{file}: {where}not valid JSON", f"materialize the split again: "
+                            f"membench suite fetch {split_id} --force") from None
 
 
 def verify_files(path: Path, manifest: dict) -> list[str]:

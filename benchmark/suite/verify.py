@@ -73,25 +73,35 @@ def verify_split(spec: SplitSpec, lock: dict | None = None) -> dict:
         report["problems"] += [f"{spec.id}: {d} ({lockfile.lock_path()})" for d in diffs]
     if report["problems"]:
         report["status"] = "mismatch"
-        (path / VERIFIED_STAMP).unlink(missing_ok=True)
+        # remembered, so that `suite list` says "corrupt" until the split is fetched again
+        stamp = {"failed": True, "problems": report["problems"][:3], "stat": _stat(path, manifest)}
     else:
         stamp = {"content_hash": manifest["content_hash"], "locked": report["locked"], "stat": _stat(path, manifest)}
-        (path / VERIFIED_STAMP).write_text(json.dumps(stamp) + "\n")
+    (path / VERIFIED_STAMP).write_text(json.dumps(stamp) + "\n")
     report["content_hash"] = manifest.get("content_hash")
     return report
 
 
 def status(spec: SplitSpec) -> str:
-    """``not fetched``, ``fetched``, or ``verified`` (verified and unchanged since)."""
+    """``not fetched``; ``verified`` (verified and unchanged since); ``corrupt`` (the manifest
+    is unreadable, or a file is missing or differs from its manifest hash: `suite verify`
+    names it, `suite fetch --force` rebuilds it); else ``fetched`` (files match the manifest,
+    not yet checked by `suite verify` against rows and the lock file)."""
     path = split_dir(spec.id)
     if not (path / "manifest.json").exists():
         return "not fetched"
+    try:
+        manifest = read_manifest(path)
+    except MembenchError:
+        return "corrupt"
     stamp_file = path / VERIFIED_STAMP
     if stamp_file.exists():
         try:
             stamp = json.loads(stamp_file.read_text())
-            if stamp.get("stat") == _stat(path, read_manifest(path)):
+            if stamp.get("failed"):
+                return "corrupt"  # failed `suite verify`; a new fetch writes a new folder
+            if stamp.get("stat") == _stat(path, manifest):
                 return "verified"
-        except (json.JSONDecodeError, MembenchError, OSError):
+        except (json.JSONDecodeError, OSError):
             pass
-    return "fetched"
+    return "corrupt" if verify_files(path, manifest) else "fetched"

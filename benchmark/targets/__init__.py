@@ -26,10 +26,14 @@ def demo_target_dir(target_id: str = "demo/neox-tiny") -> Path:
     return targets_dir(target_id)
 
 
+# A demo target is trained on the members of its split (the reference: on the pool).
+DEMO_TARGET_SPLITS = {"demo/neox-tiny-private": "demo/pydoc-private"}
+
+
 def _demo_training_texts(target_id: str) -> tuple[list[str], str]:
     from .. import suite
 
-    split = suite.ensure(DEMO_SPLIT)
+    split = suite.ensure(DEMO_TARGET_SPLITS.get(target_id, DEMO_SPLIT))
     if target_id == DEMO_REFERENCE:  # the reference never sees a member
         import pandas as pd
 
@@ -37,7 +41,7 @@ def _demo_training_texts(target_id: str) -> tuple[list[str], str]:
         return pool, "the demo split's non-member pool (pool.parquet)"
     labels = split.labels()
     members = split.samples.loc[split.samples["uid"].map(labels) == 1, "text"].tolist()
-    return members, "members of the demo split"
+    return members, f"members of {split.id}"
 
 
 def ensure_demo_target(progress: bool = True, target_id: str = "demo/neox-tiny") -> Path:

@@ -117,6 +117,8 @@ def train(
         "seed": seed,
         "final_loss": float(np.mean(losses[-10:])),
         "seconds": round(time.time() - started, 1),
+        "steps": len(losses),
+        "loss_curve": [round(x, 4) for x in losses],
     }
     (out_dir / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return out_dir

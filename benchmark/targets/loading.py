@@ -16,9 +16,10 @@ Conventions that decide results:
   failure is one line suggesting a local model directory.
 
 The warm path: a run whose features are all cached needs the handle's ``id``, ``revision``,
-``weights_hash``, ``tokenizer_hash``, ``max_length`` and ``vocab_size`` only. These come from
-``config.json``, memoized file hashes (``fingerprint``: size + mtime, re-read on change or
-``verify=True``), a memo of the Hub snapshot folder and a memo of the tokenizer's size, so such
+``weights_hash``, ``tokenizer_hash``, ``max_length``, ``vocab_size`` and ``n_parameters`` only.
+These come from ``config.json``, memoized file hashes (``fingerprint``: size + mtime, re-read on
+change or ``verify=True``), a memo of the Hub snapshot folder, a memo of the tokenizer's size
+and safetensors headers (or a memo of the parameter count for ``.bin`` weights), so such
 a run imports neither torch nor transformers and reads no weights.
 """
 
@@ -115,6 +116,26 @@ class TargetHandle:
             _atomic_json(memo, {"vocab_size": size})
         return size
 
+    @cached_property
+    def n_parameters(self) -> int:
+        """Parameters of the model, shared tensors once (what ``model.parameters()`` counts):
+        from the loaded model when it is in memory, else from safetensors headers (which hold a
+        tied tensor once), else from a memo kept by the weights' hash, else by loading it."""
+        if self.loaded:
+            return _count(self.model)
+        if any(Path(self.path).glob("*.safetensors")):
+            return param_count(Path(self.path))
+        memo = None if self.weights_hash == "unknown" else cache_dir("model-facts") / f"{self.weights_hash}.json"
+        if memo is not None and memo.exists():
+            try:
+                return int(json.loads(memo.read_text())["n_parameters"])
+            except (OSError, ValueError, KeyError):
+                pass
+        count = _count(self.model)
+        if memo is not None:
+            _atomic_json(memo, {"n_parameters": count})
+        return count
+
     @property
     def loaded(self) -> bool:
         """Whether the model's weights are in memory."""
@@ -178,6 +199,10 @@ def _from_pretrained(cls, path, kwargs):
             raise
         log.info("%s has no SDPA attention; using its default", path)
         return cls.from_pretrained(path, **kwargs)
+
+
+def _count(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -260,7 +285,7 @@ def check_device(device: str) -> None:
 def resolve_path(spec: TargetSpec, *, verify: bool = False) -> Path:
     """The local directory holding the target's files (downloading from the Hub if needed)."""
     if spec.family == "local":
-        return Path(spec.id)
+        return Path(spec.local_path or spec.id)
     if spec.local_path:  # registered under MEMBENCH_HOME (fine-tuned, a user's own)
         return Path(spec.local_path)
     if spec.family == "demo":

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from .. import registered
-from ..errors import MembenchError, unknown
+from ..errors import MembenchError, closest
+from . import localdir
 
 # Pythia's published checkpoints: step0, log-spaced steps 1..512, then every 1000 to 143000.
 PYTHIA_STEPS = (0, *(2**i for i in range(10)), *range(1000, 143001, 1000))
@@ -98,6 +98,19 @@ register(
         params="1m",
         description="reference model for the demo: the same architecture trained by membench on "
         "the demo split's non-member pool (pool.parquet), never on its members",
+    )
+)
+
+register(
+    TargetSpec(
+        id="demo/neox-tiny-private",
+        family="demo",
+        hub_repo=None,
+        revision=None,
+        arch=DEMO_ARCH,
+        params="1m",
+        description="the demo architecture trained by membench on the members of the private split "
+        "demo/pydoc-private, whose assignment is secret",
     )
 )
 
@@ -205,9 +218,10 @@ def targets() -> dict[str, TargetSpec]:
     return {**_TARGETS, **_registered()}
 
 
-def get_target(target: str, revision: str | None = None) -> TargetSpec:
+def get_target(target: str, revision: str | None = None, *, name: str | None = None) -> TargetSpec:
     """A registry target by id (``pythia-160m``, ``pythia-160m@step99000``), optionally at
-    ``revision``, or an ad-hoc spec for a local model directory."""
+    ``revision``, or an ad-hoc spec for a local model directory (checked first, see
+    ``localdir``; named ``name`` in results, else ``local/<folder>-<weights hash>``)."""
     base, _, at = target.partition("@")
     if base in _TARGETS and (at or revision):
         if at and revision and at != revision:
@@ -220,9 +234,30 @@ def get_target(target: str, revision: str | None = None) -> TargetSpec:
         if revision or at:
             raise MembenchError(f"target {base} is registered locally and has no revisions", "drop the revision")
         return extra[base]
-    path = Path(target)
-    if path.is_dir() and (path / "config.json").exists():
+    if localdir.looks_like_path(target):
         if revision:
             raise MembenchError(f"--revision does not apply to a local model directory ({target})", "drop --revision")
-        return TargetSpec(id=str(path.resolve()), family="local", hub_repo=None, revision=None)
-    raise unknown("target", target, list(_TARGETS) + list(extra) + ["<a local model directory>"])
+        path = localdir.check_model_dir(target)
+        if name is not None:
+            check_name(name)
+        return TargetSpec(id=localdir.public_id(path, name), family="local", hub_repo=None, revision=None,
+                          local_path=str(path), description=f"local model directory {path.name}")
+    choices = list(_TARGETS) + list(extra)
+    near = closest(target, choices)
+    message = f"unknown target '{target}'" + ("; did you mean " + " or ".join(f"'{c}'" for c in near) + "?"
+                                             if near else "")
+    raise MembenchError(message, f"`membench targets list` shows all {len(choices)} registry ids; a local model "
+                        f"directory must exist (there is no folder {target} here)")
+
+
+def check_name(name: str) -> str:
+    """A name for a local model in results (``--target-name``): not a registry id, and
+    usable in a file name."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*", name or ""):
+        raise MembenchError(f"--target-name {name!r} is not a usable name",
+                            "use letters, digits, '.', '_', '+', '-' and '/' between parts, e.g. my-lab/gpt-small-ft")
+    if name in targets():
+        raise MembenchError(f"--target-name {name} is a registry target id", "choose a name of your own")
+    return name

@@ -1,4 +1,5 @@
-// membench leaderboard: sorting and filtering, no framework. Tables stay readable without it.
+// membench leaderboard: tabs, sorting and filtering, no framework. Without it every panel
+// and every row stays visible.
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -63,7 +64,55 @@
     apply();
   }
 
+  // Tabs: a nav.tabs[data-tab-group] holds buttons whose data-tab names a .tab-panel of the
+  // same group; one panel per group is shown. The panel holding the URL's #target wins (so
+  // permalinks to rows in another track or table work), else the first.
+  function hashTarget() {
+    if (!location.hash) return null;
+    try { return document.getElementById(decodeURIComponent(location.hash.slice(1))); } catch (e) { return null; }
+  }
+
+  function makeTabs(nav) {
+    var group = nav.getAttribute("data-tab-group");
+    var buttons = Array.prototype.slice.call(nav.querySelectorAll("button[data-tab]"));
+    var panels = Array.prototype.slice.call(
+      document.querySelectorAll('.tab-panel[data-tab-group="' + group + '"]'));
+    if (!panels.length) return null;
+    function show(id) {
+      panels.forEach(function (p) { p.hidden = p.id !== id; });
+      buttons.forEach(function (b) {
+        b.setAttribute("aria-selected", b.getAttribute("data-tab") === id ? "true" : "false");
+      });
+    }
+    buttons.forEach(function (b) {
+      b.addEventListener("click", function () {
+        show(b.getAttribute("data-tab"));
+        if (history.replaceState) history.replaceState(null, "", "#" + b.getAttribute("data-tab"));
+      });
+    });
+    function select() {
+      var target = hashTarget();
+      var chosen = panels[0].id;
+      panels.forEach(function (p) { if (target && (p === target || p.contains(target))) chosen = p.id; });
+      show(chosen);
+      return target;
+    }
+    return select;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var selectors = [];
+    document.querySelectorAll("nav.tabs[data-tab-group]").forEach(function (nav) {
+      var select = makeTabs(nav);
+      if (select) selectors.push(select);
+    });
+    function reveal() {
+      var target = null;
+      selectors.forEach(function (select) { target = select() || target; });
+      if (target) target.scrollIntoView();
+    }
+    selectors.forEach(function (select) { select(); });
+    window.addEventListener("hashchange", reveal);
     document.querySelectorAll("table.sortable").forEach(makeSortable);
     document.querySelectorAll("input.filter").forEach(makeFilter);
   });

@@ -1,0 +1,102 @@
+"""`membench finetune`: build a fine-tuning recipe's target and split (benchmark.finetune)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import emit, table
+
+
+def register(sub):
+    p = sub.add_parser("finetune", help="fine-tune a recipe's target and register it with its split",
+                       description="Train recipe RECIPE (benchmark/finetune/recipes.yaml, or --recipes FILE) "
+                       "and register target ft/RECIPE and split finetune/RECIPE; a killed run resumes from "
+                       "its last checkpoint. A generated recipe also compares base and fine-tuned model on "
+                       "the base's pretraining split (AUCs, paired difference, PII extraction).")
+    p.add_argument("recipe", nargs="?", help="recipe id (see --list)")
+    p.add_argument("--recipes", type=Path, default=None, metavar="FILE",
+                   help="your own recipe file (same format as benchmark/finetune/recipes.yaml)")
+    p.add_argument("--list", action="store_true", help="list the recipes and whether each is built")
+    p.add_argument("--show", action="store_true", help="print the normalized recipe, its hash and status")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--replace", action="store_true", help="train again even if ft/RECIPE is registered")
+    p.add_argument("--results-dir", type=Path, default=None,
+                   help="where a generated recipe writes its comparison records (default: $MEMBENCH_HOME/results)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=handle)
+
+
+def _status(recipe) -> str:
+    from .. import targets
+
+    spec = targets.targets().get(recipe.target_id)
+    if spec is None:
+        return "not built"
+    return "built" if spec.extra.get("recipe", {}).get("sha256") == recipe.sha256 else "built from another version"
+
+
+def _list(args) -> int:
+    from .. import finetune
+
+    rows, payload = [], []
+    for recipe in finetune.recipes(args.recipes).values():
+        status = _status(recipe)
+        method = recipe.method["kind"]
+        rows.append([recipe.id, recipe.kind, recipe.base or "-", method, recipe.assign, status])
+        payload.append({"id": recipe.id, "kind": recipe.kind, "base": recipe.base, "method": recipe.method,
+                        "assign": recipe.assign, "sha256": recipe.sha256, "status": status,
+                        "target": recipe.target_id, "split": recipe.split_id})
+    emit(args, payload, table(rows, ["recipe", "kind", "base", "method", "assign", "status"]))
+    return 0
+
+
+def _fmt(x, digits=3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    """A bootstrap p-value; 0 means no resample crossed zero (below 1/1,000)."""
+    return "<0.001" if value == 0 else f"{value:.3g}"
+
+
+def handle(args) -> int:
+    from .. import finetune
+    from ..errors import MembenchError
+    from .run import check_device
+
+    if args.list:
+        return _list(args)
+    if not args.recipe:
+        raise MembenchError("name a recipe", "see `membench finetune --list`")
+    recipe = finetune.get_recipe(args.recipe, args.recipes)
+    if args.show:
+        payload = {"recipe": recipe.data, "sha256": recipe.sha256, "declared_in": recipe.declared_in,
+                   "target": recipe.target_id, "split": recipe.split_id, "status": _status(recipe)}
+        import yaml
+
+        emit(args, payload, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True).rstrip())
+        return 0
+    check_device(args.device)
+    out = finetune.finetune(args.recipe, recipes_file=args.recipes, device=args.device, replace=args.replace,
+                            progress=not args.json, results_dir=args.results_dir)
+    verb = "reused (already built from the same inputs)" if out["reused"] else "built"
+    lines = [f"{out['target']} {verb}: {out['path']}",
+             f"split: {out['split'] or 'none (no held-out texts)'}",
+             f"recipe {out['recipe'].get('id')} sha256 {out['recipe'].get('sha256', '')[:16]}, "
+             f"weights sha256 {(out['weights_sha256'] or '')[:16]}",
+             f"steps {out['steps']}, tokens {out['tokens']}, wall {_fmt(out['wall_seconds'], 1)} s, "
+             f"{_fmt(out['tokens_per_second'], 0)} tokens/s" + (", stopped early" if out["stopped_early"] else "")]
+    report = out.get("report")
+    if report:
+        rows = [[r["scorer"], _fmt(r["base_auc"]), _fmt(r["finetuned_auc"]), f"{r['difference']:+.3f}",
+                 f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]", _p(r["p_value"])] for r in report["scorers"]]
+        lines.append(f"\non {report['split']} (the base's pretraining membership split):")
+        lines.append(table(rows, ["scorer", "AUC base", "AUC fine-tuned", "difference", "95% CI", "p"]))
+        pii = report.get("pii_extraction")
+        if pii:
+            for side in ("members", "nonmembers"):
+                b, f = pii["base"][side], pii["finetuned"][side]
+                lines.append(f"PII extraction, {side}' items (n={b['n_items']}): base {_fmt(b['rate'])}, "
+                             f"fine-tuned {_fmt(f['rate'])}")
+    emit(args, out, "\n".join(lines))
+    return 0

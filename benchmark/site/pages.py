@@ -1,0 +1,422 @@
+"""Rendering: one function per kind of page, writing HTML and every table's downloads.
+
+Every piece of text from a result file reaches HTML through jinja2 autoescaping (or
+markupsafe in the SVG plots), so a scorer called ``<script>`` renders as text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+from . import columns as C
+from . import finetune as ftsite
+from . import persample, precision
+from .catalog import citations
+from .model import NOT_APPLICABLE, SiteData, page_slug
+from .plots import MAX_SERIES, auc_vs_blind_svg, histogram_svg, line_svg, roc_svg
+from .tables import make_table, write_downloads
+
+PRIVATE_SCORES = "not published on a private split (with the ROC points they would reveal the labels)"
+
+
+def environment(templates: Path) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["slug"] = page_slug
+    env.filters["breakable"] = breakable
+    return env
+
+
+def breakable(text) -> Markup:
+    """Escaped text with line-break opportunities after / @ _ (long split and target ids wrap
+    at their parts instead of overflowing a table)."""
+    out = str(escape(str(text)))
+    for ch in ("/", "@", "_"):
+        out = out.replace(ch, ch + "<wbr>")
+    return Markup(out)
+
+
+def _bib_key(text: str) -> str:
+    return page_slug(text).replace(".", "-").replace("-", "_")
+
+
+def scorer_bibtex(scorer: dict) -> str:
+    sub = scorer.get("submission") or {}
+    if isinstance(sub.get("bibtex"), str) and sub["bibtex"].strip():
+        return sub["bibtex"].strip()
+    if scorer["info"].bibtex:
+        return scorer["info"].bibtex
+    authors = sub.get("authors")
+    if isinstance(authors, list):
+        authors = " and ".join(str(a.get("name", a)) if isinstance(a, dict) else str(a) for a in authors)
+    lines = [
+        f"@misc{{membench_scorer_{_bib_key(scorer['name'])},",
+        f"  title  = {{{scorer['name']}: a membership-inference scorer evaluated on membench (version {', '.join(scorer['versions'])})}},",
+    ]
+    if authors:
+        lines.append(f"  author = {{{authors}}},")
+    lines.append(f"  note   = {{code SHA-256 {scorer['code_hashes'][0]}}}")
+    return "\n".join(lines) + "\n}"
+
+
+def dataset_bibtex(split: dict) -> str:
+    cites = citations()
+    known = (cites.get("datasets") or {}).get(split["family"])
+    if known:
+        return known.strip()
+    if split["family"] in ("demo", "control") and cites.get("membench"):
+        return cites["membench"].strip()
+    return (
+        f"@misc{{membench_split_{_bib_key(split['id'])},\n  title = {{membench split {split['id']}}},\n"
+        f"  note  = {{content SHA-256 {split['content_hash']}}}\n}}"
+    )
+
+
+_BLIND_TABLE = re.compile(r"^\|\s*blind baseline\s*\|.*\n(?:\|.*(?:\n|$))*", re.M | re.I)
+
+
+def card_html(cards_dir: Path, split_id: str, md: MarkdownIt) -> Markup | None:
+    """A split's data card as HTML. Raw HTML in a card is shown as text (html=False);
+    markdown-it refuses javascript: links; the cards' block markers are dropped; the card's
+    blind-baseline table is left out, since the page shows the blind baselines once, pinned
+    on its results table."""
+    *parents, last = split_id.split("/")
+    path = Path(cards_dir, *parents, last + ".md")
+    if not path.is_file():
+        return None
+    text = re.sub(r"<!--.*?-->\n?", "", path.read_text(encoding="utf-8", errors="replace"), flags=re.S)
+    text = _BLIND_TABLE.sub("*The blind baselines are pinned at the top of the results table above.*\n", text)
+    return Markup(md.render(text))
+
+
+def _submission_items(sub: dict) -> list[tuple[str, str]]:
+    items = []
+    for key, value in sub.items():
+        if key == "bibtex":
+            continue
+        if isinstance(value, (dict, list)) and not (
+            isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value)
+        ):
+            text = json.dumps(value, indent=1, default=str)
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) or "none"
+        else:
+            text = str(value)
+        items.append((str(key), text))
+    return items
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def diagnostics_baseline_rows(split: dict) -> list[dict]:
+    """Pinned rows for the blind baselines a split's diagnostics name but that have no result
+    record of their own (read tolerantly: the diagnostics stage owns that format)."""
+    baselines = (split["diagnostics"] or {}).get("baselines")
+    if not isinstance(baselines, dict):
+        return []
+    have = {r["scorer"] for r in split["blind_rows"]}
+    rows = []
+    for name, b in baselines.items():
+        if str(name) in have:
+            continue
+        b = b if isinstance(b, dict) else {}
+        auc = b.get("auc") if _num(b.get("auc")) else None
+        ci = b.get("auc_ci95") if isinstance(b.get("auc_ci95"), list) and len(b["auc_ci95"]) == 2 else None
+        d = precision.decimals_for(*ci) if ci and all(map(_num, ci)) else precision.DEGENERATE_DECIMALS
+        t1 = (b.get("tpr_at_fpr") or {}).get("0.01") if isinstance(b.get("tpr_at_fpr"), dict) else b.get("tpr_at_1pct_fpr")
+        tpr1, tpr1_text, tpr1_why = None, "–", "not in the diagnostics"
+        if isinstance(t1, dict) and t1.get("resolvable") is False:
+            tpr1_text = tpr1_why = "unresolvable"
+        elif isinstance(t1, dict) and _num(t1.get("value")):
+            tpr1, tpr1_text, tpr1_why = round(t1["value"], d), precision.text(t1["value"], d), None
+        elif _num(t1):
+            tpr1, tpr1_text, tpr1_why = round(t1, d), precision.text(t1, d), None
+        rows.append({
+            "anchor": "b-" + page_slug(str(name)), "scorer": str(name), "scorer_label": str(name),
+            "scorer_slug": None, "target": "none", "target_slug": None, "split": split["id"],
+            "split_slug": split["slug"], "kind": "blind_baseline", "blind": True, "setting": "",
+            "auc": precision.rounded(auc, d), "auc_text": precision.text(auc, d),
+            "auc_lo": precision.rounded(ci[0], d) if ci else None, "auc_hi": precision.rounded(ci[1], d) if ci else None,
+            "ci_text": precision.interval_text(*ci, d) if ci else "–",
+            "auc_ci_text": precision.text(auc, d) + (" " + precision.interval_text(*ci, d) if ci else ""),
+            "tpr1": tpr1, "tpr1_text": tpr1_text, "tpr1_why": tpr1_why,
+            "tpr10": None, "tpr10_text": "–", "tpr01": None, "tpr01_text": "–",
+            "vs_blind_text": "n/a", "excess": None, "rank": None, "rank_text": "n/a", "n_text": "–", "n_total": None,
+            "scores_text": "–", "scores_href": None, "scores_href_why": "diagnostics only: no result record",
+            "label_valid": True, "note": str(b.get("description") or ""),
+        })
+    return rows
+
+
+class Renderer:
+    """Writes pages and downloads into one output folder and counts them."""
+
+    def __init__(self, data: SiteData, out_dir: Path, templates: Path, cards_dir: Path, common: dict):
+        self.data, self.out_dir, self.cards_dir, self.common = data, out_dir, cards_dir, common
+        self.env = environment(templates)
+        self.md = MarkdownIt("commonmark", {"html": False}).enable("table")
+        self.data_dir = out_dir / "data"
+        self.pages = self.tables = 0
+        self._samples: dict[str, tuple] = {}
+
+    def render(self, template: str, rel: str, page_tables=(), **ctx) -> None:
+        path = self.out_dir / rel
+        root = "../" * rel.count("/")
+        path.write_text(self.env.get_template(template).render(root=root, **self.common, **ctx), encoding="utf-8")
+        for t in page_tables:
+            write_downloads(self.data_dir, t, rel)
+        self.pages += 1
+        self.tables += len(page_tables)
+
+    # per-sample scores -------------------------------------------------------------------
+    def publish_scores(self) -> None:
+        """Copy every row's per-sample file into data/scores/<sha256>.parquet (content
+        addressed, so two rows never collide) and link it from the row."""
+        scores_dir = self.data_dir / "scores"
+        scores_dir.mkdir(parents=True, exist_ok=True)
+        for row in self.data.rows:
+            if row["private"]:
+                row["scores_href"], row["scores_text"], row["scores_href_why"] = None, "private", PRIVATE_SCORES
+                continue
+            name = f"{row['scores_sha256']}.parquet"
+            if not (scores_dir / name).exists():
+                shutil.copyfile(row["scores_path"], scores_dir / name)
+            row["scores_href"] = f"data/scores/{name}"
+            row["scores_text"] = "parquet"
+
+    def split_samples(self, split: dict):
+        if split["id"] not in self._samples:
+            self._samples[split["id"]] = persample.load_split_samples(split["id"], split["content_hash"])
+        return self._samples[split["id"]]
+
+    # pages -------------------------------------------------------------------------------
+    def _panel_rows(self, rows, root: str) -> list[dict]:
+        out = []
+        for r in rows:
+            above = None if r["vs_blind"] is None else r["vs_blind"] == "above"
+            out.append({
+                "label": r["scorer_label"] + ("" if r["target_id"] != "none" else " (model-free)"),
+                "auc": r["auc"], "lo": r["auc_lo"], "hi": r["auc_hi"], "above": above, "model_free": r["model_free"],
+                "href": f"{root}scorer/{r['scorer_slug']}.html",
+                "tip": f"{r['scorer_label']} on {r['target']}: AUC {r['auc_text']} {r['ci_text']}; "
+                       f"vs blind: {r['vs_blind_text'] if r['vs_blind_why'] is None else r['vs_blind_why']}",
+            })
+        return out
+
+    def _figure(self, split: dict, rows, title: str, root: str) -> Markup:
+        return auc_vs_blind_svg(self._panel_rows(rows, root), blind=split["blind_auc"], blind_ci=split["blind_ci"],
+                                title=title, control=split["control"])
+
+    def index(self) -> None:
+        page_tables = []
+        for track in self.data.tracks:
+            for g in track["groups"]:
+                label = f"{track['name']} track" + (", private splits" if g["private"] else "")
+                g["table"] = make_table(f"track-{g['prefix']}", f"{label}: every (scorer, target, split)",
+                                        g["rows"], g["pinned"], columns=C.with_subsets(C.TRACK_COLUMNS, g["rows"]),
+                                        fields=C.RESULT_FIELDS)
+                targets = g["matrix"]["targets"]
+                g["matrix_table"] = make_table(
+                    f"matrix-{g['prefix']}", f"{label}: scorers x targets, mean AUC over splits (number of splits)",
+                    g["matrix"]["rows"], columns=C.matrix_columns(targets), fields=C.matrix_fields(targets))
+                g["means_table"] = make_table(f"means-{g['prefix']}", f"{label}: mean over splits per (scorer, target)",
+                                              g["means"], columns=C.MEAN_COLUMNS, fields=C.MEAN_FIELDS)
+                for i in range(len(targets)):
+                    for row in g["matrix"]["rows"]:
+                        row.setdefault(f"t{i}_why", "no result")
+                g["figures"] = [
+                    {"split": p["split"], "target": p["target"],
+                     "svg": self._figure(p["split"], p["rows"], f"{p['split']['id']} on {p['target']}", "")}
+                    for p in g["panels"]
+                ]
+                page_tables += [g["table"], g["matrix_table"], g["means_table"]]
+        self.render(
+            "index.html.j2", "index.html", page_tables, tracks=self.data.tracks, rejected=self.data.rejected,
+            splits=sorted(self.data.splits.values(), key=lambda s: s["id"]),
+            scorers=sorted(self.data.scorers.values(), key=lambda s: s["display"].lower()),
+            targets=sorted(self.data.targets.values(), key=lambda t: t["id"]),
+            membench_bib=(citations().get("membench") or "").strip(),
+        )
+
+    def split(self, split: dict) -> None:
+        control_rows = [r for r in self.data.rows if r["control"] and not r["blind"] and r["split"] != split["id"]]
+        pinned = split["blind_rows"] + diagnostics_baseline_rows(split)
+        results = make_table(f"split-{split['slug']}", f"results on {split['id']}", split["rows"], pinned,
+                             columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)
+        controls = make_table(f"split-{split['slug']}-controls", "scorers on control splits (shift sensitivity)",
+                              control_rows, columns=C.TRACK_COLUMNS, fields=C.RESULT_FIELDS)
+        by_target = defaultdict(list)
+        for r in split["rows"]:
+            by_target[r["target"] if r["target_id"] != "none" else None].append(r)
+        model_free = sorted(by_target.pop(None, []), key=lambda r: -r["auc_full"])
+        figures = []
+        for target in sorted(by_target, key=lambda t: (t != split["primary_target"], t)):
+            rows = sorted(by_target[target], key=lambda r: -r["auc_full"]) + model_free
+            figures.append({"target": target, "svg": self._figure(split, rows, f"{split['id']} on {target}", "../")})
+        if not figures and model_free:
+            figures.append({"target": "no model", "svg": self._figure(split, model_free, split["id"], "../")})
+        rests = [{**r, "table": make_table(f"split-{split['slug']}-rest-{r['slug']}",
+                                           f"results on {split['id']}, evaluated rest of calibration subset {r['name']}",
+                                           r["rows"], r["blind_rows"], columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)}
+                 for r in split["rests"]]
+        diag = split["diagnostics"]
+        self.render(
+            "split.html.j2", f"split/{split['slug']}.html", [results] + [r["table"] for r in rests] + [controls],
+            split=split, results=results, rests=rests, controls=controls, figures=figures,
+            diagnostics_json=json.dumps(diag, indent=2, default=str)[:20000] if diag else "",
+            card_html=card_html(self.cards_dir, split["id"], self.md), dataset_bib=dataset_bibtex(split),
+        )
+
+    def _roc_plots(self, rows: list[dict]) -> list[dict]:
+        by_split = defaultdict(list)
+        for row in rows:
+            by_split[_where(row)].append(row)
+        plots = []
+        for split_id in sorted(by_split):
+            rs = sorted(by_split[split_id], key=lambda r: -r["auc_full"])
+            curves = [(f"{r['target']}{' ' + r['setting'] if r['setting'] else ''} (AUC {r['auc_text']})",
+                       r["roc"]["fpr"], r["roc"]["tpr"]) for r in rs]
+            n_pos = max(r["n_members"] for r in rs)
+            n_neg = max(r["n_nonmembers"] for r in rs)
+            title = f"ROC on {split_id}"
+            plots.append({
+                "split": split_id, "shown": min(len(rs), MAX_SERIES), "more": len(rs) if len(rs) > MAX_SERIES else 0,
+                "linear": roc_svg(curves, title=title),
+                "loglog": roc_svg(curves, log=True, title=title + " (log-log)", n_members=n_pos, n_nonmembers=n_neg),
+            })
+        return plots
+
+    def _class_views(self, scorer: dict) -> tuple[list[dict], list[dict], list[str]]:
+        """Per split (primary target): the score histogram per class and AUC by length."""
+        views, buckets, missing = [], [], []
+        by_split = defaultdict(list)
+        for r in scorer["rows"]:
+            if not r["subset"]:  # per-class views need the whole split's rows
+                by_split[r["split"]].append(r)
+        for split_id in sorted(by_split):
+            split = self.data.splits[split_id]
+            samples, why = self.split_samples(split)
+            if samples is None:
+                missing.append(why)
+                continue
+            rows = by_split[split_id]
+            primary = [r for r in rows if r["target"] == split["primary_target"]] or rows
+            for row in primary:
+                v = persample.views(Path(row["scores_path"]), samples)
+                if v is None:
+                    missing.append(f"{split_id}: the per-sample ids of this record are not the split's samples "
+                                   f"(scored per {row['unit'][:-1]})")
+                    continue
+                title = f"{row['scorer_label']} on {split_id}, {row['target']}"
+                views.append({"split": split_id, "target": row["target"], "svg": histogram_svg(v["histogram"], title=title)})
+                for i, b in enumerate(v["buckets"]):
+                    ci = b["auc_ci95"]
+                    d = precision.decimals_for(*ci) if ci else precision.DEGENERATE_DECIMALS
+                    buckets.append({
+                        "anchor": page_slug(f"l-{split_id}--{row['target']}--{row['setting']}--{i}"),
+                        "split": split_id, "split_slug": split["slug"], "target": row["target"],
+                        "target_slug": row["target_slug"], "words": b["words"],
+                        "auc": precision.rounded(b["auc"], d), "auc_text": precision.text(b["auc"], d),
+                        "auc_why": None if b["auc"] is not None else "one class only in this bucket",
+                        "auc_lo": precision.rounded(ci[0], d) if ci else None,
+                        "auc_lo_why": None if ci else "one class only in this bucket",
+                        "auc_hi": precision.rounded(ci[1], d) if ci else None,
+                        "auc_hi_why": None if ci else "one class only in this bucket",
+                        "ci_text": precision.interval_text(*ci, d) if ci else "–",
+                        "n_members": b["n_members"], "n_nonmembers": b["n_nonmembers"],
+                        "n_text": f"{b['n_members']} / {b['n_nonmembers']}", "n_total": b["n_members"] + b["n_nonmembers"],
+                    })
+        return views, buckets, sorted(set(missing))
+
+    def scorer(self, scorer: dict) -> None:
+        rows = scorer["rows"]
+        results = make_table(f"scorer-{scorer['slug']}", f"results of {scorer['display']}", rows,
+                             columns=C.with_subsets(C.SCORER_COLUMNS, rows), fields=C.RESULT_FIELDS)
+        controls = make_table(f"scorer-{scorer['slug']}-controls",
+                              f"{scorer['display']} on control splits (AUC above 0.5 is shift)",
+                              [r for r in rows if r["control"]], columns=C.SCORER_COLUMNS, fields=C.RESULT_FIELDS)
+        views, buckets, missing = self._class_views(scorer)
+        bucket_table = make_table(f"scorer-{scorer['slug']}-length", f"{scorer['display']}: AUC by text length (words)",
+                                  buckets, columns=C.BUCKET_COLUMNS, fields=C.BUCKET_FIELDS)
+        sub = scorer["submission"] if isinstance(scorer["submission"], dict) else None
+        self.render(
+            "scorer.html.j2", f"scorer/{scorer['slug']}.html", [results, controls, bucket_table],
+            scorer=scorer, info=scorer["info"], results=results, controls=controls, roc_plots=self._roc_plots(rows),
+            size_plot=_size_plot(rows), step_plot=_step_plot(rows), class_views=views, bucket_table=bucket_table,
+            views_missing=missing, bucket_resamples=persample.BUCKET_RESAMPLES,
+            submission_items=_submission_items(sub) if sub else [], scorer_bib=scorer_bibtex(scorer),
+        )
+
+    def target(self, target: dict) -> None:
+        results = make_table(f"target-{target['slug']}", f"results on {target['id']}", target["rows"],
+                             columns=C.with_subsets(C.TARGET_COLUMNS, target["rows"]), fields=C.RESULT_FIELDS)
+        facts = []
+        for key in ("path", "weights_sha256", "tokenizer_sha256", "dtype", "context_rule", "max_length"):
+            values = sorted({str(t.get(key)) for t in target["records"] if t.get(key) is not None})
+            if values:
+                facts.append((key, ", ".join(values)))
+        counted = target["n_parameters"]
+        if counted:
+            size_text = ", ".join(f"{n:,}" for n in counted) + " parameters (counted from the loaded model)"
+        elif target["nominal"]:
+            size_text = f"not counted in these records (nominal size {target['nominal']}, from the registry)"
+        else:
+            size_text = "not counted in these records"
+        self.render("target.html.j2", f"target/{target['slug']}.html", [results], target=target, results=results,
+                    facts=facts, size_text=size_text, recipe_facts=ftsite.recipe_facts(target["recipes"]))
+
+    def finetune(self) -> None:
+        """The fine-tuned track's page: a table per recipe family, the generated-data comparisons."""
+        families = ftsite.family_rows(self.data.rows)
+        if not families:
+            return
+        tables = [{"family": f, "table": make_table(f"finetune-{page_slug(f)}",
+                                                    f"fine-tuned track, {f} recipes: every (scorer, target, split)",
+                                                    rows, columns=C.with_subsets(C.TRACK_COLUMNS, rows),
+                                                    fields=C.RESULT_FIELDS)}
+                  for f, rows in families.items()]
+        self.render("finetune.html.j2", "finetune.html", [t["table"] for t in tables], family_tables=tables,
+                    comparisons=ftsite.generated_comparisons(self.data.records))
+
+
+def _where(row: dict) -> str:
+    """The split, or the evaluated rest of a calibration subset of it."""
+    return row["split"] + (f" (rest of {row['subset']})" if row.get("subset") else "")
+
+
+def _size_plot(rows: list[dict]) -> Markup | None:
+    series = defaultdict(dict)
+    for r in rows:
+        if r["size"] and r["step"] is None and not r["blind"]:
+            series[_where(r) + (f" ({r['setting']})" if r["setting"] else "")][r["size"]] = (
+                r["size"], r["auc"], (r["auc_lo"], r["auc_hi"]))
+    series = [(k, list(v.values())) for k, v in sorted(series.items()) if len(v) >= 2]
+    return line_svg(series, xlabel="parameters", logx=True, title="AUC against model size") if series else None
+
+
+def _step_plot(rows: list[dict]) -> Markup | None:
+    series = defaultdict(dict)
+    for r in rows:
+        if r["step"] is not None and not r["blind"]:
+            series[f"{r['target_id']} on {_where(r)}" + (f" ({r['setting']})" if r["setting"] else "")][r["step"]] = (
+                r["step"], r["auc"], (r["auc_lo"], r["auc_hi"]))
+    series = [(k, list(v.values())) for k, v in sorted(series.items()) if len(v) >= 2]
+    return line_svg(series, xlabel="checkpoint step", title="AUC against checkpoint step") if series else None
+
+
+__all__ = ["NOT_APPLICABLE", "Renderer", "card_html", "dataset_bibtex", "scorer_bibtex"]

@@ -1,0 +1,44 @@
+"""Published figures rounded to the precision their 95% intervals support.
+
+Rule: round the interval's half-width to one significant figure; the value and both bounds
+get as many decimals as that figure needs (at least 1, at most 4). An AUC of 0.9594 with
+interval [0.9410, 0.9748] (half-width 0.017) is shown as 0.96 [0.94, 0.97]; with a
+half-width of 0.004 as 0.959. A degenerate interval (zero width) keeps 3 decimals. A figure
+without an interval of its own (a mean over splits) takes the decimals of the least precise
+figure it was made from.
+
+Display rounding of the site; the records keep full precision (the site never writes them).
+"""
+
+from __future__ import annotations
+
+import math
+
+MIN_DECIMALS, MAX_DECIMALS, DEGENERATE_DECIMALS = 1, 4, 3
+
+
+def decimals_for(lo, hi) -> int:
+    if lo is None or hi is None:
+        return DEGENERATE_DECIMALS
+    half = (float(hi) - float(lo)) / 2
+    if not math.isfinite(half) or half <= 0:
+        return DEGENERATE_DECIMALS
+    # one significant figure of the half-width: 0.017 -> 0.02 -> 2 decimals; 0.096 -> 0.1 -> 1
+    exponent = math.floor(math.log10(half))
+    if round(half / 10**exponent) >= 10:
+        exponent += 1
+    return max(MIN_DECIMALS, min(MAX_DECIMALS, -exponent))
+
+
+def rounded(value, decimals: int):
+    return None if value is None else round(float(value), decimals)
+
+
+def text(value, decimals: int, sign: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{decimals}f}" if sign else f"{value:.{decimals}f}"
+
+
+def interval_text(lo, hi, decimals: int) -> str:
+    return f"[{text(lo, decimals)}, {text(hi, decimals)}]"

@@ -1,0 +1,128 @@
+"""Fine-tuning on generated data (Akkus et al.) and the planted-PII extraction measure.
+
+A tiny base is pretrained (the demo trainer) on pydoc passages with planted PII; it writes
+instruction/response pairs from docstring prompts and is fine-tuned on them; the two models
+are compared on the base's own pretraining split. Tiny shapes, a few epochs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from finetune_helpers import module_home
+
+from benchmark import finetune, results, suite, targets
+from benchmark.finetune import pii, pools
+
+TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+        "max_position_embeddings": 256}
+
+
+home = module_home("ft-gen-home")
+
+
+@pytest.fixture(scope="module")
+def generated(home):
+    prompts = home / "prompts.parquet"
+    pools.stdlib_docstrings().head(200).to_parquet(prompts, index=False)
+    entries = [
+        {"id": "tiny-base", "kind": "pretrain", "pool": {"builtin": "pydoc", "seed": 3}, "arch": TINY,
+         "sizes": {"members": 60, "nonmembers": 60, "reference_pool": 30}, "pii": {"fraction": 0.5, "seed": 1},
+         "train": {"epochs": 4, "batch_size": 16, "lr": 0.003}},
+        {"id": "tiny-gen", "kind": "generated", "base": "ft/tiny-base", "pool": {"file": str(prompts)},
+         "sizes": {"members": 16, "nonmembers": 16},
+         "generate": {"style": "self_instruct", "prompt_tokens": 4, "instruction_tokens": 6, "max_new_tokens": 12},
+         "train": {"epochs": 2, "lr": 1e-3, "batch_size": 8, "block_size": 64}},
+    ]
+    file = home / "recipes.yaml"
+    file.write_text(yaml.safe_dump({"recipes": entries}, sort_keys=False))
+    out = finetune.finetune("tiny-gen", recipes_file=file, results_dir=home / "results", progress=False)
+    return out, home / "results"
+
+
+def test_generated_recipe_reports_both_aucs_their_difference_and_pii(generated):
+    out, res = generated
+    report = out["report"]
+    assert report["split"] == "finetune/tiny-base" and report["base"] == "ft/tiny-base"
+    assert not report["allowed_invalid"]  # the registered base split now lists the fine-tuned target
+    assert suite.get_split("finetune/tiny-base").labels_valid_for("ft/tiny-gen")
+    names = {r["scorer"] for r in report["scorers"]}
+    assert {"loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd"} <= names
+    for row in report["scorers"]:
+        assert 0 <= row["base_auc"] <= 1 and 0 <= row["finetuned_auc"] <= 1
+        assert row["difference"] == pytest.approx(row["finetuned_auc"] - row["base_auc"])
+        assert row["ci95"][0] <= row["difference"] <= row["ci95"][1]
+    for model in ("base", "finetuned"):
+        for side in ("members", "nonmembers"):
+            block = report["pii_extraction"][model][side]
+            assert block["n_items"] > 0 and 0 <= block["rate"] <= 1
+    scan = results.validate_dir(res)
+    assert scan.ok, [str(r) for r in scan.rejected]
+    by_target = {}
+    for _, record in scan.records:
+        by_target.setdefault(record["target"]["id"], []).append(record)
+    assert len(by_target["ft/tiny-gen"]) == len(by_target["ft/tiny-base"]) == len(names)
+    for record in by_target["ft/tiny-gen"]:
+        block = record["generated_data"]
+        assert block["recipe"] == "tiny-gen" and block["finetuned"]["auc"] == record["metrics"]["auc"]
+        assert block["pii_extraction"]["finetuned"]["members"]["n_items"] > 0
+        assert record["provenance"]["recipe"]["id"] == "tiny-gen"
+        assert record["provenance"]["recipe"]["kind"] == "generated"
+    # what the fine-tuning learned: the base's own instruction/response pairs
+    manifest = finetune.read_manifest("ft/tiny-gen")
+    assert manifest["generated"]["style"] == "self_instruct" and manifest["counts"]["trained"] == 16
+    texts = suite.ensure("finetune/tiny-gen").samples["text"]
+    assert texts.str.startswith("### Instruction:\n").all()
+    assert targets.get_target("ft/tiny-gen").extra["base"]["id"] == "ft/tiny-base"
+
+
+def test_base_split_records_its_planted_pii(generated):
+    from benchmark.finetune.report import pii_items
+
+    split = suite.ensure("finetune/tiny-base")
+    items = pii_items(split)
+    labels = split.labels()
+    assert {it["member"] for it in items} == {0, 1}
+    carriers = {it["text"] for it in items}
+    assert len(carriers) == round(0.5 * len(labels))
+    for it in items:
+        assert it["text"][it["start"] : it["start"] + len(it["value"])] == it["value"]
+
+
+def test_planted_pii_memorizer_is_caught(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from benchmark.targets import demo
+
+    texts = [" ".join(t.split()[:24]) for t in pools.stdlib_docstrings()["text"].head(8)]
+    planted, items = pii.plant(texts, fraction=1.0, seed=4)
+    for it in items:
+        it.update(text=planted[it["index"]], member=1)
+
+    def rates(train_on, name):
+        folder = demo.train(train_on, tmp_path / name, arch={"model_type": "gpt_neox", **TINY}, epochs=150,
+                            batch_size=8, lr=3e-3, progress=False)
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        return pii.extraction_rates(model, AutoTokenizer.from_pretrained(folder), items, max_length=256)["members"]
+
+    memorizer = rates(planted, "memorizer")
+    assert memorizer["n_items"] == 16 and memorizer["rate"] >= 0.75, memorizer
+    # the same texts without the planted people: nothing to extract
+    control = rates(texts, "control")
+    assert control["rate"] <= 0.1, control
+
+
+def test_site_shows_the_track_the_recipe_and_the_comparison(generated, tmp_path):
+    from benchmark.site import build_site
+
+    out, res = generated
+    report = build_site(res, tmp_path / "site")
+    assert not report.rejected
+    page = (tmp_path / "site" / "finetune.html").read_text()
+    assert "recipe tiny-gen (self-instruct)" in page and "<svg" in page and "PII extraction rate" in page
+    for row in out["report"]["scorers"]:
+        assert f"{row['difference']:+.3f}" in page
+    assert "pretrain recipes" in page  # the base's own split, a table per recipe family
+    target = (tmp_path / "site" / "target" / "ft-tiny-gen.html").read_text()
+    assert "Recipe" in target and "tiny-gen" in target and "LoRA r 64" in target
+    assert 'href="finetune.html"' in (tmp_path / "site" / "index.html").read_text()
