@@ -114,6 +114,18 @@ def locked(name: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one owned by another user counts as alive): for folders
+    and markers named after the process that made them (staging folders, a server's marker)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def portable(path: str | Path) -> str:
     """``path`` with MEMBENCH_HOME written as ``$MEMBENCH_HOME``, so published records do not
     carry one machine's directory layout; other paths are returned as they are."""

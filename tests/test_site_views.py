@@ -196,7 +196,9 @@ def test_a_record_whose_content_hash_differs_from_the_materialized_split_gets_no
 
 def test_a_new_track_and_group_level_records_need_no_new_code(tmp_path):
     root = tmp_path / "results"
-    recipe = {"id": "demo-lora", "hash": "ab" * 32, "base": "demo/neox-tiny", "method": "lora", "defences": {"cap": 8}}
+    recipe = {"id": "demo-lora", "sha256": "ab" * 32, "kind": "finetune", "base": "demo/neox-tiny",
+              "method": {"kind": "lora", "r": 64, "alpha": 16, "dropout": 0.1}, "assign": "user",
+              "defences": {"per_user_cap": 8}}
     for scorer, kind in (("loss", None), ("user_inference", "group")):
         rec, uids, scores = synthetic_record("finetune/demo-lora", "ft/demo-lora", scorer, track="finetune",
                                              family="finetune", n=40, strength=2.0)
@@ -214,7 +216,8 @@ def test_a_new_track_and_group_level_records_need_no_new_code(tmp_path):
     assert {r["scorer"]: r["unit"] for r in rows} == {"loss": "samples", "user_inference": "groups"}
     assert "20 / 20 groups" in html
     target = (report.out_dir / "target" / "ft-demo-lora.html").read_text()
-    assert "Fine-tuning recipe" in target and "demo-lora" in target and "lora" in target
+    assert 'id="recipe"' in target and "demo-lora" in target and "LoRA r 64" in target
+    assert "at most 8 texts per user" in target
 
 
 # --- counted parameters from a real run -------------------------------------------------------

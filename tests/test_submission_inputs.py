@@ -142,7 +142,8 @@ def test_published_metrics_are_rounded_to_what_their_intervals_support():
     assert decimals_for([0.838, 0.905]) == 2  # half-width 0.0335
     assert decimals_for([0.870, 0.878]) == 3  # 0.004
     assert decimals_for([0.2, 0.8]) == 1
-    assert decimals_for([0.5, 0.5]) == 4  # a degenerate interval: at most 4 decimals
+    assert decimals_for([0.5, 0.5]) == 3  # a degenerate interval: 3 decimals, as the site shows it
+    assert decimals_for([0.10, 0.292]) == 1  # half-width 0.096 rounds to 0.1
     assert round_metric(0.87341, [0.838, 0.905]) == (0.87, [0.84, 0.91])
     record = {"metrics": {
         "auc": 0.97567, "auc_ci95": [0.96265, 0.98654], "best_blind_auc": 0.54578, "excess_over_blind": 0.42988,

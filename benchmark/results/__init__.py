@@ -15,7 +15,7 @@ from .naming import base_name, record_key, record_path, scorer_label, scores_pat
 from .provenance import environment, git_commit
 from .recompute import RECOMPUTERS
 from .recompute import recompute as recompute_record
-from .published import public_view, round_metric
+from .published import public_view, roc_on_grid, round_metric
 from .schema import SCHEMA_FILE, schema, schema_errors
 from .subsets import derive as derive_on_rest
 from .subsets import rest_blind_auc, subsets_in
@@ -50,6 +50,7 @@ __all__ = [
     "record_key",
     "record_path",
     "rest_blind_auc",
+    "roc_on_grid",
     "round_metric",
     "schema",
     "schema_errors",

@@ -6,7 +6,7 @@ through ``public_view``: a full-precision AUC is a label oracle (submit, move on
 score, read the change: one label per submission), and a ROC curve with one step per sample
 hands over every label in score order at once. ``public_view`` therefore
 
-- rounds every metric to the decimal of its 95% interval's leading digit (an AUC of
+- rounds every metric to the decimal its 95% interval supports (``decimals_for``: an AUC of
   0.8734 with interval [0.838, 0.905], half-width 0.034, is shown as 0.87 [0.84, 0.91]; at
   least 1 and at most 4 decimals), the interval itself to the same decimal;
 - replaces the ROC curve by its values on a fixed grid of ``ROC_GRID`` false-positive rates
@@ -27,18 +27,23 @@ import numpy as np
 
 ROC_GRID = tuple(sorted({0.0, 1.0, *np.round(np.logspace(-3, 0, 31), 6).tolist(),
                          *np.round(np.linspace(0.05, 0.95, 19), 6).tolist()}))
-MIN_DECIMALS, MAX_DECIMALS = 1, 4
+MIN_DECIMALS, MAX_DECIMALS, DEGENERATE_DECIMALS = 1, 4, 3
 
 
 def decimals_for(ci) -> int:
-    """Decimals that a value with 95% interval ``ci`` supports: down to the interval's leading
-    digit (its half-width's first significant decimal)."""
+    """Decimals that a value with 95% interval ``ci`` supports: the interval's half-width
+    rounded to one significant figure decides (0.017 -> 0.02: 2 decimals; 0.096 -> 0.1: 1), at
+    least 1 and at most 4; a missing or degenerate (zero-width) interval keeps 3. The one rule
+    for everything shown to the public (site, downloads, API)."""
     if not ci or ci[0] is None or ci[1] is None:
-        return MAX_DECIMALS
+        return DEGENERATE_DECIMALS
     half = abs(float(ci[1]) - float(ci[0])) / 2
-    if not half > 0:
-        return MAX_DECIMALS
-    return int(min(MAX_DECIMALS, max(MIN_DECIMALS, -math.floor(math.log10(half)))))
+    if not math.isfinite(half) or half <= 0:
+        return DEGENERATE_DECIMALS
+    exponent = math.floor(math.log10(half))
+    if round(half / 10**exponent) >= 10:
+        exponent += 1
+    return int(min(MAX_DECIMALS, max(MIN_DECIMALS, -exponent)))
 
 
 def round_metric(value, ci, decimals: int | None = None):

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..errors import closest
-from ..results import ResultsStore, schema
+from ..results import ResultsStore, public_view, schema
 from .catalog import catalog, scorer_info
 from .model import read_diagnostics
 
@@ -147,10 +147,11 @@ def _check_filter(param: str, value: str | None, present: set[str], registered: 
 
 
 def _summary(record: dict, with_roc: bool) -> dict:
-    if with_roc:
-        return record
-    out = dict(record)
-    out["metrics"] = {k: v for k, v in record["metrics"].items() if k != "roc"}
+    """A record as the public sees it (``results.public_view``: metrics at the precision their
+    intervals support, the ROC curve on a fixed FPR grid), without the ROC unless asked for."""
+    out = public_view(record)
+    if not with_roc:
+        out["metrics"] = {k: v for k, v in out["metrics"].items() if k != "roc"}
     return out
 
 

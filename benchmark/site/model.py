@@ -29,7 +29,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..results import Rejected, ResultsStore, record_key
+from ..home import diagnostics_file
+from ..results import Rejected, ResultsStore, record_key, roc_on_grid
 from . import precision
 from .catalog import scorer_info, setting_text
 
@@ -171,7 +172,9 @@ def make_row(path: Path, record: dict) -> dict:
         "n_members": m["n_members"],
         "n_nonmembers": m["n_nonmembers"],
         "label_valid": (split.get("label_validity") or {}).get("valid", True),
-        "roc": m["roc"],
+        # a private split's labels are secret: its ROC only on the public grid (a curve with one
+        # step per sample would hand over every label in score order)
+        "roc": roc_on_grid(m["roc"]["fpr"], m["roc"]["tpr"]) if split.get("private") is True else m["roc"],
         "created_at": record["provenance"]["created_at"],
         "submission": record.get("submission"),
         "recipe": (record.get("provenance") or {}).get("recipe"),
@@ -220,9 +223,7 @@ def read_diagnostics(results_dir: Path, split_id: str, content_hash: str | None 
     """A split's diagnostics: ``<results>/_diagnostics/<split>.json``, else the latest one under
     ``$MEMBENCH_HOME/diagnostics`` (where `membench diagnose` always writes). A file whose
     subject has another content hash than the records' is not this split's and is skipped."""
-    from ..diagnostics.report import diagnostics_path
-
-    for path in (diagnostics_path(split_id, results_dir), diagnostics_path(split_id)):
+    for path in (diagnostics_file(split_id, results_dir), diagnostics_file(split_id)):
         if not path.is_file():
             continue
         try:

@@ -7,27 +7,20 @@ half-width of 0.004 as 0.959. A degenerate interval (zero width) keeps 3 decimal
 without an interval of its own (a mean over splits) takes the decimals of the least precise
 figure it was made from.
 
-Display rounding of the site; the records keep full precision (the site never writes them).
+Display rounding of the site; the rule itself is ``benchmark.results.published.decimals_for``
+(one rule for the site and the API); the records keep full precision (the site never writes them).
 """
 
 from __future__ import annotations
 
-import math
-
-MIN_DECIMALS, MAX_DECIMALS, DEGENERATE_DECIMALS = 1, 4, 3
+from ..results.published import DEGENERATE_DECIMALS, MAX_DECIMALS, MIN_DECIMALS  # noqa: F401
+from ..results.published import decimals_for as _decimals_for
 
 
 def decimals_for(lo, hi) -> int:
-    if lo is None or hi is None:
-        return DEGENERATE_DECIMALS
-    half = (float(hi) - float(lo)) / 2
-    if not math.isfinite(half) or half <= 0:
-        return DEGENERATE_DECIMALS
-    # one significant figure of the half-width: 0.017 -> 0.02 -> 2 decimals; 0.096 -> 0.1 -> 1
-    exponent = math.floor(math.log10(half))
-    if round(half / 10**exponent) >= 10:
-        exponent += 1
-    return max(MIN_DECIMALS, min(MAX_DECIMALS, -exponent))
+    """The decimals an interval [lo, hi] supports: the rule of ``results.public_view``, so the
+    site and the API never disagree on a figure."""
+    return _decimals_for([lo, hi])
 
 
 def rounded(value, decimals: int):

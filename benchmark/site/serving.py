@@ -13,17 +13,9 @@ import os
 import socket
 from pathlib import Path
 
+from ..home import process_alive
+
 MARKER = ".membench-serving.json"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def served_by(site_dir: Path) -> dict | None:
@@ -36,7 +28,7 @@ def served_by(site_dir: Path) -> dict | None:
     if not isinstance(info, dict) or info.get("host") != socket.gethostname():
         return None
     pid = info.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(pid, int) or not process_alive(pid):
         return None
     return info
 

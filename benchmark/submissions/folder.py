@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import MembenchError
-from ..home import scratch_dir
+from ..home import process_alive, scratch_dir
 from . import untrusted
 
 MAX_FILES = 200
@@ -106,11 +106,3 @@ def sweep_dead(parent: Path) -> int:
     return removed
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -21,7 +21,7 @@ import signal
 import time
 from pathlib import Path
 
-from ..folder import process_alive
+from ...home import process_alive
 
 PREFIX = "membench-run-"
 _counter = itertools.count()
