@@ -166,3 +166,23 @@ def test_sliding_window_run_scores_every_token_and_says_so(demo_home, tiny_dir, 
     assert head[0]["metrics"]["auc"] != window[0]["metrics"]["auc"]  # the long texts were scored differently
     per_sample = pd.read_parquet(next((tmp_path / "sliding-window").rglob(window[0]["per_sample"]["file"])))
     assert not per_sample["truncated"].any()
+
+
+def test_records_derived_on_a_calibration_rest_keep_the_truncation_flags(demo_home, tiny_dir, tmp_path, monkeypatch):
+    from benchmark import results, suite
+    from benchmark.runner import run
+
+    monkeypatch.setenv("MEMBENCH_HOME", str(demo_home))  # truncate-head features are cached there
+    out = tmp_path / "results"
+    (parent,) = run(str(tiny_dir), "demo/pydoc", ["loss"], results_dir=out, allow_invalid=True, progress=False,
+                    calibration="cal10")
+    derived = [r for p in out.rglob("*.json") if (r := results.read(p)).get("evaluation_subset")]
+    assert len(derived) == 1
+    (rec,) = derived
+    rest = set(suite.calibration.select(suite.ensure("demo/pydoc"), "cal10").rest)
+    whole = pd.read_parquet(next(out.rglob(parent["per_sample"]["file"]))).set_index("uid")
+    table = pd.read_parquet(next(out.rglob(rec["per_sample"]["file"]))).set_index("uid")
+    assert set(table.index) == rest
+    assert (table["truncated"] == whole.loc[table.index, "truncated"]).all()  # the parent's flags, row for row
+    assert rec["counts"]["n_truncated"] == int(table["truncated"].sum()) > 0
+    assert rec["counts"]["context_rule"] == parent["counts"]["context_rule"] == "truncate-head"
