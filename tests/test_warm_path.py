@@ -186,3 +186,23 @@ def test_records_derived_on_a_calibration_rest_keep_the_truncation_flags(demo_ho
     assert (table["truncated"] == whole.loc[table.index, "truncated"]).all()  # the parent's flags, row for row
     assert rec["counts"]["n_truncated"] == int(table["truncated"].sum()) > 0
     assert rec["counts"]["context_rule"] == parent["counts"]["context_rule"] == "truncate-head"
+
+
+def test_parameters_are_counted_without_loading_the_weights(home, tiny_dir, tmp_path):
+    """From safetensors headers; for .bin weights from a memo kept by the weights' hash after the
+    first count (the loaded model's own count, tied tensors once)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    handle = targets.load_target(str(tiny_dir))
+    counted = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_dir).parameters())
+    assert handle.n_parameters == counted and not handle.loaded
+    bin_dir = tmp_path / "bin-model"
+    shutil.copytree(tiny_dir, bin_dir)
+    (bin_dir / "model.safetensors").unlink()
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    torch.save(model.state_dict(), bin_dir / "pytorch_model.bin")
+    first = targets.load_target(str(bin_dir))
+    assert first.n_parameters == counted and first.loaded  # counted once from the model
+    again = targets.load_target(str(bin_dir))
+    assert again.n_parameters == counted and not again.loaded  # then from the memo

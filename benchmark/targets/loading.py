@@ -105,16 +105,7 @@ class TargetHandle:
     @cached_property
     def vocab_size(self) -> int:
         """The tokenizer's size (``len(tokenizer)``), memoized by the tokenizer's hash."""
-        memo = None if self.tokenizer_hash == "unknown" else cache_dir("tokenizer-facts") / f"{self.tokenizer_hash}.json"
-        if memo is not None and memo.exists():
-            try:
-                return int(json.loads(memo.read_text())["vocab_size"])
-            except (OSError, ValueError, KeyError):
-                pass
-        size = len(self.tokenizer)
-        if memo is not None:
-            _atomic_json(memo, {"vocab_size": size})
-        return size
+        return _memoized("tokenizer-facts", self.tokenizer_hash, "vocab_size", lambda: len(self.tokenizer))
 
     @cached_property
     def n_parameters(self) -> int:
@@ -125,16 +116,7 @@ class TargetHandle:
             return _count(self.model)
         if any(Path(self.path).glob("*.safetensors")):
             return param_count(Path(self.path))
-        memo = None if self.weights_hash == "unknown" else cache_dir("model-facts") / f"{self.weights_hash}.json"
-        if memo is not None and memo.exists():
-            try:
-                return int(json.loads(memo.read_text())["n_parameters"])
-            except (OSError, ValueError, KeyError):
-                pass
-        count = _count(self.model)
-        if memo is not None:
-            _atomic_json(memo, {"n_parameters": count})
-        return count
+        return _memoized("model-facts", self.weights_hash, "n_parameters", lambda: _count(self.model))
 
     @property
     def loaded(self) -> bool:
@@ -199,6 +181,21 @@ def _from_pretrained(cls, path, kwargs):
             raise
         log.info("%s has no SDPA attention; using its default", path)
         return cls.from_pretrained(path, **kwargs)
+
+
+def _memoized(folder: str, key: str, field: str, compute) -> int:
+    """An integer fact kept in ``MEMBENCH_HOME/<folder>/<key>.json`` (``compute()`` when absent;
+    never kept under the key "unknown")."""
+    memo = None if key == "unknown" else cache_dir(folder) / f"{key}.json"
+    if memo is not None and memo.exists():
+        try:
+            return int(json.loads(memo.read_text())[field])
+        except (OSError, ValueError, KeyError):
+            pass
+    value = int(compute())
+    if memo is not None:
+        _atomic_json(memo, {field: value})
+    return value
 
 
 def _count(model) -> int:
