@@ -28,10 +28,11 @@ def sha256_json(obj) -> str:
     return sha256_text(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str))
 
 
-def sha256_files(paths) -> str:
-    """One hash over several files, order-independent in names, sensitive to contents."""
+def sha256_files(paths, file_hash=sha256_file) -> str:
+    """One hash over several files, order-independent in names, sensitive to contents.
+    ``file_hash(path)`` gives each file's SHA-256 (a memo may answer it without reading)."""
     h = hashlib.sha256()
     for path in sorted(Path(p) for p in paths):
         h.update(path.name.encode())
-        h.update(sha256_file(path).encode())
+        h.update(file_hash(path).encode())
     return h.hexdigest()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import attacks, diagnostics, features, fitting, metrics, results, suite, targets
+from . import attacks, diagnostics, features, fitting, metrics, profiling, results, suite, targets
 from .errors import MembenchError
 from .hashing import sha256_json
 from .home import diagnostics_file as _diagnostics_json
@@ -69,7 +69,7 @@ def target_block(target, dtype: str, target_id: str | None = None) -> dict:
         "weights_sha256": target.weights_hash,
         "tokenizer_sha256": target.tokenizer_hash,
         "dtype": dtype,
-        "context_rule": targets.CONTEXT_RULE,
+        "context_rule": getattr(target, "context_rule", targets.CONTEXT_RULE),
         "max_length": target.max_length,
         "n_parameters": target.n_parameters or None,
     }
@@ -261,6 +261,9 @@ def run(
     target_name: str | None = None,
     calibration: str | None = None,
     fit_budget: attacks.FitBudget | None = None,
+    context_rule: str = targets.CONTEXT_RULE,
+    verify: bool = False,
+    compile: bool = False,
 ) -> list[dict]:
     """Score ``split`` on ``target`` with each scorer; write and return the result records.
 
@@ -273,7 +276,11 @@ def run(
     (default: the split's ``pool.parquet`` when it has one). ``results_dir``: default
     ``home.results_dir()``. ``target_name``: the name a local model directory gets in records
     (default ``local/<folder>-<weights hash>``). ``counter`` accumulates the feature pass's
-    ``forward_passes``/``forward_tokens``.
+    ``forward_passes``/``forward_tokens``. ``context_rule``: what is scored of a text longer than
+    the context (``targets.CONTEXT_RULES``). ``verify``: re-hash the weights and tokenizer files
+    instead of trusting size and mtime. ``compile``: ``torch.compile`` the models' trunks before
+    their first forward pass. Targets are handles: with every feature cached, no model or
+    tokenizer is loaded.
 
     Trainable scorers (``fit`` in ``requires``) learn from the calibration subset
     ``calibration`` (default: each scorer's ``default_calibration``) within ``fit_budget``
@@ -308,10 +315,11 @@ def run(
         if "reference" in scorer.requires and reference is None:
             raise MembenchError(f"scorer {scorer.name} needs a reference model",
                                 "pass --reference TARGET (a registry id or a local model directory)")
-    target = targets.load_target(target_id, device=device, dtype=dtype)
+    handle = dict(device=device, dtype=dtype, context_rule=context_rule, verify=verify, compile=compile)
+    target = targets.load_target(target_id, **handle)
     ref_target = None
     if reference and any("reference" in s.requires for s, _ in scorer_objs):
-        ref_target = targets.load_target(reference, device=device, dtype=dtype)
+        ref_target = targets.load_target(reference, **handle)
     counter = counter if counter is not None else {}
     feature_counter: dict = {}
     stats = features.get_features(target, split, batch_tokens=batch_tokens, progress=progress,
@@ -324,6 +332,7 @@ def run(
     if getattr(split, "has_neighbors", False):
         neighbors = {u: list(v) for u, v in split.neighbors().items()}
     too_short = stats.n_scored() == 0
+    truncated = stats.truncated()
     labels = split.labels().reindex(uids).to_numpy()
     blind = best_blind_auc(results_dir, split.id, split.content_hash)
     env = results.environment(device)
@@ -339,9 +348,10 @@ def run(
     fitted = {}  # every fit scorer is fitted and scored before anything is written: a failure publishes nothing
     for i, name in fit_plan.items():
         scorer_objs[i][0].details = {}
-        fitted[i] = fitting.fit_and_score(scorer_objs[i][0], subsets[name], uids=uids, texts=texts, stats=stats,
-                                          labels=labels, access=accesses[i], budget=fit_budget, pool=pool_texts,
-                                          neighbors=neighbors)
+        with profiling.phase("scoring", scorer_objs[i][0].name):
+            fitted[i] = fitting.fit_and_score(scorer_objs[i][0], subsets[name], uids=uids, texts=texts, stats=stats,
+                                              labels=labels, access=accesses[i], budget=fit_budget, pool=pool_texts,
+                                              neighbors=neighbors)
     for i, (scorer, params) in enumerate(scorer_objs):
         access = accesses[i]
         rows, extra, row_blind = slice(None), {}, blind
@@ -357,10 +367,13 @@ def run(
             inputs = attacks.ScoringInput(uids=uids, texts=texts, features=stats, access=access,
                                           pool=pool_texts, neighbors=neighbors)
             scorer.details = {}
-            scores = np.asarray(scorer.score(inputs), dtype=float)
+            with profiling.phase("scoring", scorer.name):
+                scores = np.asarray(scorer.score(inputs), dtype=float)
             if scores.shape != (len(uids),):
                 raise MembenchError(f"scorer {scorer.name} returned shape {scores.shape}, expected ({len(uids)},)")
-        summary, counts = _metrics_block(labels[rows], scores, too_short[rows], row_blind)
+        with profiling.phase("metrics"):
+            summary, counts = _metrics_block(labels[rows], scores, too_short[rows], row_blind)
+        counts.update(features.truncation_counts(truncated[rows], target.context_rule))
         scorer_block = {
             "name": result_name(scorer, params),
             "version": scorer.version,
@@ -390,8 +403,10 @@ def run(
         }
         record.update(diagnostics.control_fields(split.spec, summary))  # shift sensitivity on controls
         record.update(extra)
-        path = results.write(results_dir, record, np.asarray(uids, dtype=object)[rows].tolist(), scores)
-        records[i] = (path, results.read(path))  # the record as written (schema, per_sample)
+        with profiling.phase("writing"):
+            path = results.write(results_dir, record, np.asarray(uids, dtype=object)[rows].tolist(), scores,
+                                 columns={"truncated": truncated[rows]})
+            records[i] = (path, results.read(path))  # the record as written (schema, per_sample)
     written = [records[i][0] for i in sorted(records) if i not in fit_plan]
     declared = suite.calibration.subsets(split.spec)
     for name in sorted(set(subsets) | set(results.subsets_in(results_dir, split.id))):

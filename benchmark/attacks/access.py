@@ -73,8 +73,9 @@ class InProcessAccess(ModelAccess):
 
     @property
     def vocab_size(self) -> int:
-        """Size of the target tokenizer's vocabulary (for frequency tables)."""
-        return len(self.target.tokenizer)
+        """Size of the target tokenizer's vocabulary (for frequency tables; a target handle
+        knows it without loading the tokenizer)."""
+        return int(getattr(self.target, "vocab_size", 0) or len(self.target.tokenizer))
 
     @property
     def tokenizer_tag(self) -> str:
@@ -121,10 +122,18 @@ class InProcessAccess(ModelAccess):
         self.usage[usage_key] += counter.get("forward_tokens", 0)
         return stats
 
+    def _texts(self, model_target, texts, usage_key: str, desc: str):
+        """Statistics of whole texts under the model's context rule (as the feature pass makes them)."""
+        counter: dict = {}
+        stats = features.text_stats(model_target, texts, batch_tokens=self.batch_tokens, progress=self.progress,
+                                    counter=counter, desc=desc, before=lambda n: self.charge(forward_tokens=n))
+        self.usage[usage_key] += counter.get("forward_tokens", 0)
+        return stats
+
     def logprobs(self, texts: list[str]):
         self._need("logprobs", "logprobs")
         self.usage["target_forward_texts"] += len(texts)
-        return self._forward(self.target, self.tokenize(texts), "target_forward_tokens", "logprobs")
+        return self._texts(self.target, texts, "target_forward_tokens", "logprobs")
 
     def conditional_logprobs(self, prefix: str, texts: list[str]):
         """Statistics of the tokens each text has scored alone (``logprobs``), now conditioned on
@@ -169,8 +178,7 @@ class InProcessAccess(ModelAccess):
             self.usage["reference_forward_tokens"] += counter.get("forward_tokens", 0)
             self.usage["reference_cached_texts"] += len(texts) if not counter.get("forward_tokens") else 0
             return stats
-        ids = features.tokenize(ref.tokenizer, texts, ref.max_length)
-        return self._forward(ref, ids, "reference_forward_tokens", "reference")
+        return self._texts(ref, texts, "reference_forward_tokens", "reference")
 
     def gradient_norms(self, texts: list[str]) -> np.ndarray:
         """Per text (batch size 1): || d/dtheta mean_t -l_t ||_2 over all parameters; NaN for

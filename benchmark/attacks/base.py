@@ -214,12 +214,9 @@ class ScoringInput:
 def take_rows(inputs: ScoringInput, idx) -> ScoringInput:
     """The same input restricted to rows ``idx`` (in that order): uids, texts, token
     statistics, neighbours; the access and the pool are shared."""
-    from ..features import TokenStats
-
     idx = [int(i) for i in idx]
     stats = inputs.features
-    feats = None if stats is None else TokenStats.from_lists([stats.sample(i) for i in idx],
-                                                             [int(stats.n_input_tokens[i]) for i in idx])
+    feats = None if stats is None else stats.take(idx)  # every per-sample and per-token array
     uids = [inputs.uids[i] for i in idx]
     neighbors = None if inputs.neighbors is None else {u: inputs.neighbors[u] for u in uids if u in inputs.neighbors}
     return ScoringInput(uids=uids, texts=[inputs.texts[i] for i in idx], features=feats, access=inputs.access,

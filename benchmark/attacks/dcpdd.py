@@ -47,11 +47,19 @@ def smoothed_frequency(counts: np.ndarray) -> np.ndarray:
     return (counts + 1.0) / (counts.sum() + len(counts))
 
 
-def dcpdd_score(logprob: np.ndarray, token_id: np.ndarray, freq: np.ndarray, a: float) -> float:
-    _, first = np.unique(token_id, return_index=True)
-    first = np.sort(first)
-    alpha = np.exp(logprob[first].astype(np.float64)) * -np.log(freq[token_id[first]])
-    return float(np.mean(np.minimum(alpha, a)))
+def dcpdd_scores(stats, freq: np.ndarray, a: float) -> np.ndarray:
+    """Every text's score at once: the first occurrence of each (text, token id) pair over the
+    flat token array, then per-text means of the clipped alphas; NaN where nothing was scored."""
+    n = len(stats)
+    sample = np.repeat(np.arange(n, dtype=np.int64), stats.n_scored())
+    ids = stats.token_ids.astype(np.int64)
+    _, first = np.unique(sample * (int(ids.max(initial=0)) + 1) + ids, return_index=True)
+    alpha = np.exp(stats.values["logprob"][first].astype(np.float64)) * -np.log(freq[ids[first]])
+    sums = np.bincount(sample[first], weights=np.minimum(alpha, a), minlength=n)
+    counts = np.bincount(sample[first], minlength=n)
+    out = np.full(n, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
 
 
 @register
@@ -79,4 +87,4 @@ class DCPDD(Scorer):
         counts = token_counts(access, corpus, vocab, getattr(access, "tokenizer_tag", None))
         freq = smoothed_frequency(counts)
         self.details = {"corpus_texts": len(corpus), "corpus_tokens": int(counts.sum())}
-        return self.per_sample(inputs, lambda s, _: dcpdd_score(s["logprob"], s["token_id"], freq, self.a))
+        return dcpdd_scores(feats, freq, self.a)

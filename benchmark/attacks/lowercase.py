@@ -9,15 +9,7 @@ the lowercased texts); NaN when either form has no scored token.
 import numpy as np
 
 from .base import Scorer, ScoringInput, register
-
-
-def mean_logprob(stats) -> np.ndarray:
-    out = np.full(len(stats), np.nan)
-    for i in range(len(stats)):
-        lp = stats.sample(i)["logprob"]
-        if len(lp):
-            out[i] = float(np.mean(lp, dtype=np.float64))
-    return out
+from .loss import mean_logprob
 
 
 @register

@@ -29,7 +29,7 @@ import re
 import numpy as np
 
 from .base import Scorer, ScoringInput, register
-from .lowercase import mean_logprob
+from .loss import mean_logprob
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"\S+")

@@ -12,7 +12,7 @@ NaN when x has no scored token.
 import numpy as np
 
 from .base import Scorer, ScoringInput, register
-from .lowercase import mean_logprob
+from .loss import mean_logprob
 from .pool import checked_pool
 
 

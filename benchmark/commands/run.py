@@ -60,6 +60,15 @@ def register(sub):
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype (statistics are always fp32)")
     p.add_argument("--batch-tokens", type=int, default=16384, help="tokens per forward batch")
+    p.add_argument("--context-rule", default="truncate-head", choices=["truncate-head", "sliding-window"],
+                   help="texts longer than the model context: score the first max_length tokens "
+                   "(truncate-head), or every token in windows of max_length with stride max_length/2 "
+                   "(sliding-window, MIMIR's rule); part of the feature-cache key (default: %(default)s)")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash the target's weights and tokenizer files (default: trust a memo kept per "
+                   "file with its size and modification time)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model before its forward pass (pays off on long GPU runs; default: off)")
     p.add_argument("--results-dir", type=Path, default=None, help="default: $MEMBENCH_HOME/results")
     p.add_argument("--allow-invalid", action="store_true", help="run a pair outside label validity")
     p.add_argument("--compare", nargs="+", metavar="SCORER", default=None,
@@ -73,14 +82,10 @@ def register(sub):
 
 
 def check_device(device: str) -> None:
-    """A one-line error, before any heavy work, for a CUDA device this machine lacks."""
-    if device.startswith("cuda"):
-        import torch
+    """A one-line error, before any heavy work, for a device this machine lacks."""
+    from ..targets import check_device as check
 
-        from ..errors import MembenchError
-
-        if not torch.cuda.is_available():
-            raise MembenchError(f"device {device} is not available here", "pass --device cpu")
+    check(device)
 
 
 def _tpr(m, budget: str) -> str:
@@ -213,6 +218,9 @@ def handle(args) -> int:
         target_name=args.target_name,
         calibration=args.calibration,
         fit_budget=fit_budget,
+        context_rule=args.context_rule,
+        verify=args.verify,
+        compile=args.compile,
     )
     comparison = compare_records(results_dir, records, chosen) if chosen else None
     for r in records:

@@ -5,7 +5,9 @@ max length, split id and content hash, feature-set version. Under the key's fold
 
 - ``meta.json``: the key parts, the number of samples and the shard layout;
 - ``shard-NNNNN.npz`` + ``shard-NNNNN.json``: the statistics of one shard (a fixed group of
-  samples, consecutive in length-sorted order) and that file's SHA-256.
+  samples, consecutive in length-sorted order: uids, offsets, input and text token counts, the
+  characters scored, logprob/mu/sigma, token ids and their character end offsets) and that
+  file's SHA-256.
 
 Shards are written atomically as they finish, so a killed run resumes from the shards it
 completed. A shard whose bytes no longer match its recorded hash, or that holds other
@@ -24,6 +26,9 @@ import numpy as np
 from ..hashing import sha256_bytes, sha256_json
 from ..home import features_dir
 from .engine import STATS, TokenStats
+
+# Per-text facts saved beside the statistics when the pass had them (texts, fast tokenizer).
+OPTIONAL = ("n_text_tokens", "text_chars", "char_end")
 
 
 def cache_key(parts: dict) -> str:
@@ -73,7 +78,8 @@ def save_shard(key: str, index: int, stats: TokenStats, uids: list[str]) -> None
         n_input_tokens=stats.n_input_tokens,
         uids=np.asarray(uids, dtype=str),
         token_ids=stats.token_ids,  # compute always records them
-        **{f"v_{k}": v for k, v in stats.values.items()},
+        **{name: getattr(stats, name) for name in OPTIONAL if getattr(stats, name) is not None},
+        **{f"v_{k}": stats.values[k] for k in STATS},
     )
     data = buf.getvalue()
     data_file, hash_file = shard_paths(key, index)
@@ -101,6 +107,7 @@ def load_shard(key: str, index: int, uids: list[str] | None = None):
             n_input_tokens=arrays["n_input_tokens"],
             values={k: arrays[f"v_{k}"] for k in STATS},
             token_ids=arrays["token_ids"],
+            **{name: arrays[name] if name in arrays.files else None for name in OPTIONAL},
         )
         return stats, shard_uids, None
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:

@@ -1,22 +1,27 @@
-"""The batched forward pass: texts -> per-token statistics.
+"""The batched forward pass: token rows -> per-token statistics.
 
-For every scored token t (every token after the first input token) it records, from the fp32
-log-softmax of the model's next-token distribution p(.|x_<t), whatever the weight dtype:
+For every scored token t (every token after the first input token of its row, or from the
+row's ``score_from``) it records, from the fp32 log-softmax of the model's next-token
+distribution p(.|x_<t), whatever the weight dtype:
 
 - ``logprob``: l_t = log p(x_t | x_<t);
-- ``entropy``: H_t = -sum_v p(v) log p(v);
-- ``mu``: E_{v~p}[log p(v)] (= -H_t; kept by name for Min-K%++);
+- ``mu``: E_{v~p}[log p(v)] (= -H_t, minus the entropy; ``TokenStats.sample`` also gives
+  ``entropy`` = -mu, derived rather than stored);
 - ``sigma``: sqrt(E_{v~p}[(log p(v) - mu)^2]) (two-pass, for fp32 accuracy);
 - ``token_ids``: x_t itself (int32, for token-frequency attacks such as DC-PDD).
 
-Texts are tokenized with the target's tokenizer, truncated to the model context
-(``truncate-head``: the first ``max_length`` tokens are kept), sorted by length (longest
-first) and batched under a token budget (rows x longest row <= ``batch_tokens``). Padding is
-right (default) or left; positions are passed explicitly so that padding never moves a token,
-and padding positions are masked out of every statistic. The vocabulary-sized fp32 tensors
-are built for a bounded number of tokens at a time (``STATS_CHUNK_TOKENS``); for GPT-NeoX and
-OPT even the logits are made chunk by chunk from the hidden states (``trunk_and_head``), so no
-[rows x tokens x vocab] tensor ever exists for more than one chunk.
+Rows are sorted by length (longest first) and batched under a token budget (rows x longest row
+<= the budget; ``budget.TokenBudget`` adapts it to a GPU's free memory). Padding is right
+(default) or left; positions are passed explicitly so that padding never moves a token, and
+padding positions are masked out of every statistic. The vocabulary-sized fp32 tensors are
+built for a bounded number of tokens at a time (``STATS_CHUNK_TOKENS``, fewer on a CPU); for
+GPT-NeoX and OPT even the logits are made chunk by chunk from the hidden states
+(``trunk_and_head``), so no [rows x tokens x vocab] tensor ever exists for more than one
+chunk. Chunks are cut within a row, so they do not depend on the batch. On a GPU, inputs go through
+pinned host memory with asynchronous copies, and the statistics come back the same way.
+
+Which rows a text becomes (the context rule) is decided by ``benchmark.features`` with
+``benchmark.targets.context``.
 
 Out of memory: a batch that does not fit is halved (and every later batch is capped at that
 number of rows), with a warning; a single row that does not fit is an error.
@@ -30,13 +35,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import profiling
 from ..errors import MembenchError
+from .budget import TokenBudget, probe_for
 
 log = logging.getLogger(__name__)
 
-STATS = ("logprob", "entropy", "mu", "sigma")
-FEATURE_SET_VERSION = "tokenstats-v3"
+STATS = ("logprob", "mu", "sigma")
+# Kept for scorers that read it, derived on the fly: entropy H_t = -mu_t (tokenstats-v3 stored
+# it as a fourth array, identical to -mu; v4 dropped the copy).
+DERIVED = ("entropy",)
+FEATURE_SET_VERSION = "tokenstats-v4"
 STATS_CHUNK_TOKENS = 1024
+# On a CPU, vocabulary-sized temporaries of more than a few hundred tokens fall out of cache
+# (measured: 1024-token chunks made the statistics 3-4x slower than 256 with vocabularies of
+# 2,048 and 50,304); GPUs prefer the larger chunks.
+CPU_STATS_CHUNK_TOKENS = 256
 PADDING_SIDES = ("right", "left")
 
 
@@ -45,14 +59,26 @@ class TokenStats:
     """Per-token statistics of many texts, stored flat with offsets.
 
     Sample i's values are ``values[name][offsets[i]:offsets[i + 1]]``; ``n_input_tokens[i]``
-    counts its input tokens after truncation (scored tokens are one fewer, or zero).
-    ``token_ids`` (int32, same layout) holds the scored tokens themselves.
+    counts the tokens of the text that were model input (all of them under ``sliding-window``;
+    at most the context under ``truncate-head``); scored tokens are one fewer, or zero.
+    ``token_ids`` (int32, same layout) holds the scored tokens themselves. Filled by the
+    feature pass over texts (``None`` for statistics of bare token ids):
+
+    - ``n_text_tokens`` (per sample): tokens of the whole text; more than ``n_input_tokens``
+      means the text was truncated;
+    - ``text_chars`` (per sample): characters of the text that its input tokens cover (the part
+      that was scored; the whole length when nothing was cut; -1 when unknown);
+    - ``char_end`` (per scored token): the character offset where that token ends in the text
+      (-1 when the tokenizer gives no offsets).
     """
 
     offsets: np.ndarray  # int64, len n + 1
     n_input_tokens: np.ndarray  # int64, len n
     values: dict[str, np.ndarray]  # float32 arrays, each of len offsets[-1]
     token_ids: np.ndarray | None = None  # int32, len offsets[-1]
+    n_text_tokens: np.ndarray | None = None  # int64, len n
+    text_chars: np.ndarray | None = None  # int64, len n
+    char_end: np.ndarray | None = None  # int32, len offsets[-1]
 
     def __len__(self) -> int:
         return len(self.n_input_tokens)
@@ -60,15 +86,67 @@ class TokenStats:
     def sample(self, i: int) -> dict[str, np.ndarray]:
         lo, hi = self.offsets[i], self.offsets[i + 1]
         out = {name: arr[lo:hi] for name, arr in self.values.items()}
+        if "mu" in out:
+            out["entropy"] = -out["mu"]
         if self.token_ids is not None:
             out["token_id"] = self.token_ids[lo:hi]
+        if self.char_end is not None:
+            out["char_end"] = self.char_end[lo:hi]
         return out
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """H_t = -sum_v p(v) log p(v) = -mu_t, for every scored token."""
+        return -self.values["mu"]
 
     def n_scored(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def truncated(self) -> np.ndarray:
+        """Per sample: True when tokens of the text were left unscored by the context rule."""
+        if self.n_text_tokens is None:
+            return np.zeros(len(self), bool)
+        return self.n_text_tokens > self.n_input_tokens
+
+    def scored_text(self, i: int, text: str) -> str:
+        """The part of ``text`` its input tokens cover (the whole text when nothing was cut)."""
+        if self.text_chars is None or self.text_chars[i] < 0:
+            return text
+        return text[: int(self.text_chars[i])]
+
+    def take(self, order) -> "TokenStats":
+        """The samples at ``order`` (indices), in that order."""
+        order = np.asarray(order, np.int64)
+        lengths = self.n_scored()[order]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        index = np.repeat(self.offsets[:-1][order] - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        pick = (lambda a: None if a is None else a[order])
+        flat = (lambda a: None if a is None else a[index])
+        return TokenStats(offsets=offsets, n_input_tokens=self.n_input_tokens[order],
+                          values={k: v[index] for k, v in self.values.items()}, token_ids=flat(self.token_ids),
+                          n_text_tokens=pick(self.n_text_tokens), text_chars=pick(self.text_chars),
+                          char_end=flat(self.char_end))
+
     @classmethod
-    def from_lists(cls, per_sample: list[dict[str, np.ndarray]], n_input: list[int]):
+    def concat(cls, parts: list["TokenStats"]) -> "TokenStats":
+        """Samples of several TokenStats one after another (optional arrays kept when all have them)."""
+        if not parts:
+            return cls.from_lists([], [])
+        lengths = np.concatenate([p.n_scored() for p in parts])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+        def cat(name):
+            arrays = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        return cls(offsets=offsets, n_input_tokens=cat("n_input_tokens"),
+                   values={k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values},
+                   token_ids=cat("token_ids"), n_text_tokens=cat("n_text_tokens"), text_chars=cat("text_chars"),
+                   char_end=cat("char_end"))
+
+    @classmethod
+    def from_lists(cls, per_sample: list[dict[str, np.ndarray]], n_input: list[int], *, n_text_tokens=None,
+                   text_chars=None):
         lengths = [len(s["logprob"]) for s in per_sample]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         values = {
@@ -79,13 +157,18 @@ class TokenStats:
             )
             for name in STATS
         }
-        token_ids = None
-        if per_sample and all("token_id" in s for s in per_sample):
-            token_ids = np.concatenate([s["token_id"] for s in per_sample]).astype(np.int32)
-        elif not per_sample:
-            token_ids = np.zeros(0, np.int32)
+
+        def flat(key, dtype):
+            if per_sample and all(key in s for s in per_sample):
+                return np.concatenate([s[key] for s in per_sample]).astype(dtype)
+            return np.zeros(0, dtype) if not per_sample else None
+
         return cls(offsets=offsets, n_input_tokens=np.asarray(n_input, np.int64), values=values,
-                   token_ids=token_ids)
+                   token_ids=flat("token_id", np.int32),
+                   n_text_tokens=None if n_text_tokens is None else np.asarray(n_text_tokens, np.int64),
+                   text_chars=None if text_chars is None else np.asarray(text_chars, np.int64),
+                   char_end=flat("char_end", np.int32) if per_sample and all("char_end" in s for s in per_sample)
+                   else None)
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -94,20 +177,37 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return [list(ids[:max_length]) for ids in encoded]
 
 
+def encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Token ids of each whole text (special tokens included) and, from a fast tokenizer, the
+    character offset where each token ends (None from a tokenizer without offsets)."""
+    texts = list(texts)
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(texts, add_special_tokens=True, return_offsets_mapping=True)
+        return [list(ids) for ids in enc["input_ids"]], [[int(e) for _, e in offs] for offs in enc["offset_mapping"]]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]], None
+
+
+def next_batch(order: list[int], start: int, lengths, budget: int, max_rows: int | None = None) -> list[int]:
+    """The batch that begins at ``order[start]``: rows while rows x the first (longest) row's
+    length stays within ``budget`` (at least one row; at most ``max_rows``)."""
+    width = max(lengths[order[start]], 1)
+    rows = max(budget // width, 1)
+    if max_rows is not None:
+        rows = min(rows, max_rows)
+    return order[start : start + rows]
+
+
+def length_order(lengths) -> list[int]:
+    return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+
+
 def plan_batches(lengths, batch_tokens: int, max_rows: int | None = None) -> list[list[int]]:
     """Indices sorted longest first, grouped so that rows x longest row <= batch_tokens
     (and, when given, rows <= max_rows)."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches, current = [], []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]
-        full = (len(current) + 1) * max(width, 1) > batch_tokens
-        if current and (full or (max_rows is not None and len(current) >= max_rows)):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
+    order, batches, at = length_order(lengths), [], 0
+    while at < len(order):
+        batches.append(next_batch(order, at, lengths, batch_tokens, max_rows))
+        at += len(batches[-1])
     return batches
 
 
@@ -136,47 +236,69 @@ def trunk_and_head(model):
     return trunk, head
 
 
-def batch_stats(model, input_ids, attention_mask) -> list[dict[str, np.ndarray]]:
-    """Statistics for one padded batch (right or left); returns one dict of arrays per row."""
+def batch_stats(model, input_ids, attention_mask, score_from=None, label: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Statistics for one padded batch (right or left); returns one dict of arrays per row.
+
+    ``score_from`` (one int per row, default 1): the first position of the row (counted from its
+    first real token) whose token is scored; earlier tokens are context only."""
     import torch
 
+    sync = _syncer(input_ids.device)
     kwargs = {}
     if _accepts_position_ids(model):
         kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    # A scored position j (predicting input j + 1) counts when both j and j + 1 are real.
-    keep = (attention_mask[:, :-1] & attention_mask[:, 1:]).bool()
+    spans = scored_spans(attention_mask, score_from)
+    step = STATS_CHUNK_TOKENS if input_ids.device.type == "cuda" else min(STATS_CHUNK_TOKENS, CPU_STATS_CHUNK_TOKENS)
     chunks, targets = [], []
     with torch.no_grad():
         split = trunk_and_head(model)
-        if split is not None:
-            trunk, head = split
-            pred = trunk(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        else:
-            head = None
-            pred = model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+        with profiling.phase("forward", label, sync):
+            if split is not None:
+                trunk, head = split
+                pred = trunk(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+            else:
+                head = None
+                pred = model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
         for row in range(input_ids.shape[0]):
             # Only scored positions reach the vocabulary-sized work (padding costs nothing), in
             # chunks cut within the row, so every matrix product has the shape it has at batch
             # size 1 and the statistics do not move with the batch.
-            rows_pred = pred[row, :-1][keep[row]]
-            target = input_ids[row, 1:][keep[row]]
+            lo, hi = spans[row]
+            rows_pred = pred[row, lo:hi]  # views: no copy, and no device sync per row
+            target = input_ids[row, lo + 1 : hi + 1]
             targets.append(target)
-            chunks += [_chunk_stats(rows_pred[lo : lo + STATS_CHUNK_TOKENS], target[lo : lo + STATS_CHUNK_TOKENS], head)
-                       for lo in range(0, len(target), STATS_CHUNK_TOKENS)]
+            for lo in range(0, len(target), step):
+                chunk = rows_pred[lo : lo + step]
+                if head is not None:
+                    with profiling.phase("forward", label, sync):
+                        chunk = head(chunk)
+                chunks.append(_chunk_stats(chunk, target[lo : lo + step]))
     # One device-to-host copy per statistic for the whole batch, then split by row.
-    lp, mu, sigma = (torch.cat([c[i] for c in chunks]).cpu().numpy() if chunks else np.zeros(0, np.float32)
-                     for i in range(3))
-    ids = torch.cat(targets).cpu().numpy().astype(np.int32)
+    empty = torch.zeros(0, device=input_ids.device)
+    lp, mu, sigma, ids = _to_host(
+        [torch.cat([c[i] for c in chunks]) if chunks else empty for i in range(3)]
+        + [torch.cat(targets).to(torch.int32)])
     bounds = np.cumsum([0] + [len(t) for t in targets])
-    return [{"logprob": lp[lo:hi], "entropy": -mu[lo:hi], "mu": mu[lo:hi], "sigma": sigma[lo:hi],
-             "token_id": ids[lo:hi]} for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [{"logprob": lp[lo:hi], "mu": mu[lo:hi], "sigma": sigma[lo:hi], "token_id": ids[lo:hi]}
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def _chunk_stats(pred, target, head):
+def scored_spans(attention_mask, score_from=None) -> list[tuple[int, int]]:
+    """Per row, the prediction indices [lo, hi) that are scored: prediction j (made at input j)
+    is of input j + 1, which must be a real token at row position >= score_from (default 1),
+    with position 0 the row's first real token. Rows are contiguous (right or left padding);
+    worked out on the host, one transfer per batch."""
+    mask = attention_mask.detach().to("cpu")
+    n = mask.sum(-1).tolist()
+    start = mask.argmax(-1).tolist()  # first real column (the first maximum)
+    first = score_from if score_from is not None else [1] * len(n)
+    return [(a + max(f, 1) - 1, a + k - 1) if k > max(f, 1) else (0, 0) for a, k, f in zip(start, n, first)]
+
+
+def _chunk_stats(logits, target):
     """(log p of the actual token, mu, sigma) for a chunk of positions, from fp32 log-softmax."""
     import torch
 
-    logits = head(pred) if head is not None else pred
     logp = torch.log_softmax(logits.float(), dim=-1)
     token_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
     p = logp.exp()
@@ -185,6 +307,36 @@ def _chunk_stats(pred, target, head):
     # cancellation in fp32 when the distribution is flat.
     sigma = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1).sqrt()
     return token_lp, mu, sigma
+
+
+def _syncer(device):
+    """``torch.cuda.synchronize`` on a CUDA device (so a profile charges kernels to their phase)."""
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda":
+        return None
+    import torch
+
+    return lambda: torch.cuda.synchronize(device)
+
+
+def _to_host(tensors) -> list[np.ndarray]:
+    """Tensors as numpy arrays; from a GPU through pinned buffers with asynchronous copies and
+    one synchronization for all of them."""
+    import torch
+
+    if not tensors or tensors[0].device.type != "cuda":
+        return [t.numpy() for t in tensors]
+    host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+    for h, t in zip(host, tensors):
+        h.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(tensors[0].device).synchronize()
+    return [h.numpy() for h in host]
+
+
+def _to_device(tensor, device):
+    """A host tensor on ``device``; pinned and copied asynchronously to a GPU."""
+    if str(device).startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -225,51 +377,61 @@ def compute(
     padding_side: str = "right",
     max_rows: int | None = None,
     desc: str = "forward pass",
+    score_from: list[int] | None = None,
+    budget: TokenBudget | None = None,
+    label: str | None = None,
 ) -> TokenStats:
-    """Run the batched pass over pre-tokenized texts and gather statistics in input order.
+    """Run the batched pass over pre-tokenized rows and gather statistics in input order.
 
-    ``counter`` (a dict) accumulates ``forward_passes``, ``forward_tokens`` and
-    ``oom_halvings``. A batch that runs out of memory is halved and retried.
+    ``score_from[i]``: the first scored position of row i (default 1: every token after the
+    first). ``budget``: a ``TokenBudget`` shared across calls (default: ``batch_tokens``, grown to
+    the free memory on a GPU). ``counter`` (a dict) accumulates ``forward_passes``,
+    ``forward_tokens`` (real tokens) and ``oom_halvings``. A batch that runs out of memory is
+    halved and retried. ``label`` names the model in a profile.
     """
     from tqdm.auto import tqdm
 
     if padding_side not in PADDING_SIDES:
         raise MembenchError(f"unknown padding side '{padding_side}'; valid choices: right, left")
     counter = counter if counter is not None else {}
+    if budget is None:
+        budget = TokenBudget(batch_tokens, probe_for(device), max_rows=max_rows)
     lengths = [len(ids) for ids in token_ids]
     results: list[dict | None] = [None] * len(token_ids)
-    queue = plan_batches(lengths, batch_tokens, max_rows)
+    order, at = length_order(lengths), 0
     bar = tqdm(total=len(token_ids), desc=desc, disable=not progress, unit="text")
-    while queue:
-        batch = queue.pop(0)
-        if max_rows is not None and len(batch) > max_rows:
-            queue[:0] = [batch[i : i + max_rows] for i in range(0, len(batch), max_rows)]
-            continue
-        ids, mask = pad_batch(token_ids, batch, pad_id, padding_side)
-        try:
-            stats = batch_stats(model, ids.to(device), mask.to(device))
-        except (RuntimeError, MemoryError) as exc:
-            if not is_oom(exc):
-                raise
-            if len(batch) == 1:
-                raise MembenchError(
-                    f"one text of {lengths[batch[0]]} tokens does not fit in memory on {device}",
-                    "use a larger device, --dtype bfloat16, or a target with a shorter context",
-                ) from None
-            _free(device)
-            max_rows = max(1, len(batch) // 2)
-            counter["oom_halvings"] = counter.get("oom_halvings", 0) + 1
-            log.warning("out of memory on a batch of %d rows; halving to %d and carrying on",
-                        len(batch), max_rows)
-            queue.insert(0, batch)
-            continue
+    while at < len(order):
+        with profiling.phase("statistics", label):  # batching, padding and copies
+            batch = next_batch(order, at, lengths, budget.tokens, budget.max_rows)
+            ids, mask = pad_batch(token_ids, batch, pad_id, padding_side)
+            first = None if score_from is None else [score_from[i] for i in batch]
+            budget.before_batch()
+            try:
+                stats = batch_stats(model, _to_device(ids, device), _to_device(mask, device), first, label)
+            except (RuntimeError, MemoryError) as exc:
+                if not is_oom(exc):
+                    raise
+                if len(batch) == 1:
+                    raise MembenchError(
+                        f"one text of {lengths[batch[0]]} tokens does not fit in memory on {device}",
+                        "use a larger device, --dtype bfloat16, or a target with a shorter context",
+                    ) from None
+                _free(device)
+                budget.halve(len(batch), len(batch) * max(lengths[batch[0]], 1))
+                counter["oom_halvings"] = counter.get("oom_halvings", 0) + 1
+                log.warning("out of memory on a batch of %d rows; halving to %d rows (%d tokens) and carrying on",
+                            len(batch), budget.max_rows, budget.tokens)
+                continue
+            budget.after_batch(int(ids.numel()))
         counter["forward_passes"] = counter.get("forward_passes", 0) + 1
         counter["forward_tokens"] = counter.get("forward_tokens", 0) + int(mask.sum())
         for i, s in zip(batch, stats):
             results[i] = s
+        at += len(batch)
         bar.update(len(batch))
     bar.close()
-    counter["max_rows"] = max_rows
+    counter["max_rows"] = budget.max_rows
+    counter["budget_tokens"] = budget.tokens
     return TokenStats.from_lists(results, lengths)
 
 

@@ -84,8 +84,9 @@ def replacement_problem(old: dict, new: dict) -> str | None:
     return None
 
 
-def write(results_dir: Path, record: dict, uids, scores) -> Path:
-    """Write a record and its per-sample scores; refuse a record that fails the schema.
+def write(results_dir: Path, record: dict, uids, scores, columns: dict | None = None) -> Path:
+    """Write a record and its per-sample scores (plus ``columns``, e.g. a per-sample
+    ``truncated`` flag); refuse a record that fails the schema.
 
     Writing a key again replaces its file (and any older file of the same key in the folder)."""
     path = path_for(results_dir, record)
@@ -114,7 +115,7 @@ def write(results_dir: Path, record: dict, uids, scores) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     scores_file = scores_path(path)
     tmp_scores = scores_file.with_name(scores_file.name + ".tmp")
-    pd.DataFrame({"uid": list(uids), "score": list(scores)}).to_parquet(tmp_scores, index=False)
+    pd.DataFrame({"uid": list(uids), "score": list(scores), **(columns or {})}).to_parquet(tmp_scores, index=False)
     record = dict(record)
     record["schema"] = SCHEMA_VERSION
     record["per_sample"] = {"file": scores_file.name, "sha256": sha256_file(tmp_scores)}
@@ -131,11 +132,16 @@ def write(results_dir: Path, record: dict, uids, scores) -> Path:
     return path
 
 
+def read_per_sample(path: Path, record: dict | None = None) -> pd.DataFrame:
+    """The per-sample table of the record file at ``path``, indexed by uid: ``score`` and any
+    further columns written with it (e.g. ``truncated``)."""
+    record = record if record is not None else read(path)
+    return pd.read_parquet(Path(path).parent / record["per_sample"]["file"]).set_index("uid")
+
+
 def read_scores(path: Path, record: dict | None = None) -> pd.Series:
     """The per-sample scores of the record file at ``path`` (a Series indexed by uid)."""
-    record = record if record is not None else read(path)
-    table = pd.read_parquet(Path(path).parent / record["per_sample"]["file"])
-    return table.set_index("uid")["score"]
+    return read_per_sample(path, record)["score"]
 
 
 def _parse(path: Path) -> tuple[dict | None, "Rejected | None"]:

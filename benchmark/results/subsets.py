@@ -24,7 +24,7 @@ import numpy as np
 from .. import metrics
 from ..errors import MembenchError
 from .naming import evaluation_subset
-from .store import _result_files, read, read_scores, write
+from .store import _result_files, read, read_per_sample, read_scores, write
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,11 @@ def rest_blind_auc(results_dir: Path, split, subset) -> float | None:
     return best
 
 
-def _derived(parent_path: Path, record: dict, split, subset, labels, blind_auc) -> tuple[dict, list, list] | None:
-    scores = read_scores(parent_path, record)
+def _derived(parent_path: Path, record: dict, split, subset, labels, blind_auc) -> tuple | None:
+    table = read_per_sample(parent_path, record)
     rest = set(subset.rest)
-    rows = scores[[u in rest for u in scores.index]]
+    table = table[[u in rest for u in table.index]]
+    rows = table["score"]
     y = labels.reindex(rows.index).to_numpy()
     s = rows.to_numpy(float)
     keep = np.isfinite(s)
@@ -99,6 +100,10 @@ def _derived(parent_path: Path, record: dict, split, subset, labels, blind_auc) 
     out["metrics"] = summary
     out["counts"] = {**counts, "rule": "the parent record's per-sample scores restricted to the evaluated rest; "
                      "non-finite scores excluded"}
+    columns = {c: table[c].tolist() for c in table.columns if c != "score"}  # per-sample flags travel along
+    if "truncated" in columns and "n_truncated" in record.get("counts", {}):
+        out["counts"].update({k: record["counts"][k] for k in ("context_rule", "truncation_rule") if k in record["counts"]})
+        out["counts"]["n_truncated"] = int(sum(bool(v) for v in columns["truncated"]))
     if "shift_sensitivity" in record:
         out["shift_sensitivity"] = {**record["shift_sensitivity"], "auc": summary["auc"],
                                     "auc_ci95": summary["auc_ci95"],
@@ -107,7 +112,7 @@ def _derived(parent_path: Path, record: dict, split, subset, labels, blind_auc) 
         "file": parent_path.name, "per_sample_sha256": record["per_sample"]["sha256"]}}
     out["provenance"] = {**record["provenance"], "derived_at": _dt.datetime.now(_dt.timezone.utc).isoformat(
         timespec="seconds")}
-    return out, rows.index.tolist(), s.tolist()
+    return out, rows.index.tolist(), s.tolist(), columns
 
 
 def derive(results_dir: Path, split, subset, *, only=None) -> list[Path]:

@@ -1,7 +1,9 @@
 """Targets: the registry of Pythia/OPT checkpoints, loading conventions, the demo target.
 
-Public face: ``get_target``, ``targets``, ``load_target``, ``LoadedTarget``, ``TargetSpec``,
-``ensure_demo_target``, ``CONTEXT_RULE``, ``register_target`` (a target kept under MEMBENCH_HOME).
+Public face: ``get_target``, ``targets``, ``load_target`` (a ``TargetHandle``: ids and hashes
+now, model and tokenizer on first use), ``TargetSpec``, ``ensure_demo_target``, ``CONTEXT_RULE``
+(the default) and ``CONTEXT_RULES``, ``context_windows``, ``check_device``, ``register_target``
+(a target kept under MEMBENCH_HOME).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import shutil
 from pathlib import Path
 
 from ..home import locked, targets_dir
-from .loading import CONTEXT_RULE, LoadedTarget, load_target
+from .context import CONTEXT_RULE, CONTEXT_RULES, check_rule
+from .context import windows as context_windows
+from .loading import LoadedTarget, TargetHandle, check_device, load_target
 from .random_init import random_init_model
 from .registry import DEMO_ARCH, TargetSpec, get_target, register_target, targets
 
@@ -66,7 +70,12 @@ def ensure_demo_target(progress: bool = True, target_id: str = "demo/neox-tiny")
 
 __all__ = [
     "CONTEXT_RULE",
+    "CONTEXT_RULES",
     "LoadedTarget",
+    "TargetHandle",
+    "check_device",
+    "check_rule",
+    "context_windows",
     "TargetSpec",
     "DEMO_REFERENCE",
     "ensure_demo_target",

@@ -22,15 +22,13 @@ from __future__ import annotations
 import json
 import struct
 import zipfile
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import MembenchError
-from ..hashing import sha256_files
+from .fingerprint import WEIGHT_PATTERNS, FileHashes
 
 TOKENIZER_SETS = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("vocab.txt",), ("tokenizer.model",),
                   ("spiece.model",))
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _FIX = "save the model and its tokenizer with save_pretrained(DIR), or copy the folder again"
 
@@ -111,15 +109,10 @@ def check_model_dir(target: str) -> Path:
     return path
 
 
-@lru_cache(maxsize=32)
-def _weights_hash(path: str, stat: tuple) -> str:
-    return sha256_files(weight_files(Path(path)))
-
-
 def weights_hash(path: Path) -> str:
-    """SHA-256 over the weight files (the same value a loaded target records)."""
-    files = weight_files(path)
-    return _weights_hash(str(path), tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    """SHA-256 over the weight files (the same value a loaded target records), from the
+    per-file memo of ``fingerprint`` (re-read only when a file's size or mtime changed)."""
+    return FileHashes(path).folder_hash(WEIGHT_PATTERNS)
 
 
 def public_id(path: Path, name: str | None = None) -> str:
