@@ -2,7 +2,8 @@
 
 Public face: ``summarize`` (everything a result record needs), ``auc``, ``tpr_at_fpr``,
 ``auc_interval``, ``paired_auc_difference``, ``holm`` (multiple-comparison correction),
-``roc_points``, ``FPR_BUDGETS``, ``TPR_CONVENTION``.
+``roc_points``, ``FPR_BUDGETS``, ``TPR_CONVENTION``, ``summarize_groups`` (the same figures over
+groups, for group-level records: ``groups``).
 """
 
 from __future__ import annotations
@@ -59,5 +60,8 @@ __all__ = [
     "paired_auc_difference",
     "roc_points",
     "summarize",
+    "summarize_groups",
     "tpr_at_fpr",
 ]
+
+from .groups import summarize_groups  # noqa: E402  (uses summarize above)
