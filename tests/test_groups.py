@@ -131,7 +131,7 @@ def test_group_records_validate_recompute_and_reach_the_site_and_api(user_record
     out = tmp_path / "site"
     build_site(home / "results", out)
     page = (out / "scorer" / "user_inference.html").read_text()
-    assert "groups" in page and "finetune/users" in page
+    assert "14 / 14 groups" in page and "finetune/users" in page
     client = TestClient(create_app(results_dir=home / "results", site_dir=out))
     rows = client.get("/api/results", params={"unit": "group"}).json()
     rows = rows["results"] if isinstance(rows, dict) else rows

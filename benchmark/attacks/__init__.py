@@ -25,6 +25,7 @@ from . import (  # noqa: F401
     recall,
     reference,
     specs,
+    spv,
     userinference,
     zlib,
 )
@@ -48,6 +49,7 @@ FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
 MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
 FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
 GROUP_SCORERS = ("user_inference",)
+SPV_SCORERS = ("spv_mia", "spv_reference", "spv_pv")  # SPV-MIA and its two ablations (fine-tuned targets)
 
 __all__ = [
     "BudgetExceeded",
@@ -57,6 +59,7 @@ __all__ = [
     "FEATURE_SCORERS",
     "FIT_SCORERS",
     "GROUP_SCORERS",
+    "SPV_SCORERS",
     "FitBudget",
     "FitMeter",
     "MODEL_SCORERS",
