@@ -40,29 +40,61 @@ class GroupOutcome:
     feature_tokens: int  # forward tokens spent on the rows' statistics
 
 
-def score_groups(scorer, split, *, target, access, stats=None, pool=None, batch_tokens: int = 16384,
-                 progress: bool = False) -> GroupOutcome:
-    """Score ``split``'s groups with ``scorer`` (see the module doc). ``stats``: the split's
-    cached statistics (used when the rows are the split's samples)."""
+def prepare_rows(split, *, target, stats=None, batch_tokens: int = 16384, progress: bool = False):
+    """(rows table, which rows, their token statistics, forward tokens spent): what a group
+    scorer sees on ``split`` (built-in or sandboxed alike)."""
     table, which = split_groups.rows(split)
-    labels_by_group = split_groups.labels(split)
-    groups = table["group"].astype(str).tolist()
-    unknown = sorted(set(groups) - set(labels_by_group.index))
+    known = set(split_groups.labels(split).index)
+    unknown = sorted(set(table["group"]) - known)
     if unknown:
         raise MembenchError(f"split {split.id}: {len(unknown)} group(s) of its rows have no label in "
                             f"{split_groups.GROUP_LABELS_FILE}",
                             "rebuild the split (membench finetune RECIPE --replace)")
-    texts = table["text"].tolist()
     counter: dict = {}
     if which == split_groups.SPLIT_SAMPLES and stats is not None:
         row_stats = stats
+    elif target is None:
+        row_stats = None
     else:
-        ids = features.tokenize(target.tokenizer, texts, target.max_length)
+        ids = features.tokenize(target.tokenizer, table["text"].tolist(), target.max_length)
         row_stats = features.compute(target.model, ids, pad_id=features.pad_id(target.tokenizer),
                                      device=target.device, batch_tokens=batch_tokens, progress=progress,
                                      counter=counter, desc="group rows")
-    inputs = attacks.ScoringInput(uids=table["uid"].tolist(), texts=texts, features=row_stats, access=access,
-                                  pool=pool, groups=groups)
+    return table, which, row_stats, int(counter.get("forward_tokens", 0))
+
+
+def outcome(split, table, which: str, output, scorer_name: str, feature_tokens: int = 0) -> GroupOutcome:
+    """Check a group scorer's ``output`` (``attacks.groups.group_scores``) and pair it with the
+    groups' labels (read here, after scoring)."""
+    groups = table["group"].tolist()
+    ids = sorted(set(groups))
+    scores = group_scores(output, ids, len(table), scorer_name)
+    y = split_groups.labels(split).reindex(ids).to_numpy(int)
+    if len(np.unique(y)) != 2:
+        raise MembenchError(f"split {split.id}: the scored groups are all of one class",
+                            "group metrics need member and non-member groups")
+    sizes = pd.Series(groups).value_counts()
+    block = {
+        "rows": which,
+        "n_groups": len(ids),
+        "n_rows": len(table),
+        "rows_per_group": {"min": int(sizes.min()), "max": int(sizes.max())},
+        "rows_sha256": sha256_json(sorted(table["uid"].tolist())),
+        "labels": split_groups.GROUP_LABELS_FILE,
+        "source": ("attacker.parquet beside the split: per user, texts the attacker holds, never trained on"
+                   if which == split_groups.ATTACKER_HELD else "the group column of the split's samples.parquet"),
+    }
+    return GroupOutcome(group_ids=ids, labels=y, scores=scores, block=block, feature_tokens=feature_tokens)
+
+
+def score_groups(scorer, split, *, target, access, stats=None, pool=None, batch_tokens: int = 16384,
+                 progress: bool = False) -> GroupOutcome:
+    """Score ``split``'s groups with the in-process ``scorer`` (see the module doc). ``stats``:
+    the split's cached statistics (used when the rows are the split's samples)."""
+    table, which, row_stats, tokens = prepare_rows(split, target=target, stats=stats, batch_tokens=batch_tokens,
+                                                   progress=progress)
+    inputs = attacks.ScoringInput(uids=table["uid"].tolist(), texts=table["text"].tolist(), features=row_stats,
+                                  access=access, pool=pool, groups=table["group"].tolist())
     try:
         output = scorer.score(inputs)
     except MembenchError:
@@ -71,25 +103,7 @@ def score_groups(scorer, split, *, target, access, stats=None, pool=None, batch_
         text = (str(exc).strip().splitlines() or [""])[0][:300]
         raise MembenchError(f"scorer {scorer.name}: score() raised {type(exc).__name__}" + (f": {text}" if text else ""),
                             "fix the scorer and run again; nothing of this run was published") from None
-    ids = inputs.group_ids
-    scores = group_scores(output, ids, len(table), scorer.name)
-    y = labels_by_group.reindex(ids).to_numpy(int)
-    if len(np.unique(y)) != 2:
-        raise MembenchError(f"split {split.id}: the scored groups are all of one class",
-                            "group metrics need member and non-member groups")
-    block = {
-        "rows": which,
-        "n_groups": len(ids),
-        "n_rows": len(table),
-        "rows_per_group": {"min": int(pd.Series(groups).value_counts().min()),
-                           "max": int(pd.Series(groups).value_counts().max())},
-        "rows_sha256": sha256_json(sorted(table["uid"].tolist())),
-        "labels": split_groups.GROUP_LABELS_FILE,
-        "source": ("attacker.parquet beside the split: per user, texts the attacker holds, never trained on"
-                   if which == split_groups.ATTACKER_HELD else "the group column of the split's samples.parquet"),
-    }
-    return GroupOutcome(group_ids=ids, labels=y, scores=scores, block=block,
-                        feature_tokens=int(counter.get("forward_tokens", 0)))
+    return outcome(split, table, which, output, scorer.name, tokens)
 
 
 def counts_block(outcome: GroupOutcome) -> dict:

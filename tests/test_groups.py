@@ -192,3 +192,86 @@ def test_group_scorer_on_a_split_without_groups_is_one_line(tmp_path):
         suite.groups.labels(Plain())
     with pytest.raises(MembenchError, match="has no groups"):
         suite.groups.rows(Plain())
+
+
+GROUP_YAML = """\
+name: {name}
+version: "1"
+authors: ["A. Tester <t@example.org>"]
+description: mean token log-probability of a user's texts
+threat_model: gray-box; token statistics of the attacker-held texts of each user
+capabilities: ["features", "groups"]
+"""
+
+GROUP_SCORER = """\
+import numpy as np
+from benchmark.attacks import Scorer
+
+class UserMeanLogprob(Scorer):
+    name = "{name}"
+    requires = ("features", "groups")
+
+    def score(self, inputs):
+        sums = {{}}
+        for i, g in enumerate(inputs.groups):
+            lp = inputs.features.sample(i)["logprob"]
+            if len(lp):
+                sums.setdefault(g, []).append(float(np.mean(lp)))
+        {ret}
+"""
+
+
+def _group_submission(root, name, ret):
+    d = root / name
+    d.mkdir()
+    (d / "scorer.py").write_text(GROUP_SCORER.format(name=name, ret=ret))
+    (d / "submission.yaml").write_text(GROUP_YAML.format(name=name))
+    return d
+
+
+def _jail_flags():
+    from benchmark.submissions import isolation_problem
+
+    return [] if isolation_problem() is None else ["--allow-unsandboxed"]
+
+
+def test_a_submitted_groups_scorer_runs_in_the_sandbox_and_is_published(user_records, tmp_path, capsys):
+    import json
+
+    from benchmark.cli import main
+    from benchmark.site import build_site
+
+    folder = _group_submission(tmp_path, "user_mean_lp", "return {g: float(np.mean(v)) for g, v in sums.items()}")
+    assert main(["validate", str(folder), "--split", "finetune/users", "--target", "ft/users", "--json",
+                 *_jail_flags()]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and not any("never used" in w for w in report["warnings"]), report
+    out = tmp_path / "published"
+    assert main(["evaluate", str(folder), "--split", "finetune/users", "--target", "ft/users", "--results-dir",
+                 str(out), "--json", *_jail_flags()]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["kind"] == "group" and record["scorer"]["kind"] == "submission"
+    assert record["groups"]["rows"] == "attacker-held" and record["metrics"]["n_members"] == 14
+    assert "groups" in record["usage"]["capabilities_used"]
+    scan = results.validate_dir(out)
+    assert scan.ok and len(scan.recomputed) == 1, [str(r) for r in scan.rejected]
+    build_site(out, tmp_path / "site")
+    page = (tmp_path / "site" / "scorer" / "user_mean_lp.html").read_text()
+    assert "14 / 14 groups" in page
+
+
+@pytest.mark.parametrize("ret,message", [("return np.zeros(len(inputs.uids))", "one per sample"),
+                                         ("return {g: 1.0 for g in list(sums)[1:]}", "no score for 1 of"),
+                                         ("return {**{g: 1.0 for g in sums}, 'x': 1.0}", "not among"),
+                                         ("return {g: float('nan') for g in sums}", "non-finite")])
+def test_a_submitted_groups_scorer_with_wrong_output_publishes_nothing(user_records, tmp_path, capsys, ret, message):
+    from benchmark.cli import main
+
+    folder = _group_submission(tmp_path, "bad_user_scores", ret)
+    out = tmp_path / "published"
+    code = main(["evaluate", str(folder), "--split", "finetune/users", "--target", "ft/users", "--results-dir",
+                 str(out), *_jail_flags()])
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("membench:")]
+    assert code == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
+    assert not out.exists() or not any(out.rglob("*.json"))
