@@ -18,14 +18,15 @@ A wrong output, or a split without groups, is one line before the run writes any
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from . import attacks, features
-from .suite import groups as split_groups
 from .attacks.groups import group_scores
 from .errors import MembenchError
 from .hashing import sha256_json
+from .suite import groups as split_groups
 
 def needs_groups(scorer) -> bool:
     return "groups" in getattr(scorer, "requires", ())
@@ -63,9 +64,35 @@ def prepare_rows(split, *, target, stats=None, batch_tokens: int = 16384, progre
     return table, which, row_stats, int(counter.get("forward_tokens", 0))
 
 
-def outcome(split, table, which: str, output, scorer_name: str, feature_tokens: int = 0) -> GroupOutcome:
+OUTLIER_MEASURE = ("a user's mean distance to the other users in the base model's loss space: each user is the mean "
+                   "per-token loss of its scored rows under the reference model (the base by default); the distance "
+                   "between two users is the absolute difference of those losses")
+
+
+def per_user_view(split, ids: list[str], labels, scores, base_loss: dict | None) -> dict:
+    """The view user-inference papers ask for (aggregates only): AUC over users binned by how
+    many texts a user contributed to the split (trained texts for member users, held-out texts
+    for the others), and, with ``base_loss`` (group -> mean per-token loss under the base), by
+    the outlier measure (``OUTLIER_MEASURE``)."""
+    from . import metrics
+
+    samples = split.samples
+    contributed = samples["group"].astype(str).value_counts().reindex(ids).fillna(0).to_numpy(float)
+    view = {"by_contribution": metrics.auc_by_bins(labels, scores, contributed),
+            "contribution": "texts of the user in the split (trained for member users, held out for the others)"}
+    if base_loss:
+        loss = np.array([base_loss.get(g, np.nan) for g in ids], float)
+        if np.isfinite(loss).all() and len(loss) > 2:
+            distance = np.abs(loss[:, None] - loss[None, :]).sum(1) / (len(loss) - 1)
+            view["by_outlier"] = metrics.auc_by_bins(labels, scores, distance)
+            view["outlier_measure"] = OUTLIER_MEASURE
+    return view
+
+
+def outcome(split, table, which: str, output, scorer_name: str, feature_tokens: int = 0,
+            base_loss: dict | None = None) -> GroupOutcome:
     """Check a group scorer's ``output`` (``attacks.groups.group_scores``) and pair it with the
-    groups' labels (read here, after scoring)."""
+    groups' labels (read here, after scoring); ``base_loss`` feeds the per-user view."""
     groups = table["group"].tolist()
     ids = sorted(set(groups))
     scores = group_scores(output, ids, len(table), scorer_name)
@@ -83,6 +110,7 @@ def outcome(split, table, which: str, output, scorer_name: str, feature_tokens: 
         "labels": split_groups.GROUP_LABELS_FILE,
         "source": ("attacker.parquet beside the split: per user, texts the attacker holds, never trained on"
                    if which == split_groups.ATTACKER_HELD else "the group column of the split's samples.parquet"),
+        "per_user_view": per_user_view(split, ids, y, scores, base_loss),
     }
     return GroupOutcome(group_ids=ids, labels=y, scores=scores, block=block, feature_tokens=feature_tokens)
 
@@ -103,7 +131,17 @@ def score_groups(scorer, split, *, target, access, stats=None, pool=None, batch_
         text = (str(exc).strip().splitlines() or [""])[0][:300]
         raise MembenchError(f"scorer {scorer.name}: score() raised {type(exc).__name__}" + (f": {text}" if text else ""),
                             "fix the scorer and run again; nothing of this run was published") from None
-    return outcome(split, table, which, output, scorer.name, tokens)
+    base_loss = None
+    reference = getattr(access, "reference_target", None)
+    if reference is not None:  # the base's loss space, for the outlier view (not charged to the scorer)
+        ids = features.tokenize(reference.tokenizer, table["text"].tolist(), reference.max_length)
+        stats_ref = features.compute(reference.model, ids, pad_id=features.pad_id(reference.tokenizer),
+                                     device=reference.device, batch_tokens=batch_tokens, desc="base loss")
+        loss = [-float(np.mean(stats_ref.sample(i)["logprob"])) if len(stats_ref.sample(i)["logprob"]) else np.nan
+                for i in range(len(table))]
+        frame = pd.DataFrame({"g": table["group"], "l": loss}).dropna()
+        base_loss = frame.groupby("g")["l"].mean().to_dict()
+    return outcome(split, table, which, output, scorer.name, tokens, base_loss)
 
 
 def counts_block(outcome: GroupOutcome) -> dict:

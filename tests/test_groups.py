@@ -132,6 +132,14 @@ def test_group_records_validate_recompute_and_reach_the_site_and_api(user_record
     build_site(home / "results", out)
     page = (out / "scorer" / "user_inference.html").read_text()
     assert "14 / 14 groups" in page and "finetune/users" in page
+    # the per-user view: AUC by contribution and by the outlier measure (the base as reference)
+    assert 'id="users"' in page and "AUC by outlier measure" in page
+    view = results.read(results.record_path(home / "results", "finetune/users", "ft/users", "user_inference",
+                                            unit="group"))["groups"]["per_user_view"]
+    assert sum(b["n_members"] + b["n_nonmembers"] for b in view["by_contribution"]) == 28
+    assert sum(b["n_members"] + b["n_nonmembers"] for b in view["by_outlier"]) == 28
+    finetune_page = (out / "finetune.html").read_text()
+    assert 'id="defence-table"' in finetune_page and "user_inference" in finetune_page
     client = TestClient(create_app(results_dir=home / "results", site_dir=out))
     rows = client.get("/api/results", params={"unit": "group"}).json()
     rows = rows["results"] if isinstance(rows, dict) else rows

@@ -32,3 +32,25 @@ def summarize_groups(labels, scores, *, n_resamples: int | None = None, seed: in
     out["bootstrap"] = {**out["bootstrap"], "unit": "group", "note": GROUP_BOOTSTRAP_NOTE}
     out["roc"] = roc_points(labels, scores)
     return out
+
+
+def auc_by_bins(labels, scores, values, n_bins: int = 3) -> list[dict]:
+    """AUC over groups within bins of ``values`` (e.g. how many texts a user contributed, or
+    how much of an outlier the user is): quantile edges of ``values`` (ties kept together, so
+    there may be fewer bins), each bin's AUC over its groups (None when a bin lacks a class)."""
+    from . import auc
+
+    labels, scores, values = np.asarray(labels).astype(int), np.asarray(scores, float), np.asarray(values, float)
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) == 1:
+        edges = np.array([edges[0], edges[0]])
+    out = []
+    for k in range(len(edges) - 1):
+        lo, hi = edges[k], edges[k + 1]
+        last = k == len(edges) - 2
+        mask = (values >= lo) & ((values <= hi) if last else (values < hi))
+        y, s = labels[mask], scores[mask]
+        n_pos, n_neg = int(y.sum()), int((y == 0).sum())
+        out.append({"low": float(lo), "high": float(hi), "closed_high": bool(last), "n_members": n_pos,
+                    "n_nonmembers": n_neg, "auc": auc(y, s) if n_pos and n_neg else None})
+    return out
