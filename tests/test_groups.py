@@ -283,3 +283,15 @@ def test_a_submitted_groups_scorer_with_wrong_output_publishes_nothing(user_reco
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("membench:")]
     assert code == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in err, err
     assert not out.exists() or not any(out.rglob("*.json"))
+
+
+def test_defence_variants_switch_on_one_knob_each():
+    table = finetune.recipes()
+    parent = table["stdlib-users-full"]
+    knobs = {"stdlib-users-full-cap": "per_user_cap", "stdlib-users-full-clip": "clip",
+             "stdlib-users-full-early": "early_stopping"}
+    for rid, knob in knobs.items():
+        child = table[rid]
+        assert child.per_user and child.sizes == parent.sizes and child.train == parent.train and child.seed == parent.seed
+        changed = {k for k in child.defences if child.defences[k] != parent.defences.get(k)}
+        assert changed == {knob}, (rid, changed)
