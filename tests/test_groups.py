@@ -295,3 +295,12 @@ def test_defence_variants_switch_on_one_knob_each():
         assert child.per_user and child.sizes == parent.sizes and child.train == parent.train and child.seed == parent.seed
         changed = {k for k in child.defences if child.defences[k] != parent.defences.get(k)}
         assert changed == {knob}, (rid, changed)
+
+
+def test_a_restarted_grid_finds_a_finished_group_record(user_records, home):
+    from benchmark.grid import finished_records, plan_grid
+
+    job, = plan_grid(["ft/users"], ["finetune/users"], ["user_inference", "loss"]).jobs
+    assert job.units == ("group", None)
+    found = finished_records(job, home / "results", "float32")
+    assert found is not None and found["user_inference"]["kind"] == "group"
