@@ -10,7 +10,7 @@ export MEMBENCH_HOME ?= $(CURDIR)/.membench
 # retrying unreachable hosts (run `membench` directly, without this, for Hub work).
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install clean leaderboard serve leaderboard-results finetune-results bench-site submissions bench
+.PHONY: demo test install clean leaderboard serve leaderboard-results finetune-results attack-results bench-site submissions bench
 
 install: $(STAMP)
 
@@ -70,6 +70,20 @@ finetune-results: $(STAMP)
 	done
 	$(VENV)/bin/membench diagnose finetune/pydoc-pii-base --results-dir $(PUBLISHED)
 	for r in $(FT_GENERATED); do $(VENV)/bin/membench finetune $$r --results-dir $(PUBLISHED) || exit 1; done
+	$(MAKE) attack-results
+
+# SPV-MIA and its ablations on the per-sample recipe (the self-prompt reference is a target of its
+# own, built once and reused), and user inference on the per-user recipe and on its variants with
+# one defence knob each (the defence comparison on the site's fine-tuned page).
+FT_DEFENCES := stdlib-users-full-cap stdlib-users-full-clip stdlib-users-full-early
+attack-results: $(STAMP)
+	$(VENV)/bin/membench run --target ft/stdlib-docs-lora --split finetune/stdlib-docs-lora --results-dir $(PUBLISHED) \
+	  --scorer spv_mia --scorer spv_reference --scorer spv_pv
+	for r in stdlib-users-full $(FT_DEFENCES); do \
+	  $(VENV)/bin/membench finetune $$r && \
+	  $(VENV)/bin/membench run --target ft/$$r --split finetune/$$r --results-dir $(PUBLISHED) \
+	    --scorer user_inference --scorer loss || exit 1; \
+	done
 
 # Evaluate every example in submissions/ in the sandbox on the demo track and publish the
 # results (after leaderboard-results, which writes the blind baseline they are compared with).

@@ -134,3 +134,9 @@ def portable(path: str | Path) -> str:
         return "$MEMBENCH_HOME/" + path.relative_to(home().resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def from_portable(text: str) -> str:
+    """The inverse of ``portable``: ``$MEMBENCH_HOME/...`` as a path under this machine's home."""
+    prefix = "$MEMBENCH_HOME/"
+    return str(home() / text[len(prefix):]) if str(text).startswith(prefix) else str(text)

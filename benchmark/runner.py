@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import attacks, diagnostics, features, fitting, metrics, profiling, results, suite, targets
+from . import attacks, diagnostics, features, fitting, grouping, metrics, profiling, results, suite, targets
 from .errors import MembenchError
 from .hashing import sha256_json
 from .home import diagnostics_file as _diagnostics_json
-from .home import portable
+from .home import from_portable, portable
 from .home import results_dir as default_results_dir
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,13 @@ def default_pool(split) -> Path | None:
 
 
 def default_reference(target_id: str) -> str | None:
-    return targets.DEMO_REFERENCE if target_id == "demo/neox-tiny" else None
+    """The demo target's reference model; for a fine-tuned target (``ft/<recipe>``), its base."""
+    if target_id == "demo/neox-tiny":
+        return targets.DEMO_REFERENCE
+    base = (targets.targets().get(target_id).extra.get("base") or {}) if target_id in targets.targets() else {}
+    if base.get("id") in targets.targets():
+        return base["id"]
+    return from_portable(base["path"]) if base.get("path") else None
 
 
 def parse_scorer(spec: str) -> tuple[str, dict]:
@@ -352,10 +358,22 @@ def run(
             fitted[i] = fitting.fit_and_score(scorer_objs[i][0], subsets[name], uids=uids, texts=texts, stats=stats,
                                               labels=labels, access=accesses[i], budget=fit_budget, pool=pool_texts,
                                               neighbors=neighbors)
+    grouped = {}  # group scorers too: a wrong group-level output publishes nothing
+    for i, (scorer, _) in enumerate(scorer_objs):
+        if grouping.needs_groups(scorer) and i not in fit_plan:
+            scorer.details = {}
+            with profiling.phase("scoring", scorer.name):
+                grouped[i] = grouping.score_groups(scorer, split, target=target, access=accesses[i], stats=stats,
+                                                   pool=pool_texts, batch_tokens=batch_tokens, progress=progress)
     for i, (scorer, params) in enumerate(scorer_objs):
         access = accesses[i]
         rows, extra, row_blind = slice(None), {}, blind
-        if i in fitted:
+        row_uids, row_labels = np.asarray(uids, dtype=object), labels
+        if i in grouped:  # one score per group: group labels, figures over groups, no blind excess
+            outcome = grouped[i]
+            row_uids, row_labels, scores = np.asarray(outcome.group_ids, dtype=object), outcome.labels, outcome.scores
+            extra = {"kind": "group", "groups": outcome.block}
+        elif i in fitted:
             subset = subsets[fit_plan[i]]
             rows, scores = fitted[i].rest, fitted[i].scores
             extra = {"evaluation_subset": subset.block(), "fit": fitted[i].fit}
@@ -372,8 +390,11 @@ def run(
             if scores.shape != (len(uids),):
                 raise MembenchError(f"scorer {scorer.name} returned shape {scores.shape}, expected ({len(uids)},)")
         with profiling.phase("metrics"):
-            summary, counts = _metrics_block(labels[rows], scores, too_short[rows], row_blind)
-        counts.update(features.truncation_counts(truncated[rows], target.context_rule))
+            if i in grouped:
+                summary, counts = metrics.summarize_groups(row_labels, scores), grouping.counts_block(grouped[i])
+            else:
+                summary, counts = _metrics_block(row_labels[rows], scores, too_short[rows], row_blind)
+                counts.update(features.truncation_counts(truncated[rows], target.context_rule))
         scorer_block = {
             "name": result_name(scorer, params),
             "version": scorer.version,
@@ -385,7 +406,8 @@ def run(
         if scorer.details:
             scorer_block["details"] = scorer.details
         provenance = {**env, "created_at": _now(), "usage": {**access.usage,
-                      "feature_forward_tokens": feature_counter.get("forward_tokens", 0),
+                      "feature_forward_tokens": feature_counter.get("forward_tokens", 0)
+                      + (grouped[i].feature_tokens if i in grouped else 0),
                       "feature_shards_cached": feature_counter.get("shards_cached", 0)}}
         if target.spec.extra.get("recipe"):  # a target built by `membench finetune`: its recipe
             provenance["recipe"] = target.spec.extra["recipe"]
@@ -404,10 +426,10 @@ def run(
         record.update(diagnostics.control_fields(split.spec, summary))  # shift sensitivity on controls
         record.update(extra)
         with profiling.phase("writing"):
-            path = results.write(results_dir, record, np.asarray(uids, dtype=object)[rows].tolist(), scores,
-                                 columns={"truncated": truncated[rows]})
+            columns = {} if i in grouped else {"truncated": truncated[rows]}  # per-sample flags; a group has none
+            path = results.write(results_dir, record, row_uids[rows].tolist(), scores, columns=columns)
             records[i] = (path, results.read(path))  # the record as written (schema, per_sample)
-    written = [records[i][0] for i in sorted(records) if i not in fit_plan]
+    written = [records[i][0] for i in sorted(records) if i not in fit_plan and i not in grouped]
     declared = suite.calibration.subsets(split.spec)
     for name in sorted(set(subsets) | set(results.subsets_in(results_dir, split.id))):
         if name not in declared:

@@ -7,11 +7,13 @@ of the cached token statistics, no extra forward pass) and ``MODEL_SCORERS`` (th
 more model access: extra forward passes, a reference model or gradients), ``FIT_SCORERS``
 (trainable: they learn from a calibration subset's labels in ``fit`` and are scored on the
 evaluated rest), ``CalibrationLabels``, ``take_rows``, ``FitBudget``, ``FitMeter``,
-``BudgetExceeded`` (the metered, capped budget of ``fit``: ``budget``).
+``BudgetExceeded`` (the metered, capped budget of ``fit``: ``budget``), ``GROUP_SCORERS`` (the
+``groups`` capability: one score per user; ``groups.group_scores`` checks such output).
 """
 
 from . import (  # noqa: F401
     calibrated,
+    groups,
     con_recall,
     dcpdd,
     gradnorm,
@@ -23,6 +25,8 @@ from . import (  # noqa: F401
     recall,
     reference,
     specs,
+    spv,
+    userinference,
     zlib,
 )
 from .access import InProcessAccess
@@ -44,6 +48,8 @@ from .budget import BudgetExceeded, FitBudget, FitMeter
 FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
 MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
 FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
+GROUP_SCORERS = ("user_inference",)
+SPV_SCORERS = ("spv_mia", "spv_reference", "spv_pv")  # SPV-MIA and its two ablations (fine-tuned targets)
 
 __all__ = [
     "BudgetExceeded",
@@ -52,6 +58,8 @@ __all__ = [
     "DeniedAccess",
     "FEATURE_SCORERS",
     "FIT_SCORERS",
+    "GROUP_SCORERS",
+    "SPV_SCORERS",
     "FitBudget",
     "FitMeter",
     "MODEL_SCORERS",

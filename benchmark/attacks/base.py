@@ -200,6 +200,14 @@ class ScoringInput:
     pool: list[str] | None = None
     # Stored neighbours per uid (e.g. MIMIR's), when the split carries them.
     neighbors: dict[str, list[str]] | None = None
+    # ``groups`` capability only: the opaque group (user) of each row, aligned with ``uids``;
+    # the scorer returns one score per group of ``group_ids`` (see ``attacks.groups``).
+    groups: list[str] | None = None
+
+    @property
+    def group_ids(self) -> list[str]:
+        """The distinct groups of the rows, sorted: the order of a group scorer's output."""
+        return sorted(set(self.groups or ()))
 
     def __post_init__(self):
         if self.access is None:  # a clear error, never "'NoneType' object has no attribute ..."
@@ -219,8 +227,9 @@ def take_rows(inputs: ScoringInput, idx) -> ScoringInput:
     feats = None if stats is None else stats.take(idx)  # every per-sample and per-token array
     uids = [inputs.uids[i] for i in idx]
     neighbors = None if inputs.neighbors is None else {u: inputs.neighbors[u] for u in uids if u in inputs.neighbors}
+    groups = None if inputs.groups is None else [inputs.groups[i] for i in idx]
     return ScoringInput(uids=uids, texts=[inputs.texts[i] for i in idx], features=feats, access=inputs.access,
-                        pool=inputs.pool, neighbors=neighbors)
+                        pool=inputs.pool, neighbors=neighbors, groups=groups)
 
 
 class Scorer:

@@ -5,8 +5,10 @@ Public face:
 - ``recipes(file=None)``, ``get_recipe(id, file=None)``, ``Recipe``: the registry (plus a
   researcher's own recipe file in the same format);
 - ``finetune(id, ...)``: train a recipe's target (resumable), register ``ft/<id>`` and
-  ``finetune/<id>``; for a ``generated`` recipe also compare base and fine-tuned model on the
-  base's pretraining split (records with a ``generated_data`` block);
+  ``finetune/<id>``. For a ``generated`` recipe, ``benchmark.generated_data.finetune_and_compare``
+  also compares base and fine-tuned model on the base's pretraining split (records with a
+  ``generated_data`` block): it runs attacks, so it stands above the runner and is not part of
+  this face, which attacks may use (SPV-MIA's reference is ``finetune_like``);
 - ``finetune_like(target_id, texts, new_id)``: fine-tune the base of a fine-tuned target with
   that target's recipe on other texts (e.g. SPV-MIA's self-prompt reference), one call;
 - ``read_manifest(target_id)``: what a fine-tuned target was trained on, exactly.
@@ -23,22 +25,13 @@ from .recipe import Recipe, derive, get_recipe, recipes
 
 
 def finetune(recipe_id: str, *, recipes_file: str | Path | None = None, device: str = "cpu", replace: bool = False,
-             progress: bool = True, results_dir: Path | None = None) -> dict:
+             progress: bool = True) -> dict:
     """Build recipe ``recipe_id`` (its base first, when that is a recipe too) and return a
-    summary; a ``generated`` recipe's summary has ``report``, the before/after comparison
-    written into ``results_dir`` (default ``$MEMBENCH_HOME/results``)."""
+    summary."""
     from .build import build
 
-    table = recipes(recipes_file)
-    recipe = get_recipe(recipe_id, recipes_file)
-    out = build(recipe, table, device=device, replace=replace, progress=progress)
-    if recipe.kind == "generated":
-        from ..home import results_dir as default_results
-        from . import report
-
-        out["report"] = report.compare(recipe, table, results_dir=Path(results_dir or default_results()),
-                                       device=device, progress=progress)
-    return out
+    return build(get_recipe(recipe_id, recipes_file), recipes(recipes_file), device=device, replace=replace,
+                 progress=progress)
 
 
 __all__ = ["Recipe", "derive", "finetune", "finetune_like", "get_recipe", "read_manifest", "recipes"]

@@ -21,7 +21,7 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import results, runner, suite, targets
+from .. import grouping, results, runner, suite, targets
 from ..errors import MembenchError, unknown
 
 _GLOB = set("*?[")
@@ -42,6 +42,7 @@ class Job:
     code_hashes: tuple[str, ...]
     revision: str | None
     content_hash: str
+    units: tuple = ()  # per result name: "group" for a group-level record (keyed and named apart), else None
 
     @property
     def key(self) -> str:
@@ -98,13 +99,15 @@ def match_targets(patterns) -> list:
     return chosen
 
 
-def _result_names(scorer_specs) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _result_names(scorer_specs) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
+    """The scorers' names in records, their code hashes and their record units."""
     made = runner.make_scorers(scorer_specs)
     names = tuple(runner.result_name(s, p) for s, p in made)
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise MembenchError(f"scorer {sorted(dupes)[0]} is requested twice", "name each scorer once")
-    return names, tuple(type(s).code_hash() for s, _ in made)
+    units = tuple("group" if grouping.needs_groups(s) else None for s, _ in made)
+    return names, tuple(type(s).code_hash() for s, _ in made), units
 
 
 def plan_grid(target_patterns, split_patterns, scorer_specs=None, *, allow_invalid: bool = False,
@@ -141,13 +144,13 @@ def plan_grid(target_patterns, split_patterns, scorer_specs=None, *, allow_inval
                 out.skipped.append({"target": tspec.id, "split": sspec.id, "reason": str(split)})
                 continue
             if scorer_specs:
-                specs, names, hashes = fixed
+                specs, names, hashes, units = fixed
             else:  # as `membench run` chooses them for this split
                 specs = tuple(runner.default_scorers(runner.default_pool(split) is not None, reference))
-                names, hashes = _result_names(specs)
+                names, hashes, units = _result_names(specs)
             out.jobs.append(Job(target=tspec.id, split=sspec.id, scorers=specs, result_names=names,
                                 code_hashes=hashes, revision=tspec.revision,
-                                content_hash=split.content_hash))
+                                content_hash=split.content_hash, units=units))
     return out
 
 
@@ -156,8 +159,8 @@ def finished_records(job: Job, results_dir: Path, dtype: str) -> dict[str, dict]
     job; None when any is missing, invalid or stale."""
     store = results.ResultsStore(results_dir)
     found = {}
-    for name, code_hash in zip(job.result_names, job.code_hashes):
-        path = results.record_path(results_dir, job.split, job.target, name, job.revision)
+    for name, code_hash, unit in zip(job.result_names, job.code_hashes, job.units or (None,) * len(job.result_names)):
+        path = results.record_path(results_dir, job.split, job.target, name, job.revision, unit=unit)
         if not path.is_file():
             return None
         try:
@@ -166,7 +169,7 @@ def finished_records(job: Job, results_dir: Path, dtype: str) -> dict[str, dict]
             return None
         if store.check(path, record) is not None:
             return None
-        if (results.record_key(record) != (job.split, job.target, job.revision or "main", name)
+        if (results.record_key(record) != results.make_key(job.split, job.target, job.revision, name, unit=unit)
                 or record["split"].get("content_hash") != job.content_hash
                 or record["target"].get("dtype") != dtype
                 or record["scorer"].get("code_sha256") != code_hash):

@@ -2,7 +2,9 @@
 
 Public face: ``summarize`` (everything a result record needs), ``auc``, ``tpr_at_fpr``,
 ``auc_interval``, ``paired_auc_difference``, ``holm`` (multiple-comparison correction),
-``roc_points``, ``FPR_BUDGETS``, ``TPR_CONVENTION``.
+``roc_points``, ``FPR_BUDGETS``, ``TPR_CONVENTION``, ``summarize_groups`` (the same figures over
+groups, for group-level records: ``groups``) and ``auc_by_bins`` (AUC over groups within bins
+of a per-group value).
 """
 
 from __future__ import annotations
@@ -59,5 +61,9 @@ __all__ = [
     "paired_auc_difference",
     "roc_points",
     "summarize",
+    "summarize_groups",
+    "auc_by_bins",
     "tpr_at_fpr",
 ]
+
+from .groups import auc_by_bins, summarize_groups  # noqa: E402  (uses summarize above)

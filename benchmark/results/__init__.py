@@ -11,7 +11,7 @@ metrics at the precision their intervals support), ``derive_on_rest`` / ``subset
 whole-split records: ``subsets``).
 """
 
-from .naming import base_name, record_key, record_path, scorer_label, scores_path
+from .naming import base_name, make_key, record_key, record_path, scorer_label, scores_path
 from .provenance import environment, git_commit
 from .recompute import RECOMPUTERS
 from .recompute import recompute as recompute_record
@@ -47,6 +47,7 @@ __all__ = [
     "read",
     "read_scores",
     "recompute_record",
+    "make_key",
     "record_key",
     "record_path",
     "rest_blind_auc",

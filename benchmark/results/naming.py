@@ -4,11 +4,14 @@ The key of a record is (split id, target id, target revision, scorer name), wher
 name carries its canonical non-default parameters (``min_k(k=0.1)``; see
 ``scorer_label``); a record scored on the evaluated rest of a calibration subset (its
 ``evaluation_subset``: a trainable scorer's record, or another scorer's figures recomputed on
-that rest) adds the subset's name as a fifth part. File names are derived from the whole key,
+that rest) adds the subset's name as a fifth part; a group-level record (top-level ``kind:
+group``: one score per user) adds ``unit=group``, so it is keyed apart from sample-level
+records. File names are derived from the whole key,
 so two different keys never share a file, whatever characters they hold::
 
     <split id>/<target slug>[@<revision slug>]/<scorer slug>-<key hash>.json
     <split id>/<target slug>[@<revision slug>]/<scorer slug>.rest-<subset slug>-<key hash>.json
+    <split id>/<target slug>[@<revision slug>]/<scorer slug>.groups-<key hash>.json
     (and beside each, the same name ending .scores.parquet)
 
 The slugs keep names readable; ``<key hash>`` (the first 12 hex digits of the SHA-256 of the
@@ -57,9 +60,19 @@ def base_name(label: str) -> str:
     return label.split("(", 1)[0]
 
 
-def make_key(split: str, target: str, revision: str | None, scorer: str, subset: str | None = None) -> tuple:
+GROUP_UNIT = "unit=group"
+
+
+def make_key(split: str, target: str, revision: str | None, scorer: str, subset: str | None = None,
+             unit: str | None = None) -> tuple:
     key = (str(split), str(target), str(revision or "main"), str(scorer))
-    return key if subset is None else key + (str(subset),)
+    key = key if subset is None else key + (str(subset),)
+    return key + (GROUP_UNIT,) if unit == "group" else key
+
+
+def unit(record: dict) -> str | None:
+    """``group`` for a group-level record (one score per group), else None (per sample)."""
+    return "group" if record.get("kind") == "group" else None
 
 
 def evaluation_subset(record: dict) -> str | None:
@@ -72,7 +85,7 @@ def record_key(record: dict) -> tuple:
     """What makes a result unique: (split, target, target revision, scorer name), plus the
     calibration subset for a record scored on a subset's evaluated rest."""
     return make_key(record["split"]["id"], record["target"]["id"], record["target"].get("revision"),
-                    record["scorer"]["name"], evaluation_subset(record))
+                    record["scorer"]["name"], evaluation_subset(record), unit(record))
 
 
 def key_hash(key: tuple) -> str:
@@ -95,18 +108,17 @@ def _split_parts(split: str) -> list[str]:
 
 
 def record_path(results_dir: Path, split: str, target: str, scorer: str, revision: str | None = None,
-                subset: str | None = None) -> Path:
-    """The record file of the key (split, target, revision, scorer[, subset]) under ``results_dir``."""
-    key = make_key(split, target, revision, scorer, subset)
+                subset: str | None = None, unit: str | None = None) -> Path:
+    """The record file of the key (split, target, revision, scorer[, subset][, unit]) under ``results_dir``."""
+    key = make_key(split, target, revision, scorer, subset, unit)
     folder = Path(results_dir).joinpath(*_split_parts(split), _target_dir(target, revision))
-    rest = "" if subset is None else f".rest-{slug(subset)}"
+    rest = ("" if subset is None else f".rest-{slug(subset)}") + (".groups" if unit == "group" else "")
     return folder / f"{slug(scorer)}{rest}-{key_hash(key)}{RECORD_SUFFIX}"
 
 
 def path_for(results_dir: Path, record: dict) -> Path:
-    split, target, revision, scorer, *subset = record_key(record)
-    return record_path(results_dir, split, target, scorer, record["target"].get("revision"),
-                       subset[0] if subset else None)
+    return record_path(results_dir, record["split"]["id"], record["target"]["id"], record["scorer"]["name"],
+                       record["target"].get("revision"), evaluation_subset(record), unit(record))
 
 
 _KEYED = re.compile(r"-[0-9a-f]{%d}\.json$" % KEY_HASH_CHARS)

@@ -18,8 +18,14 @@ for ``attack`` and ``submission``, exactly the rest), the subset's hashes match,
 split's size in the rule above is the rest's size. A fitted ``operating_point``'s TPR and FPR
 on the rest are recomputed too.
 
-A kind with no rule (a future group-level record, say) is reported as not recomputed, never
-silently passed as checked. Verdicts are cached under ``MEMBENCH_HOME/recomputed`` keyed by
+A group-level record (top-level ``kind: group``, any scorer kind) is recomputed over groups:
+its per-sample file holds one row per group (``uid`` = the group id), which must be exactly the
+groups of the rows a group scorer sees on the split (``suite.groups.rows``: the attacker-held
+samples, else the split's samples; their uid hash must match ``groups.rows_sha256``), every score
+finite, and the figures are those of ``metrics.summarize_groups`` against the split's
+``group_labels.parquet``.
+
+A kind with no rule is reported as not recomputed, never silently passed as checked. Verdicts are cached under ``MEMBENCH_HOME/recomputed`` keyed by
 the record's bytes, the per-sample file's hash and the split's content hash, so a scan only
 recomputes what changed.
 """
@@ -38,7 +44,7 @@ from .. import metrics
 from ..hashing import sha256_bytes, sha256_json
 
 TOLERANCE = 1e-6  # absolute; recomputation on the same inputs is exact up to float noise
-RULE_VERSION = "recompute-v1"
+RULE_VERSION = "recompute-v2"  # v2: group-level records
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,50 @@ def _subset_problem(record: dict, uids: pd.Series, subset) -> Outcome | None:
     return None
 
 
+def recompute_groups(record: dict, scores: pd.DataFrame, split, where: str) -> Outcome:
+    """A group-level record's figures from its per-group scores and the split's group labels."""
+    from ..errors import MembenchError
+    from ..suite import groups
+
+    if not {"uid", "score"} <= set(scores.columns):
+        return Outcome("mismatch", "per_sample.file", "the per-group file has no uid and score columns")
+    ids = scores["uid"].astype(str)
+    if ids.duplicated().any():
+        return Outcome("mismatch", "per_sample.file", f"the per-group file repeats {int(ids.duplicated().sum())} group(s)")
+    try:
+        labels = groups.labels(split)
+        rows, which = groups.rows(split)
+    except MembenchError as exc:
+        return Outcome("mismatch", "kind", exc.message)
+    seen = set(rows["group"].astype(str))
+    if set(ids) != seen:
+        extra, missing = len(set(ids) - seen), len(seen - set(ids))
+        return Outcome("mismatch", "per_sample.file", f"the per-group file holds {extra} group(s) not among the split's "
+                       f"{which} rows and lacks {missing} of them")
+    block = record.get("groups") or {}
+    if block.get("rows") != which:
+        return Outcome("mismatch", "groups.rows", f"the record says {_fmt(block.get('rows'))}, but split "
+                       f"{split.id} gives a group scorer its {which} rows")
+    if "rows_sha256" in block and block["rows_sha256"] != sha256_json(sorted(rows["uid"].tolist())):
+        return Outcome("mismatch", "groups.rows_sha256", f"the record's rows are not the split's {which} rows")
+    s = pd.to_numeric(scores["score"], errors="coerce").to_numpy(float)
+    if not np.isfinite(s).all():
+        return Outcome("mismatch", "per_sample.file", f"the per-group file holds {int((~np.isfinite(s)).sum())} "
+                       "non-finite score(s)")
+    y = labels.reindex(ids.tolist()).to_numpy(int)
+    boot = (record.get("metrics") or {}).get("bootstrap") or {}
+    summary = metrics.summarize_groups(y, s, n_resamples=int(boot.get("resamples", metrics.bootstrap.N_RESAMPLES)),
+                                       seed=int(boot.get("seed", metrics.bootstrap.SEED)))
+    figures = _metric_figures(summary)
+    figures["metrics|roc|fpr"] = summary["roc"]["fpr"]
+    figures["metrics|roc|tpr"] = summary["roc"]["tpr"]
+    figures["counts|n_samples"] = len(s)
+    figures["counts|n_scored"] = len(s)
+    figures["groups|n_groups"] = len(s)
+    figures["groups|n_rows"] = len(rows)
+    return compare(figures, record, where.replace("the labels of split", "the group labels of split"))
+
+
 def recompute(record: dict, scores: pd.DataFrame, labels: pd.Series, where: str, subset=None) -> Outcome:
     """Recompute a record's figures from its per-sample ``scores`` (uid, score) and the
     split's ``labels`` (by uid); compare them with the record. For a record on a subset's
@@ -312,7 +362,12 @@ class Recomputer:
             scores = pd.read_parquet(scores_file)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
             return Outcome("mismatch", "per_sample.file", f"the per-sample file cannot be read ({type(exc).__name__})")
-        outcome = recompute(record, scores, labels, where, subset)
+        if record.get("kind") == "group":
+            from .. import suite
+
+            outcome = recompute_groups(record, scores, suite.load(suite.get_split(split_id)), where)
+        else:
+            outcome = recompute(record, scores, labels, where, subset)
         if cache is not None and outcome.status != "skipped":
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.name + ".tmp")

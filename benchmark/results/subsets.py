@@ -127,6 +127,8 @@ def derive(results_dir: Path, split, subset, *, only=None) -> list[Path]:
     for path, record in list(_records_of(results_dir, split.id)):
         if evaluation_subset(record) or record["split"].get("content_hash") != split.content_hash:
             continue
+        if record.get("kind") == "group":  # calibration subsets are of samples; a group record has none
+            continue
         if only is not None and path.resolve() not in only:
             continue
         made = _derived(path, record, split, subset, labels, blind)

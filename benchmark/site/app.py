@@ -167,6 +167,8 @@ def _api_router(results: _Results) -> APIRouter:
         track: str | None = Query(None, description="pretraining | control | finetune | demo"),
         kind: str | None = Query(None, description="attack | blind_baseline | submission"),
         roc: bool = Query(False, description="include the ROC points"),
+        unit: str | None = Query(None, description="sample | group: what the metrics count (group: one score "
+                                 "per user, top-level kind: group)"),
     ) -> list[dict[str, Any]]:
         """Each item is a result record as published (see ``/api/schema``). A filter value that
         names nothing known is a 400 listing the valid values."""
@@ -178,8 +180,11 @@ def _api_router(results: _Results) -> APIRouter:
         _check_filter("track", track, {r["split"]["track"] for r in records}, registry.get("track", set()))
         _check_filter("kind", kind, {r["scorer"]["kind"] for r in records},
                       set(schema()["properties"]["scorer"]["properties"]["kind"]["enum"]))
+        _check_filter("unit", unit, {r.get("kind") or "sample" for r in records}, {"sample", "group"})
         out = []
         for rec in records:
+            if unit and (rec.get("kind") or "sample") != unit:
+                continue
             if split and rec["split"]["id"] != split:
                 continue
             if target and rec["target"]["id"] != target:

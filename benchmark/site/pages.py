@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 
 from . import columns as C
 from . import finetune as ftsite
+from . import groupviews
 from . import persample, precision
 from .catalog import citations
 from .model import NOT_APPLICABLE, SiteData, page_slug
@@ -360,6 +361,7 @@ class Renderer:
             size_plot=_size_plot(rows), step_plot=_step_plot(rows), class_views=views, bucket_table=bucket_table,
             views_missing=missing, bucket_resamples=persample.BUCKET_RESAMPLES,
             submission_items=_submission_items(sub) if sub else [], scorer_bib=scorer_bibtex(scorer),
+            user_views=groupviews.per_user_views([r for r in self.data.records if r["scorer"]["name"] == scorer["name"]]),
         )
 
     def target(self, target: dict) -> None:
@@ -391,7 +393,8 @@ class Renderer:
                                                     fields=C.RESULT_FIELDS)}
                   for f, rows in families.items()]
         self.render("finetune.html.j2", "finetune.html", [t["table"] for t in tables], family_tables=tables,
-                    comparisons=ftsite.generated_comparisons(self.data.records))
+                    comparisons=ftsite.generated_comparisons(self.data.records),
+                    defence_rows=groupviews.defence_rows(self.data.records))
 
 
 def _where(row: dict) -> str:

@@ -150,10 +150,18 @@ def main(fd: int, config: dict) -> int:
         features = None
         if header.get("has_features"):
             features = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "f_"))
+        groups = header.get("groups")
         inputs = ScoringInput(uids=list(header["uids"]), texts=list(header["texts"]), features=features,
-                              access=ProxyAccess())
+                              access=ProxyAccess(), groups=None if groups is None else [str(g) for g in groups])
         result = scorer.score(inputs)
         stage = "output"
+        if groups is not None and isinstance(result, dict):  # a groups scorer's {group id: score}
+            keys = [str(k) for k in result]
+            values = np.asarray([result[k] for k in result])
+            if values.dtype.kind not in "biuf":
+                raise TypeError(f"score() returned a dict of {values.dtype} values; they must be floats")
+            channel.send({"op": "group_result", "groups": keys}, {"scores": values.astype(np.float64)})
+            return 0
         if not isinstance(result, (np.ndarray, list, tuple)):
             raise TypeError(f"score() returned {type(result).__name__}; it must return a numpy array "
                             "(or list) of floats, one per sample")

@@ -52,6 +52,8 @@ class Prepared:
     target_block: dict
     split: object = None
     validity: object = None  # the split/target pair's label validity (None without a target)
+    groups: list | None = None  # ``groups`` capability: the group of every row
+    group_rows: tuple | None = None  # (rows table, which rows, forward tokens of their statistics)
 
 
 def code_hash(path: Path) -> str:
@@ -95,11 +97,25 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
     if tspec.family == "demo":
         targets.ensure_demo_target(progress=progress, target_id=tspec.id)
     loaded = targets.load_target(target_id, device=device, dtype=dtype)
-    stats = None
+    stats = full = None
     if "features" in caps:
-        stats = features.get_features(loaded, split, batch_tokens=batch_tokens, progress=progress)
+        stats = full = features.get_features(loaded, split, batch_tokens=batch_tokens, progress=progress)
         if n is not None:
             stats = _head(stats, len(uids))
+    groups = group_rows = None
+    if "groups" in caps:  # the rows a group scorer sees (attacker-held where the split has them)
+        from .. import grouping
+
+        if "fit" in caps:
+            raise MembenchError("a submission declaring both 'fit' and 'groups' is not served",
+                                "declare one of them")
+        table, which, stats, tokens = grouping.prepare_rows(split, target=loaded if "features" in caps else None,
+                                                            stats=full, batch_tokens=batch_tokens, progress=progress)
+        if n is not None:
+            table = table.iloc[:n]
+            stats = None if stats is None else _head(stats, len(table))
+        uids, texts, groups = table["uid"].tolist(), table["text"].tolist(), table["group"].tolist()
+        group_rows = (table, which, tokens)
     access = None
     if caps - {"features"}:
         from ..attacks import InProcessAccess
@@ -110,7 +126,7 @@ def prepare(sub, split_id: str, target_id: str, *, n: int | None = None, device=
         access = CapabilityServer(InProcessAccess(
             loaded, granted=caps, reference=reference, split=split if n is None else None,
             batch_tokens=batch_tokens))
-    return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, validity)
+    return Prepared(uids, texts, stats, access, target_block(loaded, dtype), split, validity, groups, group_rows)
 
 
 def split_for_fit(prep: Prepared, calibration, rest, labels, budget=None, name: str = "fit"):
@@ -134,6 +150,8 @@ def _run(sub, prep: Prepared, log_path, limits, allow_unsandboxed, fit=None):
     run = _run_scorer(sub, prep, log_path, limits, allow_unsandboxed, fit)
     if fit is not None and "fit" not in run.used:
         run.used.append("fit")  # served by the protocol itself, not by a capability call
+    if prep.groups is not None and "groups" not in run.used:
+        run.used.append("groups")  # the same: the group ids come with the inputs
     return run
 
 
@@ -151,6 +169,7 @@ def _run_scorer(sub, prep: Prepared, log_path, limits, allow_unsandboxed, fit):
         log_path=log_path,
         allow_unsandboxed=allow_unsandboxed,
         fit=fit,
+        groups=prep.groups,
     )
 
 
@@ -234,13 +253,13 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
             passed(stage)
             stage = "output length, type and finiteness"
             n_scored = prep.features.n_scored() if prep.features is not None else None
-            scores1 = check_scores(first.scores, len(prep.uids), n_scored)
-            passed(stage, f"{len(scores1)} finite floats")
+            scores1 = _checked(sub, prep, first.scores, n_scored)
+            passed(stage, f"{len(scores1)} finite floats" + (" (one per group)" if prep.groups is not None else ""))
             stage = "determinism"
             if fit is not None:
                 fit.meter = type(fit.meter)(fit.meter.budget, sub.name)
             second = _run(sub, prep, log_path, limits, allow_unsandboxed, fit)
-            scores2 = check_scores(second.scores, len(prep.uids), n_scored)
+            scores2 = _checked(sub, prep, second.scores, n_scored)
             if not np.array_equal(scores1, scores2, equal_nan=True):
                 diff = int((scores1 != scores2).sum())
                 raise SandboxError(
@@ -259,6 +278,15 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
         report["error"] = str(exc)
         report["error_kind"] = getattr(exc, "kind", "input")
     return report
+
+
+def _checked(sub, prep: Prepared, scores, n_scored) -> np.ndarray:
+    """The output check: one finite float per sample, or (``groups``) one per group."""
+    if prep.groups is None:
+        return check_scores(scores, len(prep.uids), n_scored)
+    from ..attacks.groups import group_scores
+
+    return group_scores(scores, sorted(set(prep.groups)), len(prep.uids), sub.name)
 
 
 def _now() -> str:
@@ -300,15 +328,25 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
         code = code_hash(snap)
     _check_loaded(sub, run)
     n_scored = prep.features.n_scored() if prep.features is not None else None
-    scores = check_scores(run.scores, len(prep.uids), n_scored)
+    scores = _checked(sub, prep, run.scores, n_scored)
     _check_used(sub, run)
     # Only now, with a checked score array in hand, do labels come into play.
-    labels = prep.split.labels().reindex(prep.uids).to_numpy()
-    too_short = (n_scored == 0) if n_scored is not None else None
-    blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id)
-    if subset is not None:
-        blind = results.rest_blind_auc(Path(blind_from or results_dir), prep.split, subset)
-    summary, counts = _metrics_block(labels, scores, too_short, blind)
+    row_ids, extra = prep.uids, {}
+    if prep.groups is not None:  # one score per group: group labels, figures over groups
+        from .. import grouping, metrics
+
+        table, which, tokens = prep.group_rows
+        outcome = grouping.outcome(prep.split, table, which, run.scores, sub.name, tokens)
+        scores, row_ids = outcome.scores, outcome.group_ids
+        summary, counts = metrics.summarize_groups(outcome.labels, scores), grouping.counts_block(outcome)
+        extra = {"kind": "group", "groups": outcome.block}
+    else:
+        labels = prep.split.labels().reindex(prep.uids).to_numpy()
+        too_short = (n_scored == 0) if n_scored is not None else None
+        blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id)
+        if subset is not None:
+            blind = results.rest_blind_auc(Path(blind_from or results_dir), prep.split, subset)
+        summary, counts = _metrics_block(labels, scores, too_short, blind)
     record = {
         "split": _split_block(prep.split, prep.validity),
         "target": prep.target_block,
@@ -330,6 +368,7 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
         },
         "submission": sub.meta,
         "usage": {**(run.usage or {}), "capabilities_used": capabilities_used(sub.capabilities, run.used)},
+        **extra,
     }
     if subset is not None:
         record["evaluation_subset"] = subset.block()
@@ -337,10 +376,11 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
                          "calibration_members": int(np.sum(fit.labels)),
                          "calibration_nonmembers": int(len(fit.labels) - np.sum(fit.labels)),
                          "budget": fit.meter.budget.as_dict(), "usage": fit.meter.usage()}
-    path = results.write(results_dir, record, prep.uids, scores)
+    path = results.write(results_dir, record, row_ids, scores)
     from .. import suite
 
-    for name in sorted({subset.name} if subset is not None else set(results.subsets_in(results_dir, split_id))):
+    derived = set() if prep.groups is not None else set(results.subsets_in(results_dir, split_id))
+    for name in sorted({subset.name} if subset is not None else derived):
         if name in suite.calibration.subsets(prep.split.spec):  # every record of the split on the same rest
             results.derive_on_rest(results_dir, prep.split, subset or suite.calibration.select(prep.split, name),
                                    only=None if subset is not None else [path])

@@ -11,7 +11,10 @@ This file is the protocol's one table of what may cross:
 - ``SCORER_MESSAGES``: every message a scorer may send, with every field's type and size
   (``check_message`` is the only place a scorer's message is type-checked);
 - ``METHODS``: every capability call, with the capability that must be declared for it, its
-  arguments (types and caps) and the kind of its reply. A new capability is one entry here
+  arguments (types and caps) and the kind of its reply;
+- ``INPUTS``: every capability served as data in the harness's ``init`` message rather than by a
+  call (``fit``: the calibration rows and their labels; ``groups``: the group id of every row,
+  answered by ``group_result``, one score per group, instead of ``result``). A new capability is one entry here
   plus the ``ModelAccess`` method of the same name on the harness side; the sandbox's proxy
   (``child.py``) and the harness's server (``access.py``) are both built from this table.
 
@@ -261,6 +264,9 @@ SCORER_MESSAGES = {
     "call": {"fields": {"method": Str(64), "kwargs": _object}},
     "result": {"fields": {}, "arrays": {"scores": 2}},  # at most 2-d here; the shape is checked later
     "fitted": {"fields": {}},  # fit() returned: the calibration subset's labels are no longer readable
+    # a groups scorer's output as a mapping: scores[i] is the score of groups[i] (an aligned array goes as "result")
+    "group_result": {"fields": {"groups": Strings(max_items=1 << 20, max_chars=256, max_total=64 << 20)},
+                     "arrays": {"scores": 2}},
     "error": {"fields": {"stage": OneOf("init", "import", "load", "fit", "score", "output"),
                          "kind": OneOf("memory", "exception"), "type": Str(200),
                          "message": Str(4000), "traceback": Str(16000)}},
@@ -294,6 +300,14 @@ def check_message(header: dict, arrays: dict) -> dict:
         if arrays[name].ndim > ndim:
             raise ProtocolError(f"message '{op}': array '{name}' has more than {ndim} dimension(s)")
     return {**header, "arrays": arrays}
+
+
+# ---- capabilities served as data in ``init``: one entry per capability ---------------------------
+INPUTS = {
+    "fit": "init.fit: {uids, texts, has_features} of the calibration rows, arrays c_labels (and c_* statistics)",
+    "groups": "init.groups: the opaque group id of every row (aligned with init.uids); the scorer answers "
+              "with one score per group: 'result' aligned with the sorted distinct groups, or 'group_result'",
+}
 
 
 # ---- capability calls: one entry per method ----------------------------------------------------

@@ -158,6 +158,7 @@ def run_scorer(
     allow_unsandboxed: bool = False,
     caps: protocol.Caps = protocol.Caps(),
     fit=None,
+    groups: list[str] | None = None,
 ) -> RunResult:
     """Score ``texts`` with the submission in the jail; raise ``SandboxError`` on any fault.
 
@@ -165,7 +166,9 @@ def run_scorer(
     ``declared`` are refused before they reach it. ``fit`` (a ``FitRequest``: the calibration
     subset's uids, texts, statistics and labels, and the fit meter) makes the scorer fit on
     those first, inside the same jail; every call until it reports ``fitted`` is charged to the
-    meter, and one that would pass the fit budget ends the run (``BudgetExceeded``).
+    meter, and one that would pass the fit budget ends the run (``BudgetExceeded``). ``groups``
+    (a groups scorer): the group of every row; its output is then one score per group (an array,
+    or a ``{group: score}`` dict returned as ``RunResult.scores``), checked by the caller.
     """
     gaps = _jail.missing()
     if gaps and not allow_unsandboxed:
@@ -198,7 +201,7 @@ def run_scorer(
             channel = protocol.Channel(parent, deadline=deadline, caps=caps)
             try:
                 return _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params,
-                                 class_name, declared, access, fit)
+                                 class_name, declared, access, fit, groups)
             finally:
                 watchdog.cancel()
                 peak = jail.peak_memory()
@@ -232,7 +235,7 @@ def _metered(access):
 
 
 def _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params, class_name,
-              declared, access, fit=None) -> RunResult:
+              declared, access, fit=None, groups=None) -> RunResult:
     used, refused, loaded = [], [], {}
     fitting = fit is not None
 
@@ -253,6 +256,8 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
     init = {"op": "init", "class": class_name, "params": params or {}, "uids": list(uids), "texts": list(texts),
             "has_features": features is not None}
     arrays = protocol.stats_to_arrays(features, "f_") if features is not None else {}
+    if groups is not None:
+        init["groups"] = [str(g) for g in groups]
     if fitting:
         init["fit"] = {"uids": list(fit.uids), "texts": list(fit.texts), "has_features": fit.features is not None}
         arrays["c_labels"] = np.asarray(fit.labels, np.int32)
@@ -297,10 +302,21 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
             continue
         if fitting and op == "call":
             fit.meter.check_time()
-        if op == "result" and fitting:
+        if op in ("result", "group_result") and fitting:
             raise SandboxError("the scorer sent scores before its fit() returned", kind="protocol")
-        if op == "result":
-            return RunResult(scores=msg["arrays"]["scores"], usage=dict(access.usage) if access is not None else {},
+        if op == "group_result" and groups is None:
+            raise SandboxError("the scorer sent scores per group, but it was given no groups",
+                               "return one float per sample (an array)", kind="output")
+        if op in ("result", "group_result"):
+            scores = msg["arrays"]["scores"]
+            if op == "group_result":
+                if scores.ndim != 1 or len(scores) != len(msg["groups"]):
+                    raise SandboxError(f"the scorer sent {len(msg['groups'])} groups with {scores.size} scores",
+                                       "return a dict {group id: score}", kind="output")
+                scores = dict(zip(msg["groups"], scores.tolist()))
+                if len(scores) != len(msg["groups"]):
+                    raise SandboxError("the scorer returned a group twice", "return each group once", kind="output")
+            return RunResult(scores=scores, usage=dict(access.usage) if access is not None else {},
                              used=used, refused=refused, loaded=loaded, seconds=time.monotonic() - start,
                              sandboxed=jail.sandboxed, jail=jail.describe())
         # op == "call"

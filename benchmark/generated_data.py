@@ -1,5 +1,8 @@
 """Fine-tuning on generated data: base and fine-tuned model side by side (Akkus et al.).
 
+It runs attacks (``runner.run``) on targets the fine-tuned track built, so it stands above both
+the runner and ``benchmark.finetune`` (which attacks may use), beside the runner.
+
 On the base's own pretraining membership split (its members trained the base), every
 feature-based attack is run on the base and on the model fine-tuned on the base's generated
 texts (``membench run``'s records, one per scorer and target). For each attack the paired,
@@ -21,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import metrics, registered, results, runner, suite, targets
-from .build import evaluation_split
+from . import metrics, registered, results, runner, suite, targets
+from .finetune.build import evaluation_split
 
 
 def _allow_for(split_id: str, target_id: str) -> bool:
@@ -57,11 +60,26 @@ def pii_items(split) -> list[dict]:
 
 
 def pii_rates(target_id: str, items: list[dict], *, device: str, progress: bool) -> dict:
-    from . import pii
+    from .finetune import pii
 
     loaded = targets.load_target(target_id, device=device)
     return pii.extraction_rates(loaded.model, loaded.tokenizer, items, max_length=loaded.max_length, device=device,
                                 progress=progress, desc=f"PII extraction {target_id}")
+
+
+def finetune_and_compare(recipe_id: str, *, recipes_file=None, device: str = "cpu", replace: bool = False,
+                         progress: bool = True, results_dir: Path | None = None) -> dict:
+    """``finetune.finetune``, then for a ``generated`` recipe the before/after comparison, written
+    into ``results_dir`` (default ``$MEMBENCH_HOME/results``), as the summary's ``report``."""
+    from . import finetune
+    from .home import results_dir as default_results
+
+    out = finetune.finetune(recipe_id, recipes_file=recipes_file, device=device, replace=replace, progress=progress)
+    recipe = finetune.get_recipe(recipe_id, recipes_file)
+    if recipe.kind == "generated":
+        out["report"] = compare(recipe, finetune.recipes(recipes_file), results_dir=Path(results_dir or default_results()),
+                                device=device, progress=progress)
+    return out
 
 
 def compare(recipe, table, *, results_dir: Path, device: str = "cpu", progress: bool = True) -> dict:
