@@ -81,6 +81,7 @@ attack-results: $(STAMP)
 	  --scorer spv_mia --scorer spv_reference --scorer spv_pv
 	for r in stdlib-users-full $(FT_DEFENCES); do \
 	  $(VENV)/bin/membench finetune $$r && \
+	  $(VENV)/bin/membench diagnose finetune/$$r --results-dir $(PUBLISHED) && \
 	  $(VENV)/bin/membench run --target ft/$$r --split finetune/$$r --results-dir $(PUBLISHED) \
 	    --scorer user_inference --scorer loss || exit 1; \
 	done
