@@ -85,6 +85,10 @@ def fault_run(tmp_path_factory):
         "writes_outside": (f"open({str(escape)!r}, 'w').write('x')\nreturn np.zeros(n)", "tried to write outside its scratch folder"),
         "forks": ("kids = []\nfor i in range(100):\n    pid = os.fork()\n    if pid == 0:\n"
                   "        time.sleep(20)\n        os._exit(0)\nreturn np.zeros(n)", "tried to start a process"),
+        # a refused fork swallowed, then work left behind in a thread that outlives score()
+        "lingers": ("import threading\ntry:\n    os.fork()\nexcept OSError:\n    pass\n"
+                    "threading.Thread(target=time.sleep, args=(60,), name='stay').start()\nreturn np.zeros(n)",
+                    "returned with 1 thread(s) still running (stay)"),
     }
     folders = {name: _folder(subs, name, body) for name, (body, _) in faults.items()}
     expected = {name: msg for name, (_, msg) in faults.items()}
@@ -117,7 +121,7 @@ def fault_run(tmp_path_factory):
 
 SANDBOX_FAULTS = {"network", "reads_labels", "writes_outside", "forks"}
 ALL_FAULTS = ["raises", "returns_nan", "returns_inf", "wrong_length", "wrong_type", "wrong_dtype",
-              "sleeps", "memory", "network", "reads_labels", "writes_outside", "forks",
+              "sleeps", "memory", "network", "reads_labels", "writes_outside", "forks", "lingers",
               "syntax_error", "no_yaml", "bad_yaml", "schema"]
 
 

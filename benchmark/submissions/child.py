@@ -21,6 +21,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,6 +57,16 @@ def _confine(fd: int, config: dict) -> None:
 
 class CapabilityRefused(PermissionError):
     """The harness refused a capability call (not declared, over a cap, or not available)."""
+
+
+def _nothing_left_running(method: str) -> None:
+    """A scorer's work ends when its method returns: a (non-daemon) thread still running then is
+    work meant to outlive the call (and the process's exit waits for it), so the run fails."""
+    left = [t.name for t in threading.enumerate()
+            if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if left:
+        raise RuntimeError(f"{method}() returned with {len(left)} thread(s) still running "
+                           f"({', '.join(left[:3])}); a scorer must finish its work before it returns")
 
 
 def main(fd: int, config: dict) -> int:
@@ -145,6 +156,7 @@ def main(fd: int, config: dict) -> int:
                                         access=ProxyAccess()), labels)
             finally:
                 labels.close()
+            _nothing_left_running("fit")
             channel.send({"op": "fitted"})
         stage = "score"
         features = None
@@ -154,6 +166,7 @@ def main(fd: int, config: dict) -> int:
         inputs = ScoringInput(uids=list(header["uids"]), texts=list(header["texts"]), features=features,
                               access=ProxyAccess(), groups=None if groups is None else [str(g) for g in groups])
         result = scorer.score(inputs)
+        _nothing_left_running("score")
         stage = "output"
         if groups is not None and isinstance(result, dict):  # a groups scorer's {group id: score}
             keys = [str(k) for k in result]
