@@ -15,7 +15,6 @@ import numpy as np
 from . import attacks, diagnostics, features, fitting, grouping, metrics, profiling, results, suite, targets
 from .errors import MembenchError
 from .hashing import sha256_json
-from .home import diagnostics_file as _diagnostics_json
 from .home import from_portable, portable
 from .home import results_dir as default_results_dir
 
@@ -93,37 +92,12 @@ def _metrics_block(labels: np.ndarray, scores: np.ndarray, too_short: np.ndarray
     return summary, counts
 
 
-def diagnostics_file(results_dir: Path, split_id: str) -> Path:
-    """Where the diagnostics stage writes a split's summary beside a results folder."""
-    return _diagnostics_json(split_id, results_dir)
-
-
 def best_blind_auc(results_dir: Path | None, split_id: str, content_hash: str | None = None) -> float | None:
-    """The split's best blind-baseline AUC (top-level ``blind_auc`` of its diagnostics JSON),
-    or None when it has not been diagnosed.
-
-    Looked for in ``<results_dir>/_diagnostics/`` first, then in ``$MEMBENCH_HOME/diagnostics/``
-    (``home.diagnostics_file``). With ``content_hash``, a file diagnosed on another version of
-    the split (its ``subject.content_hash`` differs) is passed over."""
-    import json
-
-    paths = ([_diagnostics_json(split_id, results_dir)] if results_dir is not None else []) + [
-        _diagnostics_json(split_id)]
-    for path in paths:
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text())
-            seen = (data.get("subject") or {}).get("content_hash")
-            if content_hash and seen and seen != content_hash:
-                log.warning("ignoring %s: diagnosed on another version of %s", path, split_id)
-                continue
-            value = data.get("blind_auc")
-            if value is not None:
-                return float(value)
-        except (ValueError, TypeError, AttributeError, OSError) as exc:
-            log.warning("ignoring unreadable diagnostics file %s (%s)", path, exc)
-    return None
+    """The split's best blind-baseline AUC (top-level ``blind_auc`` of its saved diagnostics,
+    ``diagnostics.read_saved``), or None when it has not been diagnosed (for this
+    version of the split, with ``content_hash``)."""
+    value = (diagnostics.read_saved(split_id, results_dir, content_hash) or {}).get("blind_auc")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def load_pool(path) -> list[str]:

@@ -6,7 +6,7 @@ overlap; a verdict; shift controls; data cards.
 
 Public face: ``diagnose`` (texts + labels), ``diagnose_split``, ``load_labelled`` (any local
 file), ``write_blind_results`` (result records + diagnostics JSON for a split), ``save``,
-``load_saved``, ``control_fields``, ``verdict``, ``BASELINES``, ``BLIND_SCORER``,
+``load_saved``, ``read_saved`` (a split's saved diagnostics, results folder first), ``control_fields``, ``verdict``, ``BASELINES``, ``BLIND_SCORER``,
 ``out_of_fold_scores``; cards in ``benchmark.diagnostics.cards``.
 
 The names that need scikit-learn (the baselines, the reports that fit them) are imported on
@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 
 from .controls import control_fields
+from .saved import read_saved
 from .verdict import RULE as VERDICT_RULE
 from .verdict import verdict
 
@@ -53,6 +54,7 @@ __all__ = [
     "naive_bayes",
     "out_of_fold_scores",
     "public",
+    "read_saved",
     "save",
     "verdict",
     "write_blind_results",

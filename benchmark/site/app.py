@@ -30,7 +30,7 @@ from .. import __version__
 from ..errors import closest
 from ..results import ResultsStore, public_view, schema
 from .catalog import catalog, scorer_info
-from .model import read_diagnostics
+from ..diagnostics import read_saved
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def _api_router(results: _Results) -> APIRouter:
         out = []
         for sid in sorted(splits):
             entry = splits[sid]
-            diag = read_diagnostics(results.root, sid, entry["content_hash"]) or {}
+            diag = read_saved(sid, results.root, entry["content_hash"]) or {}
             entry["scorers"], entry["targets"] = sorted(entry["scorers"]), sorted(entry["targets"])
             entry["verdict"] = diag.get("verdict")
             entry["has_diagnostics"] = bool(diag)
@@ -231,7 +231,7 @@ def _api_router(results: _Results) -> APIRouter:
     def split_diagnostics(split_id: str) -> dict[str, Any]:
         """The diagnostics JSON the diagnostics stage wrote for this split."""
         hashes = {rec["split"]["id"]: rec["split"]["content_hash"] for _, rec in results.scan().records}
-        diag = read_diagnostics(results.root, split_id, hashes.get(split_id))
+        diag = read_saved(split_id, results.root, hashes.get(split_id))
         if diag is None:
             if split_id not in hashes:
                 raise HTTPException(404, f"no results for split {split_id!r}; see /api/splits")

@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..home import diagnostics_file
+from ..diagnostics import read_saved
 from ..results import Rejected, ResultsStore, record_key, roc_on_grid
 from . import precision
 from .catalog import scorer_info, setting_text
@@ -217,26 +217,6 @@ def rank_groups(rows: list[dict]) -> None:
         if leader is None or row["auc_hi"] < leader["auc_lo"]:
             group, leader = group + 1, row
         row["rank"] = group
-
-
-def read_diagnostics(results_dir: Path, split_id: str, content_hash: str | None = None) -> dict | None:
-    """A split's diagnostics: ``<results>/_diagnostics/<split>.json``, else the latest one under
-    ``$MEMBENCH_HOME/diagnostics`` (where `membench diagnose` always writes). A file whose
-    subject has another content hash than the records' is not this split's and is skipped."""
-    for path in (diagnostics_file(split_id, results_dir), diagnostics_file(split_id)):
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return {"error": f"diagnostics file {path.name} is not valid JSON"}
-        if not isinstance(data, dict):
-            continue
-        subject_hash = (data.get("subject") or {}).get("content_hash") if isinstance(data.get("subject"), dict) else None
-        if content_hash and subject_hash and subject_hash != content_hash:
-            continue
-        return data
-    return None
 
 
 def _num(x) -> bool:
@@ -436,7 +416,7 @@ def collect_data(results_dir: Path) -> SiteData:
                 "id": row["split"], "slug": row["split_slug"], "track": row["track"], "family": row["family"],
                 "private": row["private"], "control": row["control"], "content_hash": rec["split"]["content_hash"],
                 "rows": [], "blind_rows": [], "rests": {},
-                "diagnostics": read_diagnostics(results_dir, row["split"], rec["split"]["content_hash"]),
+                "diagnostics": read_saved(row["split"], results_dir, rec["split"]["content_hash"]),
             }
         table = data.splits[row["split"]]
         if row["subset"]:  # the evaluated rest of a calibration subset: a table of its own
