@@ -134,9 +134,12 @@ def score_groups(scorer, split, *, target, access, stats=None, pool=None, batch_
     base_loss = None
     reference = getattr(access, "reference_target", None)
     if reference is not None:  # the base's loss space, for the outlier view (not charged to the scorer)
-        ids = features.tokenize(reference.tokenizer, table["text"].tolist(), reference.max_length)
-        stats_ref = features.compute(reference.model, ids, pad_id=features.pad_id(reference.tokenizer),
-                                     device=reference.device, batch_tokens=batch_tokens, desc="base loss")
+        texts = table["text"].tolist()
+        stats_ref = access.reference_seen(texts) if hasattr(access, "reference_seen") else None
+        if stats_ref is None:  # the scorer did not run the reference on these texts itself
+            ids = features.tokenize(reference.tokenizer, texts, reference.max_length)
+            stats_ref = features.compute(reference.model, ids, pad_id=features.pad_id(reference.tokenizer),
+                                         device=reference.device, batch_tokens=batch_tokens, desc="base loss")
         loss = [-float(np.mean(stats_ref.sample(i)["logprob"])) if len(stats_ref.sample(i)["logprob"]) else np.nan
                 for i in range(len(table))]
         frame = pd.DataFrame({"g": table["group"], "l": loss}).dropna()

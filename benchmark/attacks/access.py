@@ -178,7 +178,15 @@ class InProcessAccess(ModelAccess):
             self.usage["reference_forward_tokens"] += counter.get("forward_tokens", 0)
             self.usage["reference_cached_texts"] += len(texts) if not counter.get("forward_tokens") else 0
             return stats
-        return self._texts(ref, texts, "reference_forward_tokens", "reference")
+        stats = self._texts(ref, texts, "reference_forward_tokens", "reference")
+        self._last_reference = (list(texts), stats)
+        return stats
+
+    def reference_seen(self, texts: list[str]):
+        """The reference's statistics of exactly ``texts`` when the last ``reference`` call was on
+        them (a second forward pass saved; nothing charged), else None."""
+        last = getattr(self, "_last_reference", None)
+        return last[1] if last is not None and last[0] == list(texts) else None
 
     def gradient_norms(self, texts: list[str]) -> np.ndarray:
         """Per text (batch size 1): || d/dtheta mean_t -l_t ||_2 over all parameters; NaN for
