@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from finetune_helpers import module_home
+from submission_helpers import write_submission
 from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark import attacks, finetune, metrics, results, runner, suite
@@ -230,11 +231,7 @@ class UserMeanLogprob(Scorer):
 
 
 def _group_submission(root, name, ret):
-    d = root / name
-    d.mkdir()
-    (d / "scorer.py").write_text(GROUP_SCORER.format(name=name, ret=ret))
-    (d / "submission.yaml").write_text(GROUP_YAML.format(name=name))
-    return d
+    return write_submission(root, name, GROUP_SCORER.format(name=name, ret=ret), GROUP_YAML.format(name=name))
 
 
 def _jail_flags():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from submission_helpers import write_submission
 
 from benchmark.cli import main
 from benchmark.submissions import isolation_problem
@@ -27,11 +28,7 @@ class T(Scorer):
 
 
 def _sub(tmp_path, name, expr):
-    d = tmp_path / name
-    d.mkdir()
-    (d / "scorer.py").write_text(SCORER.format(name=name, expr=expr))
-    (d / "submission.yaml").write_text(YAML.format(name=name))
-    return d
+    return write_submission(tmp_path, name, SCORER.format(name=name, expr=expr), YAML.format(name=name))
 
 
 def test_validate_json_reports_every_check(tmp_path, capsys):
