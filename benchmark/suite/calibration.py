@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import yaml
 
 from ..errors import MembenchError, closest
 from ..hashing import sha256_json
-from .registry import REGISTRY_FILE, SplitSpec
+from .registry import REGISTRY_FILE, SplitSpec, document
 
 EXCLUDED = "calibration"  # what the evaluated rest excludes (the name records carry)
 NEAR_DUPLICATE_RULE = ("same text after NFKC, lower case and collapsing non-alphanumeric runs to one space, "
@@ -120,7 +119,7 @@ def _spec_from(name: str, entry, where: str) -> SubsetSpec:
 @lru_cache(maxsize=1)
 def default_subsets() -> dict[str, SubsetSpec]:
     """The default set of the registry (``calibration:`` at the top of splits.yaml)."""
-    block = yaml.safe_load(REGISTRY_FILE.read_text()).get("calibration") or {}
+    block = document().get("calibration") or {}
     return {name: _spec_from(name, entry, REGISTRY_FILE.name) for name, entry in block.items()}
 
 

@@ -85,12 +85,18 @@ def _spec(entry: dict) -> SplitSpec:
 
 
 @lru_cache(maxsize=1)
+def document() -> dict:
+    """The package's splits.yaml, parsed once per process (its splits and its ``calibration``
+    block), with libyaml's C loader when PyYAML has it: the pure-Python one took ~0.2 s."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(REGISTRY_FILE.read_text(), Loader=loader)
+
+
+@lru_cache(maxsize=1)
 def shipped() -> dict[str, SplitSpec]:
     """The splits declared in the package's splits.yaml."""
     out: dict[str, SplitSpec] = {}
-    # libyaml's C loader when PyYAML has it: the pure-Python one took ~0.2 s of every run
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for entry in yaml.load(REGISTRY_FILE.read_text(), Loader=loader)["splits"]:
+    for entry in document()["splits"]:
         if entry["id"] in out:
             raise ValueError(f"duplicate split id {entry['id']!r} in {REGISTRY_FILE}")
         out[entry["id"]] = _spec(entry)
