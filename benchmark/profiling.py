@@ -83,10 +83,13 @@ PRELOAD = {"run": "benchmark.runner", "evaluate": "benchmark.submissions.evaluat
 WATCHED_MODULES = ("torch", "transformers", "sklearn", "scipy", "pandas")
 
 
-def run_profiled(argv: list[str]) -> dict:
+def run_profiled(argv: list[str], engine: bool = False) -> dict:
     """Run ``membench ARGV...`` in a fresh process under a profile; its phases, start-up, the
     wall time of the whole process (``process_s``, exit included) and which heavy modules it
-    imported. A failing command is a ``MembenchError`` quoting its last line."""
+    imported. With ``engine``, the process hands the command to the running engine
+    (``benchmark.engine``) as `membench run` would, and the phases are those of the engine's
+    child (start-up: from this process's launch to the child's command). A failing command is a
+    ``MembenchError`` quoting its last line."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -97,8 +100,8 @@ def run_profiled(argv: list[str]) -> dict:
         out = Path(tmp) / "profile.json"
         launched = time.time()
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "benchmark.profiling", str(out), repr(launched), "--", *argv],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "benchmark.profiling", *(["--engine"] if engine else []),
+                               str(out), repr(launched), "--", *argv], capture_output=True, text=True)
         process = time.perf_counter() - started
         if proc.returncode != 0 or not out.exists():
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -149,6 +152,15 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     # Run as ``python -m``, this file is ``__main__``; the harness imports it as
     # ``benchmark.profiling``, whose context variable is the one that must be set.
+    from benchmark.cli import exit_now
     from benchmark.profiling import main as _main
 
-    sys.exit(_main())
+    if sys.argv[1:2] == ["--engine"]:  # the command in a child of the engine, as `membench run` would
+        from benchmark.engine import delegate
+
+        code = delegate(sys.argv[2:], entry="profile")
+        if code is None:
+            print("no engine could take the profiled command (`membench engine status` says why)", file=sys.stderr)
+            code = 3
+        exit_now(code)
+    exit_now(_main())  # ends the way the `membench` program does
