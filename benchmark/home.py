@@ -90,6 +90,13 @@ def scratch_dir(*parts: str) -> Path:
     return subdir("scratch", *parts)
 
 
+def engine_dir() -> Path:
+    """The warm engine's socket, pid and lock files (``benchmark.engine``); mode 0700."""
+    path = subdir("engine")
+    path.chmod(0o700)
+    return path
+
+
 def cache_dir(name: str) -> Path:
     """Small derived caches (e.g. DC-PDD's token-frequency tables under ``freq``)."""
     return subdir(name)

@@ -19,7 +19,9 @@ random token texts.
 ``--profile`` times real `membench run` processes instead: a cold run (the feature-cache
 entries of the target and its reference on the split removed first, so both forward passes
 run), the same run warm, a warm single-scorer run and `membench --help`, each phase (start-up,
-loading, tokenization, forward, statistics, scoring, metrics, writing) per model.
+loading, tokenization, forward, statistics, scoring, metrics, writing) per model. With
+``--engine`` it adds the same cold run handed to a warm engine (`membench engine`; one is
+started for the measurement and stopped after, unless one already runs).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def register(sub):
                    "e.g. demo/neox-tiny-ref for the demo)")
     p.add_argument("--repeat", type=int, default=3,
                    help="with --profile: warm runs and `membench --help` runs to take the median of (default: %(default)s)")
+    p.add_argument("--engine", action="store_true",
+                   help="with --profile: also time the cold run through a warm engine (`membench engine`)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     p.set_defaults(func=handle)
 
@@ -343,6 +347,7 @@ def profile(args) -> dict:
         warm = sorted((run_profiled(full) for _ in range(repeat)), key=lambda r: r["process_s"])[repeat // 2]
         single = sorted((run_profiled(base + ["--scorer", "loss"]) for _ in range(repeat)),
                         key=lambda r: r["process_s"])[repeat // 2]
+        cold_engine = _cold_through_engine(full, handles, split) if getattr(args, "engine", False) else None
     help_s = statistics.median(time_process(["--help"]) for _ in range(repeat))
     n = len(split.samples)
     scoring = {}
@@ -361,13 +366,32 @@ def profile(args) -> dict:
         "warm_single_over_help": round(single["process_s"] / help_s, 2),
         "scorer_seconds_per_2000_texts": scoring,
         "repeat": repeat,
+        **({"cold_engine": _summary(cold_engine)} if cold_engine else {}),
     }
 
 
+def _cold_through_engine(argv, handles, split) -> dict:
+    """The cold run again, handed to a warm engine (started here unless one runs; stopped after)."""
+    from .. import engine
+    from ..errors import MembenchError
+    from ..profiling import run_profiled
+
+    started = engine.start()
+    try:
+        why = engine.usable_here(engine.ping() or {"fingerprint": {}})
+        if why:
+            raise MembenchError(f"the running engine cannot take this run: {why}", "`membench engine stop`, then retry")
+        _clear_features(handles, split)
+        return run_profiled(argv, engine=True)
+    finally:
+        if started["started"]:
+            engine.stop()
+
+
 def profile_text(r: dict) -> str:
-    cold, warm = r["cold"], r["warm"]
+    cold, warm, engine = r["cold"], r["warm"], r.get("cold_engine")
     keys = []
-    for row in cold["phases"] + warm["phases"]:
+    for row in cold["phases"] + warm["phases"] + (engine["phases"] if engine else []):
         if (row["phase"], row["model"]) not in keys:
             keys.append((row["phase"], row["model"]))
 
@@ -378,15 +402,20 @@ def profile_text(r: dict) -> str:
     for key in keys:
         c, w = seconds(cold, key), seconds(warm, key)
         rows.append([key[0], key[1] or "", f"{c:.3f}", f"{100 * c / cold['wall_s']:.1f}%",
-                     f"{w:.3f}", f"{100 * w / warm['wall_s']:.1f}%"])
-    rows.append(["total (process wall)", "", f"{cold['wall_s']:.3f}", "100%", f"{warm['wall_s']:.3f}", "100%"])
+                     f"{w:.3f}", f"{100 * w / warm['wall_s']:.1f}%"]
+                    + ([f"{seconds(engine, key):.3f}", f"{100 * seconds(engine, key) / engine['wall_s']:.1f}%"]
+                       if engine else []))
+    rows.append(["total (process wall)", "", f"{cold['wall_s']:.3f}", "100%", f"{warm['wall_s']:.3f}", "100%"]
+                + ([f"{engine['wall_s']:.3f}", "100%"] if engine else []))
     single = r["warm_single_scorer"]
     modules = ", ".join(m for m, on in single["imported"].items() if on) or "none of the watched ones"
     per_2000 = ", ".join(f"{k} {v:.3f} s" for k, v in sorted(r["scorer_seconds_per_2000_texts"].items()))
     return "\n".join([
         f"{r['what']} ({r['texts']} texts, {r['device']}); load average {r['load_average']}",
-        table(rows, ["phase", "model", "cold s", "cold %", "warm s", "warm %"]),
-        f"outside the forward passes: cold {100 * cold['non_forward_share']:.1f}%, warm {100 * warm['non_forward_share']:.1f}%",
+        table(rows, ["phase", "model", "cold s", "cold %", "warm s", "warm %"]
+              + (["engine cold s", "engine cold %"] if engine else [])),
+        f"outside the forward passes: cold {100 * cold['non_forward_share']:.1f}%, warm {100 * warm['non_forward_share']:.1f}%"
+        + (f", cold through the engine {100 * engine['non_forward_share']:.1f}%" if engine else ""),
         f"warm single-scorer run (loss): {single['wall_s']:.3f} s = {r['warm_single_over_help']}x `membench --help` "
         f"({r['help_s']:.3f} s; medians of {r['repeat']}); it imported {modules}",
         f"scorer time per 2,000 texts (warm run): {per_2000}",
