@@ -176,3 +176,25 @@ def test_roc_curve_and_ranks_are_exactly_sklearns_and_scipys():
         assert got["fpr"] == fpr.tolist() and got["tpr"] == tpr.tolist(), trial
         m = rng.integers(0, 5, (4, n)).astype(float)
         assert np.array_equal(average_ranks(m), rankdata(m, axis=1)), trial
+
+
+def test_resampled_aucs_equal_ranking_every_resample_bit_for_bit():
+    """The bootstrap's AUCs from draw counts (scores sorted once) are exactly those of ranking
+    each resample: continuous scores, few distinct values, rounded ties, all tied."""
+    from benchmark.metrics.bootstrap import stratified_indices
+    from benchmark.metrics.roc import auc_rows, resampled_aucs
+
+    rng = np.random.default_rng(7)
+    for case in range(160):
+        n = int(rng.integers(2, 250))
+        labels = rng.integers(0, 2, n)
+        labels[: 2] = [0, 1]
+        scores = [rng.normal(size=n), rng.integers(0, 4, n).astype(float), np.round(rng.normal(size=n), 1),
+                  np.full(n, 2.5)][case % 4]
+        idx = stratified_indices(labels, int(rng.integers(1, 120)), case)
+        expected = auc_rows(labels[idx], scores[idx])
+        assert np.array_equal(resampled_aucs(labels, scores, idx), expected)
+    # and a hand-made case: members 3, 2 (drawn twice), non-members 2, 1
+    labels, scores = np.array([1, 1, 0, 0]), np.array([3.0, 2.0, 2.0, 1.0])
+    idx = np.array([[0, 1, 2, 3], [1, 1, 2, 3]])
+    assert resampled_aucs(labels, scores, idx).tolist() == [(1 + 0.5 + 1 + 1) / 4, (0.5 + 1 + 0.5 + 1) / 4]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .roc import auc_rows, tpr_rows
+from .roc import auc_rows, resampled_aucs, tpr_rows
 
 N_RESAMPLES = 1000
 SEED = 0
@@ -36,7 +36,7 @@ def percentile_interval(values, level: float = 0.95) -> list[float]:
 def auc_interval(labels, scores, n_resamples=N_RESAMPLES, seed=SEED) -> list[float]:
     labels, scores = np.asarray(labels), np.asarray(scores, float)
     idx = stratified_indices(labels, n_resamples, seed)
-    return percentile_interval(auc_rows(labels[idx], scores[idx]))
+    return percentile_interval(resampled_aucs(labels, scores, idx))
 
 
 def tpr_interval(labels, scores, alpha, n_resamples=N_RESAMPLES, seed=SEED) -> list[float]:
@@ -57,7 +57,7 @@ def paired_auc_difference(labels, scores_a, scores_b, n_resamples=N_RESAMPLES, s
     keep = np.isfinite(a) & np.isfinite(b)
     labels, a, b = labels[keep], a[keep], b[keep]
     idx = stratified_indices(labels, n_resamples, seed)
-    diffs = auc_rows(labels[idx], a[idx]) - auc_rows(labels[idx], b[idx])
+    diffs = resampled_aucs(labels, a, idx) - resampled_aucs(labels, b, idx)
     point = float(auc_rows(labels[None], a[None])[0] - auc_rows(labels[None], b[None])[0])
     tail = min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0)))
     return {

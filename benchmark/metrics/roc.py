@@ -29,6 +29,34 @@ def auc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (pos_rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def resampled_aucs(labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``auc_rows(labels[idx], scores[idx])``, bit for bit, without sorting each resample.
+
+    The scores are sorted once; a resample only changes how often each sample is drawn. With
+    those counts summed per distinct score, the drawn samples below a score and the drawn ties
+    of it give its average rank in the resample (before + (ties + 1) / 2), and the members'
+    rank sum is the sum over distinct scores of drawn members x that rank. Every term is an
+    integer or a half-integer, so the sums are exact in float64 whatever their order, and the
+    AUC is the same expression of the same numbers as in ``auc_rows``."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, float)
+    idx = np.asarray(idx)
+    rows, n = idx.shape[0], scores.shape[0]
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])  # one per distinct score
+    flat = (idx + (np.arange(rows) * n)[:, None]).ravel()
+    drawn = np.bincount(flat, minlength=rows * n).reshape(rows, n)[:, order]  # times each sample is drawn
+    members = np.where(labels[order], drawn, 0)
+    ties = np.add.reduceat(drawn, starts, axis=1)  # drawn samples per distinct score
+    tied_members = np.add.reduceat(members, starts, axis=1)
+    before = np.cumsum(ties, axis=1) - ties
+    pos_rank_sum = (tied_members * (before + (ties + 1) / 2)).sum(1)
+    n_pos = labels[idx].sum(1)
+    n_neg = idx.shape[1] - n_pos
+    return (pos_rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def resolvable(alpha: float, n_nonmembers: int) -> bool:
     return alpha * n_nonmembers >= 1
 
