@@ -401,8 +401,7 @@ def run(
         record.update(extra)
         with profiling.phase("writing"):
             columns = {} if i in grouped else {"truncated": truncated[rows]}  # per-sample flags; a group has none
-            path = results.write(results_dir, record, row_uids[rows].tolist(), scores, columns=columns)
-            records[i] = (path, results.read(path))  # the record as written (schema, per_sample)
+            records[i] = results.write_record(results_dir, record, row_uids[rows].tolist(), scores, columns=columns)
     written = [records[i][0] for i in sorted(records) if i not in fit_plan and i not in grouped]
     declared = suite.calibration.subsets(split.spec)
     for name in sorted(set(subsets) | set(results.subsets_in(results_dir, split.id))):

@@ -1,6 +1,6 @@
 """Results: the record format (a published JSON Schema), provenance and the results store.
 
-Public face: ``write``, ``read``, ``read_scores``, ``iter_records``, ``record_path``,
+Public face: ``write`` (``write_record``: also the record as written), ``read``, ``read_scores``, ``iter_records``, ``record_path``,
 ``scores_path``, ``record_key``, ``scorer_label`` (the one place names and keys are decided:
 ``naming``), ``environment``, ``SCHEMA_VERSION``, ``SCHEMA_FILE``, ``schema``,
 ``schema_errors``, ``ResultsStore``, ``Scan``, ``Rejected``, ``validate_dir``,
@@ -29,6 +29,7 @@ from .store import (
     read_scores,
     validate_dir,
     write,
+    write_record,
 )
 
 __all__ = [
@@ -60,4 +61,5 @@ __all__ = [
     "subsets_in",
     "validate_dir",
     "write",
+    "write_record",
 ]

@@ -89,6 +89,12 @@ def write(results_dir: Path, record: dict, uids, scores, columns: dict | None = 
     ``truncated`` flag); refuse a record that fails the schema.
 
     Writing a key again replaces its file (and any older file of the same key in the folder)."""
+    return write_record(results_dir, record, uids, scores, columns)[0]
+
+
+def write_record(results_dir: Path, record: dict, uids, scores, columns: dict | None = None) -> tuple[Path, dict]:
+    """``write``, returning the file and the record as written (what ``read`` of it gives:
+    the schema version and the per-sample file filled in), without reading it back."""
     path = path_for(results_dir, record)
     key = record_key(record)
     old = None
@@ -119,7 +125,8 @@ def write(results_dir: Path, record: dict, uids, scores, columns: dict | None = 
     record = dict(record)
     record["schema"] = SCHEMA_VERSION
     record["per_sample"] = {"file": scores_file.name, "sha256": sha256_file(tmp_scores)}
-    problem = _schema_problem(path, json.loads(json.dumps(record, default=str)))
+    written = json.loads(json.dumps(record, default=str))
+    problem = _schema_problem(path, written)
     if problem is not None:
         tmp_scores.unlink()
         raise problem
@@ -129,7 +136,7 @@ def write(results_dir: Path, record: dict, uids, scores, columns: dict | None = 
     tmp.replace(path)
     for old in older:
         _remove_record(old)
-    return path
+    return path, written
 
 
 def read_per_sample(path: Path, record: dict | None = None) -> pd.DataFrame:
