@@ -196,3 +196,35 @@ def test_chunked_head_gives_the_models_own_logits(tiny_neox):
         for a, b in zip(fast, slow):
             for name in ("logprob", "mu", "sigma"):
                 np.testing.assert_allclose(a[name], b[name], atol=1e-5)
+
+
+def test_a_reference_sharing_the_tokenizer_reuses_the_tokenization():
+    """prepare() of the same texts for a second model with the same tokenizer files, model
+    type and context reuses the first one's rows (the reference of the demo, of Pythia...);
+    any of those changed, it tokenizes again."""
+
+    class Counting(_Tok):
+        calls = 0
+
+        def __call__(self, texts, add_special_tokens=True):
+            Counting.calls += 1
+            return super().__call__(texts, add_special_tokens)
+
+    def handle(name, tokenizer_hash="t1", max_length=16, model_type="gpt_neox"):
+        return SimpleNamespace(id=name, tokenizer_hash=tokenizer_hash, max_length=max_length, tokenizer=Counting(),
+                               config={"model_type": model_type}, context_rule="truncate-head")
+
+    texts = list(TEXTS)
+    first = features.prepare(handle("target"), texts)
+    assert Counting.calls == 1
+    again = features.prepare(handle("reference"), list(texts))
+    assert again is first and Counting.calls == 1
+    for other in (handle("r", tokenizer_hash="t2"), handle("r", max_length=8), handle("r", model_type="opt")):
+        assert features.prepare(other, texts) is not first
+    assert Counting.calls == 4
+    features.prepare(handle("r", tokenizer_hash="t2"), texts[:-1] + ["y"])  # other texts
+    assert Counting.calls == 5
+    nameless = SimpleNamespace(id="x", tokenizer_hash="unknown", max_length=16, tokenizer=Counting(), config={})
+    features.prepare(nameless, texts)
+    features.prepare(nameless, texts)
+    assert Counting.calls == 7  # no tokenizer files to vouch for it: never reused

@@ -13,6 +13,7 @@ text's token count, the characters its input tokens cover and each scored token'
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -73,8 +74,37 @@ class Prepared:
         return [sum(len(r) for r, _ in rows) for rows in self.rows]
 
 
+# The last texts prepared, by what decides their rows: a reference model that shares the
+# target's tokenizer (the usual case: one family) reuses the target's tokenization.
+_LAST_PREPARED: list = []
+
+
+def _prepared_key(target, texts: list[str], rule: str) -> tuple | None:
+    tokenizer_hash = getattr(target, "tokenizer_hash", None)
+    config = getattr(target, "config", None)
+    if not isinstance(tokenizer_hash, str) or tokenizer_hash == "unknown" or not isinstance(config, dict):
+        return None
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return (tokenizer_hash, config.get("model_type"), target.max_length, rule, digest.hexdigest())
+
+
 def prepare(target, texts: list[str]) -> Prepared:
+    """Tokenize ``texts`` and cut them into forward rows under the target's context rule (the
+    previous call's result when the tokenizer files, model type, context and texts are the same)."""
     rule = getattr(target, "context_rule", CONTEXT_RULE)
+    key = _prepared_key(target, texts, rule)
+    if key is not None and _LAST_PREPARED and _LAST_PREPARED[0] == key:
+        return _LAST_PREPARED[1]
+    prepared = _prepare(target, texts, rule)
+    if key is not None:
+        _LAST_PREPARED[:] = [key, prepared]
+    return prepared
+
+
+def _prepare(target, texts: list[str], rule: str) -> Prepared:
     with profiling.phase("tokenization", target.id):
         ids, ends = encode(target.tokenizer, texts)
         rows, n_input, chars = [], [], []
