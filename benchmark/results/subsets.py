@@ -24,28 +24,32 @@ import numpy as np
 from .. import metrics
 from ..errors import MembenchError
 from .naming import evaluation_subset
-from .store import _result_files, read, read_per_sample, read_scores, write
+from .store import _load_json, _result_files, read, read_per_sample, read_scores, write
 
 log = logging.getLogger(__name__)
 
 
-def _records_of(results_dir: Path, split_id: str):
-    """(path, record) of every readable record of ``split_id`` under ``results_dir``."""
+def _records_of(results_dir: Path, split_id: str, checked: bool = True):
+    """(path, record) of every readable record of ``split_id`` under ``results_dir`` (with
+    ``checked=False`` parsed only, not held against the schema)."""
     folder = Path(results_dir).joinpath(*split_id.split("/"))
     if not folder.is_dir():
         return
     for path in _result_files(folder):
         try:
-            record = read(path)
-        except MembenchError:
+            record = read(path) if checked else _load_json(path)
+            if record["split"]["id"] != split_id:
+                continue
+        except (MembenchError, KeyError, TypeError):
             continue
-        if record["split"]["id"] == split_id:
-            yield path, record
+        yield path, record
 
 
 def subsets_in(results_dir: Path, split_id: str) -> list[str]:
-    """Names of the calibration subsets some record of the split is scored on."""
-    return sorted({name for _, r in _records_of(results_dir, split_id) if (name := evaluation_subset(r))})
+    """Names of the calibration subsets some record of the split is scored on (the records
+    are parsed, not schema-checked: every run asks this of the whole split folder; whatever
+    is then derived reads its records checked)."""
+    return sorted({name for _, r in _records_of(results_dir, split_id, checked=False) if (name := evaluation_subset(r))})
 
 
 def metrics_on(labels: np.ndarray, scores: np.ndarray, blind_auc: float | None = None, bootstrap: dict | None = None):
