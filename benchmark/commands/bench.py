@@ -347,7 +347,8 @@ def profile(args) -> dict:
         warm = sorted((run_profiled(full) for _ in range(repeat)), key=lambda r: r["process_s"])[repeat // 2]
         single = sorted((run_profiled(base + ["--scorer", "loss"]) for _ in range(repeat)),
                         key=lambda r: r["process_s"])[repeat // 2]
-        cold_engine = _cold_through_engine(full, handles, split) if getattr(args, "engine", False) else None
+        through = (_through_engine(full, base + ["--scorer", "loss"], handles, split, repeat)
+                   if getattr(args, "engine", False) else None)
     help_s = statistics.median(time_process(["--help"]) for _ in range(repeat))
     n = len(split.samples)
     scoring = {}
@@ -366,12 +367,14 @@ def profile(args) -> dict:
         "warm_single_over_help": round(single["process_s"] / help_s, 2),
         "scorer_seconds_per_2000_texts": scoring,
         "repeat": repeat,
-        **({"cold_engine": _summary(cold_engine)} if cold_engine else {}),
+        **({"cold_engine": _summary(through[0]), "warm_single_engine": _summary(through[1]),
+            "warm_single_engine_over_help": round(through[1]["process_s"] / help_s, 2)} if through else {}),
     }
 
 
-def _cold_through_engine(argv, handles, split) -> dict:
-    """The cold run again, handed to a warm engine (started here unless one runs; stopped after)."""
+def _through_engine(argv, single, handles, split, repeat) -> tuple[dict, dict]:
+    """The cold run again and the warm single-scorer run (median of ``repeat``), handed to a
+    warm engine (started here unless one runs; stopped after)."""
     from .. import engine
     from ..errors import MembenchError
     from ..profiling import run_profiled
@@ -382,7 +385,10 @@ def _cold_through_engine(argv, handles, split) -> dict:
         if why:
             raise MembenchError(f"the running engine cannot take this run: {why}", "`membench engine stop`, then retry")
         _clear_features(handles, split)
-        return run_profiled(argv, engine=True)
+        cold = run_profiled(argv, engine=True)
+        warm = sorted((run_profiled(single, engine=True) for _ in range(repeat)),
+                      key=lambda r: r["process_s"])[repeat // 2]
+        return cold, warm
     finally:
         if started["started"]:
             engine.stop()
@@ -419,4 +425,5 @@ def profile_text(r: dict) -> str:
         f"warm single-scorer run (loss): {single['wall_s']:.3f} s = {r['warm_single_over_help']}x `membench --help` "
         f"({r['help_s']:.3f} s; medians of {r['repeat']}); it imported {modules}",
         f"scorer time per 2,000 texts (warm run): {per_2000}",
-    ])
+    ] + ([f"through the engine, the warm single-scorer run: {r['warm_single_engine']['wall_s']:.3f} s = "
+          f"{r['warm_single_engine_over_help']}x `membench --help`"] if engine else []))
