@@ -20,6 +20,8 @@ in-process as always, saying why under ``-v``:
 - a different environment (only the shell's bookkeeping variables, ``VOLATILE``, are ignored:
   libraries read variables such as ``HF_HUB_OFFLINE`` at import, so they must match);
 - different resource limits, CPU affinity or niceness;
+- a run on a GPU (``--device cuda...``): CUDA cannot be used in a child forked from a process
+  that touched it, and on a GPU the imports are a small part of a run anyway;
 - ``MEMBENCH_ENGINE=off`` in the environment.
 
 Trust: the socket lives in ``MEMBENCH_HOME/engine`` (mode 0700) and the server serves only
@@ -45,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from .home import engine_dir
+from .home import engine_dir, engine_socket
 
 # The third-party modules the server imports before it serves (the model code of the
 # architectures in the registry included): what a cold run would otherwise import itself.
@@ -225,7 +227,7 @@ def _lines(sock: socket.socket):
 
 
 def socket_path() -> Path:
-    return engine_dir() / "engine.sock"
+    return engine_socket()
 
 
 def _connect(timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
@@ -304,14 +306,22 @@ def stop() -> dict | None:
     info = ping()
     if info is None:
         return None
+    import signal
+
     try:
         ask("stop")
     except (EngineError, OSError, ValueError):
         pass
-    for _ in range(400):
-        if not process_alive(info["pid"]):
-            break
-        time.sleep(0.05)
+    for signum in (None, signal.SIGTERM, signal.SIGKILL):  # asked; then told; then killed
+        if signum is not None:
+            try:
+                os.kill(info["pid"], signum)
+            except OSError:
+                pass
+        for _ in range(100):
+            if not process_alive(info["pid"]):
+                return info
+            time.sleep(0.05)
     return info
 
 
@@ -400,6 +410,16 @@ def _command(argv: list[str]) -> str | None:
     """The command of a ``membench`` command line (after the global ``-v``)."""
     rest = [a for a in argv[:2] if a not in ("-v", "--verbose")]
     return rest[0] if rest else None
+
+
+def _device(argv: list[str]) -> str:
+    """The ``--device`` a command line asks for (``cpu`` when it names none)."""
+    for i, arg in enumerate(argv):
+        if arg == "--device" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--device="):
+            return arg.split("=", 1)[1]
+    return "cpu"
 
 
 def _umask() -> int:
@@ -646,6 +666,8 @@ def _refusal(request: dict, fds: list[int], mine: dict) -> str | None:
         return "malformed request"
     if entry == "cli" and _command(argv) not in SERVED:
         return f"the engine serves only: {', '.join(SERVED)}"
+    if _device(argv) != "cpu":
+        return "the engine serves CPU runs only (CUDA does not survive a fork once the parent has touched it)"
     env = request.get("env")
     if (not isinstance(request.get("path"), list) or not isinstance(request.get("cwd"), str)
             or not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values())):

@@ -91,10 +91,16 @@ def scratch_dir(*parts: str) -> Path:
 
 
 def engine_dir() -> Path:
-    """The warm engine's socket, pid and lock files (``benchmark.engine``); mode 0700."""
+    """The warm engine's socket, pid, lock and log files (``benchmark.engine``); mode 0700."""
     path = subdir("engine")
     path.chmod(0o700)
     return path
+
+
+def engine_socket() -> Path:
+    """The warm engine's socket in ``engine_dir()`` (found without creating the folder: every
+    `membench run` looks for it)."""
+    return home() / "engine" / "engine.sock"
 
 
 def cache_dir(name: str) -> Path:

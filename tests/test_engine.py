@@ -263,3 +263,14 @@ def test_a_library_changed_on_disk_is_seen(tmp_path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert engine._changed(files) == ["lib", "gone"]
     assert "torch" in engine._loaded_files() or "torch" not in sys.modules
+
+
+def test_a_gpu_run_is_not_taken():
+    assert engine._device(["run", "--target", "t", "--device", "cuda:1"]) == "cuda:1"
+    assert engine._device(["run", "--device=cuda"]) == "cuda"
+    assert engine._device(["run", "--target", "t"]) == "cpu"
+    request = {"entry": "cli", "argv": ["run", "--device", "cuda"], "path": [], "cwd": "/", "env": {},
+               "fingerprint": engine.fingerprint()}
+    assert "CPU runs only" in engine._refusal(request, [0, 1, 2], engine.fingerprint())
+    request["argv"] = ["run", "--device", "cpu"]
+    assert engine._refusal(request, [0, 1, 2], engine.fingerprint()) is None
