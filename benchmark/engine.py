@@ -3,14 +3,16 @@
 A fresh `membench run` that must compute features spends about 3 s importing torch and
 transformers and over a second more in the interpreter's start and exit, before and after a
 forward pass that takes 4-5 s on the demo. `membench engine start` starts one server per
-MEMBENCH_HOME that has imported the heavy third-party libraries (``PRELOAD``) and nothing of
-membench, then waits. A `membench run` that finds it sends its arguments, ``sys.path``, working
+MEMBENCH_HOME that has imported the heavy third-party libraries (``PRELOAD``) and membench's
+modules, then waits. A `membench run` that finds it sends its arguments, ``sys.path``, working
 folder, environment, umask and standard streams (the file descriptors themselves, over a Unix
-socket) and exits with the status of a child the server forks for it. The child purges every
-``benchmark`` module the server had, takes the client's streams, folder, environment and
-path, and runs the command as a fresh process would: membench's own modules are imported anew
-in each child, so an edited scorer is always what runs, and results are the same as without
-the engine (a test compares them file by file).
+socket) and exits with the status of a child the server forks for it. The child takes the
+client's streams, folder, environment and path and runs the command as a fresh process would.
+The server has imported membench's own modules too (``OWN_PRELOAD`` and the command modules,
+nothing run); a child reuses them only while none of their files has changed since and the
+client's ``benchmark`` package is the server's: otherwise it drops every ``benchmark`` module
+and imports them anew, so an edited scorer is always what runs. Results are the same as
+without the engine (a test compares them file by file).
 
 A run takes the engine only when it would behave exactly as a fresh process; otherwise it runs
 in-process as always, saying why under ``-v``:
@@ -57,6 +59,8 @@ PRELOAD = (
     "transformers.models.gpt_neox.modeling_gpt_neox", "transformers.models.opt.modeling_opt",
     "safetensors.torch",
 )
+# membench's modules a run needs before its first phase (the command modules come with them).
+OWN_PRELOAD = ("benchmark.cli", "benchmark.runner", "benchmark.profiling")
 # The top-level packages whose files must be the same for client and server.
 LIBRARIES = ("numpy", "pandas", "pyarrow", "tokenizers", "tqdm", "torch", "transformers", "safetensors",
              "huggingface_hub")
@@ -135,6 +139,20 @@ def _loaded_files() -> dict[str, list]:
         except OSError:
             continue
         out[name] = [path, st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _own_files() -> dict[str, list]:
+    """membench's loaded modules: each file with its size and modification time."""
+    out = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == "benchmark" or name.startswith("benchmark.")) and path:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out[name] = [path, st.st_size, st.st_mtime_ns]
     return out
 
 
@@ -368,7 +386,8 @@ def delegate(argv: list[str], entry: str = "cli") -> int | None:
     try:
         sock = _connect()
         request = {"op": "run", "entry": entry, "argv": list(argv), "argv0": sys.argv[0], "path": list(sys.path),
-                   "cwd": os.getcwd(), "umask": _umask(), "env": dict(os.environ), "fingerprint": fingerprint()}
+                   "cwd": os.getcwd(), "umask": _umask(), "env": dict(os.environ), "fingerprint": fingerprint(),
+                   "package": sys.modules["benchmark"].__file__}
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         _send(sock, request, [0, 1, 2])
@@ -468,6 +487,13 @@ class Server:
                             if before.get(k) != os.environ.get(k)}
         self.mine = fingerprint(before)
         self.files = {k: v for k, v in _loaded_files().items() if k != "benchmark"}
+        # membench's own modules too (a child reuses them while none of their files has
+        # changed and the client's `benchmark` is this one; otherwise it imports them anew)
+        from . import cli
+
+        for name in OWN_PRELOAD + tuple(f"benchmark.commands.{c}" for c in cli.COMMANDS):
+            importlib.import_module(name)
+        self.own = _own_files()
         # Children would otherwise run full collections over every preloaded object (0.2-0.3 s
         # each, and a copy of every page they touch): what the server holds now is permanent.
         gc.collect()
@@ -587,6 +613,9 @@ class Server:
                     _answer(conn, {"refused": why})
                 else:
                     request["env"] = _with_changes(request["env"], self.env_changes)
+                    import benchmark
+
+                    request["fresh"] = bool(request.get("package") != benchmark.__file__ or _changed(self.own))
                     pid = self._fork(request, fds, conn)
                     conn.settimeout(None)
                     self.children[pid] = conn
@@ -703,8 +732,9 @@ def _run_child(request: dict, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path[:] = request["path"]
-        for name in [m for m in sys.modules if m == "benchmark" or m.startswith("benchmark.")]:
-            del sys.modules[name]
+        if request.get("fresh", True):  # another checkout, or edited since the server loaded it
+            for name in [m for m in sys.modules if m == "benchmark" or m.startswith("benchmark.")]:
+                del sys.modules[name]
         sys.argv = [request.get("argv0") or "membench", *request["argv"]]
         if request["entry"] == "profile":
             from benchmark.profiling import main as entry_main

@@ -274,3 +274,23 @@ def test_a_gpu_run_is_not_taken():
     assert "CPU runs only" in engine._refusal(request, [0, 1, 2], engine.fingerprint())
     request["argv"] = ["run", "--device", "cpu"]
     assert engine._refusal(request, [0, 1, 2], engine.fingerprint()) is None
+
+
+def test_another_checkout_is_imported_anew(running, model_dir, data_file, tmp_path):
+    """The server has membench's modules loaded; a client whose `benchmark` package is another
+    checkout (or one whose files changed since: ``_changed``) gets a child that drops them and
+    imports what the client would: here a copy whose runner leaves a mark when imported."""
+    import benchmark
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(os.path.dirname(benchmark.__file__), checkout / "benchmark",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    mark = tmp_path / "imported"
+    with open(checkout / "benchmark" / "runner.py", "a") as fh:
+        fh.write(f"\nopen({str(mark)!r}, 'w').write('anew')\n")
+    before = _served()
+    out = subprocess.run([sys.executable, "-m", "benchmark.cli", "run", "--target", str(model_dir), "--file",
+                          str(data_file), "--allow-invalid", "--scorer", "loss", "--results-dir", str(tmp_path / "out")],
+                         env=ENV, cwd=checkout, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert _served() == before + 1 and mark.read_text() == "anew"
