@@ -10,16 +10,14 @@ shows its default (``_Formatter``).
 from __future__ import annotations
 
 import argparse
-import atexit
 import importlib
 import json
 import logging
-import os
 import sys
-import threading
 
 from . import __version__
 from .errors import MembenchError
+from .exiting import exit_now
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
@@ -117,55 +115,5 @@ def main(argv=None) -> int:
         return _error("interrupted", "what was cached is kept and will be reused", 130, as_json)
 
 
-def exit_now(code: int) -> None:
-    """End the process with ``code`` without the interpreter's teardown.
-
-    After a run has imported torch and transformers, Python's own exit spends over a second
-    freeing their modules (1.2 s on the 2-core machine: a tenth of a cold demo run) before the
-    process can end. Everything that exit does for us is done here first, in the interpreter's
-    own order: non-daemon threads are joined (``threading._shutdown``, which also stops idle
-    executors), every ``atexit`` handler runs (temporary folders, Ray, logging, the jail's
-    view), and the standard streams are flushed; only then does ``os._exit`` skip the freeing.
-    Files are never left half-written by it: membench writes files through ``with`` blocks and
-    atomic renames, closed before a command returns. Under a profiler or a coverage tool (which
-    write their data at the ordinary exit) the exit is the ordinary one."""
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)
-    shutdown = getattr(threading, "_shutdown", None)
-    if shutdown is not None:
-        shutdown()
-    else:  # pragma: no cover - every CPython since 3.4 has it
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
-            pass
-    os._exit(code)
-
-
-def entry() -> None:
-    """The ``membench`` program: a command the warm engine can take goes to it (``benchmark.engine``:
-    only when it would run exactly as here); otherwise ``main`` runs in this process. Then a
-    quick exit. A ``SystemExit`` with an integer code (``--help``, a usage error) exits the same
-    way; anything else (an uncaught exception, an exit message) takes Python's ordinary exit,
-    traceback and all."""
-    from .engine import delegate
-
-    code = delegate(sys.argv[1:])
-    if code is not None:
-        exit_now(code)
-    try:
-        code = main()
-    except SystemExit as exc:
-        if exc.code is not None and not isinstance(exc.code, int):
-            raise
-        code = exc.code or 0
-    exit_now(code)
-
-
-if __name__ == "__main__":
-    entry()
+if __name__ == "__main__":  # the commands in this process (`membench` itself is benchmark.program)
+    exit_now(main())

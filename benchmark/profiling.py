@@ -100,8 +100,9 @@ def run_profiled(argv: list[str], engine: bool = False) -> dict:
         out = Path(tmp) / "profile.json"
         launched = time.time()
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "benchmark.profiling", *(["--engine"] if engine else []),
-                               str(out), repr(launched), "--", *argv], capture_output=True, text=True)
+        module = "benchmark.engine.client" if engine else "benchmark.profiling"  # the former hands it over
+        proc = subprocess.run([sys.executable, "-m", module, str(out), repr(launched), "--", *argv],
+                              capture_output=True, text=True)
         process = time.perf_counter() - started
         if proc.returncode != 0 or not out.exists():
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -116,7 +117,7 @@ def time_process(argv: list[str]) -> float:
     import subprocess
 
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmark.cli", *argv], capture_output=True, check=False)
+    subprocess.run([sys.executable, "-m", "benchmark", *argv], capture_output=True, check=False)
     return time.perf_counter() - started
 
 
@@ -152,15 +153,7 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     # Run as ``python -m``, this file is ``__main__``; the harness imports it as
     # ``benchmark.profiling``, whose context variable is the one that must be set.
-    from benchmark.cli import exit_now
+    from benchmark.exiting import exit_now
     from benchmark.profiling import main as _main
 
-    if sys.argv[1:2] == ["--engine"]:  # the command in a child of the engine, as `membench run` would
-        from benchmark.engine import delegate
-
-        code = delegate(sys.argv[2:], entry="profile")
-        if code is None:
-            print("no engine could take the profiled command (`membench engine status` says why)", file=sys.stderr)
-            code = 3
-        exit_now(code)
     exit_now(_main())  # ends the way the `membench` program does

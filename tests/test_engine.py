@@ -1,7 +1,7 @@
 """The warm engine (`membench engine`): a `membench run` handed to it gives the same results as
 a fresh process, streams and exit status included; a run it cannot take as a fresh process
 would run runs on its own; only its own user is served; a killed client takes its child along;
-and `membench` ends without the interpreter's teardown (``cli.exit_now``) losing nothing."""
+and `membench` ends without the interpreter's teardown (``exiting.exit_now``) losing nothing."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import time
 import pytest
 
 from benchmark import engine
+from benchmark.engine import protocol, server
 
 TEXTS = [f"engine text {i}: " + "a quick brown fox jumps over the lazy dog and runs " * (1 + i % 4) for i in range(24)]
 
@@ -67,7 +68,7 @@ def running(tmp_path_factory):
 
 
 def _membench(args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], env=env or ENV,
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], env=env or ENV,
                           capture_output=True, text=True, timeout=600, **kwargs)
 
 
@@ -133,8 +134,8 @@ def test_another_user_is_not_served(running):
     folder = running / "engine"
     probe = textwrap.dedent("""
         import json, os, socket
-        from benchmark import engine
-        path = str(engine.socket_path())  # (found as root; then act as nobody)
+        from benchmark.engine import protocol
+        path = str(protocol.socket_path())  # (found as root; then act as nobody)
         os.setgid(65534); os.setuid(65534)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -142,7 +143,7 @@ def test_another_user_is_not_served(running):
         except PermissionError as exc:
             print("refused:", exc)
         else:
-            engine._send(sock, {"op": "ping"})
+            protocol._send(sock, {"op": "ping"})
             print(sock.recv(65536).decode())
     """)
     env = {**ENV, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -158,7 +159,7 @@ def test_another_user_is_not_served(running):
     os.chmod(opened, 0o755)
     os.chmod(link, 0o777)
     try:
-        probe = probe.replace("path = str(engine.socket_path())", f"path = {link!r}")
+        probe = probe.replace("path = str(protocol.socket_path())", f"path = {link!r}")
         out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
         assert out.stdout.strip(), out.stderr
         answer = json.loads(out.stdout)
@@ -174,7 +175,7 @@ def test_a_stopped_client_stops_its_child(running, model_dir, data_file, tmp_pat
     child (exit 130, "interrupted"); a SIGKILLed client takes the child with it."""
     fifo = tmp_path / "pool.jsonl"
     os.mkfifo(fifo)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "-v", "run", "--target", str(model_dir), "--file",
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "-v", "run", "--target", str(model_dir), "--file",
                              str(data_file), "--allow-invalid", "--scorer", "dc_pdd", "--pool", str(fifo),
                              "--results-dir", str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -201,7 +202,7 @@ def test_a_stopped_client_stops_its_child(running, model_dir, data_file, tmp_pat
 
 EXITING = textwrap.dedent("""
     import atexit, sys, threading, time
-    from benchmark.cli import exit_now
+    from benchmark.exiting import exit_now
     out = sys.argv[1]
     atexit.register(lambda: open(out + ".atexit", "w").write("ran"))
     def late():
@@ -258,22 +259,23 @@ def test_a_library_changed_on_disk_is_seen(tmp_path):
     path.write_text("x = 1\n")
     st = path.stat()
     files = {"lib": [str(path), st.st_size, st.st_mtime_ns], "gone": [str(tmp_path / "gone.py"), 1, 1]}
-    assert engine._changed(files) == ["gone"]
+    assert protocol._changed(files) == ["gone"]
     path.write_text("x = 2\n")  # same size, new content and modification time
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    assert engine._changed(files) == ["lib", "gone"]
-    assert "torch" in engine._loaded_files() or "torch" not in sys.modules
+    assert protocol._changed(files) == ["lib", "gone"]
+    assert "torch" in protocol._module_files(own=False) or "torch" not in sys.modules
+    assert "benchmark.engine" in protocol._module_files(own=True) and "benchmark" not in protocol._module_files(own=False)
 
 
 def test_a_gpu_run_is_not_taken():
-    assert engine._device(["run", "--target", "t", "--device", "cuda:1"]) == "cuda:1"
-    assert engine._device(["run", "--device=cuda"]) == "cuda"
-    assert engine._device(["run", "--target", "t"]) == "cpu"
+    assert protocol.device_of(["run", "--target", "t", "--device", "cuda:1"]) == "cuda:1"
+    assert protocol.device_of(["run", "--device=cuda"]) == "cuda"
+    assert protocol.device_of(["run", "--target", "t"]) == "cpu"
     request = {"entry": "cli", "argv": ["run", "--device", "cuda"], "path": [], "cwd": "/", "env": {},
-               "fingerprint": engine.fingerprint()}
-    assert "CPU runs only" in engine._refusal(request, [0, 1, 2], engine.fingerprint())
+               "fingerprint": protocol.fingerprint()}
+    assert "CPU runs only" in server._refusal(request, [0, 1, 2], protocol.fingerprint())
     request["argv"] = ["run", "--device", "cpu"]
-    assert engine._refusal(request, [0, 1, 2], engine.fingerprint()) is None
+    assert server._refusal(request, [0, 1, 2], protocol.fingerprint()) is None
 
 
 def test_another_checkout_is_imported_anew(running, model_dir, data_file, tmp_path):
@@ -289,7 +291,7 @@ def test_another_checkout_is_imported_anew(running, model_dir, data_file, tmp_pa
     with open(checkout / "benchmark" / "runner.py", "a") as fh:
         fh.write(f"\nopen({str(mark)!r}, 'w').write('anew')\n")
     before = _served()
-    out = subprocess.run([sys.executable, "-m", "benchmark.cli", "run", "--target", str(model_dir), "--file",
+    out = subprocess.run([sys.executable, "-m", "benchmark", "run", "--target", str(model_dir), "--file",
                           str(data_file), "--allow-invalid", "--scorer", "loss", "--results-dir", str(tmp_path / "out")],
                          env=ENV, cwd=checkout, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -16,7 +16,7 @@ does not import it.
 
 from __future__ import annotations
 
-import importlib
+from .. import lazy
 
 from .controls import control_fields
 from .saved import read_saved
@@ -33,12 +33,7 @@ _LAZY = {  # name -> the module that defines it
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy.attributes(__name__, _LAZY)
 
 
 __all__ = [

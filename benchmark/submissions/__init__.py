@@ -9,19 +9,14 @@ imported from their modules, and the names above on first use (the command line 
 stays light.
 """
 
-import importlib
+from .. import lazy
 
 _LAZY = {"evaluate": "evaluation", "validate": "evaluation", "Limits": "jail", "Submission": "metadata",
          "load": "metadata", "SandboxError": "sandbox", "check_scores": "sandbox",
          "isolation_problem": "sandbox", "run_scorer": "sandbox"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy.attributes(__name__, _LAZY)
 
 __all__ = [
     "Limits",

@@ -1,0 +1,5 @@
+"""``python -m benchmark``: the `membench` program."""
+
+from .program import entry
+
+entry()
