@@ -1,8 +1,8 @@
 """A warm engine for `membench run`: the imports of torch and transformers paid once, not per run.
 
-A fresh `membench run` that must compute features spends about 3 s importing torch and
-transformers and over a second more in the interpreter's start and exit, before and after a
-forward pass that takes 4-5 s on the demo. `membench engine start` starts one server per
+A fresh `membench run` that must compute features spends about 2.5 s importing torch and
+transformers, and 0.3 s starting the interpreter and the harness, before forward passes that
+take 4-5 s on the demo. `membench engine start` starts one server per
 MEMBENCH_HOME that has imported the heavy third-party libraries (``PRELOAD``) and membench's
 modules, then waits. A `membench run` that finds it sends its arguments, ``sys.path``, working
 folder, environment, umask and standard streams (the file descriptors themselves, over a Unix
@@ -17,8 +17,9 @@ without the engine (a test compares them file by file).
 A run takes the engine only when it would behave exactly as a fresh process; otherwise it runs
 in-process as always, saying why under ``-v``:
 
-- a different Python, ``sys.path`` order aside, or a different file for any preloaded library
-  (an upgrade changes its modification time);
+- a different Python interpreter or interpreter flags, or a different file for any preloaded
+  library: as the client resolves it (another virtual environment), or changed on disk since
+  the server imported it (an upgrade changes its modification time);
 - a different environment (only the shell's bookkeeping variables, ``VOLATILE``, are ignored:
   libraries read variables such as ``HF_HUB_OFFLINE`` at import, so they must match);
 - different resource limits, CPU affinity or niceness;

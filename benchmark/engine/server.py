@@ -55,7 +55,11 @@ class Server:
             return 3
         self.started = time.time()
         before = dict(os.environ)
-        for name in PRELOAD:
+        # membench's own modules too (a child reuses them while none of their files has
+        # changed and the client's `benchmark` is this one; otherwise it imports them anew)
+        from .. import cli
+
+        for name in PRELOAD + OWN_PRELOAD + tuple(f"benchmark.commands.{c}" for c in cli.COMMANDS):
             importlib.import_module(name)
         self.preload_s = time.time() - self.started
         # What the imports did to the environment (torch sets TORCHINDUCTOR_CACHE_DIR): a fresh
@@ -64,12 +68,6 @@ class Server:
                             if before.get(k) != os.environ.get(k)}
         self.mine = fingerprint(before)
         self.files = _module_files(own=False)
-        # membench's own modules too (a child reuses them while none of their files has
-        # changed and the client's `benchmark` is this one; otherwise it imports them anew)
-        from .. import cli
-
-        for name in OWN_PRELOAD + tuple(f"benchmark.commands.{c}" for c in cli.COMMANDS):
-            importlib.import_module(name)
         self.own = _module_files(own=True)
         # Children would otherwise run full collections over every preloaded object (0.2-0.3 s
         # each, and a copy of every page they touch): what the server holds now is permanent.
