@@ -288,7 +288,8 @@ def _refusal(request: dict, fds: list[int], mine: dict) -> str | None:
 
 def _run_child(request: dict, fds: list[int]) -> None:
     """In a forked child: take the client's streams, folder, environment and path, import
-    membench anew, run the one command and exit with its status (never returns)."""
+    membench anew when the server says so (``fresh``), run the one command and exit with its
+    status (never returns)."""
     import signal
 
     code = 1
