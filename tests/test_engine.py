@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +297,43 @@ def test_another_checkout_is_imported_anew(running, model_dir, data_file, tmp_pa
                          env=ENV, cwd=checkout, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert _served() == before + 1 and mark.read_text() == "anew"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to act as another user")
+def test_a_socket_served_by_another_user_gets_nothing(tmp_path):
+    """A shared MEMBENCH_HOME where another user put a socket of theirs at the engine's path: a
+    run must not send it its environment (tokens) and terminal. The client asks the kernel who
+    serves the socket before it sends a byte, and runs the command itself."""
+    import tempfile
+
+    shared = tempfile.mkdtemp(prefix="membench-shared-")
+    os.chmod(shared, 0o777)
+    sock_path = os.path.join(shared, "engine.sock")
+    got = os.path.join(shared, "got")
+    fake = textwrap.dedent(f"""
+        import os, socket, time
+        os.setgid(65534); os.setuid(65534)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind({sock_path!r}); os.chmod({sock_path!r}, 0o777); s.listen(1)
+        open({got!r} + ".ready", "w").close()
+        conn, _ = s.accept()
+        conn.settimeout(5)
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            data = b""
+        open({got!r}, "wb").write(data)
+    """)
+    server_proc = subprocess.Popen([sys.executable, "-c", fake])
+    try:
+        for _ in range(200):
+            if os.path.exists(got + ".ready"):
+                break
+            time.sleep(0.05)
+        with pytest.raises(engine.EngineError, match="another user"):
+            protocol._connect(path=Path(sock_path))
+        server_proc.wait(timeout=30)
+        assert open(got, "rb").read() == b""  # connected, refused, and sent nothing
+    finally:
+        server_proc.kill()
+        shutil.rmtree(shared, ignore_errors=True)

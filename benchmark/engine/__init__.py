@@ -28,7 +28,8 @@ in-process as always, saying why under ``-v``:
 - ``MEMBENCH_ENGINE=off`` in the environment.
 
 Trust: the socket lives in ``MEMBENCH_HOME/engine`` (mode 0700) and the server serves only
-peers of its own uid (``SO_PEERCRED``). Only `membench run` is served; submitted code (`evaluate`,
+peers of its own uid (``SO_PEERCRED``); a client, in turn, sends nothing (its environment holds
+tokens) to a socket that another user serves, whatever the path led to. Only `membench run` is served; submitted code (`evaluate`,
 the worker) never runs in it. Ctrl-C and termination of the client are passed to the child's
 process group, and a client that dies without a word (``SIGKILL``) takes its child with it (the
 server sees the connection close). The server exits after ``--idle-minutes`` without a request,

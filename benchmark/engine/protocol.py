@@ -188,17 +188,30 @@ def socket_path() -> Path:
     return engine_socket()
 
 
-def _connect(timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
-    path = socket_path()
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket (from the kernel)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def _connect(timeout: float = CONNECT_TIMEOUT_S, path: Path | None = None) -> socket.socket:
+    """A connection to the engine, checked to be served by this user before a byte is sent
+    (a request carries the environment, tokens included, and the terminal: a socket put in
+    the way by another user, through a shared MEMBENCH_HOME, gets neither)."""
+    path = path or socket_path()
     if not path.exists():
         raise EngineError("no engine is running (start one with `membench engine start`)")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(str(path))
+        owner = peer_uid(sock)
     except OSError as exc:
         sock.close()
         raise EngineError(f"the engine does not answer at {path} ({exc.strerror or exc})") from None
+    if owner != os.getuid():
+        sock.close()
+        raise EngineError(f"the socket at {path} is served by another user (uid {owner}): not used")
     return sock
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import struct
 import sys
 import time
 
 from ..home import engine_dir
 from .protocol import (CONNECT_TIMEOUT_S, DEFAULT_IDLE_MINUTES, SERVED, EngineError, _changed, _module_files,
-                       _recv, command_of, device_of, differences, fingerprint, socket_path)
+                       _recv, command_of, device_of, differences, fingerprint, peer_uid, socket_path)
 
 # The third-party modules the server imports before it serves (the model code of the
 # architectures in the registry included): what a cold run would otherwise import itself.
@@ -170,7 +169,7 @@ class Server:
         fds: list[int] = []
         try:
             request, fds = _recv(conn)  # read first: a refusal must reach the client, not a reset
-            if _peer_uid(conn) != os.getuid():
+            if peer_uid(conn) != os.getuid():
                 raise EngineError("refused: the engine serves only its own user")
             op = request.get("op")
             if op == "ping":
@@ -254,11 +253,6 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
 
 
 def _refusal(request: dict, fds: list[int], mine: dict) -> str | None:
