@@ -240,3 +240,25 @@ def test_tokens_command_adds_lists_and_revokes(tmp_path, capsys):
     assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]) is None
     assert main([*q, "add", "Bad Name"]) == 2 and "not a valid submitter name" in capsys.readouterr().err
     assert main([*q, "revoke", "nobody"]) == 2
+
+
+def test_publishing_keeps_the_per_sample_columns(tmp_path):
+    """A staged record's per-sample file (the scores and e.g. the truncation flags) is published
+    whole, not cut down to uid and score."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmark import results
+    from benchmark.results.synthetic import synthetic_record
+    from benchmark.submissions.worker import WorkerConfig, publish
+
+    q = Queue(tmp_path / "q")
+    job_id = q.submit_folder(_folder(tmp_path), split="demo/pydoc", target="demo/neox-tiny")
+    record, uids, scores = synthetic_record("demo/pydoc", "demo/neox-tiny", "staged", n=40)
+    truncated = np.arange(len(uids)) % 3 == 0
+    results.write(q.job_dir(job_id) / "results", record, uids, scores, columns={"truncated": truncated})
+    published = tmp_path / "published"
+    written = publish(q, job_id, WorkerConfig(results_dir=published, site_out=None))
+    (path,) = map(Path, written)
+    table = pd.read_parquet(path.with_name(results.read(path)["per_sample"]["file"]))
+    assert table["truncated"].tolist() == truncated.tolist() and table["score"].tolist() == list(scores)

@@ -56,6 +56,10 @@ def test_min_k_30_equals_the_builtin_min_k_at_k_0_3(tmp_path):
     assert written["uid"].tolist() == inputs.uids
     np.testing.assert_allclose(written["score"].to_numpy(), builtin, rtol=1e-12)
     assert record["metrics"]["auc"] > 0.8  # the demo target remembers its members
+    # truncation is flagged per sample and counted, as in a built-in's record
+    assert written["truncated"].tolist() == stats.truncated().tolist()
+    assert record["counts"]["n_truncated"] == int(stats.truncated().sum())
+    assert record["counts"]["context_rule"] == record["target"]["context_rule"]
 
 
 @pytest.mark.slow

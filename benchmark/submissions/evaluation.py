@@ -376,7 +376,14 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
                          "calibration_members": int(np.sum(fit.labels)),
                          "calibration_nonmembers": int(len(fit.labels) - np.sum(fit.labels)),
                          "budget": fit.meter.budget.as_dict(), "usage": fit.meter.usage()}
-    path = results.write(results_dir, record, row_ids, scores)
+    columns = {}
+    if prep.groups is None and prep.features is not None:  # per-sample truncation flags, as built-ins have
+        from ..features import truncation_counts
+
+        truncated = prep.features.truncated()
+        columns["truncated"] = truncated
+        record["counts"].update(truncation_counts(truncated, prep.target_block.get("context_rule")))
+    path = results.write(results_dir, record, row_ids, scores, columns=columns)
     from .. import suite
 
     derived = set() if prep.groups is not None else set(results.subsets_in(results_dir, split_id))

@@ -117,7 +117,8 @@ def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[str]:
     written = []
     for path, record in results.iter_records(staged):
         scores = pd.read_parquet(path.with_name(record["per_sample"]["file"]))
-        out = results.write(cfg.results_dir, record, scores["uid"].tolist(), scores["score"].to_numpy())
+        columns = {c: scores[c].to_numpy() for c in scores.columns if c not in ("uid", "score")}  # e.g. truncated
+        out = results.write(cfg.results_dir, record, scores["uid"].tolist(), scores["score"].to_numpy(), columns=columns)
         written.append(str(out))
     if cfg.site_out is not None:
         from .. import site
