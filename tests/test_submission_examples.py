@@ -85,3 +85,45 @@ def test_validation_slice_keeps_the_token_ids():
 
     stats = prepare(load(REPO / "submissions" / "min_k_30"), "demo/pydoc", "demo/neox-tiny", n=8).features
     assert len(stats) == 8 and stats.token_ids is not None and len(stats.token_ids) == stats.offsets[-1]
+
+
+OFFSETS_SCORER = '''import numpy as np
+from benchmark.attacks import Scorer
+
+
+class S(Scorer):
+    name = "offsets_probe"
+    requires = ("features",)
+
+    def score(self, inputs):
+        f = inputs.features
+        out = []
+        for i, text in enumerate(inputs.texts):
+            ends = f.sample(i)["char_end"]
+            # the last scored token ends where the scored part of the text ends; truncated texts negative
+            last = float(ends[-1]) if len(ends) else 0.0
+            assert len(f.scored_text(i, text)) <= len(text)
+            out.append(-last if f.truncated()[i] else last)
+        return np.array(out, float)
+'''
+
+
+@pytest.mark.slow
+def test_a_jailed_scorer_gets_character_offsets_and_truncation(tmp_path):
+    """The features a sandboxed scorer receives carry what a built-in's do: each token's end
+    offset in the text and which texts the context rule cut (validation and evaluation alike)."""
+    from submission_helpers import write_submission
+
+    targets.ensure_demo_target(progress=False)
+    folder = write_submission(tmp_path, "offsets_probe", OFFSETS_SCORER,
+                              'name: offsets_probe\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: t\n'
+                              'capabilities: [features]\n')
+    report = validate(folder, split_id="demo/pydoc", target_id="demo/neox-tiny", log_path=tmp_path / "vlog")
+    assert report["ok"], report
+    record = evaluate(folder, split_id="demo/pydoc", target_id="demo/neox-tiny", results_dir=tmp_path / "r",
+                      log_path=tmp_path / "log")
+    stats = features.get_features(targets.load_target("demo/neox-tiny"), suite.ensure("demo/pydoc"))
+    expected = [(-1 if t else 1) * float(stats.sample(i)["char_end"][-1]) for i, t in enumerate(stats.truncated())]
+    written = pd.read_parquet(next((tmp_path / "r").rglob("offsets_probe-*.scores.parquet")))
+    assert written["score"].tolist() == expected
+    assert record["counts"]["n_truncated"] == int(stats.truncated().sum())

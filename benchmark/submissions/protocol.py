@@ -352,13 +352,20 @@ def check_call(method: str, kwargs: dict) -> dict:
     return out
 
 
+# The optional per-text and per-token arrays of a TokenStats, with their dtypes: the tokens
+# of the whole text (truncation), the characters its input covers, each token's end offset.
+OPTIONAL_STATS = {"token_ids": np.int32, "n_text_tokens": np.int64, "text_chars": np.int64, "char_end": np.int32}
+
+
 def stats_to_arrays(stats, prefix: str = "") -> dict:
-    """A TokenStats as named arrays (offsets, n_input_tokens, v_<stat>, token_ids)."""
+    """A TokenStats as named arrays (offsets, n_input_tokens, v_<stat>, and those of
+    ``OPTIONAL_STATS`` that it has)."""
     out = {f"{prefix}offsets": np.asarray(stats.offsets, np.int64),
            f"{prefix}n_input_tokens": np.asarray(stats.n_input_tokens, np.int64)}
     out.update({f"{prefix}v_{k}": np.asarray(v, np.float32) for k, v in stats.values.items()})
-    if getattr(stats, "token_ids", None) is not None:
-        out[f"{prefix}token_ids"] = np.asarray(stats.token_ids, np.int32)
+    for name, dtype in OPTIONAL_STATS.items():
+        if getattr(stats, name, None) is not None:
+            out[f"{prefix}{name}"] = np.asarray(getattr(stats, name), dtype)
     return out
 
 
@@ -368,7 +375,7 @@ def arrays_to_stats_kwargs(arrays: dict, prefix: str = "") -> dict:
         "offsets": arrays[prefix + "offsets"],
         "n_input_tokens": arrays[prefix + "n_input_tokens"],
         "values": values,
-        "token_ids": arrays.get(prefix + "token_ids"),
+        **{name: arrays.get(prefix + name) for name in OPTIONAL_STATS},
     }
 
 
