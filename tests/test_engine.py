@@ -26,18 +26,9 @@ TEXTS = [f"engine text {i}: " + "a quick brown fox jumps over the lazy dog and r
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A local random tiny GPT-NeoX with a BPE tokenizer trained on the texts."""
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    from model_helpers import tiny_neox_folder
 
-    from benchmark.targets.demo import train_tokenizer
-
-    out = tmp_path_factory.mktemp("engine-model")
-    tok = train_tokenizer(TEXTS, out)
-    torch.manual_seed(0)
-    GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=64, max_position_embeddings=128, rotary_pct=0.25)
-                       ).eval().save_pretrained(out)
-    return out
+    return tiny_neox_folder(tmp_path_factory.mktemp("engine-model"), TEXTS)
 
 
 @pytest.fixture(scope="module")

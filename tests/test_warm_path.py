@@ -41,22 +41,14 @@ def demo_home(tmp_path_factory):
 def tiny_dir(tmp_path_factory, demo_home):
     """A local model folder: a random tiny GPT-NeoX (context 256 tokens: some demo texts are
     longer) and a BPE tokenizer trained on the demo texts (fast, so it reports offsets)."""
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    from model_helpers import tiny_neox_folder
 
     from benchmark import suite
-    from benchmark.targets.demo import train_tokenizer
 
-    out = tmp_path_factory.mktemp("tiny-model")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEMBENCH_HOME", str(demo_home))
         texts = suite.ensure("demo/pydoc").samples["text"].tolist()
-    tok = train_tokenizer(texts, out)
-    torch.manual_seed(0)
-    GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=64, max_position_embeddings=256, rotary_pct=0.25)
-                       ).eval().save_pretrained(out)
-    return out
+    return tiny_neox_folder(tmp_path_factory.mktemp("tiny-model"), texts, context=256)
 
 
 @pytest.fixture
