@@ -263,7 +263,7 @@ def test_a_gpu_run_is_not_taken():
     assert protocol.device_of(["run", "--target", "t", "--device", "cuda:1"]) == "cuda:1"
     assert protocol.device_of(["run", "--device=cuda"]) == "cuda"
     assert protocol.device_of(["run", "--target", "t"]) == "cpu"
-    request = {"entry": "cli", "argv": ["run", "--device", "cuda"], "path": [], "cwd": "/", "env": {},
+    request = {"entry": "cli", "argv": ["run", "--device", "cuda"], "path": [], "cwd": "/", "env": dict(os.environ),
                "fingerprint": protocol.fingerprint()}
     assert "CPU runs only" in server._refusal(request, [0, 1, 2], protocol.fingerprint())
     request["argv"] = ["run", "--device", "cpu"]

@@ -7,8 +7,8 @@ import sys
 import time
 
 from ..home import engine_dir
-from .protocol import (DEFAULT_IDLE_MINUTES, OFF, SERVED, EngineError, _connect, _lines, _send, ask,
-                       command_of, differences, fingerprint, socket_path)
+from .protocol import (DEFAULT_IDLE_MINUTES, SERVED, EngineError, _connect, _lines, _send, ask, command_of,
+                       differences, fingerprint, socket_path, switched_off)
 
 
 START_TIMEOUT_S = 300
@@ -83,11 +83,10 @@ def stop() -> dict | None:
 
 def usable_here(info: dict) -> str | None:
     """Why a `membench run` in this process's environment would not use the engine (None: it would)."""
-    if os.environ.get("MEMBENCH_ENGINE", "").lower() in OFF:
+    if switched_off():
         return "MEMBENCH_ENGINE=off"
     diff = differences(info["fingerprint"], fingerprint())
     return "; ".join(diff) if diff else None
-
 
 
 def delegate(argv: list[str], entry: str = "cli") -> int | None:
@@ -97,7 +96,7 @@ def delegate(argv: list[str], entry: str = "cli") -> int | None:
     import signal
 
     verbose = "-v" in argv or "--verbose" in argv
-    if os.environ.get("MEMBENCH_ENGINE", "").lower() in OFF:
+    if switched_off():
         return None
     if entry == "cli" and command_of(argv) not in SERVED:
         return None
@@ -166,8 +165,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
 
 
 if __name__ == "__main__":

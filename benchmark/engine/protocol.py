@@ -11,7 +11,7 @@ import struct
 import sys
 from pathlib import Path
 
-from ..home import engine_socket
+from ..home import engine_socket as socket_path  # noqa: F401 (re-exported)
 
 # The top-level packages whose files must be the same for client and server.
 LIBRARIES = ("numpy", "pandas", "pyarrow", "tokenizers", "tqdm", "torch", "transformers", "safetensors",
@@ -30,6 +30,16 @@ DEFAULT_IDLE_MINUTES = 60.0
 
 class EngineError(Exception):
     """The engine cannot take this request (the caller runs the command itself)."""
+
+
+def switched_off() -> bool:
+    """Whether this process's environment keeps its runs off the engine (MEMBENCH_ENGINE=off)."""
+    return os.environ.get("MEMBENCH_ENGINE", "").lower() in OFF
+
+
+def env_part(env: dict) -> dict:
+    """The environment as a fingerprint holds it: every variable but the shell's ``VOLATILE`` ones."""
+    return {k: v for k, v in sorted(env.items()) if k not in VOLATILE}
 
 
 # --- what must match ---------------------------------------------------------------------------
@@ -69,7 +79,7 @@ def fingerprint(env: dict | None = None) -> dict:
     return json.loads(json.dumps({  # as it travels: lists, not tuples
         "python": [sys.executable, sys.version],
         "libraries": _library_files(),
-        "env": {k: v for k, v in sorted(env.items()) if k not in VOLATILE},
+        "env": env_part(env),
         "limits": _limits(),
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "nice": os.nice(0),
@@ -167,6 +177,8 @@ def _recv(sock: socket.socket) -> tuple[dict, list[int]]:
             os.close(fd)
         raise EngineError(f"malformed request ({exc})") from None
     if not isinstance(obj, dict):
+        for fd in fds:
+            os.close(fd)
         raise EngineError("malformed request (not an object)")
     return obj, fds
 
@@ -182,10 +194,6 @@ def _lines(sock: socket.socket):
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             yield json.loads(line)
-
-
-def socket_path() -> Path:
-    return engine_socket()
 
 
 def peer_uid(sock: socket.socket) -> int:

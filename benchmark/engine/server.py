@@ -11,7 +11,7 @@ import time
 
 from ..home import engine_dir
 from .protocol import (CONNECT_TIMEOUT_S, DEFAULT_IDLE_MINUTES, SERVED, EngineError, _changed, _module_files,
-                       _recv, command_of, device_of, differences, fingerprint, peer_uid, socket_path)
+                       _recv, command_of, device_of, differences, env_part, fingerprint, peer_uid, socket_path)
 
 # The third-party modules the server imports before it serves (the model code of the
 # architectures in the registry included): what a cold run would otherwise import itself.
@@ -68,6 +68,7 @@ class Server:
         self.mine = fingerprint(before)
         self.files = _module_files(own=False)
         self.own = _module_files(own=True)
+        self.package = sys.modules["benchmark"].__file__
         # Children would otherwise run full collections over every preloaded object (0.2-0.3 s
         # each, and a copy of every page they touch): what the server holds now is permanent.
         gc.collect()
@@ -179,17 +180,12 @@ class Server:
                 _answer(conn, {"stopping": True})
                 self.stopping = True
             elif op == "run":
-                changed = _changed(self.files)
-                why = _refusal(request, fds, self.mine) or (
-                    f"{', '.join(changed[:5])} changed on disk since the engine started (restart it: "
-                    "`membench engine stop`, then `membench engine start`)" if changed else None)
+                why = _refusal(request, fds, self.mine, self.files)
                 if why:
                     _answer(conn, {"refused": why})
                 else:
                     request["env"] = _with_changes(request["env"], self.env_changes)
-                    import benchmark
-
-                    request["fresh"] = bool(request.get("package") != benchmark.__file__ or _changed(self.own))
+                    request["fresh"] = bool(request.get("package") != self.package or _changed(self.own))
                     pid = self._fork(request, fds, conn)
                     conn.settimeout(None)
                     self.children[pid] = conn
@@ -255,8 +251,11 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _refusal(request: dict, fds: list[int], mine: dict) -> str | None:
-    """Why this run request cannot be served as a fresh process would run it (None: it can)."""
+def _refusal(request: dict, fds: list[int], mine: dict, files: dict | None = None) -> str | None:
+    """Why this run request cannot be served as a fresh process would run it (None: it can):
+    a malformed request, a command or device the engine does not take, a fingerprint other than
+    the server's ``mine`` (its environment read from the request's own), or a library among
+    ``files`` changed on disk since the server imported it."""
     if len(fds) != 3:
         return "the request did not carry three standard streams"
     entry, argv = request.get("entry"), request.get("argv")
@@ -273,10 +272,13 @@ def _refusal(request: dict, fds: list[int], mine: dict) -> str | None:
     theirs = request.get("fingerprint")
     if not isinstance(theirs, dict):
         return "malformed request"
-    diff = differences(mine, theirs)
+    restart = " (restart it: `membench engine stop`, then `membench engine start`)"
+    diff = differences(mine, {**theirs, "env": env_part(env)})
     if diff:
-        return ("the engine was started with a different " + "; ".join(diff)
-                + " (restart it: `membench engine stop`, then `membench engine start`)")
+        return "the engine was started with a different " + "; ".join(diff) + restart
+    changed = _changed(files or {})
+    if changed:
+        return f"{', '.join(changed[:5])} changed on disk since the engine started" + restart
     return None
 
 
