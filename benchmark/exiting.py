@@ -36,3 +36,16 @@ def exit_now(code: int) -> None:
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
             pass
     os._exit(code)
+
+
+def status_of(command, *args) -> int:
+    """The exit status ``command(*args)`` ends the process with: its return value, or the code of
+    a ``SystemExit`` it raised (``--help``, a usage error); an exit message is printed and gives
+    1, as Python's own exit does."""
+    try:
+        return int(command(*args) or 0)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1

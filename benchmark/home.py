@@ -98,9 +98,9 @@ def engine_dir() -> Path:
 
 
 def engine_socket() -> Path:
-    """The warm engine's socket in ``engine_dir()`` (found without creating the folder: every
+    """The warm engine's socket in ``engine_dir()``, found without creating that folder (every
     `membench run` looks for it)."""
-    return home() / "engine" / "engine.sock"
+    return home().joinpath("engine", "engine.sock")
 
 
 def cache_dir(name: str) -> Path:

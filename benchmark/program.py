@@ -8,20 +8,10 @@ import sys
 
 from .cli import main
 from .engine import delegate
-from .exiting import exit_now
+from .exiting import exit_now, status_of
 
 
 def entry() -> None:
-    """A ``SystemExit`` with an integer code (``--help``, a usage error) exits the quick way too;
-    anything else (an uncaught exception, an exit message) takes Python's ordinary exit,
-    traceback and all."""
+    """An uncaught exception takes Python's ordinary exit, traceback and all."""
     code = delegate(sys.argv[1:])
-    if code is not None:
-        exit_now(code)
-    try:
-        code = main()
-    except SystemExit as exc:
-        if exc.code is not None and not isinstance(exc.code, int):
-            raise
-        code = exc.code or 0
-    exit_now(code)
+    exit_now(code if code is not None else status_of(main))

@@ -288,7 +288,6 @@ def _run_child(request: dict, fds: list[int]) -> None:
     status (never returns)."""
     import signal
 
-    code = 1
     try:
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
@@ -312,17 +311,9 @@ def _run_child(request: dict, fds: list[int]) -> None:
             from benchmark.profiling import main as entry_main
         else:
             from benchmark.cli import main as entry_main
-        try:
-            code = entry_main(list(request["argv"]))
-        except SystemExit as exc:
-            if exc.code is None or isinstance(exc.code, int):
-                code = exc.code or 0
-            else:
-                print(exc.code, file=sys.stderr)
-                code = 1
-        from benchmark.exiting import exit_now
+        from benchmark.exiting import exit_now, status_of
 
-        exit_now(int(code or 0))
+        exit_now(status_of(entry_main, list(request["argv"])))
     except SystemExit as exc:  # exit_now's ordinary exit (under a tracer)
         os._exit(exc.code if isinstance(exc.code, int) else 1)
     except BaseException:  # noqa: BLE001 - a traceback, as a fresh process would print it
