@@ -20,8 +20,9 @@ random token texts.
 entries of the target and its reference on the split removed first, so both forward passes
 run), the same run warm, a warm single-scorer run and `membench --help`, each phase (start-up,
 loading, tokenization, forward, statistics, scoring, metrics, writing) per model. With
-``--engine`` it adds the same cold run handed to a warm engine (`membench engine`; one is
-started for the measurement and stopped after, unless one already runs).
+``--engine`` it adds the same cold run and the warm single-scorer run handed to a warm engine
+(`membench engine`; one is started for the measurement and stopped after, unless one already
+runs).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def register(sub):
     p.add_argument("--repeat", type=int, default=3,
                    help="with --profile: warm runs and `membench --help` runs to take the median of (default: %(default)s)")
     p.add_argument("--engine", action="store_true",
-                   help="with --profile: also time the cold run through a warm engine (`membench engine`)")
+                   help="with --profile: also time the cold and the warm single-scorer run through a warm engine "
+                   "(`membench engine`)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     p.set_defaults(func=handle)
 
@@ -344,9 +346,8 @@ def profile(args) -> dict:
         full = base + (["--reference", reference] if reference else [])
         _clear_features(handles, split)
         cold = run_profiled(full)
-        warm = sorted((run_profiled(full) for _ in range(repeat)), key=lambda r: r["process_s"])[repeat // 2]
-        single = sorted((run_profiled(base + ["--scorer", "loss"]) for _ in range(repeat)),
-                        key=lambda r: r["process_s"])[repeat // 2]
+        warm = _median_run(full, repeat)
+        single = _median_run(base + ["--scorer", "loss"], repeat)
         through = (_through_engine(full, base + ["--scorer", "loss"], handles, split, repeat)
                    if getattr(args, "engine", False) else None)
     help_s = statistics.median(time_process(["--help"]) for _ in range(repeat))
@@ -372,6 +373,13 @@ def profile(args) -> dict:
     }
 
 
+def _median_run(argv, repeat: int, engine: bool = False) -> dict:
+    """The profiled run of ``repeat`` fresh processes whose wall time is the median."""
+    from ..profiling import run_profiled
+
+    return sorted((run_profiled(argv, engine=engine) for _ in range(repeat)), key=lambda r: r["process_s"])[repeat // 2]
+
+
 def _through_engine(argv, single, handles, split, repeat) -> tuple[dict, dict]:
     """The cold run again and the warm single-scorer run (median of ``repeat``), handed to a
     warm engine (started here unless one runs; stopped after)."""
@@ -385,45 +393,40 @@ def _through_engine(argv, single, handles, split, repeat) -> tuple[dict, dict]:
         if why:
             raise MembenchError(f"the running engine cannot take this run: {why}", "`membench engine stop`, then retry")
         _clear_features(handles, split)
-        cold = run_profiled(argv, engine=True)
-        warm = sorted((run_profiled(single, engine=True) for _ in range(repeat)),
-                      key=lambda r: r["process_s"])[repeat // 2]
-        return cold, warm
+        return run_profiled(argv, engine=True), _median_run(single, repeat, engine=True)
     finally:
         if started["started"]:
             engine.stop()
 
 
 def profile_text(r: dict) -> str:
-    cold, warm, engine = r["cold"], r["warm"], r.get("cold_engine")
+    runs = [("cold", r["cold"]), ("warm", r["warm"])] + ([("engine cold", r["cold_engine"])] if "cold_engine" in r else [])
     keys = []
-    for row in cold["phases"] + warm["phases"] + (engine["phases"] if engine else []):
-        if (row["phase"], row["model"]) not in keys:
-            keys.append((row["phase"], row["model"]))
+    for _, run in runs:
+        for row in run["phases"]:
+            if (row["phase"], row["model"]) not in keys:
+                keys.append((row["phase"], row["model"]))
 
     def seconds(run, key):
         return sum(x["seconds"] for x in run["phases"] if (x["phase"], x["model"]) == key)
 
-    rows = []
-    for key in keys:
-        c, w = seconds(cold, key), seconds(warm, key)
-        rows.append([key[0], key[1] or "", f"{c:.3f}", f"{100 * c / cold['wall_s']:.1f}%",
-                     f"{w:.3f}", f"{100 * w / warm['wall_s']:.1f}%"]
-                    + ([f"{seconds(engine, key):.3f}", f"{100 * seconds(engine, key) / engine['wall_s']:.1f}%"]
-                       if engine else []))
-    rows.append(["total (process wall)", "", f"{cold['wall_s']:.3f}", "100%", f"{warm['wall_s']:.3f}", "100%"]
-                + ([f"{engine['wall_s']:.3f}", "100%"] if engine else []))
+    rows = [[key[0], key[1] or ""] + [cell for _, run in runs
+                                      for cell in (f"{seconds(run, key):.3f}", f"{100 * seconds(run, key) / run['wall_s']:.1f}%")]
+            for key in keys]
+    rows.append(["total (process wall)", ""] + [cell for _, run in runs for cell in (f"{run['wall_s']:.3f}", "100%")])
     single = r["warm_single_scorer"]
     modules = ", ".join(m for m, on in single["imported"].items() if on) or "none of the watched ones"
     per_2000 = ", ".join(f"{k} {v:.3f} s" for k, v in sorted(r["scorer_seconds_per_2000_texts"].items()))
-    return "\n".join([
+    shares = ", ".join(f"{name} {100 * run['non_forward_share']:.1f}%" for name, run in runs)
+    lines = [
         f"{r['what']} ({r['texts']} texts, {r['device']}); load average {r['load_average']}",
-        table(rows, ["phase", "model", "cold s", "cold %", "warm s", "warm %"]
-              + (["engine cold s", "engine cold %"] if engine else [])),
-        f"outside the forward passes: cold {100 * cold['non_forward_share']:.1f}%, warm {100 * warm['non_forward_share']:.1f}%"
-        + (f", cold through the engine {100 * engine['non_forward_share']:.1f}%" if engine else ""),
+        table(rows, ["phase", "model"] + [f"{name} {unit}" for name, _ in runs for unit in ("s", "%")]),
+        f"outside the forward passes: {shares}",
         f"warm single-scorer run (loss): {single['wall_s']:.3f} s = {r['warm_single_over_help']}x `membench --help` "
         f"({r['help_s']:.3f} s; medians of {r['repeat']}); it imported {modules}",
         f"scorer time per 2,000 texts (warm run): {per_2000}",
-    ] + ([f"through the engine, the warm single-scorer run: {r['warm_single_engine']['wall_s']:.3f} s = "
-          f"{r['warm_single_engine_over_help']}x `membench --help`"] if engine else []))
+    ]
+    if "warm_single_engine" in r:
+        lines.append(f"through the engine, the warm single-scorer run: {r['warm_single_engine']['wall_s']:.3f} s = "
+                     f"{r['warm_single_engine_over_help']}x `membench --help`")
+    return "\n".join(lines)
