@@ -50,10 +50,6 @@ class Profile:
         return [{"phase": k[0], "model": k[1], "seconds": round(self.seconds[k], 4)} for k in keys]
 
 
-def active() -> Profile | None:
-    return _active.get()
-
-
 @contextmanager
 def phase(name: str, model: str | None = None, sync=None):
     """Charge the enclosed wall time (less nested phases) to ``name`` for ``model``."""

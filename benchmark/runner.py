@@ -138,16 +138,6 @@ def default_reference(target_id: str) -> str | None:
     return from_portable(base["path"]) if base.get("path") else None
 
 
-def parse_scorer(spec: str) -> tuple[str, dict]:
-    """``name`` or ``name:key=value,key=value`` -> (name, {key: raw string value}); a grid
-    (several values for a key) is refused here: use ``scorer_settings``."""
-    name, grid = attacks.specs.parse(spec)
-    many = [k for k, v in grid.items() if len(v) > 1]
-    if many:
-        raise MembenchError(f"'{spec}' is a grid over {', '.join(many)}", "expand it with scorer_settings")
-    return name, {k: v[0] for k, v in grid.items()}
-
-
 def scorer_settings(specs) -> list[tuple[str, dict]]:
     """Every (scorer name, canonical params) the specs name, in order, each once: grids
     (``min_k:k=0.05,0.1``) expanded, parameters type-checked against the scorer's signature,

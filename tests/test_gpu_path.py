@@ -57,7 +57,9 @@ def test_budget_halves_on_out_of_memory_and_never_grows_past_a_failure():
     probe.batch = 4_000
     b.after_batch(4_000)  # memory says 8,500 would fit, but 8,000 failed: stay under the ceiling
     assert b.tokens == 4_000
-    assert b.rows_for(100) == 8  # 40 rows by tokens, 8 by the row cap
+    from benchmark.features.engine import next_batch
+
+    assert len(next_batch(list(range(50)), 0, [100] * 50, b.tokens, b.max_rows)) == 8  # 40 by tokens, 8 by the cap
 
 
 def test_budget_shrinks_when_memory_is_taken_by_others():

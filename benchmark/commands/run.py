@@ -116,12 +116,6 @@ def p_text(p: float, resolution: float) -> str:
     return f"< {resolution:g}" if p < resolution else f"{p:.3g}"
 
 
-def format_p(p: float, resolution: float) -> str:
-    """``p < 0.001`` or ``p = 0.052``."""
-    text = p_text(p, resolution)
-    return "p " + (text if text.startswith("<") else "= " + text)
-
-
 def comparison_lines(c: dict) -> list[str]:
     rows = [[f"{x['a']} - {x['b']}", f"{x['auc_difference']:+.3f}",
              f"[{x['ci95'][0]:+.3f}, {x['ci95'][1]:+.3f}]", p_text(x["p_value"], x["p_resolution"]),

@@ -80,10 +80,6 @@ class TokenBudget:
         self.history: list[dict] = []  # one entry per change: for logs and `membench bench`
         self._base = 0
 
-    def rows_for(self, width: int) -> int:
-        rows = max(self.tokens // max(width, 1), 1)
-        return min(rows, self.max_rows) if self.max_rows is not None else rows
-
     def before_batch(self) -> None:
         if self.probe is not None:
             self._base = self.probe.allocated()

@@ -240,11 +240,6 @@ class Queue:
             )
             _event(c, job_id, now, "submitted", detail=f"owner {owner}" if owner else None)
 
-    def name_owner(self, name: str) -> str | None:
-        with self._conn() as c:
-            row = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
-
     def claim_name(self, name: str, owner: str) -> str | None:
         """Record ``owner`` as the owner of ``name`` if nobody is; return the other owner when
         someone else already is (and change nothing), else None."""
