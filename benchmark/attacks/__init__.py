@@ -13,19 +13,25 @@ evaluated rest), ``CalibrationLabels``, ``take_rows``, ``FitBudget``, ``FitMeter
 
 from . import (  # noqa: F401
     calibrated,
+    camia,
     groups,
     con_recall,
     dcpdd,
+    decop,
     gradnorm,
+    infilling,
     loss,
     lowercase,
     mia_tuner,
     mink,
     neighborhood,
+    pac,
     recall,
     reference,
+    samia,
     specs,
     spv,
+    surp,
     userinference,
     zlib,
 )
@@ -45,9 +51,11 @@ from .base import (
 )
 from .budget import BudgetExceeded, FitBudget, FitMeter
 
-FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
-MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
-FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
+FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd", "surp")
+MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall", "pac", "samia", "samia_zlib",
+                 "infilling")
+FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated", "camia")
+CHAT_SCORERS = ("de_cop",)  # need a target with a chat template (refused on others)
 GROUP_SCORERS = ("user_inference",)
 SPV_SCORERS = ("spv_mia", "spv_reference", "spv_pv")  # SPV-MIA and its two ablations (fine-tuned targets)
 
@@ -60,6 +68,7 @@ __all__ = [
     "FIT_SCORERS",
     "GROUP_SCORERS",
     "SPV_SCORERS",
+    "CHAT_SCORERS",
     "FitBudget",
     "FitMeter",
     "MODEL_SCORERS",

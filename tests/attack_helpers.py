@@ -1,0 +1,47 @@
+"""Shared pieces of the tests of the attacks of 2024-2025: a tiny local target (random GPT-NeoX
+with a BPE tokenizer trained on the texts), the inputs a scorer sees on it, and one demo run of
+a scorer with its record."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmark import attacks, features
+
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+         "upsilon phi chi psi omega red green blue cyan magenta yellow black white one two three four five six "
+         "seven eight nine ten").split()
+
+
+def texts(n: int = 8, seed: int = 0, lo: int = 12, hi: int = 30) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(lo, hi)))) + "." for _ in range(n)]
+
+
+def tiny_target(out, corpus: list[str], *, chat: bool = False):
+    """A loaded local target: random-weight GPT-NeoX (256 positions) with a BPE tokenizer
+    trained on ``corpus`` (and a chat template when ``chat``)."""
+    from fit_helpers import tiny_target as build
+
+    from benchmark import targets
+
+    return targets.load_target(str(build(out, corpus, chat=chat)))
+
+
+def inputs_for(target, texts_: list[str], granted=("features",), pool=None) -> attacks.ScoringInput:
+    """What a scorer sees on ``target``: ids, texts, the features, an access with ``granted``."""
+    stats = features.text_stats(target, texts_)
+    access = attacks.InProcessAccess(target, granted=granted, scorer="test")
+    return attacks.ScoringInput(uids=[f"u{i}" for i in range(len(texts_))], texts=list(texts_), features=stats,
+                                access=access, pool=pool)
+
+
+def demo_record(tmp_path_factory, spec: str, **kwargs) -> dict:
+    """The record of ``spec`` run on the demo target and split (trained once, then cached)."""
+    from benchmark import targets
+    from benchmark.runner import run
+
+    out = tmp_path_factory.mktemp("demo-" + spec.split(":")[0])
+    targets.ensure_demo_target(progress=False)
+    (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, [spec], results_dir=out, progress=False, **kwargs)
+    return record
