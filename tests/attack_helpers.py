@@ -45,3 +45,33 @@ def demo_record(tmp_path_factory, spec: str, **kwargs) -> dict:
     targets.ensure_demo_target(progress=False)
     (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, [spec], results_dir=out, progress=False, **kwargs)
     return record
+
+
+SMALL_SPLIT = "mylab/attacks-small"
+SMALL_TARGET = "test/attacks-tiny"
+
+
+def small_env(tmp_path_factory, mp, n: int = 12) -> dict:
+    """A temporary MEMBENCH_HOME (set through the MonkeyPatch ``mp``) with a small local split of
+    ``n`` texts (half members) and two tiny targets, one with a chat template and one without."""
+    import json
+
+    from benchmark import suite
+    from fit_helpers import tiny_target as build
+
+    root = tmp_path_factory.mktemp("attacks-env")
+    mp.setenv("MEMBENCH_HOME", str(root / "home"))
+    rows = [{"text": t, "label": i % 2} for i, t in enumerate(texts(n, seed=11))]
+    path = root / "small.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite.add_local_split(SMALL_SPLIT, path, valid_for=["test/*", "local/*"])
+    corpus = [r["text"] for r in rows] + texts(30, seed=12)
+    return {"root": root, "rows": rows, "split": suite.ensure(SMALL_SPLIT),
+            "chat": build(root / "tiny-chat", corpus, chat=True), "plain": build(root / "tiny-plain", corpus)}
+
+
+def run_small(env, specs, out, *, target: str = "plain", **kwargs) -> list[dict]:
+    from benchmark.runner import run
+
+    return run(str(env[target]), SMALL_SPLIT, specs, results_dir=out, progress=False, target_name=SMALL_TARGET,
+               **kwargs)
