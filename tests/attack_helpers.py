@@ -18,14 +18,33 @@ def texts(n: int = 8, seed: int = 0, lo: int = 12, hi: int = 30) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(lo, hi)))) + "." for _ in range(n)]
 
 
-def tiny_target(out, corpus: list[str], *, chat: bool = False):
-    """A loaded local target: random-weight GPT-NeoX (256 positions) with a BPE tokenizer
-    trained on ``corpus`` (and a chat template when ``chat``)."""
-    from fit_helpers import tiny_target as build
+def build_target(out, corpus: list[str], *, chat: bool = False, context: int = 256, seed: int = 0):
+    """A local model folder: random-weight GPT-NeoX of ``context`` positions with a BPE tokenizer
+    trained on ``corpus`` (and the tests' chat template when ``chat``)."""
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
+    from benchmark.targets.demo import train_tokenizer
+    from fit_helpers import CHAT_TEMPLATE
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(list(corpus) + ["Question Options Answer ABCD"], out)
+    if chat:
+        tok.chat_template = CHAT_TEMPLATE
+        tok.save_pretrained(out)
+    torch.manual_seed(seed)
+    eos = tok.eos_token_id
+    GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=context, rotary_pct=0.25,
+                                     bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)).save_pretrained(out)
+    return out
+
+
+def tiny_target(out, corpus: list[str], *, chat: bool = False, context: int = 256):
+    """A loaded local target built by ``build_target``."""
     from benchmark import targets
 
-    return targets.load_target(str(build(out, corpus, chat=chat)))
+    return targets.load_target(str(build_target(out, corpus, chat=chat, context=context)))
 
 
 def inputs_for(target, texts_: list[str], granted=("features",), pool=None) -> attacks.ScoringInput:
@@ -57,7 +76,6 @@ def small_env(tmp_path_factory, mp, n: int = 12) -> dict:
     import json
 
     from benchmark import suite
-    from fit_helpers import tiny_target as build
 
     root = tmp_path_factory.mktemp("attacks-env")
     mp.setenv("MEMBENCH_HOME", str(root / "home"))
@@ -67,7 +85,8 @@ def small_env(tmp_path_factory, mp, n: int = 12) -> dict:
     suite.add_local_split(SMALL_SPLIT, path, valid_for=["test/*", "local/*"])
     corpus = [r["text"] for r in rows] + texts(30, seed=12)
     return {"root": root, "rows": rows, "split": suite.ensure(SMALL_SPLIT),
-            "chat": build(root / "tiny-chat", corpus, chat=True), "plain": build(root / "tiny-plain", corpus)}
+            "chat": build_target(root / "tiny-chat", corpus, chat=True, context=1024),
+            "plain": build_target(root / "tiny-plain", corpus)}
 
 
 def run_small(env, specs, out, *, target: str = "plain", **kwargs) -> list[dict]:

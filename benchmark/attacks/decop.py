@@ -142,7 +142,11 @@ class DECOP(Scorer):
             options = [text, *entry["paraphrases"]]
             rows = [self._prompt(access, quiz([options[k] for k in order], entry.get("title"), entry.get("author")))
                     for order in ORDERS]
-            z = access.next_logprobs(rows, letters)
+            try:
+                z = access.next_logprobs(rows, letters)
+            except MembenchError as exc:  # e.g. a quiz longer than the context
+                raise MembenchError(f"de_cop, text {i}: {exc.message}",
+                                    "use shorter texts or a target with a longer context") from None
             truth = np.asarray([order.index(0) for order in ORDERS])
             if self.measure == "accuracy":
                 out[i] = float(np.mean(np.argmax(z, axis=1) == truth))
