@@ -92,4 +92,6 @@ class CapabilityServer:
             return {}, {"values": np.concatenate([np.asarray(p, np.float64) for p in pieces])}
         if spec.reply == "strings":
             return {"values": [str(t) for p in pieces for t in p]}, {}
+        if spec.reply == "string_lists":  # sample: the samples of each prompt
+            return {"values": [[str(t) for t in row] for p in pieces for row in p]}, {}
         return {"values": [[int(i) for i in row] for p in pieces for row in p]}, {}

@@ -93,17 +93,29 @@ def main(fd: int, config: dict) -> int:
         def __init__(self):
             self.usage = {}
 
-        def _call(self, method: str, *args):
+        def _call(self, method: str, *args, **named):
             spec = protocol.METHODS[method]
-            if len(args) != len(spec.args):
-                raise TypeError(f"{method}() takes {len(spec.args)} argument(s) "
-                                f"({', '.join(n for n, _ in spec.args)}), got {len(args)}")
+            names = [n for n, _ in spec.args]
+            given = dict(zip(names, args))
+            unknown = set(named) - set(names) | set(named) & set(given)
+            missing = [n for n in names if n not in given and n not in named and n not in dict(spec.defaults)]
+            if len(args) > len(names) or unknown or missing:
+                raise TypeError(f"{method}() takes the argument(s) {', '.join(names)}"
+                                + (f" (defaults: {dict(spec.defaults)})" if spec.defaults else "")
+                                + f", got {len(args)} positional and {sorted(named)}")
             kwargs = {}
-            for (name, kind), value in zip(spec.args, args):
+            for name, kind in spec.args:
+                if name not in given and name not in named:
+                    continue  # the harness applies the default
+                value = given.get(name, named.get(name))
                 if isinstance(kind, protocol.Strings):
                     value = [str(v) for v in value]
                 elif isinstance(kind, protocol.Int):
                     value = int(value)
+                elif isinstance(kind, protocol.Float):
+                    value = float(value)
+                elif isinstance(kind, protocol.IntLists):  # token ids (numpy arrays and ints alike)
+                    value = [int(t) for t in value] if not kind.rows else [[int(t) for t in row] for row in value]
                 else:
                     value = str(value)
                 kwargs[name] = value
@@ -119,7 +131,7 @@ def main(fd: int, config: dict) -> int:
             return list(header["values"])
 
     for _name in protocol.METHODS:
-        setattr(ProxyAccess, _name, (lambda n: lambda self, *a: self._call(n, *a))(_name))
+        setattr(ProxyAccess, _name, (lambda n: lambda self, *a, **k: self._call(n, *a, **k))(_name))
 
     stage = "init"
     try:
