@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark import attacks, features
-from benchmark.attacks.surp import EMPTY, surp_score
+from benchmark.attacks.surp import REFERENCE_EMPTY, surp_score
 
 SEQS = [[5, 17, 3, 42, 8, 8, 1, 60, 33, 2, 9, 71, 70, 4, 15, 16], [9, 2, 60, 11, 12], [7] * 3 + [30, 31, 32] * 4]
 
@@ -51,11 +51,15 @@ def test_surp_equals_the_reference_computation(tiny_neox, k_percent, max_entropy
     of every shorter row (its mask is shifted the wrong way), so its score of a text moves with
     the batch; alone, a text's score is the method's."""
     stats = features.compute(tiny_neox, SEQS, pad_id=0)
-    ours = attacks.get_scorer("surp", k=k_percent / 100, max_entropy=max_entropy).score(_inputs(stats))
+    ours = attacks.get_scorer("surp", k=k_percent / 100, max_entropy=max_entropy,
+                              empty_score=REFERENCE_EMPTY).score(_inputs(stats))
     expected = [_reference(tiny_neox, [seq], k_percent, max_entropy)[0] for seq in SEQS]
     np.testing.assert_allclose(ours, expected, atol=1e-5)
     if 4.56 < max_entropy < 4.57:  # the bound splits the tokens: some are left out, some are kept
-        assert any(score != EMPTY for score in ours)
+        assert any(score != REFERENCE_EMPTY for score in ours)
+    # by default a text with no surprising token scores 0 (nothing surprised the model)
+    default = attacks.get_scorer("surp", k=k_percent / 100, max_entropy=max_entropy).score(_inputs(stats))
+    np.testing.assert_allclose(default, np.where(ours == REFERENCE_EMPTY, 0.0, ours))
 
 
 def test_surp_by_hand():
@@ -64,8 +68,9 @@ def test_surp_by_hand():
     # k = 0.4: the 4 lowest are -6.0 (H 2.5), -5.0 (H 1.0), -4.0 (H 1.5), -3.0 (H 3.0); H < 2: -5.0 and -4.0
     assert surp_score(lp, h, 0.4, 2.0) == pytest.approx(-4.5)
     assert surp_score(lp, h, 0.4, 1.2) == pytest.approx(-5.0)
-    assert surp_score(lp, h, 0.4, 0.9) == EMPTY  # no low-probability token is also low-entropy
-    assert surp_score(lp[:4], h[:4], 0.2, 2.0) == EMPTY  # int(0.2 * 4) = 0 tokens
+    assert surp_score(lp, h, 0.4, 0.9) == 0.0  # no low-probability token is also low-entropy: no surprise
+    assert surp_score(lp, h, 0.4, 0.9, empty=-100) == -100  # the reference's filler
+    assert surp_score(lp[:4], h[:4], 0.2, 2.0) == 0.0  # int(0.2 * 4) = 0 tokens
     # ties go to the earlier token
     assert surp_score(np.array([-1.0, -1.0, 0.0]), np.array([0.1, 5.0, 0.1]), 0.34, 2.0) == pytest.approx(-1.0)
 
@@ -74,6 +79,7 @@ def test_surp_is_higher_for_less_surprising_text():
     h = np.full(10, 0.5)
     seen, unseen = np.full(10, -0.5), np.full(10, -4.0)
     assert surp_score(seen, h, 0.2, 2.0) > surp_score(unseen, h, 0.2, 2.0)
+    assert surp_score(seen, np.full(10, 5.0), 0.2, 2.0) > surp_score(unseen, h, 0.2, 2.0)  # never certain, never wrong
 
 
 def test_surp_does_not_move_with_the_batch(tiny_neox):
@@ -97,6 +103,7 @@ def test_surp_is_oriented_on_the_demo_target(tmp_path_factory):
     from attack_helpers import demo_record
 
     record = demo_record(tmp_path_factory, "surp")
-    assert record["metrics"]["auc"] > 0.5, record["metrics"]
+    assert record["metrics"]["auc"] > 0.6, record["metrics"]
     usage = record["provenance"]["usage"]
     assert usage["target_forward_tokens"] == 0 and usage["generated_tokens"] == 0  # the cached features only
+    assert record["scorer"]["details"]["texts_without_surprising_tokens"] > 0
