@@ -18,33 +18,13 @@ def texts(n: int = 8, seed: int = 0, lo: int = 12, hi: int = 30) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(lo, hi)))) + "." for _ in range(n)]
 
 
-def build_target(out, corpus: list[str], *, chat: bool = False, context: int = 256, seed: int = 0):
-    """A local model folder: random-weight GPT-NeoX of ``context`` positions with a BPE tokenizer
-    trained on ``corpus`` (and the tests' chat template when ``chat``)."""
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    from benchmark.targets.demo import train_tokenizer
-    from fit_helpers import CHAT_TEMPLATE
-
-    out.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(list(corpus) + ["Question Options Answer ABCD"], out)
-    if chat:
-        tok.chat_template = CHAT_TEMPLATE
-        tok.save_pretrained(out)
-    torch.manual_seed(seed)
-    eos = tok.eos_token_id
-    GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=64, max_position_embeddings=context, rotary_pct=0.25,
-                                     bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)).save_pretrained(out)
-    return out
-
-
 def tiny_target(out, corpus: list[str], *, chat: bool = False, context: int = 256):
-    """A loaded local target built by ``build_target``."""
+    """A loaded local target: random-weight GPT-NeoX of ``context`` positions with a BPE tokenizer
+    trained on ``corpus`` (and the tests' chat template when ``chat``)."""
     from benchmark import targets
+    from fit_helpers import tiny_target as build
 
-    return targets.load_target(str(build_target(out, corpus, chat=chat, context=context)))
+    return targets.load_target(str(build(out, corpus, chat=chat, context=context)))
 
 
 def inputs_for(target, texts_: list[str], granted=("features",), pool=None) -> attacks.ScoringInput:
@@ -53,6 +33,22 @@ def inputs_for(target, texts_: list[str], granted=("features",), pool=None) -> a
     access = attacks.InProcessAccess(target, granted=granted, scorer="test")
     return attacks.ScoringInput(uids=[f"u{i}" for i in range(len(texts_))], texts=list(texts_), features=stats,
                                 access=access, pool=pool)
+
+
+def demo_subset(per_class: int, granted) -> tuple[np.ndarray, attacks.ScoringInput]:
+    """(labels, inputs) of the ``per_class`` shortest demo texts of each class (for the attacks
+    whose cost on a CPU grows with every token), on the demo target with ``granted``."""
+    from benchmark import suite, targets
+
+    targets.ensure_demo_target(progress=False)
+    split = suite.ensure(targets.DEMO_SPLIT)
+    samples = split.samples.assign(n=split.samples["text"].str.len(), label=split.samples["uid"].map(split.labels()))
+    picked = samples.sort_values("n", kind="stable").groupby("label").head(per_class)
+    target = targets.load_target("demo/neox-tiny")
+    return picked["label"].to_numpy(), attacks.ScoringInput(
+        uids=picked["uid"].tolist(), texts=picked["text"].tolist(),
+        features=features.text_stats(target, picked["text"].tolist()),
+        access=attacks.InProcessAccess(target, granted=granted))
 
 
 def demo_record(tmp_path_factory, spec: str, **kwargs) -> dict:
@@ -76,6 +72,7 @@ def small_env(tmp_path_factory, mp, n: int = 12) -> dict:
     import json
 
     from benchmark import suite
+    from fit_helpers import tiny_target as build
 
     root = tmp_path_factory.mktemp("attacks-env")
     mp.setenv("MEMBENCH_HOME", str(root / "home"))
@@ -85,8 +82,8 @@ def small_env(tmp_path_factory, mp, n: int = 12) -> dict:
     suite.add_local_split(SMALL_SPLIT, path, valid_for=["test/*", "local/*"])
     corpus = [r["text"] for r in rows] + texts(30, seed=12)
     return {"root": root, "rows": rows, "split": suite.ensure(SMALL_SPLIT),
-            "chat": build_target(root / "tiny-chat", corpus, chat=True, context=1024),
-            "plain": build_target(root / "tiny-plain", corpus)}
+            "chat": build(root / "tiny-chat", corpus, chat=True, context=1024),
+            "plain": build(root / "tiny-plain", corpus)}
 
 
 def run_small(env, specs, out, *, target: str = "plain", **kwargs) -> list[dict]:

@@ -111,16 +111,7 @@ def test_infilling_is_oriented_on_the_demo_target():
     """On the 40 shortest demo texts of each class (each position of a text costs a forward pass)."""
     from sklearn.metrics import roc_auc_score
 
-    from benchmark import features, suite, targets
+    from attack_helpers import demo_subset
 
-    targets.ensure_demo_target(progress=False)
-    split = suite.ensure(targets.DEMO_SPLIT)
-    labels = split.labels()
-    samples = split.samples.assign(n=split.samples["text"].str.len(), label=split.samples["uid"].map(labels))
-    picked = samples.sort_values("n", kind="stable").groupby("label").head(40)
-    target = targets.load_target("demo/neox-tiny")
-    inputs = attacks.ScoringInput(uids=picked["uid"].tolist(), texts=picked["text"].tolist(),
-                                  features=features.text_stats(target, picked["text"].tolist()),
-                                  access=attacks.InProcessAccess(target, granted=("features", "logprobs")))
-    scores = attacks.get_scorer("infilling").score(inputs)
-    assert roc_auc_score(picked["label"], scores) > 0.5
+    labels, inputs = demo_subset(40, ("features", "logprobs"))
+    assert roc_auc_score(labels, attacks.get_scorer("infilling").score(inputs)) > 0.5

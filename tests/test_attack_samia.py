@@ -154,17 +154,7 @@ def test_samia_is_oriented_on_the_demo_target():
     """On the shortest demo texts (generation on a CPU is slow), fewer and shorter samples."""
     from sklearn.metrics import roc_auc_score
 
-    from benchmark import features, suite, targets
+    from attack_helpers import demo_subset
 
-    targets.ensure_demo_target(progress=False)
-    split = suite.ensure(targets.DEMO_SPLIT)
-    labels = split.labels()
-    samples = split.samples.assign(n=split.samples["text"].str.split().str.len(),
-                                   label=split.samples["uid"].map(labels))
-    picked = samples.sort_values("n", kind="stable").groupby("label").head(20)
-    target = targets.load_target("demo/neox-tiny")
-    inputs = attacks.ScoringInput(uids=picked["uid"].tolist(), texts=picked["text"].tolist(),
-                                  features=features.text_stats(target, picked["text"].tolist()),
-                                  access=attacks.InProcessAccess(target, granted=("features", "generate")))
-    scores = attacks.get_scorer("samia", num_samples=2, max_length=96).score(inputs)
-    assert roc_auc_score(picked["label"], scores) > 0.5
+    labels, inputs = demo_subset(20, ("features", "generate"))
+    assert roc_auc_score(labels, attacks.get_scorer("samia", num_samples=2, max_length=96).score(inputs)) > 0.5
