@@ -91,3 +91,29 @@ def run_small(env, specs, out, *, target: str = "plain", **kwargs) -> list[dict]
 
     return run(str(env[target]), SMALL_SPLIT, specs, results_dir=out, progress=False, target_name=SMALL_TARGET,
                **kwargs)
+
+
+def memorizing_target(out, members: list[str], corpus: list[str], *, steps: int = 150, context: int = 256):
+    """A loaded tiny target trained on ``members`` until it has them by heart (the regime where
+    attacks that regenerate or recognise verbatim text have a signal to find)."""
+    import torch
+    from transformers import GPTNeoXForCausalLM
+
+    from benchmark import targets
+    from fit_helpers import tiny_target as build
+
+    folder = build(out, list(members) + list(corpus), context=context)
+    model = GPTNeoXForCausalLM.from_pretrained(folder)
+    tok = targets.load_target(str(folder)).tokenizer
+    rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t in members]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    model.train()
+    for step in range(steps):
+        ids = torch.tensor([rows[step % len(rows)]])
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval().save_pretrained(folder)
+    return targets.load_target(str(folder))

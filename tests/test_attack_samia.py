@@ -150,11 +150,17 @@ def test_samia_declares_its_paper():
 
 
 @pytest.mark.slow
-def test_samia_is_oriented_on_the_demo_target():
-    """On the shortest demo texts (generation on a CPU is slow), fewer and shorter samples."""
+def test_samia_finds_the_suffixes_a_model_has_by_heart(tmp_path):
+    """Orientation where the paper's signal applies: a target that regenerates its members.
+    (On the demo target, whose members' tokens average p = 0.03, temperature-1 samples do not
+    come back verbatim: AUC 0.47 on the 20 shortest texts of each class with 2 samples.)"""
     from sklearn.metrics import roc_auc_score
 
-    from attack_helpers import demo_subset
+    from attack_helpers import memorizing_target
 
-    labels, inputs = demo_subset(20, ("features", "generate"))
-    assert roc_auc_score(labels, attacks.get_scorer("samia", num_samples=2, max_length=96).score(inputs)) > 0.5
+    pool = texts(8, seed=23, lo=14, hi=20)
+    target = memorizing_target(tmp_path / "memo", pool[:4], texts(20, seed=24), steps=240)
+    labels = [1, 1, 1, 1, 0, 0, 0, 0]
+    inputs = inputs_for(target, pool, ("features", "generate"))
+    scores = attacks.get_scorer("samia", num_samples=3, max_length=48).score(inputs)
+    assert roc_auc_score(labels, scores) > 0.9, scores
