@@ -265,7 +265,7 @@ class InProcessAccess(ModelAccess):
         self.usage["target_forward_texts"] += len(rows)
         return self._forward(self.target, rows, "target_forward_tokens", "token logprobs")
 
-    def _last_logits(self, rows, method: str):
+    def _logits(self, rows):
         """Per row (batch size 1: no padding, so nothing moves with the batch), the fp32 logits
         of the target at every position, metered as forward tokens."""
         import torch
@@ -282,7 +282,7 @@ class InProcessAccess(ModelAccess):
     def argmax_tokens(self, sequences: list[list[int]]) -> list[list[int]]:
         self._need("logprobs", "argmax_tokens")
         rows = self._rows(sequences, "argmax_tokens")
-        return [logits[:-1].argmax(-1).tolist() for logits in self._last_logits(rows, "argmax_tokens")]
+        return [logits[:-1].argmax(-1).tolist() for logits in self._logits(rows)]
 
     def next_logprobs(self, sequences: list[list[int]], candidates: list[int]) -> np.ndarray:
         import torch
@@ -294,7 +294,7 @@ class InProcessAccess(ModelAccess):
             raise MembenchError(f"next_logprobs(): candidates must be token ids in 0..{self.vocab_size - 1}",
                                 "pass at least one id from access.tokenize()")
         out = np.zeros((len(rows), len(cand)), dtype=np.float64)
-        for i, logits in enumerate(self._last_logits(rows, "next_logprobs")):
+        for i, logits in enumerate(self._logits(rows)):
             out[i] = torch.log_softmax(logits[-1], dim=-1)[cand].double().cpu().numpy()
         return out
 
