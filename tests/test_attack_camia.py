@@ -148,6 +148,16 @@ def test_camia_p_values_and_combination_equal_the_authors(target, combine):
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9)
 
 
+def test_camia_does_not_move_with_the_batch(target):
+    scorer = attacks.get_scorer("camia")
+    scorer.fit(inputs_for(target, TEXTS[:6], ("features", "logprobs", "fit")),
+               attacks.CalibrationLabels(np.array([1, 0, 1, 0, 0, 1])))
+    wide = inputs_for(target, TEXTS[6:], ("features", "logprobs", "fit"))
+    narrow = inputs_for(target, TEXTS[6:], ("features", "logprobs", "fit"))
+    narrow.access.batch_tokens = 16
+    np.testing.assert_allclose(scorer.score(narrow), scorer.score(wide), atol=1e-6, rtol=0)
+
+
 def test_the_pieces_by_hand():
     # kind "rank": (left + right + (right > left)) / 2n, left = #below, right = #at or below: (1 + 3 + 1) / 8
     got = percentile_rank(np.array([1.0, 2.0, 2.0, 3.0]), np.array([2.0, 0.0, 5.0, math.nan]))
