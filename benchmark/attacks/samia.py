@@ -24,8 +24,11 @@ the test transcribes ``get_suffix``, ``rouge_n`` and the zlib product. Differenc
 authors cut round(L r) words where L is the nominal WikiMIA length of the split (32, 64, 128,
 256); membench has no nominal length and uses the text's own word count W. (2) Their samples
 come from an unseeded global RNG; here they are seeded (``seed``), deterministic for a fixed
-seed and independent of the other texts (see ``ModelAccess.sample``). (3) The decoded prompt is
-the prompt string itself (a tokenizer round trip can differ on rare byte sequences). A text of
+seed and independent of the other texts (see ``ModelAccess.sample``), the K samples of a text
+drawn in one batched ``generate`` call (theirs: K calls; the same distribution, another random
+stream). (3) The decoded prompt is the prompt string itself (a tokenizer round trip can differ on
+rare byte sequences). The signal needs a target that regenerates its members' words: on the demo
+target (members' tokens average p = 0.03) temperature-1 samples do not come back verbatim. A text of
 fewer than two words, or whose reference suffix is empty, is NaN. Cost (recorded in the usage):
 K prompts forwarded and up to K * (max_length - prompt tokens) generated tokens per text.
 """
