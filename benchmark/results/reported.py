@@ -228,6 +228,13 @@ class AttackRef(_Model):
         """The scorer's name in result records (``min_k(k=0.1)``)."""
         return scorer_label(self.scorer, dict(self.setting)) if self.scorer else None
 
+    @property
+    def display(self) -> str:
+        """How a listing names it: the membench scorer, or the external id and its analogue."""
+        if self.membench:
+            return self.label
+        return f"{self.external} (analogue: {self.label})" if self.analogue else f"{self.external} (external)"
+
 
 class Metric(_Model):
     """``auc``, or ``tpr_at_fpr`` with the false-positive rate (a fraction: 0.01 for 1%)."""
@@ -245,7 +252,7 @@ class Metric(_Model):
 
     @property
     def label(self) -> str:
-        return "AUC" if self.kind == "auc" else f"TPR@{self.fpr:g}FPR"
+        return "AUC" if self.kind == "auc" else f"TPR@{self.fpr * 100:g}%FPR"
 
 
 class Protocol(_Model):
