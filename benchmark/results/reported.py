@@ -494,8 +494,8 @@ def check_ids(rows: Iterable[ReportedRow]) -> list[str]:
 
     split_ids = set(suite.splits())
     scorers = attacks.scorers()
-    problems: list[str] = []
     checked: dict[tuple, str | None] = {}
+    failing: dict[tuple, list[ReportedRow]] = {}  # each problem once, with the rows it concerns
 
     def once(key: tuple, check) -> None:
         if key not in checked:
@@ -504,7 +504,7 @@ def check_ids(rows: Iterable[ReportedRow]) -> list[str]:
             except MembenchError as exc:
                 checked[key] = f"{exc}"
         if checked[key]:
-            problems.append(f"{row.paper.key}: {row.id}: {checked[key]}")
+            failing.setdefault(key, []).append(row)
 
     def target(tid: str, revision: str | None, what: str) -> str | None:
         if tid == NO_MODEL:
@@ -544,6 +544,10 @@ def check_ids(rows: Iterable[ReportedRow]) -> list[str]:
             once(("revision", row.target.membench),
                  lambda: f"target {row.target.membench} has no membench_revision: give the revision the "
                  f"pairing matches ({targets.get_target(row.target.membench).revision} is its default)")
+    problems = []
+    for key, concerned in failing.items():
+        more = f" (and {len(concerned) - 1} more row(s))" if len(concerned) > 1 else ""
+        problems.append(f"{concerned[0].paper.key}: {concerned[0].id}{more}: {checked[key]}")
     return problems
 
 
