@@ -589,7 +589,9 @@ def pair(rows: Iterable[ReportedRow], records: Iterable[dict]) -> list[dict]:
     """Each reported row beside the reproduced record of the same split, target model and
     revision, scorer setting (and reference model, and calibration subset) and metric.
 
-    Returns one dict per row: ``id``, ``paper``, ``table``, ``reported`` (fraction), ``printed``,
+    Returns one dict per row: ``id``, ``paper``, ``table``, ``column``, ``target``, ``split`` and
+    ``attack`` (as the source names them), ``scorer`` (the membench label compared), ``metric``,
+    ``reported`` (fraction), ``printed``, ``source`` (address) and ``where`` (in it),
     ``status`` (``reproduced`` or ``reported only``), ``comparison`` (``exact`` for a membench
     scorer, ``analogue`` for an external attack's analogue), and, when reproduced,
     ``reproduced``, ``ci95``, ``difference`` (reproduced - reported), ``within_interval``
@@ -608,7 +610,8 @@ def pair(rows: Iterable[ReportedRow], records: Iterable[dict]) -> list[dict]:
     for row in rows:
         entry = {"id": row.id, "paper": row.paper.key, "table": row.table, "column": row.column,
                  "target": row.target.name, "split": row.split.name, "attack": row.attack.name,
-                 "metric": row.metric.label, "reported": row.value, "printed": row.printed,
+                 "scorer": row.attack.label, "metric": row.metric.label, "reported": row.value, "printed": row.printed,
+                 "source": row.source.address, "where": row.source.where,
                  "comparison": "exact" if row.attack.membench else "analogue",
                  "status": "reported only", "reproduced": None, "ci95": None, "difference": None,
                  "within_interval": None, "record": None, "reason": None}
