@@ -8,9 +8,12 @@ Public face: ``write`` (``write_record``: also the record as written), ``read``,
 ``RECOMPUTERS``), ``public_view`` and ``round_metric`` (what the site and the API show:
 metrics at the precision their intervals support), ``derive_on_rest`` / ``subsets_in`` /
 ``rest_blind_auc`` (records on the evaluated rest of a calibration subset, derived from
-whole-split records: ``subsets``).
+whole-split records: ``subsets``), ``reported`` (the numbers papers published, validated and
+paired with reproduced records: ``reported.load_dir``, ``reported.validate_dir``,
+``reported.pair``).
 """
 
+from . import reported
 from .naming import base_name, make_key, record_key, record_path, scorer_label, scores_path
 from .provenance import environment, git_commit
 from .recompute import RECOMPUTERS
@@ -48,6 +51,7 @@ __all__ = [
     "read",
     "read_scores",
     "recompute_record",
+    "reported",
     "make_key",
     "record_key",
     "record_path",
