@@ -68,7 +68,7 @@ def test_registry_declares_the_whole_suite():
     assert table["mimir/wikipedia_en/ngram_13_0.8"].source["config"] == "wikipedia_(en)"
     assert table["mimir/full_pile"].source["cache"] == "cache_100_200_10000_512"
     for spec in table.values():
-        assert spec.track in {"pretraining", "control", "finetune", "demo"}
+        assert spec.track in {"pretraining", "controlled", "control", "finetune", "demo"}
         assert spec.source.get("revision"), spec.id
         assert spec.label_meaning and spec.description and spec.domain and spec.fields, spec.id
 

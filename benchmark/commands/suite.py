@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ..errors import MembenchError
 from . import emit, table
@@ -13,7 +14,8 @@ def register(sub):
     ss = p.add_subparsers(dest="suite_command", metavar="SUBCOMMAND")
 
     ls = ss.add_parser("list", help="every split with family, track, size and status (not fetched, fetched, "
-                       "verified, corrupt)")
+                       "verified, corrupt); for one not fetched, how it can be (the Hub at its pinned "
+                       "revision or --from-dir, built offline, or the parents it needs)")
     ls.add_argument("patterns", nargs="*", metavar="SPLIT", help="glob patterns (default: all)")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=handle_list)
@@ -81,13 +83,35 @@ def _manifest(spec):
         return None
 
 
-def handle_list(args) -> int:
+def fetch_route(spec, pins: dict) -> str:
+    """How a split that is not materialized here can be: from the Hub at its pinned revision (or
+    a local copy with --from-dir), built offline, or only after the parents it names."""
     from .. import suite
 
+    if spec.kind == "builtin":
+        return "built offline"
+    if spec.kind == suite.LOCAL_FILE:
+        return "from its local file" if Path(spec.source["path"]).exists() else f"local file missing: {spec.source['path']}"
+    if spec.kind == "control":
+        missing = suite.missing_parents(spec)
+        return f"needs {', '.join(missing)}" if missing else "built offline from its parents"
+    repo = spec.source.get("repo")
+    if repo:
+        revision = pins.get(spec.id, {}).get("hub_commit") or spec.source.get("revision") or "main"
+        return f"Hub {repo}@{revision[:12]} or --from-dir"
+    return "unknown source"
+
+
+def handle_list(args) -> int:
+    from .. import suite
+    from ..suite import lock as lockfile
+
     specs = suite.match_splits(args.patterns) if args.patterns else list(suite.splits().values())
+    pins = lockfile.read_lock().get("splits", {})
     rows = []
     for spec in specs:
         manifest = _manifest(spec)
+        status = suite.status(spec)
         rows.append(
             {
                 "id": spec.id,
@@ -95,12 +119,14 @@ def handle_list(args) -> int:
                 "track": spec.track,
                 "domain": spec.domain,
                 "size": manifest["counts"]["total"] if manifest else None,
-                "status": suite.status(spec),
+                "status": status,
+                "fetch": fetch_route(spec, pins) if status == "not fetched" else None,
             }
         )
     text = table(
-        [[r["id"], r["family"], r["track"], r["size"] if r["size"] is not None else "-", r["status"]] for r in rows],
-        ["split", "family", "track", "size", "status"],
+        [[r["id"], r["family"], r["track"], r["size"] if r["size"] is not None else "-", r["status"], r["fetch"] or "-"]
+         for r in rows],
+        ["split", "family", "track", "size", "status", "to materialize"],
     )
     emit(args, rows, text)
     return 0

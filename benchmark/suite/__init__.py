@@ -25,6 +25,7 @@ from ..hashing import sha256_file
 from ..home import locked
 from . import calibration, demo, groups, loaders, sources
 from . import lock as lockfile
+from .sources_new import hub_files
 from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
 from .verify import status, verify_split
@@ -119,12 +120,15 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
             parts = loaders.load_mimir(spec, files)
         elif spec.kind == "hf_dataset":
             parts = loaders.load_hf_dataset(spec, files)
+        elif spec.kind == hub_files.KIND:  # hook: re-point into suite/sources/ at merge
+            parts = hub_files.load(spec, files)
         else:
             raise MembenchError(f"split {spec.id}: unknown source kind {spec.kind!r}", "fix splits.yaml")
         parts.source["registry_revision"] = spec.source.get("revision")
         parts.source.setdefault("revision", None)  # the loaders spread files.describe(); a local copy has none
         return materialize(
-            spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes
+            spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes,
+            groups=parts.groups,
         )
 
 

@@ -28,6 +28,7 @@ class Parts:
     source: dict
     neighbors: dict[str, list[str]] | None = None  # text -> its stored neighbours
     notes: dict = field(default_factory=dict)  # extra manifest entries (e.g. overlap dropped)
+    groups: dict[str, str] | None = None  # text -> its natural group (a book, an author), where the source has one
 
 
 def _hashes(paths) -> dict:

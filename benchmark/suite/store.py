@@ -206,7 +206,7 @@ def load(spec: SplitSpec) -> Split:
 def refetch_hint(spec: SplitSpec) -> str:
     """How to rebuild a corrupt split: a plain fetch keeps what is there, ``--force`` replaces it."""
     hint = f"materialize it again: membench suite fetch {spec.id} --force"
-    if spec.kind in ("mimir", "hf_dataset"):
+    if spec.kind in ("mimir", "hf_dataset", "hub_files"):
         hint += " (add --from-dir DIR for a local copy)"
     return hint
 
