@@ -199,7 +199,7 @@ class Catalog:
         """The record's ``display`` block (see the module docstring)."""
         scorer = record["scorer"]
         name, kind = scorer["name"], scorer["kind"]
-        sid = base_name(name)
+        sid = name if kind == "submission" else base_name(name)  # a submission's name carries no parameters
         facts = None if kind == "submission" else self.facts.get(sid)
         if kind == "submission":
             facts = self._submission_facts(record, sid)
@@ -226,8 +226,8 @@ class Catalog:
             "definition_source": facts.source,
             "method_citation": method.citation if method else None,
             "method_definition": method.definition if method else None,
-            "bibtex": facts.bibtex or (method.bibtex if method and method.bibtex else None)
-            or self._generated_bibtex(record, facts.title),
+            "bibtex": (facts.bibtex or (method.bibtex if method and method.bibtex else None)
+                       or self._generated_bibtex(record, facts.title)).strip(),
             "defaults": dict(facts.defaults),
             "default_set": facts.default_set,
         }
@@ -268,7 +268,7 @@ class Catalog:
         authors = sub.get("authors")
         if isinstance(authors, list):
             authors = " and ".join(str(a.get("name", a)) if isinstance(a, dict) else str(a) for a in authors)
-        key = re.sub(r"[^A-Za-z0-9]+", "_", base_name(record["scorer"]["name"])).strip("_") or "scorer"
+        key = re.sub(r"[^A-Za-z0-9]+", "_", record["scorer"]["name"]).strip("_") or "scorer"
         lines = [f"@misc{{membench_scorer_{key},",
                  f"  title  = {{{title}: a membership-inference scorer evaluated on membench "
                  f"(version {record['scorer'].get('version')})}},"]

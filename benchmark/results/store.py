@@ -79,7 +79,11 @@ def content_digest(record: dict) -> str:
 
 
 def _substance(record: dict) -> dict:
+    """What a rewrite must keep to replace nothing: the record without the gate's blocks, the
+    times it was made and the per-sample file's name (its content hash stays)."""
     out = {k: v for k, v in record.items() if k not in GATE_BLOCKS}
+    if isinstance(out.get("per_sample"), dict):
+        out["per_sample"] = {k: v for k, v in out["per_sample"].items() if k != "file"}
     for block, name in VOLATILE:
         if isinstance(out.get(block), dict) and name in out[block]:
             out[block] = {k: v for k, v in out[block].items() if k != name}

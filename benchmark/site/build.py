@@ -175,11 +175,11 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
     """
     start = time.perf_counter()
     data: SiteData = collect_data(Path(results_dir))
-    for r in data.rejected:
+    for r in data.refused:
         log.warning("refused result file %s", r)
     out_dir = Path(out_dir)
     report = BuildReport(index=out_dir / "index.html", out_dir=out_dir, n_results=len(data.rows), pages=0, tables=0,
-                         rejected=data.rejected, served_by=served_by(out_dir))
+                         rejected=data.refused, served_by=served_by(out_dir))
     if strict and data.rejected:
         report.written = False
         report.seconds = time.perf_counter() - start

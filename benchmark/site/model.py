@@ -110,7 +110,8 @@ class SiteData:
     methods: list[dict] = field(default_factory=list)  # the catalog: methods, their classes and settings
     targets: dict = field(default_factory=dict)
     tracks: list[dict] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)  # as pages may name them (``disclose_rejected``)
+    refused: list[Rejected] = field(default_factory=list)  # with their full paths, for the maintainer's command
     last_update: str | None = None
     suite_versions: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # the published records (``results.disclose``)
@@ -387,7 +388,7 @@ def _published_rejected(scan_rejected, root: Path) -> list[Rejected]:
 def collect_data(results_dir: Path) -> SiteData:
     results_dir = Path(results_dir)
     scan = ResultsStore(results_dir, require_gate=True).scan()
-    data = SiteData(rejected=_published_rejected(scan.rejected, results_dir))
+    data = SiteData(rejected=_published_rejected(scan.rejected, results_dir), refused=list(scan.rejected))
     hashes = {}
     for path, record in scan.records:
         hashes.setdefault(record["split"]["id"], record["split"]["content_hash"])
