@@ -238,7 +238,7 @@ class Catalog:
         cls = self.classes.get(sid)
         try:
             canon = cls.canonical_params(params) if cls is not None else None
-        except MembenchError:  # the class no longer accepts a parameter of this older record
+        except (MembenchError, ValueError, TypeError):  # the class no longer accepts a parameter of this record
             canon = None
         if canon is None:
             return [name_setting(name)] if name_setting(name) else []
