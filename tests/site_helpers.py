@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmark import metrics
 from benchmark.results import write
@@ -67,6 +68,13 @@ def make_results(root: Path, *, published: bool = False, xss: bool = True) -> Pa
     report = publish(root)
     assert report.ok, [str(r) for r in report.rejected]
     return root
+
+
+@pytest.fixture()
+def local_home(tmp_path, monkeypatch):
+    """A MEMBENCH_HOME of the test's own (import this fixture into a test module)."""
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 def result_files(root: Path):

@@ -14,7 +14,7 @@ from benchmark.results import read, write
 from benchmark.results.gate import Catalog, publish, validate_dir
 from benchmark.results.synthetic import synthetic_record
 from benchmark.site import build_site
-from site_helpers import materialize_local_split, record_on_split
+from site_helpers import local_home, materialize_local_split, record_on_split  # noqa: F401 - a fixture
 
 
 def _other(value):
@@ -118,12 +118,6 @@ def test_a_submission_is_named_and_described_by_its_submission_yaml(tmp_path):
     assert "author = {Ada}" in d["bibtex"]
 
 
-@pytest.fixture()
-def local_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def test_views_are_written_for_public_splits_only_and_the_gate_is_idempotent(local_home, tmp_path):
     split = materialize_local_split()
     root = tmp_path / "results"
@@ -143,10 +137,9 @@ def test_views_are_written_for_public_splits_only_and_the_gate_is_idempotent(loc
     # run where the split is not materialized: what an earlier gate run found for the same content stays
     other = tmp_path / "elsewhere"
     other.mkdir()
-    import os
-
-    os.environ["MEMBENCH_HOME"] = str(other)
-    elsewhere = publish(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMBENCH_HOME", str(other))
+        elsewhere = publish(root)
     assert elsewhere.stamped == [] and elsewhere.recomputed == []
     assert {p: p.read_bytes() for p in paths.values()} == before
 

@@ -10,7 +10,6 @@ public twin of the same split shows everything, so nothing else broke.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import numpy as np
@@ -89,9 +88,8 @@ def world(tmp_path_factory):
     """The same records built twice: once with the first near upload the better one, once with the
     scores swapped; plus cards holding per-class figures for both splits."""
     tmp = tmp_path_factory.mktemp("private")
-    old = os.environ.get("MEMBENCH_HOME")
-    os.environ["MEMBENCH_HOME"] = str(tmp / "home")
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMBENCH_HOME", str(tmp / "home"))
         secret = materialize_local_split(PRIVATE, seed=1)
         open_ = materialize_local_split(PUBLIC, seed=2)
         cards = tmp / "cards"
@@ -110,11 +108,6 @@ def world(tmp_path_factory):
         out["records"] = {swapped: [json.loads(p.read_text()) for p in out[swapped]["root"].rglob("*.json")
                                     if "_diagnostics" not in p.parts] for swapped in (False, True)}
         yield out
-    finally:
-        if old is None:
-            os.environ.pop("MEMBENCH_HOME", None)
-        else:
-            os.environ["MEMBENCH_HOME"] = old
 
 
 def _files(site):

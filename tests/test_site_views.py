@@ -18,7 +18,7 @@ from benchmark.results.synthetic import synthetic_record
 from benchmark.site import build_site
 from benchmark.site.precision import decimals_for
 from benchmark.site.tables import safe_cell
-from site_helpers import materialize_local_split, record_on_split
+from site_helpers import local_home, materialize_local_split, record_on_split  # noqa: F401 - a fixture
 
 
 # --- rounding ---------------------------------------------------------------------------------
@@ -130,12 +130,6 @@ def _api(root):
 
 
 # --- per-class views --------------------------------------------------------------------------
-
-@pytest.fixture()
-def local_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
 
 def test_scorer_page_shows_class_histograms_and_auc_by_length_bucket(local_home, tmp_path):
     split = materialize_local_split()
