@@ -156,6 +156,7 @@ class Catalog:
             names = [_text(scorer_entry(s).get("name")) or s for s in siblings]
             definition = (_paragraphs_for(module_doc, title, names) if len(siblings) > 1 else None) or module_doc
         method = getattr(cls, "method", None)
+        method = method if isinstance(method, str) and method else _text(entry.get("method"))
         defaults = {}
         for key, (_, default) in cls.parameters().items():
             if default is not inspect.Parameter.empty and _jsonable(default):
@@ -352,20 +353,15 @@ class Gate:
     def catalog(self) -> Catalog:
         return Catalog()
 
-    def check(self, path: Path, record: dict, report: Scan) -> Rejected | None:
-        """Recompute ``record``'s figures (a refusal, or None), noting in ``report`` whether it was."""
+    def check(self, path: Path, record: dict) -> tuple[Rejected | None, str | None]:
+        """(a refusal, or None; why the figures were not recomputed, None when they were)."""
         if self.recomputer is None:
-            report.not_recomputed.append((path, "not recomputed (--no-recompute)"))
-            return None
+            return None, "not recomputed (--no-recompute)"
         per_sample = path.parent / record["per_sample"]["file"]
         outcome = self.recomputer.check(path, record, per_sample, record["per_sample"]["sha256"])
         if outcome.status == "mismatch":
-            return Rejected(path, outcome.field or "<record>", outcome.message)
-        if outcome.status == "ok":
-            report.recomputed.append(path)
-        else:
-            report.not_recomputed.append((path, outcome.message))
-        return None
+            return Rejected(path, outcome.field or "<record>", outcome.message), None
+        return None, None if outcome.status == "ok" else outcome.message
 
     def stamped(self, path: Path, record: dict, recomputed: bool, reason: str | None) -> dict:
         """``record`` with the gate's blocks written afresh."""
@@ -423,7 +419,7 @@ class Gate:
         for path, record in scan.records:
             if wanted is not None and path.resolve() not in wanted:
                 continue
-            problem = self.check(path, record, report)
+            problem, reason = self.check(path, record)
             if problem is not None:
                 report.rejected.append(problem)
                 if write and any(k in record for k in GATE_BLOCKS):  # no reader may show it any longer
@@ -431,10 +427,12 @@ class Gate:
                     report.stamped.append(path)
                 continue
             report.records.append((path, record))
+            if reason is None:
+                report.recomputed.append(path)
+            else:
+                report.not_recomputed.append((path, reason))
             if write:
-                recomputed = path in report.recomputed
-                reason = next((why for p, why in report.not_recomputed if p == path), None)
-                out = self.stamped(path, record, recomputed, reason)
+                out = self.stamped(path, record, reason is None, reason)
                 if out != record:
                     _write_json(path, out)
                     report.stamped.append(path)
