@@ -177,8 +177,9 @@ def _private(record: dict) -> dict:
 
 
 def disclose(record: dict) -> dict:
-    """The record as it may be published (see the module docstring)."""
-    return _private(record) if is_private(record) else copy.deepcopy(record)
+    """The record as it may be published (see the module docstring): a new dict, whose blocks on a
+    public split are the record's own (readers never change them)."""
+    return _private(record) if is_private(record) else dict(record)
 
 
 def _rounded_auc(value, ci, private: bool) -> tuple:
