@@ -93,6 +93,7 @@ submissions: $(STAMP)
 	  $(VENV)/bin/membench evaluate $$d --split demo/pydoc --target demo/neox-tiny --results-dir $(PUBLISHED) || exit 1; \
 	done
 	$(VENV)/bin/membench calibration derive demo/pydoc --results-dir $(PUBLISHED)
+	$(VENV)/bin/membench results validate $(PUBLISHED)
 	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
 
 # Harness throughput and speed-up over a per-sample batch-size-1 loop (figures in BENCHMARKS.md):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.server import create_app
 from benchmark.site import build_site
 from site_helpers import XSS, live_server, make_results
 
@@ -148,8 +149,6 @@ def test_overview_figure_tabs_tables_split_page_scorer_page_and_offline_docs(tmp
         assert _severe(driver) == []
 
         # /docs from a live server renders Swagger UI from local assets
-        from benchmark.site.app import create_app
-
         with live_server(create_app(report.out_dir, results, include_submissions=False)) as base:
             driver.get(f"{base}/docs")
             WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))

@@ -15,6 +15,7 @@ from finetune_helpers import module_home
 from submission_helpers import write_submission
 from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
+from benchmark.results.gate import publish, validate_dir
 from benchmark import attacks, finetune, metrics, results, runner, suite
 from benchmark.attacks.groups import group_scores
 from benchmark.errors import MembenchError
@@ -101,7 +102,7 @@ def test_group_metrics_count_groups_and_mark_unresolvable():
 
 
 def test_group_records_validate_recompute_and_reach_the_site_and_api(user_records, home, tmp_path):
-    scan = results.validate_dir(home / "results")
+    scan = validate_dir(home / "results")
     assert scan.ok, [str(r) for r in scan.rejected]
     group_paths = [p for p, r in scan.records if r.get("kind") == "group"]
     assert group_paths and all(p in scan.recomputed for p in group_paths)
@@ -121,15 +122,16 @@ def test_group_records_validate_recompute_and_reach_the_site_and_api(user_record
     import json
 
     path.write_text(json.dumps(record))
-    scan = results.validate_dir(bad)
+    scan = validate_dir(bad)
     assert [r.field for r in scan.rejected] == ["per_sample.file"] and "lacks 1" in scan.rejected[0].message
     # site and API
     from fastapi.testclient import TestClient
 
+    from benchmark.server import create_app
     from benchmark.site import build_site
-    from benchmark.site.app import create_app
 
     out = tmp_path / "site"
+    publish(home / "results")  # the publication gate, which the site reads
     build_site(home / "results", out)
     page = (out / "scorer" / "user_inference.html").read_text()
     assert "14 / 14 groups" in page and "finetune/users" in page
@@ -258,8 +260,9 @@ def test_a_submitted_groups_scorer_runs_in_the_sandbox_and_is_published(user_rec
     assert record["kind"] == "group" and record["scorer"]["kind"] == "submission"
     assert record["groups"]["rows"] == "attacker-held" and record["metrics"]["n_members"] == 14
     assert "groups" in record["usage"]["capabilities_used"]
-    scan = results.validate_dir(out)
+    scan = validate_dir(out)
     assert scan.ok and len(scan.recomputed) == 1, [str(r) for r in scan.rejected]
+    publish(out)
     build_site(out, tmp_path / "site")
     page = (tmp_path / "site" / "scorer" / "user_mean_lp.html").read_text()
     assert "14 / 14 groups" in page

@@ -188,7 +188,7 @@ def test_post_refusals(client):
 
 
 def test_the_site_app_serves_the_submission_endpoints(tmp_path):
-    from benchmark.site.app import create_app as site_app
+    from benchmark.server import create_app as site_app
 
     app = site_app(tmp_path / "site", tmp_path / "results")
     app.state.submission_queue = Queue(tmp_path / "q")

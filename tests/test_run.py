@@ -250,7 +250,7 @@ def test_cli_run_json_with_a_parameterized_scorer(demo_run, capsys):
 
 @pytest.mark.slow
 def test_two_settings_of_one_scorer_keep_their_own_records(demo_run):
-    from benchmark.results import validate_dir
+    from benchmark.results.gate import validate_dir
     from benchmark.runner import run
 
     out, by_name = demo_run

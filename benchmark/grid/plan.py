@@ -179,7 +179,7 @@ def finished_records(job: Job, results_dir: Path, dtype: str,
             return None
         if store.check(path, record) is not None:
             return None
-        if (results.record_key(record) != results.make_key(job.split, job.target, job.revision, name, unit=unit)
+        if (results.coarse_key(record) != results.make_key(job.split, job.target, job.revision, name, unit=unit)
                 or record["split"].get("content_hash") != job.content_hash
                 or record["target"].get("dtype") != dtype
                 or record["target"].get("context_rule", targets.CONTEXT_RULE) != context_rule

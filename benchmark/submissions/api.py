@@ -1,4 +1,4 @@
-"""HTTP endpoints for submissions, as a FastAPI ``router`` (included by ``benchmark.site.app``).
+"""HTTP endpoints for submissions, as a FastAPI ``router`` (included by ``benchmark.server``).
 
 Every call but the counts needs ``Authorization: Bearer <token>`` (a token from
 ``membench tokens add NAME``): 401 without a valid one.
@@ -117,7 +117,7 @@ async def status(job_id: str, request: Request) -> dict:
 
 
 def create_app(queue_root: Path | None = None) -> FastAPI:
-    """A minimal app with only this router (the full app is ``benchmark.site.app.create_app``)."""
+    """A minimal app with only this router (the full app is ``benchmark.server.create_app``)."""
     app = FastAPI(title="membench submissions")
     app.state.submission_queue = Queue(queue_root) if queue_root is not None else None
     app.include_router(router)
