@@ -246,7 +246,7 @@ def test_soft_prompt_training_follows_the_exact_gradient_of_the_objective(env):
     import torch
 
     from benchmark import attacks, targets
-    from benchmark.attacks.budget import FitBudget, FitMeter
+    from benchmark.attacks.fit_budget import FitBudget, FitMeter
     from benchmark.attacks.mia_tuner import unaligned_objective
 
     target = targets.load_target(str(env["chat"]))

@@ -10,7 +10,7 @@ import pytest
 
 from benchmark import attacks, targets
 from benchmark.attacks.base import _SCORERS, Scorer, register
-from benchmark.features import engine
+from benchmark.features import forward
 
 ALL = ["loss", "zlib", "lowercase", "min_k", "min_k_plus_plus", "reference", "gradnorm", "neighborhood",
        "recall", "dc_pdd"]
@@ -84,8 +84,8 @@ def test_new_feature_scorer_on_a_cached_split_runs_no_forward_pass(demo_run, mon
             return self.per_sample(inputs, lambda s, _: -float(np.mean(s["entropy"])))
 
     calls = []
-    real = engine.batch_stats
-    monkeypatch.setattr(engine, "batch_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = forward.batch_stats
+    monkeypatch.setattr(forward, "batch_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     try:
         counter: dict = {}
         (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, ["test_mean_entropy"], results_dir=out,

@@ -7,7 +7,7 @@ of the cached token statistics, no extra forward pass) and ``MODEL_SCORERS`` (th
 more model access: extra forward passes, a reference model or gradients), ``FIT_SCORERS``
 (trainable: they learn from a calibration subset's labels in ``fit`` and are scored on the
 evaluated rest), ``CalibrationLabels``, ``take_rows``, ``FitBudget``, ``FitMeter``,
-``BudgetExceeded`` (the metered, capped budget of ``fit``: ``budget``), ``GROUP_SCORERS`` (the
+``BudgetExceeded`` (the metered, capped budget of ``fit``: ``fit_budget``), ``GROUP_SCORERS`` (the
 ``groups`` capability: one score per user; ``groups.group_scores`` checks such output).
 """
 
@@ -43,7 +43,7 @@ from .base import (
     scorers,
     take_rows,
 )
-from .budget import BudgetExceeded, FitBudget, FitMeter
+from .fit_budget import BudgetExceeded, FitBudget, FitMeter
 
 FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
 MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")

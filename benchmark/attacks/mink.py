@@ -4,7 +4,7 @@ arXiv 2310.16789, ICLR 2024) and Min-K%++ (Zhang et al. 2024, arXiv 2404.02936).
 Min-K% Prob: the mean of the lowest floor(k * n) values of l_t (at least one), k = 0.2.
 
 Min-K%++: z_t = (l_t - mu_t) / sigma_t, with mu_t = E_{v~p(.|x_<t)}[log p(v)] and
-sigma_t^2 = E_{v~p}[(log p(v) - mu_t)^2] (computed two-pass in fp32 by the feature engine);
+sigma_t^2 = E_{v~p}[(log p(v) - mu_t)^2] (computed two-pass in fp32 by the feature pass);
 the score is the mean of the lowest floor(k * n) z_t
 (at least one). A position with sigma_t = 0 (a one-hot distribution) contributes z_t = 0.
 """

@@ -3,7 +3,7 @@ a real run's time goes.
 
 Throughput (the default), in one process, same model, texts, device and dtype:
 
-1. **harness**: the feature engine (tokenize once, sort by length, batch under a token budget
+1. **harness**: the feature pass (tokenize once, sort by length, batch under a token budget
    that adapts to the free memory on a GPU, one forward pass, fp32 statistics) followed by every
    feature-based scorer (LOSS, zlib, Min-K%, Min-K%++, DC-PDD) computed from the statistics;
 2. **per-sample loop**: what a plain script does: for each text alone (batch size 1), a
@@ -189,7 +189,7 @@ def measure(args) -> dict:
     freq = dcpdd.smoothed_frequency(counts)
     pad = features.pad_id(tokenizer) if tokenizer is not None else 0
     n_tokens = sum(len(t) for t in token_ids)
-    budget = features.TokenBudget(args.batch_tokens, features.budget.probe_for(args.device))
+    budget = features.TokenBudget(args.batch_tokens, features.batching.probe_for(args.device))
     # warm-up (allocator, kernels, compilation) on a few texts, untimed; it also probes the budget
     features.compute(model, token_ids[:2], pad_id=pad, device=args.device, budget=budget)
     if str(args.device).startswith("cuda"):

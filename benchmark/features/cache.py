@@ -25,7 +25,7 @@ import numpy as np
 
 from ..hashing import sha256_bytes, sha256_json
 from ..home import features_dir
-from .engine import STATS, TokenStats
+from .forward import STATS, TokenStats
 
 # Per-text facts saved beside the statistics when the pass had them (texts, fast tokenizer).
 OPTIONAL = ("n_text_tokens", "text_chars", "char_end")

@@ -11,7 +11,7 @@ distribution p(.|x_<t), whatever the weight dtype:
 - ``token_ids``: x_t itself (int32, for token-frequency attacks such as DC-PDD).
 
 Rows are sorted by length (longest first) and batched under a token budget (rows x longest row
-<= the budget; ``budget.TokenBudget`` adapts it to a GPU's free memory). Padding is right
+<= the budget; ``batching.TokenBudget`` adapts it to a GPU's free memory). Padding is right
 (default) or left; positions are passed explicitly so that padding never moves a token, and
 padding positions are masked out of every statistic. The vocabulary-sized fp32 tensors are
 built for a bounded number of tokens at a time (``STATS_CHUNK_TOKENS``, fewer on a CPU); for
@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import profiling
 from ..errors import MembenchError
-from .budget import TokenBudget, probe_for
+from .batching import TokenBudget, probe_for
 
 log = logging.getLogger(__name__)
 
