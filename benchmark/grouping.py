@@ -26,7 +26,7 @@ from . import attacks, features
 from .attacks.groups import group_scores
 from .errors import MembenchError
 from .hashing import sha256_json
-from .suite import groups as split_groups
+from .suite import user_level as split_groups
 
 def needs_groups(scorer) -> bool:
     return "groups" in getattr(scorer, "requires", ())

@@ -77,7 +77,7 @@ def test_user_inference_beats_chance_over_users_from_attacker_samples_only(user_
     path = results.record_path(home / "results", "finetune/users", "ft/users", "user_inference", unit="group")
     assert path.name.startswith("user_inference.groups-") and path.exists()
     scores = results.read_scores(path)
-    labels = suite.groups.labels(split)
+    labels = suite.user_level.labels(split)
     assert sorted(scores.index) == sorted(labels.index)
     assert record["metrics"]["auc"] == pytest.approx(metrics.auc(labels.reindex(scores.index), scores.to_numpy()))
     assert records[1]["scorer"]["name"] == "loss" and "kind" not in records[1]
@@ -198,9 +198,9 @@ def test_group_scorer_on_a_split_without_groups_is_one_line(tmp_path):
         samples = pd.DataFrame({"uid": ["u"], "text": ["t"]})
 
     with pytest.raises(MembenchError, match="has no group labels"):
-        suite.groups.labels(Plain())
+        suite.user_level.labels(Plain())
     with pytest.raises(MembenchError, match="has no groups"):
-        suite.groups.rows(Plain())
+        suite.user_level.rows(Plain())
 
 
 GROUP_YAML = """\

@@ -20,7 +20,7 @@ on the rest are recomputed too.
 
 A group-level record (top-level ``kind: group``, any scorer kind) is recomputed over groups:
 its per-sample file holds one row per group (``uid`` = the group id), which must be exactly the
-groups of the rows a group scorer sees on the split (``suite.groups.rows``: the attacker-held
+groups of the rows a group scorer sees on the split (``suite.user_level.rows``: the attacker-held
 samples, else the split's samples; their uid hash must match ``groups.rows_sha256``), every score
 finite, and the figures are those of ``metrics.summarize_groups`` against the split's
 ``group_labels.parquet``.
@@ -242,7 +242,7 @@ def _subset_problem(record: dict, uids: pd.Series, subset) -> Outcome | None:
 def recompute_groups(record: dict, scores: pd.DataFrame, split, where: str) -> Outcome:
     """A group-level record's figures from its per-group scores and the split's group labels."""
     from ..errors import MembenchError
-    from ..suite import groups
+    from ..suite import user_level as groups
 
     if not {"uid", "score"} <= set(scores.columns):
         return Outcome("mismatch", "per_sample.file", "the per-group file has no uid and score columns")

@@ -7,8 +7,8 @@ the Hub or a local copy), ``ensure`` (materialize if it can be done offline, the
 ``add_local_split`` / ``remove_split`` (a researcher's own file as a split: ``membench suite
 add``), ``missing_parents`` (what a control still needs before it can be built offline),
 ``calibration`` (named, seeded calibration subsets disjoint from the evaluated rest by uid and
-by near-duplicates: ``calibration.subsets``, ``calibration.select``), ``groups`` (user-level
-splits: ``groups.rows`` a group scorer sees, ``groups.labels`` of the users).
+by near-duplicates: ``calibration.subsets``, ``calibration.select``), ``user_level`` (user-level
+splits: ``user_level.rows`` a group scorer sees, ``user_level.labels`` of the users).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .. import registered
 from ..errors import MembenchError
 from ..hashing import sha256_file
 from ..home import locked
-from . import calibration, demo, groups, loaders, sources
+from . import calibration, demo, loaders, sources, user_level
 from . import lock as lockfile
 from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
@@ -258,7 +258,7 @@ __all__ = [
     "SplitSpec",
     "add_local_split",
     "calibration",
-    "groups",
+    "user_level",
     "ensure",
     "fetch",
     "freeze",
