@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmark import metrics
 from benchmark.results import write
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO / "leaderboard_site" / "results"

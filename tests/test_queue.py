@@ -249,7 +249,7 @@ def test_publishing_keeps_the_per_sample_columns(tmp_path):
     import pandas as pd
 
     from benchmark import results
-    from benchmark.results.synthetic import synthetic_record
+    from synthetic_results import synthetic_record
     from benchmark.submissions.worker import WorkerConfig, publish
 
     q = Queue(tmp_path / "q")

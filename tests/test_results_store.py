@@ -19,7 +19,7 @@ from benchmark.results import (
     validate_dir,
     write,
 )
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from site_helpers import PUBLISHED, result_files
 
 

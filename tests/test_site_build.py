@@ -15,7 +15,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.results import write
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.site import build_site
 from benchmark.site.model import rank_groups
 from site_helpers import MODEL_FREE, PYTHIA_1_4B_COUNTED, REPO, XSS, make_results, modules_after, result_files
