@@ -10,19 +10,19 @@ shows its default (``_Formatter``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 
 from . import __version__
+from .commands import (bench, calibration, cards, demo, diagnose, evaluate, finetune, grid, leaderboard, results,
+                       run, serve, suite, targets, tokens, validate, worker)
 from .errors import MembenchError
-from .exiting import exit_now
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    "demo", "suite", "targets", "finetune", "run", "calibration", "grid", "bench", "diagnose", "cards",
-    "results", "leaderboard", "serve", "validate", "evaluate", "worker", "tokens", "engine",
+    demo, suite, targets, finetune, run, calibration, grid, bench, diagnose, cards,
+    results, leaderboard, serve, validate, evaluate, worker, tokens,
 )
 
 _FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"membench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
-        importlib.import_module(f".commands.{name}", __package__).register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 
@@ -115,5 +115,5 @@ def main(argv=None) -> int:
         return _error("interrupted", "what was cached is kept and will be reused", 130, as_json)
 
 
-if __name__ == "__main__":  # the commands in this process (`membench` itself is benchmark.program)
-    exit_now(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -73,19 +73,15 @@ def phase(name: str, model: str | None = None, sync=None):
             profile._stack[-1][0] += spent
 
 
-# Modules a command imports lazily before it does any work (torch and transformers are not
-# among them: they load with the model, in the ``loading`` phase).
-PRELOAD = {"run": "benchmark.runner", "evaluate": "benchmark.submissions.evaluation"}
+# torch and transformers load with the model, in the ``loading`` phase; the harness's own
+# modules load with the command line, in start-up.
 WATCHED_MODULES = ("torch", "transformers", "sklearn", "scipy", "pandas")
 
 
-def run_profiled(argv: list[str], engine: bool = False) -> dict:
+def run_profiled(argv: list[str]) -> dict:
     """Run ``membench ARGV...`` in a fresh process under a profile; its phases, start-up, the
     wall time of the whole process (``process_s``, exit included) and which heavy modules it
-    imported. With ``engine``, the process hands the command to the running engine
-    (``benchmark.engine``) as `membench run` would, and the phases are those of the engine's
-    child (start-up: from this process's launch to the child's command). A failing command is a
-    ``MembenchError`` quoting its last line."""
+    imported. A failing command is a ``MembenchError`` quoting its last line."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -96,8 +92,7 @@ def run_profiled(argv: list[str], engine: bool = False) -> dict:
         out = Path(tmp) / "profile.json"
         launched = time.time()
         started = time.perf_counter()
-        module = "benchmark.engine.client" if engine else "benchmark.profiling"  # the former hands it over
-        proc = subprocess.run([sys.executable, "-m", module, str(out), repr(launched), "--", *argv],
+        proc = subprocess.run([sys.executable, "-m", "benchmark.profiling", str(out), repr(launched), "--", *argv],
                               capture_output=True, text=True)
         process = time.perf_counter() - started
         if proc.returncode != 0 or not out.exists():
@@ -126,12 +121,8 @@ def main(argv=None) -> int:
     launched = float(rest.pop(0)) if rest and rest[0] != "--" else None
     if rest and rest[0] == "--":
         rest = rest[1:]
-    import importlib
+    from .cli import main as cli_main  # the harness's own imports count as start-up, not work
 
-    from .cli import main as cli_main
-
-    if rest and rest[0] in PRELOAD:  # the harness's own imports are start-up, not work
-        importlib.import_module(PRELOAD[rest[0]])
     with Profile() as profile:
         entered = time.time()
         started = time.perf_counter()
@@ -149,7 +140,6 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     # Run as ``python -m``, this file is ``__main__``; the harness imports it as
     # ``benchmark.profiling``, whose context variable is the one that must be set.
-    from benchmark.exiting import exit_now
     from benchmark.profiling import main as _main
 
-    exit_now(_main())  # ends the way the `membench` program does
+    sys.exit(_main())
