@@ -13,7 +13,7 @@ import pytest
 from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 
 from benchmark import results, suite
-from benchmark.attacks.base import _SCORERS, register
+from benchmark.attacks.registry import register, unregister
 from benchmark.cli import main
 from benchmark.runner import run
 
@@ -29,7 +29,7 @@ def env(tmp_path_factory):
             yield env
         finally:
             for cls in TEST_SCORERS:
-                _SCORERS.pop(cls.name, None)
+                unregister(cls.name)
 
 
 def _run(env, scorers, out, *, target="chat", **kw):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmark.attacks import CalibrationLabels, FitBudget, FitMeter, ScoringInput, specs
-from benchmark.attacks.base import DeniedAccess
+from benchmark.api import DeniedAccess
 from benchmark.attacks.fit_budget import BudgetExceeded
 from benchmark.attacks.calibrated import choose_threshold
 from benchmark.attacks.con_recall import GAMMAS, ConReCaLL

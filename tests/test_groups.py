@@ -16,7 +16,7 @@ from submission_helpers import write_submission
 from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark import attacks, finetune, metrics, results, runner, suite
-from benchmark.attacks.groups import group_scores
+from benchmark.api import group_scores
 from benchmark.errors import MembenchError
 
 home = module_home("groups-home")
@@ -170,9 +170,9 @@ class BadGroups(attacks.Scorer):
                                           ("extra", "not among its inputs' groups"), ("nan", "non-finite")])
 def test_wrong_group_outputs_are_refused_and_nothing_is_published(user_records, home, tmp_path, mode, message,
                                                                   monkeypatch):
-    from benchmark.attacks import base
+    from benchmark.attacks import registry
 
-    monkeypatch.setitem(base._SCORERS, BadGroups.name, BadGroups)
+    monkeypatch.setitem(registry._SCORERS, BadGroups.name, BadGroups)
     out = tmp_path / "results"
     with pytest.raises(MembenchError, match=message) as err:
         runner.run("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
@@ -214,7 +214,7 @@ capabilities: ["features", "groups"]
 
 GROUP_SCORER = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class UserMeanLogprob(Scorer):
     name = "{name}"

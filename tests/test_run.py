@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmark import attacks, targets
-from benchmark.attacks.base import _SCORERS, Scorer, register
+from benchmark.api import Scorer
+from benchmark.attacks.registry import register, unregister
 from benchmark.features import forward
 
 ALL = ["loss", "zlib", "lowercase", "min_k", "min_k_plus_plus", "reference", "gradnorm", "neighborhood",
@@ -91,7 +92,7 @@ def test_new_feature_scorer_on_a_cached_split_runs_no_forward_pass(demo_run, mon
         (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, ["test_mean_entropy"], results_dir=out,
                         progress=False, counter=counter)
     finally:
-        _SCORERS.pop("test_mean_entropy", None)
+        unregister("test_mean_entropy")
     assert calls == [] and counter["forward_passes"] == 0
     assert record["counts"]["n_scored"] == 390
 

@@ -88,7 +88,7 @@ def test_validation_slice_keeps_the_token_ids():
 
 
 OFFSETS_SCORER = '''import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class S(Scorer):

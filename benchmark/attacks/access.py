@@ -15,8 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import features
+from ..api import ModelAccess, undeclared
 from ..errors import MembenchError
-from .base import ModelAccess, undeclared
 
 
 class InProcessAccess(ModelAccess):

@@ -11,7 +11,7 @@ the score is the mean of the lowest floor(k * n) z_t
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 
 def lowest_mean(values: np.ndarray, k: float) -> float:
@@ -25,9 +25,12 @@ def _check_k(k: float) -> float:
     return float(k)
 
 
-@register
 class MinK(Scorer):
     name = "min_k"
+    title = "Min-K% Prob"
+    method = "min_k"
+    citation = "Shi et al. 2023, ICLR 2024 (arXiv 2310.16789)"
+    default_set = "features"
 
     def __init__(self, k: float = 0.2):
         self.k = _check_k(k)
@@ -36,9 +39,12 @@ class MinK(Scorer):
         return self.per_sample(inputs, lambda s, _: lowest_mean(s["logprob"], self.k))
 
 
-@register
 class MinKPlusPlus(Scorer):
     name = "min_k_plus_plus"
+    title = "Min-K%++"
+    method = "min_k_plus_plus"
+    citation = "Zhang et al. 2024, ICLR 2025 (arXiv 2404.02936)"
+    default_set = "features"
 
     def __init__(self, k: float = 0.2):
         self.k = _check_k(k)
