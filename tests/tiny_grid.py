@@ -60,7 +60,7 @@ def _save_split(split_id: str, members: list[str], nonmembers: list[str], valid:
 
     spec = suite.register_split({
         "id": split_id, "family": "tiny", "track": "tiny", "domain": "python-docs",
-        "source": {"kind": "local", "made_by": "tests/tiny_grid.py"},
+        "source": {"kind": "written", "made_by": "tests/tiny_grid.py"},
         "fields": {"text": "text", "label": "label"}, "valid_targets": valid,
         "label_meaning": "1 = member by random assignment (the random-weight targets saw nothing)",
         "description": "tiny test split for the grid",
