@@ -11,6 +11,8 @@ from benchmark import results, site
 from benchmark.hashing import sha256_file
 from benchmark.site.precision import decimals_for
 
+pytestmark = pytest.mark.slow  # every test reads the demo job's results (the trained demo target)
+
 
 def _records(out):
     return {r["scorer"]["name"]: r for _, r in results.iter_records(out)}
