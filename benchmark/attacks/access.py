@@ -17,6 +17,7 @@ import numpy as np
 from .. import features
 from ..api import ModelAccess, undeclared
 from ..errors import MembenchError
+from .softprompt import SoftPrompt
 
 
 class InProcessAccess(ModelAccess):
@@ -97,8 +98,6 @@ class InProcessAccess(ModelAccess):
 
     def soft_prompt(self, num_virtual_tokens: int = 50, init_text: str = "", *, learning_rate: float = 5e-4,
                     total_steps: int = 1, seed: int = 0):
-        from .softprompt import SoftPrompt
-
         self._need("fit", "soft_prompt")
         if self.meter is None:
             raise MembenchError(f"scorer {self.scorer} asked for a soft prompt outside fit()",

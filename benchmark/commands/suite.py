@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from .. import suite
 from ..errors import MembenchError
+from ..suite import lock as lockfile, split_dir
 from . import emit, table
 
 
@@ -72,8 +74,6 @@ def register(sub):
 
 
 def _manifest(spec):
-    from ..suite import split_dir
-
     file = split_dir(spec.id) / "manifest.json"
     try:
         return json.loads(file.read_text()) if file.exists() else None
@@ -82,8 +82,6 @@ def _manifest(spec):
 
 
 def handle_list(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else list(suite.splits().values())
     rows = []
     for spec in specs:
@@ -108,8 +106,6 @@ def handle_list(args) -> int:
 
 def handle_fetch(args) -> int:
     from tqdm import tqdm
-
-    from .. import suite
 
     specs = suite.match_splits(args.patterns)
     rows = []
@@ -162,8 +158,6 @@ def handle_fetch(args) -> int:
 
 
 def handle_add(args) -> int:
-    from .. import suite
-
     split = suite.add_local_split(args.name, args.file, text_field=args.text_field, label_field=args.label_field,
                                   valid_for=args.valid_for, config=args.config, track=args.track,
                                   description=args.description, replace=args.replace)
@@ -187,8 +181,6 @@ def handle_add(args) -> int:
 
 
 def handle_remove(args) -> int:
-    from .. import suite
-
     removed = suite.remove_split(args.name)
     emit(args, {"id": args.name, "removed": removed},
          "\n".join(f"removed {p}" for p in removed) or f"{args.name}: nothing to remove")
@@ -196,8 +188,6 @@ def handle_remove(args) -> int:
 
 
 def handle_verify(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else None
     reports = suite.verify(specs)
     failed = [r for r in reports if r["status"] != "ok"]
@@ -216,9 +206,6 @@ def handle_verify(args) -> int:
 
 
 def handle_show(args) -> int:
-    from .. import suite
-    from ..suite import lock as lockfile
-
     spec = suite.get_split(args.split)
     manifest = _manifest(spec)
     entry = lockfile.read_lock().get("splits", {}).get(spec.id)
@@ -269,8 +256,6 @@ def handle_show(args) -> int:
 
 
 def handle_freeze(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else None
     out = suite.freeze(specs, args.lock)
     lines = [f"froze {sid}  {e['content_hash'][:16]}" for sid, e in out["frozen"].items()]
