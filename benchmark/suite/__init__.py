@@ -21,7 +21,7 @@ from .. import registered
 from ..errors import MembenchError
 from ..hashing import sha256_file
 from ..home import locked
-from . import calibration, demo, readers, sources, user_level
+from . import calibration, readers, sources, user_level
 from . import lock as lockfile
 from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
