@@ -32,7 +32,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictFloat,
@@ -123,10 +123,8 @@ POOL_KINDS = ("builtin", "split", "file")
 
 
 def _pool_kind(value) -> str | None:
-    if isinstance(value, dict):
-        found = [k for k in POOL_KINDS if k in value]
-        return found[0] if len(found) == 1 else None
-    return getattr(value, "__pool_kind__", None)
+    found = [k for k in POOL_KINDS if k in value] if isinstance(value, dict) else []
+    return found[0] if len(found) == 1 else None
 
 
 def _one_pool(value):
@@ -205,7 +203,7 @@ class EarlyStopping(Block):
 
 class Defences(Block):
     per_user_cap: PositiveInt | None = None  # max texts trained per user
-    clip: Annotated[Clip | None, BeforeValidator(lambda v: v)] = None
+    clip: Clip | None = None
     early_stopping: EarlyStopping | None = None
 
 
@@ -225,15 +223,14 @@ class Pii(Block):
     seed: StrictInt = 0
 
 
-DemoArch = Annotated[dict, AfterValidator(lambda arch: arch)]
-
-
 # --- recipes, one model per kind ------------------------------------------------------------------
 
-def _not_here(field: str, hint: str):
+def _not_here(problem: str, hint: str):
+    """A field this kind of recipe does not take (it belongs to another kind)."""
+
     def check(value):
         if value is not None:
-            raise refuse(f"{field}", hint)
+            raise refuse(problem, hint)
         return value
 
     return Annotated[Any, AfterValidator(check)]
@@ -371,9 +368,6 @@ Entry = TypeAdapter(Annotated[Union[Annotated[FinetuneEntry, Tag("finetune")],  
                                     Annotated[GeneratedEntry, Tag("generated")],
                                     Annotated[PretrainEntry, Tag("pretrain")]], Discriminator(_kind)])
 KINDS = ("finetune", "generated", "pretrain")
-ASSIGN = get_args(_Entry.model_fields["assign"].annotation)
-TOP_FIELDS = tuple(dict.fromkeys(["extends", *FinetuneEntry.model_fields, *GeneratedEntry.model_fields,
-                                  *PretrainEntry.model_fields]))
 
 
 @dataclass(frozen=True)
