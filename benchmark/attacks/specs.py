@@ -154,7 +154,7 @@ def _problem(cls, error: dict, raw: dict) -> MembenchError:
     hint = f"write e.g. --scorer {cls.name}:{key}=VALUE"
     if error["type"] == "missing":
         return MembenchError(f"scorer {cls.name}: parameter {key} has no default and was not given", hint)
-    if expected and error["type"] != "value_error" or error["msg"].endswith("a bool is not a number"):
+    if (expected and error["type"] != "value_error") or error["msg"].endswith("a bool is not a number"):
         return MembenchError(f"scorer {cls.name}: parameter {key} must be {expected}, got {value!r}",
                              f"{hint} with VALUE {expected}")
     message = error["msg"].removeprefix("Value error, ")
