@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # synthetic_results: test scaffolding
 
 
 def main(argv=None) -> int:
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from benchmark.results.gate import publish
-    from benchmark.results.synthetic import write_synthetic_results
+    from synthetic_results import write_synthetic_results
     from benchmark.site import build_site
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="membench-site-bench-"))

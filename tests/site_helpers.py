@@ -13,7 +13,7 @@ import pytest
 from benchmark import metrics
 from benchmark.results import write
 from benchmark.results.gate import publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO / "leaderboard_site" / "results"
@@ -89,11 +89,12 @@ def materialize_local_split(split_id: str = "local/site-test", n: int = 160, see
 
     rng = np.random.default_rng(seed)
     spec = suite.register_split({
-        "id": split_id, "family": "local", "track": "pretraining", "domain": "test", "source": {"kind": "local"},
+        "id": split_id, "family": "local", "track": "pretraining", "domain": "test",
+        "source": {"kind": "written", "made_by": "tests/site_helpers.py"},
         "fields": {"text": "text", "label": "label"}, "valid_targets": ["*"], "label_meaning": "1 = member",
     }, replace=True)
     texts = [" ".join(f"w{rng.integers(1000)}" for _ in range(int(rng.integers(5, 200)))) + f" #{i}" for i in range(n)]
-    return materialize(spec, texts[: n // 2], texts[n // 2:], source={"kind": "local"})
+    return materialize(spec, texts[: n // 2], texts[n // 2:], source=dict(spec.source))
 
 
 def record_on_split(split, scorer: str, *, target: str = "pythia-160m", strength: float = 1.0, seed: int = 0,

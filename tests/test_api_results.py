@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from benchmark.results import write
 from benchmark.results.gate import publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.server import create_app
 from benchmark.site import build_site, served_by
 from site_helpers import MODEL_FREE, XSS, free_port, live_server, make_results, result_files

@@ -12,6 +12,8 @@ from benchmark.hashing import sha256_file
 from benchmark.results.gate import publish
 from benchmark.site.precision import decimals_for
 
+pytestmark = pytest.mark.slow  # every test reads the demo job's results (the trained demo target)
+
 
 def _records(out):
     return {r["scorer"]["name"]: r for _, r in results.iter_records(out)}

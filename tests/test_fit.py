@@ -14,7 +14,7 @@ from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 
 from benchmark.results.gate import validate_dir
 from benchmark import results, suite
-from benchmark.attacks.base import _SCORERS, register
+from benchmark.attacks.registry import register, unregister
 from benchmark.cli import main
 from benchmark.runner import run
 
@@ -30,7 +30,7 @@ def env(tmp_path_factory):
             yield env
         finally:
             for cls in TEST_SCORERS:
-                _SCORERS.pop(cls.name, None)
+                unregister(cls.name)
 
 
 def _run(env, scorers, out, *, target="chat", **kw):
@@ -247,7 +247,7 @@ def test_soft_prompt_training_follows_the_exact_gradient_of_the_objective(env):
     import torch
 
     from benchmark import attacks, targets
-    from benchmark.attacks.budget import FitBudget, FitMeter
+    from benchmark.attacks.fit_budget import FitBudget, FitMeter
     from benchmark.attacks.mia_tuner import unaligned_objective
 
     target = targets.load_target(str(env["chat"]))

@@ -28,7 +28,7 @@ capabilities: {caps}
 
 SPY = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class Spy(Scorer):
     name = "{name}"
@@ -48,7 +48,7 @@ class Spy(Scorer):
 
 PEEK = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class Peek(Scorer):
     name = "fit_peek"

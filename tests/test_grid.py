@@ -24,7 +24,7 @@ from benchmark.results.gate import validate_dir  # noqa: E402
 from benchmark.cli import main  # noqa: E402
 from benchmark.grid import FAULT_ENV, finished_records, plan_grid, run_grid  # noqa: E402
 from benchmark.grid.plan import match_targets  # noqa: E402
-from benchmark.grid.tiny import build_tiny_grid  # noqa: E402
+from tiny_grid import build_tiny_grid  # noqa: E402
 
 SCORERS = ["loss", "zlib", "min_k:k=0.1"]
 

@@ -17,7 +17,7 @@ from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F40
 
 from benchmark.results.gate import publish, validate_dir
 from benchmark import attacks, finetune, metrics, results, runner, suite
-from benchmark.attacks.groups import group_scores
+from benchmark.api import group_scores
 from benchmark.errors import MembenchError
 
 home = module_home("groups-home")
@@ -78,7 +78,7 @@ def test_user_inference_beats_chance_over_users_from_attacker_samples_only(user_
     path = results.record_path(home / "results", "finetune/users", "ft/users", "user_inference", unit="group")
     assert path.name.startswith("user_inference.groups-") and path.exists()
     scores = results.read_scores(path)
-    labels = suite.groups.labels(split)
+    labels = suite.user_level.labels(split)
     assert sorted(scores.index) == sorted(labels.index)
     assert record["metrics"]["auc"] == pytest.approx(metrics.auc(labels.reindex(scores.index), scores.to_numpy()))
     assert records[1]["scorer"]["name"] == "loss" and "kind" not in records[1]
@@ -172,9 +172,9 @@ class BadGroups(attacks.Scorer):
                                           ("extra", "not among its inputs' groups"), ("nan", "non-finite")])
 def test_wrong_group_outputs_are_refused_and_nothing_is_published(user_records, home, tmp_path, mode, message,
                                                                   monkeypatch):
-    from benchmark.attacks import base
+    from benchmark.attacks import registry
 
-    monkeypatch.setitem(base._SCORERS, BadGroups.name, BadGroups)
+    monkeypatch.setitem(registry._SCORERS, BadGroups.name, BadGroups)
     out = tmp_path / "results"
     with pytest.raises(MembenchError, match=message) as err:
         runner.run("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
@@ -200,9 +200,9 @@ def test_group_scorer_on_a_split_without_groups_is_one_line(tmp_path):
         samples = pd.DataFrame({"uid": ["u"], "text": ["t"]})
 
     with pytest.raises(MembenchError, match="has no group labels"):
-        suite.groups.labels(Plain())
+        suite.user_level.labels(Plain())
     with pytest.raises(MembenchError, match="has no groups"):
-        suite.groups.rows(Plain())
+        suite.user_level.rows(Plain())
 
 
 GROUP_YAML = """\
@@ -216,7 +216,7 @@ capabilities: ["features", "groups"]
 
 GROUP_SCORER = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class UserMeanLogprob(Scorer):
     name = "{name}"

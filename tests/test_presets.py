@@ -142,7 +142,7 @@ def test_a_preset_that_says_too_little_is_refused():
 @pytest.fixture(scope="module")
 def tiny_home(tmp_path_factory):
     """The grid's tiny targets and splits (random weights, own tokenizers), made offline."""
-    from benchmark.grid.tiny import build_tiny_grid
+    from tiny_grid import build_tiny_grid
 
     home = tmp_path_factory.mktemp("presets-home")
     with pytest.MonkeyPatch.context() as mp:

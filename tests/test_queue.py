@@ -17,7 +17,7 @@ from benchmark.submissions.api import create_app
 from benchmark.submissions.queue import Queue
 
 YAML = b'name: ok_sub\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
-SCORER = b"import numpy as np\nfrom benchmark.attacks import Scorer\n"
+SCORER = b"import numpy as np\nfrom benchmark.api import Scorer\n"
 
 
 def _zip(members: dict, symlinks=()) -> bytes:
@@ -208,7 +208,7 @@ def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
         pytest.skip("no full jail here")
     d = _folder(tmp_path)
     (d / "scorer.py").write_text(
-        "import numpy as np\nfrom benchmark.attacks import Scorer\n\nclass S(Scorer):\n    name = 'ok_sub'\n"
+        "import numpy as np\nfrom benchmark.api import Scorer\n\nclass S(Scorer):\n    name = 'ok_sub'\n"
         "    requires = ()\n\n    def score(self, inputs):\n        return np.array([len(t) for t in inputs.texts], float)\n")
     q = Queue(tmp_path / "q")
     job_id = q.submit_folder(d, split="demo/pydoc", target="demo/neox-tiny")
@@ -249,7 +249,7 @@ def test_publishing_keeps_the_per_sample_columns(tmp_path):
     import pandas as pd
 
     from benchmark import results
-    from benchmark.results.synthetic import synthetic_record
+    from synthetic_results import synthetic_record
     from benchmark.submissions.worker import WorkerConfig, publish
 
     q = Queue(tmp_path / "q")

@@ -53,7 +53,7 @@ sys.exit(main(["worker", *sys.argv[1:]]))
 SCORER = """\
 import zlib
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class S(Scorer):

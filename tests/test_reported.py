@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from benchmark.cli import main
 from benchmark.home import PUBLISHED_RESULTS
 from benchmark.results import reported, write
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 
 SOURCE = {"repo": "someone/paper-code", "path": "results.json", "commit": "a" * 40, "where": "key x"}
 

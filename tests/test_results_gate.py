@@ -8,11 +8,12 @@ import json
 import pytest
 
 from benchmark import attacks
+from benchmark.errors import MembenchError
 from benchmark.attacks import Scorer
 from benchmark.cli import main
 from benchmark.results import read, write
 from benchmark.results.gate import Catalog, publish, validate_dir
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.site import build_site
 from site_helpers import local_home, materialize_local_split, record_on_split  # noqa: F401 - a fixture
 
@@ -36,11 +37,11 @@ def test_two_settings_or_ablations_of_one_method_never_share_a_display_name():
     catalog = Catalog()
     names = {}
     for sid, cls in sorted(catalog.classes.items()):
-        settings = [{}] + [{k: _other(d)} for k, (_, d) in cls.parameters().items() if _other(d) is not None]
+        settings = [{}] + [{k: _other(d)} for k, (_, d) in attacks.specs.parameters(cls).items() if _other(d) is not None]
         for params in settings:
             try:
-                cls.canonical_params(params)
-            except (ValueError, TypeError):  # a value the class refuses (e.g. an unknown base scorer)
+                attacks.canonical_params(cls, params)
+            except (ValueError, TypeError, MembenchError):  # a value the class refuses (e.g. an unknown base scorer)
                 continue
             rec, _, _ = synthetic_record("synthetic/n", "pythia-160m", sid, n=20)
             rec["scorer"]["params"] = params

@@ -16,7 +16,7 @@ import pytest
 from benchmark.errors import MembenchError
 from benchmark.results import find, migrate, path_for, read, record_key, write
 from benchmark.results.gate import publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.site import build_site
 
 SPLIT, TARGET = "synthetic/keys", "pythia-160m"

@@ -21,7 +21,7 @@ from benchmark.results import (
 )
 from benchmark.results.gate import validate_dir
 from benchmark.results.schema import render
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from site_helpers import PUBLISHED, result_files
 
 

@@ -16,7 +16,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.results import write
 from benchmark.results.gate import Catalog, publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.site import build_site
 from benchmark.site.model import rank_groups
 from site_helpers import MODEL_FREE, PYTHIA_1_4B_COUNTED, REPO, XSS, make_results, result_files
@@ -164,7 +164,7 @@ def _docstring(path):
 
 def test_scorer_page_paper_name_citation_and_exact_docstring_definition(site):
     html = (site.out_dir / "scorer" / "loss.html").read_text()  # the id stays the page name
-    assert "<h1>LOSS" in html and "Yeom et al., CSF 2018" in html and "<code>loss</code>" in html
+    assert "<h1>LOSS" in html and "Yeom et al. 2018, CSF 2018" in html and "<code>loss</code>" in html
     definition = _section(html, "definition")
     expected = _docstring("benchmark/attacks/loss.py")
     assert "<pre class=\"definition\">" + expected.replace("<", "&lt;").replace(">", "&gt;") in definition

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from benchmark import metrics
 from benchmark.results import write
 from benchmark.results.gate import publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.server import create_app
 from benchmark.site import build_site
 from benchmark.site.precision import decimals_for

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from benchmark.results import write
 from benchmark.results.gate import publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.site import build_site
 from benchmark.site.precision import decimals_for
 from benchmark.site.tables import safe_cell

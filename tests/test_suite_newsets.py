@@ -21,9 +21,9 @@ import pytest
 from benchmark import suite
 from benchmark.cli import main
 from benchmark.errors import MembenchError
-from benchmark.suite import groups
+from benchmark.suite import user_level as groups
 from benchmark.suite.registry import _spec
-from benchmark.suite.sources_new import hub_files
+from benchmark.suite.sources import hub_files
 
 TRAPS_COMMIT = "487062f5e7d5f6dd122957583433491e9fcc8d2d"
 BOOKMIA_COMMIT = "e0d586e4ed039eeb7d4481b79fb6357f19d92329"
@@ -112,7 +112,7 @@ def test_entries_are_pinned_and_say_for_which_targets_their_labels_hold():
     for n in (32, 64, 128):
         spec = suite.get_split(f"wikimia25/{n}")
         assert spec.source["repo"] == "SimMIA/WikiMIA-25" and spec.source["split"] == f"WikiMIA_length{n}"
-        assert spec.fields["text"] == "input" and spec.source["licence"].startswith("MIT")
+        assert spec.fields["text"] == "input" and spec.extra["licence"].startswith("MIT")
         assert spec.labels_valid_for("pythia-160m") and spec.labels_valid_for("opt-1.3b")
     for name in TRAP_SPLITS:
         spec = suite.get_split(f"copyright-traps/{name}")
@@ -276,12 +276,12 @@ def test_bookmia_bad_copies_are_one_line_each(home, tmp_path):
 def test_hub_files_entries_must_name_files_inside_the_repository():
     base = {"id": "x/y", "family": "x", "track": "pretraining", "domain": "d", "valid_targets": [],
             "fields": {"text": "text", "label": "label"}, "label_meaning": "m", "description": "d"}
-    for files, message in ((None, "needs `files`"), ([], "needs `files`"), (["../outside.jsonl"], "leaves the dataset"),
+    for files, message in ((None, "files"), ([], "needs `files`"), (["../outside.jsonl"], "leaves the dataset"),
                            (["/abs/path.jsonl"], "leaves the dataset")):
-        spec = _spec({**base, "source": {"kind": "hub_files", "repo": "o/r", "revision": "main", "files": files}})
         with pytest.raises(MembenchError, match=message):
-            hub_files.patterns(spec)
-    spec = _spec({**base, "source": {"kind": "hub_files", "repo": "o/r", "revision": "main", "files": "data/*.csv"}})
+            _spec({**base, "source": {"kind": "hub_files", "repo": "o/r", "revision": "main", "files": files}}, "test")
+    spec = _spec({**base, "source": {"kind": "hub_files", "repo": "o/r", "revision": "main", "files": "data/*.csv"}},
+                 "test")
     assert hub_files.patterns(spec) == ["data/*.csv"]
 
 
@@ -297,7 +297,7 @@ def test_cards_carry_validity_and_say_the_shift_is_not_yet_diagnosed(tmp_path, m
     for spec in suite.match_splits(patterns):
         text = card_path(spec.id).read_text()
         assert "Shift verdict: not yet diagnosed: needs the Hub" in text
-        assert "## Label validity" in text and spec.source["licence"] in text
+        assert "## Label validity" in text and spec.extra["licence"] in text
     traps = card_path("copyright-traps/seq_len_25_n_rep_10").read_text()
     assert "ground truth for targets matching `croissantllm*`" in traps
     assert "No registry target is declared valid" in card_path("bookmia/snippets").read_text()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from .. import suite
 from ..errors import MembenchError
+from ..suite import lock as lockfile, split_dir
 from . import emit, table
 
 
@@ -14,8 +15,7 @@ def register(sub):
     ss = p.add_subparsers(dest="suite_command", metavar="SUBCOMMAND")
 
     ls = ss.add_parser("list", help="every split with family, track, size and status (not fetched, fetched, "
-                       "verified, corrupt); for one not fetched, how it can be (the Hub at its pinned "
-                       "revision or --from-dir, built offline, or the parents it needs)")
+                       "verified, corrupt)")
     ls.add_argument("patterns", nargs="*", metavar="SPLIT", help="glob patterns (default: all)")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=handle_list)
@@ -74,8 +74,6 @@ def register(sub):
 
 
 def _manifest(spec):
-    from ..suite import split_dir
-
     file = split_dir(spec.id) / "manifest.json"
     try:
         return json.loads(file.read_text()) if file.exists() else None
@@ -86,26 +84,13 @@ def _manifest(spec):
 def fetch_route(spec, pins: dict) -> str:
     """How a split that is not materialized here can be: from the Hub at its pinned revision (or
     a local copy with --from-dir), built offline, or only after the parents it names."""
-    from .. import suite
-
-    if spec.kind == "builtin":
-        return "built offline"
-    if spec.kind == suite.LOCAL_FILE:
-        return "from its local file" if Path(spec.source["path"]).exists() else f"local file missing: {spec.source['path']}"
-    if spec.kind == "control":
-        missing = suite.missing_parents(spec)
-        return f"needs {', '.join(missing)}" if missing else "built offline from its parents"
-    repo = spec.source.get("repo")
-    if repo:
-        revision = pins.get(spec.id, {}).get("hub_commit") or spec.source.get("revision") or "main"
-        return f"Hub {repo}@{revision[:12]} or --from-dir"
-    return "unknown source"
+    missing = suite.missing_parents(spec)
+    if missing:
+        return f"needs {', '.join(missing)}"
+    return spec.source_model.route(spec, pins)
 
 
 def handle_list(args) -> int:
-    from .. import suite
-    from ..suite import lock as lockfile
-
     specs = suite.match_splits(args.patterns) if args.patterns else list(suite.splits().values())
     pins = lockfile.read_lock().get("splits", {})
     rows = []
@@ -134,8 +119,6 @@ def handle_list(args) -> int:
 
 def handle_fetch(args) -> int:
     from tqdm import tqdm
-
-    from .. import suite
 
     specs = suite.match_splits(args.patterns)
     rows = []
@@ -188,8 +171,6 @@ def handle_fetch(args) -> int:
 
 
 def handle_add(args) -> int:
-    from .. import suite
-
     split = suite.add_local_split(args.name, args.file, text_field=args.text_field, label_field=args.label_field,
                                   valid_for=args.valid_for, config=args.config, track=args.track,
                                   description=args.description, replace=args.replace)
@@ -213,8 +194,6 @@ def handle_add(args) -> int:
 
 
 def handle_remove(args) -> int:
-    from .. import suite
-
     removed = suite.remove_split(args.name)
     emit(args, {"id": args.name, "removed": removed},
          "\n".join(f"removed {p}" for p in removed) or f"{args.name}: nothing to remove")
@@ -222,8 +201,6 @@ def handle_remove(args) -> int:
 
 
 def handle_verify(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else None
     reports = suite.verify(specs)
     failed = [r for r in reports if r["status"] != "ok"]
@@ -242,9 +219,6 @@ def handle_verify(args) -> int:
 
 
 def handle_show(args) -> int:
-    from .. import suite
-    from ..suite import lock as lockfile
-
     spec = suite.get_split(args.split)
     manifest = _manifest(spec)
     entry = lockfile.read_lock().get("splits", {}).get(spec.id)
@@ -295,8 +269,6 @@ def handle_show(args) -> int:
 
 
 def handle_freeze(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else None
     out = suite.freeze(specs, args.lock)
     lines = [f"froze {sid}  {e['content_hash'][:16]}" for sid, e in out["frozen"].items()]

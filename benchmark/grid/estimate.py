@@ -174,7 +174,7 @@ def scorer_passes(specs) -> tuple[float, float, list[str]]:
         t, r = rule
         if isinstance(t, str):
             cls = attacks.scorer_class(name)
-            t = params.get(t, cls.parameters()[t][1])
+            t = params.get(t, attacks.specs.parameters(cls)[t][1])
         extra, ref = extra + float(t), ref + float(r)
     return extra, ref, sorted(set(unknown))
 

@@ -158,7 +158,7 @@ class Catalog:
         method = getattr(cls, "method", None)
         method = method if isinstance(method, str) and method else _text(entry.get("method"))
         defaults = {}
-        for key, (_, default) in cls.parameters().items():
+        for key, (_, default) in attacks.specs.parameters(cls).items():
             if default is not inspect.Parameter.empty and _jsonable(default):
                 defaults[key] = default
         return ScorerFacts(
@@ -238,7 +238,7 @@ class Catalog:
         params = params if isinstance(params, dict) else {}
         cls = self.classes.get(sid)
         try:
-            canon = cls.canonical_params(params) if cls is not None else None
+            canon = attacks.canonical_params(cls, params) if cls is not None else None
         except (MembenchError, ValueError, TypeError):  # the class no longer accepts a parameter of this record
             canon = None
         if canon is None:

@@ -59,8 +59,8 @@ def format_value(value) -> str:
 
 def scorer_label(name: str, params: dict | None = None) -> str:
     """The scorer's name in results: ``name``, plus its canonical (non-default) parameters in
-    sorted order, e.g. ``min_k(k=0.1)``. Canonicalize ``params`` first (the scorer class's
-    ``canonical_params``), so that one setting always has one name."""
+    sorted order, e.g. ``min_k(k=0.1)``. Canonicalize ``params`` first
+    (``attacks.canonical_params``), so that one setting always has one name."""
     if not params:
         return name
     return name + "(" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(params.items())) + ")"

@@ -19,7 +19,7 @@ on the rest are recomputed too.
 
 A group-level record (top-level ``kind: group``, any scorer kind) is recomputed over groups:
 its per-sample file holds one row per group (``uid`` = the group id), which must be exactly the
-groups of the rows a group scorer sees on the split (``suite.groups.rows``: the attacker-held
+groups of the rows a group scorer sees on the split (``suite.user_level.rows``: the attacker-held
 samples, else the split's samples; their uid hash must match ``groups.rows_sha256``), every score
 finite, and the figures are those of ``metrics.summarize_groups`` against the split's
 ``group_labels.parquet``.
@@ -43,7 +43,7 @@ import pandas as pd
 from .. import metrics, suite
 from ..errors import MembenchError
 from ..hashing import sha256_json
-from ..suite import groups
+from ..suite import user_level as groups
 from .store import content_digest
 
 TOLERANCE = 1e-6  # absolute; recomputation on the same inputs is exact up to float noise

@@ -520,7 +520,7 @@ def check_ids(rows: Iterable[ReportedRow]) -> list[str]:
         if name not in scorers:
             return (f"attack {name} is not a membench scorer or blind baseline "
                     f"(known: {', '.join(sorted(scorers) + sorted(BASELINES))})")
-        canonical = scorers[name].canonical_params(setting)
+        canonical = attacks.canonical_params(scorers[name], setting)
         if canonical != setting:
             return (f"setting {setting} of {name} is not canonical: write {canonical} (values equal to "
                     "the default are left out)")

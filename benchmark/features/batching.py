@@ -13,7 +13,7 @@ starts at the requested value and then follows what the device actually has:
   failed batch); that budget becomes the ceiling.
 
 Without a probe (CPU) the budget stays where it was set, except for halving. Scores do not
-depend on the budget: statistics are computed row by row (``engine.batch_stats``).
+depend on the budget: statistics are computed row by row (``forward.batch_stats``).
 """
 
 from __future__ import annotations

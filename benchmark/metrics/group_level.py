@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bootstrap import N_RESAMPLES, SEED
+from .roc import auc, roc_points
+from .summary import summarize
+
 GROUP_BOOTSTRAP_NOTE = "groups resampled with replacement, stratified by group label"
 
 
 def summarize_groups(labels, scores, *, n_resamples: int | None = None, seed: int | None = None) -> dict:
     """``summarize`` over per-group ``labels`` and ``scores`` (aligned, all finite), marked
     ``unit: group`` with the bootstrap's resampling unit stated."""
-    from . import N_RESAMPLES, SEED, roc_points, summarize
-
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
     if not np.isfinite(scores).all():
@@ -38,8 +40,6 @@ def auc_by_bins(labels, scores, values, n_bins: int = 3) -> list[dict]:
     """AUC over groups within bins of ``values`` (e.g. how many texts a user contributed, or
     how much of an outlier the user is): quantile edges of ``values`` (ties kept together, so
     there may be fewer bins), each bin's AUC over its groups (None when a bin lacks a class)."""
-    from . import auc
-
     labels, scores, values = np.asarray(labels).astype(int), np.asarray(scores, float), np.asarray(values, float)
     edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)))
     if len(edges) == 1:

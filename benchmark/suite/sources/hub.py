@@ -1,8 +1,10 @@
-"""Where a split's source files come from: the Hugging Face Hub or a local directory.
+"""Sources on the Hugging Face Hub, read from the Hub or from a local copy of its files.
 
-Both give the same thing, a local path for a path inside the dataset repository, so the
-loaders that parse the files are one code path whichever the origin. The only difference
-between a Hub fetch and ``--from-dir DIR`` is which of these two classes is used.
+``HubSource`` is the kind of source a Hub dataset split has (``mimir``, ``hf_dataset``): a
+repository and a revision, fetched at the commit pinned in ``suite.lock`` when there is one.
+``HubFiles`` and ``LocalFiles`` give the same thing, a local path for a path inside the dataset
+repository, so a kind parses its files with one code path whichever the origin: the only
+difference between a Hub fetch and ``--from-dir DIR`` is which of these two classes is used.
 
 Hub access uses ``huggingface_hub`` with a pinned revision and the user's token (``HF_TOKEN``
 or ``huggingface-cli login``; MIMIR is gated). ``HF_HUB_OFFLINE=1`` and ``HF_ENDPOINT`` are
@@ -18,7 +20,10 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import MembenchError
+from ...errors import MembenchError
+from ..lock import read_lock
+from .kind import SourceKind
+from .parts import Parts
 
 _COMMIT = re.compile(r"/snapshots/([0-9a-f]{40})/")
 
@@ -176,3 +181,28 @@ def files_for(spec, from_dir: str | Path | None, *, revision: str | None = None)
     if not repo:
         raise MembenchError(f"split {spec.id} has no Hub source", "pass --from-dir")
     return HubFiles(repo, revision or spec.source.get("revision", "main"), spec.id)
+
+
+class HubSource(SourceKind):
+    """A split read from the files of a Hub dataset repository (or a local copy of them)."""
+
+    repo: str
+    revision: str = "main"
+
+    def read(self, spec, files) -> Parts:
+        """The split's rows from ``files`` (``HubFiles`` or ``LocalFiles``)."""
+        raise NotImplementedError
+
+    def build(self, spec, from_dir=None, parent=None) -> Parts:
+        pinned = read_lock().get("splits", {}).get(spec.id, {}).get("hub_commit")
+        parts = self.read(spec, files_for(spec, from_dir, revision=pinned))
+        parts.source["registry_revision"] = spec.source.get("revision")
+        parts.source.setdefault("revision", None)  # a kind spreads files.describe(); a local copy has none
+        return parts
+
+    def fetch_hint(self, spec, again: bool = False) -> str:
+        return super().fetch_hint(spec, again) + " (add --from-dir DIR for a local copy)"
+
+    def route(self, spec, pins: dict) -> str:
+        revision = (pins.get(spec.id) or {}).get("hub_commit") or self.revision
+        return f"Hub {self.repo}@{revision[:12]} or --from-dir"

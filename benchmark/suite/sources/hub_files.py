@@ -1,4 +1,4 @@
-"""Source kind ``hub_files``: named data files of a Hub dataset repository, at their Hub paths.
+"""``hub_files``: named data files of a Hub dataset repository, at their Hub paths.
 
 For datasets whose files are not named after a split (``book_data.jsonl``) or whose rows carry
 a natural group (a book, an author) that membench keeps. The entry lists the files as globs
@@ -20,13 +20,16 @@ keep the Hub layout. Every bad file or row is one error naming the file and the 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import pandas as pd
+from pydantic import field_validator
 
 from ...errors import MembenchError
 from ...hashing import sha256_file
 from .. import readers
-from ..loaders import Parts, labelled_texts
+from .hub import HubSource
+from .parts import Parts
 
 KIND = "hub_files"
 
@@ -79,7 +82,7 @@ def _groups(frame: pd.DataFrame, path: Path, text_col: str, group_col: str) -> l
     return out
 
 
-def load(spec, files) -> Parts:
+def _load(spec, files) -> Parts:
     """Members and non-members (and each text's group, where the entry names one) from the
     entry's files, read from the Hub at the pinned revision or from a local copy."""
     fields = spec.fields
@@ -94,7 +97,7 @@ def load(spec, files) -> Parts:
     several_groups = 0
     for rel, path in found.items():
         frame = readers.read_table(path)
-        m, n = labelled_texts(frame, path, text_col, label_col, fields.get("member_value", 1))
+        m, n = readers.labelled_texts(frame, path, text_col, label_col, fields.get("member_value", 1))
         members += m
         nonmembers += n
         if group_col:
@@ -119,3 +122,29 @@ def load(spec, files) -> Parts:
             "groups_with_both_labels": sum(len(v) > 1 for v in labels_of_group.values()),
         }
     return Parts(members, nonmembers, source, notes=notes, groups=group_of if group_col else None)
+
+
+class HubFilesSource(HubSource):
+    """``hub_files``: named data files of a Hub dataset repository (globs from its root)."""
+
+    kind: Literal["hub_files"]
+    files: list[str]
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("files")
+    @classmethod
+    def _inside_the_repository(cls, value):
+        if not value or not all(p.strip() for p in value):
+            raise ValueError(f"source kind {KIND} needs `files`, a list of paths or globs in the dataset repository")
+        for pat in value:
+            pure = PurePosixPath(pat)
+            if pure.is_absolute() or ".." in pure.parts:
+                raise ValueError(f"file pattern {pat!r} leaves the dataset repository")
+        return value
+
+    def read(self, spec, files) -> Parts:
+        return _load(spec, files)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
-from .provenance import environment
-from .store import write
+from benchmark import metrics
+from benchmark.results.provenance import environment
+from benchmark.results.store import write
 
 SYNTHETIC_CREATED_AT = "2026-01-01T00:00:00+00:00"
 

@@ -1,4 +1,4 @@
-"""A tiny grid made offline, for the grid's tests and its benchmark. Never published.
+"""A tiny grid made offline, for the grid's tests and its benchmark (benchmarks/grid.py). Never published.
 
 Two tiny targets, a GPT-NeoX (Pythia architecture) and an OPT, with seeded random weights and
 a small byte-level BPE tokenizer trained on the texts, saved with ``save_pretrained`` and
@@ -38,9 +38,9 @@ def _save_target(target_id: str, texts: list[str], seed: int) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .. import targets
-    from ..home import targets_dir
-    from ..targets.demo import train_tokenizer
+    from benchmark import targets
+    from benchmark.home import targets_dir
+    from benchmark.targets.demo import train_tokenizer
 
     out = targets_dir(target_id)
     tokenizer = train_tokenizer(texts, out)
@@ -51,16 +51,16 @@ def _save_target(target_id: str, texts: list[str], seed: int) -> None:
     torch.manual_seed(seed)
     AutoModelForCausalLM.from_config(config).save_pretrained(out)
     targets.register_target({"id": target_id, "path": str(out), "family": "tiny",
-                             "description": "random-weight test model (membench.grid.tiny)"}, replace=True)
+                             "description": "random-weight test model (tests/tiny_grid.py)"}, replace=True)
 
 
 def _save_split(split_id: str, members: list[str], nonmembers: list[str], valid: list[str]) -> None:
-    from .. import suite
-    from ..suite.store import materialize
+    from benchmark import suite
+    from benchmark.suite.store import materialize
 
     spec = suite.register_split({
         "id": split_id, "family": "tiny", "track": "tiny", "domain": "python-docs",
-        "source": {"kind": "local", "made_by": "benchmark.grid.tiny"},
+        "source": {"kind": "written", "made_by": "tests/tiny_grid.py"},
         "fields": {"text": "text", "label": "label"}, "valid_targets": valid,
         "label_meaning": "1 = member by random assignment (the random-weight targets saw nothing)",
         "description": "tiny test split for the grid",
@@ -70,7 +70,7 @@ def _save_split(split_id: str, members: list[str], nonmembers: list[str], valid:
 
 def build_tiny_grid(n_per_class: int = 16, seed: int = 0) -> TinyGrid:
     """Make and register the tiny targets and splits under the current MEMBENCH_HOME."""
-    from ..suite import demo
+    from benchmark.suite import demo
 
     texts = list(dict.fromkeys(demo.passages(seed)))
     order = np.random.default_rng(seed).permutation(len(texts))

@@ -1,4 +1,4 @@
-"""What the sandbox costs: `python -m benchmark.submissions.overhead [--repeats N]`.
+"""What the sandbox costs: `python benchmarks/sandbox_overhead.py [--repeats N]`.
 
 Scores the demo split with the text-only example submission, in process and in the sandbox
 (bubblewrap with its namespaces, seccomp, a cgroup and a uid of its own, the socket protocol),
@@ -15,16 +15,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..attacks import ScoringInput
-from ..home import REPO_ROOT
-from .jail import missing
-from .sandbox import isolation_problem, run_scorer
+from benchmark.attacks import ScoringInput
+from benchmark.home import REPO_ROOT
+from benchmark.submissions.jail import missing
+from benchmark.submissions.sandbox import isolation_problem, run_scorer
 
 EXAMPLE = REPO_ROOT / "submissions" / "zlib_ratio_blind"
 
 
 def main(argv=None) -> int:
-    from .. import suite
+    from benchmark import suite
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--repeats", type=int, default=7)
