@@ -197,13 +197,27 @@ def placements(y, s) -> tuple[np.ndarray, np.ndarray]:
     return v10, v01
 
 
-def paired_difference(y, new, best) -> tuple[float, float]:
-    """(AUC(new) - AUC(best), its DeLong standard error) on the same samples."""
+def _paired(y, new, best) -> tuple[float, float, float, float]:
+    """(AUC(new), AUC(best), their difference, its DeLong standard error) on the same samples."""
     a10, a01 = placements(y, new)
     b10, b01 = placements(y, best)
     d10, d01 = a10 - b10, a01 - b01
     var = (d10.var(ddof=1) / len(d10) if len(d10) > 1 else 0.0) + (d01.var(ddof=1) / len(d01) if len(d01) > 1 else 0.0)
-    return float(d10.mean()), float(math.sqrt(max(var, 0.0)))
+    return float(a10.mean()), float(b10.mean()), float(d10.mean()), float(math.sqrt(max(var, 0.0)))
+
+
+def paired_difference(y, new, best) -> tuple[float, float]:
+    """(AUC(new) - AUC(best), its DeLong standard error) on the same samples."""
+    return _paired(y, new, best)[2:]
+
+
+def leads(y, new, best, decimals: int) -> tuple[bool, float, float]:
+    """The parameter-free Ladder's test on one set of rows (labels ``y``, the new scores and the
+    owner's best): (whether the new one leads, AUC(new) - AUC(best), its DeLong standard error).
+    It leads when the difference exceeds one standard error and its AUC, rounded to the board's
+    grid, is higher than the best's."""
+    auc_new, auc_best, diff, se = _paired(y, new, best)
+    return bool(diff > se and round(auc_new, decimals) > round(auc_best, decimals)), diff, se
 
 
 def bound(n_members: int, n_nonmembers: int, submissions: int, shown: int, decimals: int,
@@ -516,11 +530,11 @@ class Ladder:
         block["compared_with"] = subject(leader.record)
         if len(np.unique(y)) != 2:
             return False, "no rows of both classes in common with its owner's best: nothing to compare"
-        diff, se = paired_difference(y, s_new.reindex(common).to_numpy(), s_old.reindex(common).to_numpy())
-        block["difference"], block["noise"] = diff, se
         d = block["public"]["decimals"]
-        moves = round(block["public"]["auc"], d) > round(leader.block["public"]["auc"], d)
-        return (True, SHOWN_BETTER) if diff > se and moves else (False, WITHHELD)
+        ahead, diff, se = leads(y, s_new.reindex(common).to_numpy(), s_old.reindex(common).to_numpy(), d)
+        block["difference"], block["noise"] = diff, se
+        moves = round(block["public"]["auc"], d) > round(leader.block["public"]["auc"], d)  # the shown figure
+        return (True, SHOWN_BETTER) if ahead and moves else (False, WITHHELD)
 
 
 def restore(results_dir: Path, pairs: list[tuple[Entry, Entry]]) -> list[tuple[Path, Path]]:
@@ -528,7 +542,7 @@ def restore(results_dir: Path, pairs: list[tuple[Entry, Entry]]) -> list[tuple[P
     key replaced it (the withheld one goes to the history): the best stays shown."""
     moves = []
     for withheld, best in pairs:
-        kept = keep(results_dir, withheld.path, withheld.record)
+        kept = keep(results_dir, withheld.path, {**withheld.record, "ladder": withheld.block})
         old_scores = best.path.parent / best.record["per_sample"]["file"]
         new_scores = scores_path(withheld.path)
         os.replace(old_scores, new_scores)
