@@ -1,6 +1,6 @@
 """The Ladder (issue 23, item 2): a leaderboard that adaptive submitters cannot milk.
 
-The adversary is the boosting attack of Blum and Hardt (ICML 2015, Section 5; the authors'
+The adversary is the boosting attack of Blum and Hardt (ICML 2015; the authors'
 ``examples/attacks.jl``): submit many random guesses, keep those whose shown score rose, and
 submit their majority vote. Without the Ladder (every upload's public-part AUC shown) the vote
 climbs far above what it is worth on data it never saw; with the Ladder its best shown score

@@ -2,7 +2,7 @@
 
 Every upload to a private split is a query to its secret labels: a submitter who sees a score
 for every upload can keep the random changes that happened to raise it and climb far above
-what the scorer is worth on new data (the boosting attack of Blum and Hardt, Section 5). Two
+what the scorer is worth on new data (the boosting attack of Blum and Hardt's experiments). Two
 lines of defence, both decided here, by the publication gate (``gate``), from the records'
 per-sample scores and the split's labels, and written into each record's ``ladder`` block so
 that the site and the API only read the decision (``published``).
@@ -55,14 +55,15 @@ and, when shown, one number on a fixed grid.
 
 *The grid.* Published AUCs of a board are rounded to 10^-d, with d the decimals that the null
 interval of the public part supports (``published.grid_decimals``: Hanley-McNeil at AUC 0.5
-for its class sizes; 2 for a public part of 100 to 20,000 rows), and their interval is the
-Hanley-McNeil interval of that rounded AUC and the class sizes: a function of published
-numbers, so it adds nothing. TPRs at low FPR, bootstrap intervals and the secret part's
+for its class sizes; 2 for a balanced public part of about 150 to 14,000 rows), and their
+interval is the Hanley-McNeil interval of that rounded AUC and the class sizes: a function of
+published numbers, so it adds nothing. TPRs at low FPR, bootstrap intervals and the secret part's
 figures come only with the final figures of a closed round. So one shown record publishes one
 number on a grid of G = 10^d + 1 values.
 
-**The guarantee** (``bound``; the compression argument of the paper's Theorem 3.1). Let an
-owner make k submissions on a board, U of them shown. Whatever their strategy, each submission
+**The guarantee** (``bound``; the compression argument behind the paper's main theorem). Let an
+owner make k submissions on a board (k fixed in advance, as in the paper), U of them shown,
+the public part's members and non-members drawn independently within each class. Whatever their strategy, each submission
 is a function of what they were shown before (and of coins independent of the labels): at most
 C(k, U) * G^U <= (k G)^U transcripts. The public part's AUC of a fixed scorer changes by at most
 1/m when one member's score changes and 1/n0 for a non-member, so (McDiarmid) it deviates
@@ -75,11 +76,10 @@ probability at least 1 - delta, every one of the owner's submissions f has
 and the shown figure is that AUC rounded to the grid (plus half a step). Without the Ladder
 every submission is shown (U = k) and the bound grows like sqrt(k ln(kG) / n_eff): a boosting
 attacker gains about sqrt(k / n) (``tests/test_ladder.py`` shows both). Blum and Hardt's
-a-priori form fixes U <= 1/eta: with step eta their bound is exp(-2 e^2 n + (1/eta + 2)
-log(4k/eta) + 1) on the probability of an error above e + eta, i.e. leaderboard error
-O(log^{1/3}(kn) / n^{1/3}) for eta of that order; the grid step here is far finer than that
+a-priori form (their main theorem) bounds U by 1/eta instead, for leaderboard error
+O(log^{1/3}(kn) / n^{1/3}) with eta of that order; the grid step here is far finer than that
 eta (a shown figure has the precision its interval supports), so the data-dependent form above
-(with the actual U) is the one stated. Its cost to an honest submitter: a genuine improvement
+(with the actual U, which the gate records in each block) is the one stated. Its cost to an honest submitter: a genuine improvement
 smaller than one standard error of the paired difference, or one that does not move the
 rounded figure, is not shown.
 """

@@ -268,6 +268,8 @@ def published_records(records):
     return [(path, disclose(record)) for path, record in records if may_publish(record)]
 
 
+LADDER_PENDING = ("a private split: whether this result is shown, and with which figures, is decided when it is "
+                  "published (the Ladder: shown only when above your best on the board by more than the noise)")
 NOT_SHOWN = ("not shown: not above your best on this board by more than the noise (one standard error of the "
              "paired difference); your best stays shown")
 
