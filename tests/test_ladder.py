@@ -42,7 +42,8 @@ from site_helpers import local_home, materialize_local_split, record_on_split  #
 
 PRIVATE, PUBLIC = "local/ladder", "local/ladder-open"
 ATTACKER, HONEST = "mallory", "alice"
-N_GUESSES = 60
+N_GUESSES = 120
+KEY = "5eed" * 16  # the private split's partition key, fixed so that the test is reproducible
 START = datetime.now(timezone.utc) - timedelta(days=2)
 
 
@@ -64,6 +65,13 @@ def _upload(split, name, scores, *, owner, at, private=True, kind="submission"):
     return rec, uids, np.asarray(scores, float)
 
 
+def _plant_key(split_id: str) -> None:
+    """The maintainers' partition key, written as ``ladder.partition`` would (mode 0600)."""
+    fd = os.open(secret_file(f"{split_id}.holdout"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps({"key": KEY, "secret_fraction": ladder.SECRET_FRACTION}))
+
+
 def _parts(split):
     """(labels, secret mask) in the split's sample order: the maintainers' view, never published."""
     uids = list(split.samples["uid"])
@@ -81,13 +89,14 @@ def _every_api_answer(client) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A private split (1,200 texts) and its public twin; the maintainers' LOSS, an honest
+    """A private split (800 texts) and its public twin; the maintainers' LOSS, an honest
     submitter's three uploads and the attacker's random guesses, then the attacker's vote,
     each through the publication gate."""
     tmp = tmp_path_factory.mktemp("ladder")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMBENCH_HOME", str(tmp / "home"))
-        split = materialize_local_split(PRIVATE, n=1200, seed=5)
+        split = materialize_local_split(PRIVATE, n=800, seed=5)
+        _plant_key(PRIVATE)
         open_ = materialize_local_split(PUBLIC, n=200, seed=6)
         root = tmp / "results"
         y, secret = _parts(split)
@@ -150,8 +159,8 @@ def test_the_attackers_best_shown_score_stays_within_the_stated_bound(world):
     unladdered_gap = round(metrics.auc(y[~secret], vote[~secret]), d) - metrics.auc(y[secret], vote[secret])
     laddered_gap = best["metrics"]["auc"] - true_auc
     null_se = np.sqrt((y[~secret].size + 1) / (12 * y[~secret].sum() * (~y[~secret].astype(bool)).sum()))
-    assert len(kept) > 15 and unladdered_gap > 3 * null_se, unladdered_gap  # about 4 standard errors here
-    assert unladdered_gap > 3 * max(laddered_gap, step), (unladdered_gap, laddered_gap)
+    assert len(kept) > 30 and unladdered_gap > 4 * null_se, unladdered_gap
+    assert unladdered_gap - laddered_gap > 3 * null_se, (unladdered_gap, laddered_gap)
 
 
 def read_scores(world, name):
