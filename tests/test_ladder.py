@@ -17,6 +17,7 @@ import stat
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -76,6 +77,13 @@ def _parts(split):
     """(labels, secret mask) in the split's sample order: the maintainers' view, never published."""
     uids = list(split.samples["uid"])
     return split.labels().loc[uids].to_numpy(), ladder.partition(split.id).secret(uids)
+
+
+def read_scores(world, name):
+    """The per-sample scores of a record of the world, in the split's sample order."""
+    path, record = world["records"][name]
+    table = pd.read_parquet(path.parent / record["per_sample"]["file"]).set_index("uid")
+    return table["score"].loc[list(world["split"].samples["uid"])].to_numpy()
 
 
 def _api_items(client, split_id):
@@ -161,12 +169,6 @@ def test_the_attackers_best_shown_score_stays_within_the_stated_bound(world):
     null_se = np.sqrt((y[~secret].size + 1) / (12 * y[~secret].sum() * (~y[~secret].astype(bool)).sum()))
     assert len(kept) > 30 and unladdered_gap > 4 * null_se, unladdered_gap
     assert unladdered_gap - laddered_gap > 3 * null_se, (unladdered_gap, laddered_gap)
-
-
-def read_scores(world, name):
-    path, record = world["records"][name]
-    table = __import__("pandas").read_parquet(path.parent / record["per_sample"]["file"]).set_index("uid")
-    return table["score"].loc[list(world["split"].samples["uid"])].to_numpy()
 
 
 def test_withheld_records_are_on_no_page_download_or_api_answer(world):
