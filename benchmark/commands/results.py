@@ -30,8 +30,11 @@ def register(sub):
         "scores and the split's labels: a record whose figures differ is refused, naming the file and the "
         "field. Into every accepted record it writes what the site and the API show: the display block (name "
         "and setting, method, citation, definition, BibTeX), the target's nominal size and, on public splits "
-        "only, the per-class views (score histograms, AUC by length, length statistics). The site shows only "
-        "records it stamped and that have not changed since. Running it twice changes nothing.",
+        "only, the per-class views (score histograms, AUC by length, length statistics), and, on private splits, "
+        "the Ladder's decision (benchmark/results/ladder.py: a submitter's result is shown only when it beats their "
+        "best by more than the noise; figures from the split's public part until the round is closed). The site "
+        "shows only records it stamped and that have not changed since, and of private splits only those the Ladder "
+        "shows. Running it twice changes nothing.",
     )
     v.add_argument("dir", type=Path, metavar="DIR")
     v.add_argument("--no-recompute", action="store_true",

@@ -18,7 +18,13 @@ results folder it
 4. on a **public** split only, the ``views`` block: per-class score histograms, AUC by
    text-length bucket and per-class length statistics (``views``); never on a private split,
    where each is a label oracle (``published``);
-5. the ``gate`` stamp: whether the figures were recomputed (or why not), the target's nominal
+5. on a **private** split, the ``ladder`` block (``ladder``): the Ladder's decision (shown or
+   withheld, per owner and board, in the order the records were made; once made it stays) and
+   the figures of the split's public part, and of its secret part once the record's round is
+   closed; an owner's best that a withheld record of the same key replaced is put back from the
+   history. A private record it cannot decide (its split not materialized here, and no earlier
+   decision) gets no block, so no reader publishes it;
+6. the ``gate`` stamp: whether the figures were recomputed (or why not), the target's nominal
    size from the registry, the suite version, and the SHA-256 of the record as checked, which
    every reader compares (a record changed after the gate is refused).
 
