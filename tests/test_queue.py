@@ -262,3 +262,36 @@ def test_publishing_keeps_the_per_sample_columns(tmp_path):
     (path,) = map(Path, written)
     table = pd.read_parquet(path.with_name(results.read(path)["per_sample"]["file"]))
     assert table["truncated"].tolist() == truncated.tolist() and table["score"].tolist() == list(scores)
+
+
+def test_a_private_split_has_a_quota_per_owner_and_day(tmp_path, monkeypatch):
+    """Each upload to a private split queries its secret labels (the Ladder answers them): at
+    most PRIVATE_SPLIT_PER_DAY per owner and split in any 24 hours, refused with 429 naming the
+    quota and when it frees one; a public split, and another owner, are not held back."""
+    from benchmark.submissions import queue as queue_module
+
+    app = create_app(tmp_path / "q")
+    q = app.state.submission_queue
+    alice, _ = tokens.add(q, "alice", per_day=100)
+    bob, _ = tokens.add(q, "bob", per_day=100)
+    private = "/api/submissions?split=demo/pydoc-private&target=demo/neox-tiny-private"
+    quota = queue_module.PRIVATE_SPLIT_PER_DAY
+    with TestClient(app) as c:
+        def post(url, who):
+            return c.post(url, content=_zip({"scorer.py": SCORER, "submission.yaml": YAML}),
+                          headers={"Authorization": f"Bearer {who}"})
+
+        codes = [post(private, alice).status_code for _ in range(quota + 1)]
+        assert codes == [201] * quota + [429]
+        refused = post(private, alice)
+        detail = refused.json()["detail"]
+        assert f"the quota is {quota} per private split per day" in detail and "demo/pydoc-private" in detail
+        assert "frees one at" in detail and " UTC" in detail and 0 < int(refused.headers["retry-after"]) <= 86400
+        assert post("/api/submissions?split=demo/pydoc&target=demo/neox-tiny", alice).status_code == 201
+        assert post(private, bob).status_code == 201
+    assert q.counts()["pending"] == quota + 2
+    later = time.time() + queue_module.DAY + 1  # a day on, the quota has freed every slot
+    monkeypatch.setattr(queue_module.time, "time", lambda: later)
+    job = q.submit_archive(_zip({"scorer.py": SCORER, "submission.yaml": YAML}), split="demo/pydoc-private",
+                           target="demo/neox-tiny-private", owner="alice", per_split_day=quota)
+    assert q.get(job)["status"] == "pending"

@@ -23,7 +23,6 @@ from benchmark.results.gate import publish
 from synthetic_results import synthetic_record
 from benchmark.server import create_app
 from benchmark.site import build_site
-from benchmark.site.precision import decimals_for
 from site_helpers import materialize_local_split
 
 PRIVATE, PUBLIC = "local/secret", "local/open"
@@ -123,7 +122,7 @@ def test_the_near_pair_is_shown_equal_and_its_order_is_the_same_whichever_is_bet
     equal, and every page, download and API answer lists them in the same order whichever is
     better (by name), so no order reveals a label."""
     recs = [r for r in world["records"][False] if r["scorer"]["name"] in NEAR]
-    shown = {r["scorer"]["name"]: round(r["metrics"]["auc"], decimals_for(*r["metrics"]["auc_ci95"])) for r in recs}
+    shown = {r["scorer"]["name"]: _shown_auc(r) for r in recs}
     assert shown[NEAR[0]] == shown[NEAR[1]] and recs[0]["metrics"]["auc"] != recs[1]["metrics"]["auc"]
     a, b = _files(world[False]["site"]), _files(world[True]["site"])
     assert a.keys() == b.keys()
@@ -144,6 +143,12 @@ def test_the_near_pair_is_shown_equal_and_its_order_is_the_same_whichever_is_bet
         assert ranks[NEAR[0]] == ranks[NEAR[1]]
 
 
+def _shown_auc(record) -> float:
+    """A private record's AUC as published: its split's public part, on the board's grid (the Ladder)."""
+    public = record["ladder"]["public"]
+    return round(public["auc"], public["decimals"])
+
+
 def _secrets(world) -> dict[str, str]:
     """Strings that depend on the private split's labels or give its per-sample scores."""
     split = world["splits"][PRIVATE]
@@ -155,6 +160,7 @@ def _secrets(world) -> dict[str, str]:
         out[f"{name} per-sample hash"] = rec["per_sample"]["sha256"]
         out[f"{name} gate hash"] = rec["gate"]["content_sha256"]
         out[f"{name} full AUC"] = repr(rec["metrics"]["auc"])
+        out[f"{name} full public-part AUC"] = repr(rec["ladder"]["public"]["auc"])
         out[f"{name} full interval"] = repr(rec["metrics"]["auc_ci95"][0])
     return out
 
@@ -207,8 +213,8 @@ def test_downloads_of_private_rows_hold_rounded_values_and_the_word_for_what_is_
         if rec["split"]["id"] != PRIVATE:
             continue
         row = table[table["scorer"] == rec["scorer"]["name"]].iloc[0]
-        d = decimals_for(*rec["metrics"]["auc_ci95"])
-        assert float(row["auc"]) == round(rec["metrics"]["auc"], d) and len(str(row["auc"]).split(".")[1]) <= d
+        d = rec["ladder"]["public"]["decimals"]
+        assert float(row["auc"]) == _shown_auc(rec) and len(str(row["auc"]).split(".")[1]) <= d
         assert str(row["per_sample_scores"]).startswith("not published on a private split")
     for suffix in ("json", "tex", "md"):
         assert "parquet" not in (site / "data" / f"track-pretraining-private.{suffix}").read_text().split("permalink")[0]
@@ -225,8 +231,7 @@ def test_the_api_serves_only_rounded_aggregates_of_the_private_split(world):
         assert value not in answer.text, what
     for item in answer.json():
         rec = full[item["scorer"]["name"]]
-        d = decimals_for(*rec["metrics"]["auc_ci95"])
-        assert item["metrics"]["auc"] == round(rec["metrics"]["auc"], d)
+        assert item["metrics"]["auc"] == _shown_auc(rec) and item["ladder"]["shown"] is True
         assert "roc" not in item["metrics"] and "per_sample" not in item and "views" not in item
         assert "content_hash" not in item["split"] and "weights_sha256" not in item["target"]
         assert item["disclosure"].startswith("private split")

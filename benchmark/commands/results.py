@@ -1,13 +1,16 @@
-"""`membench results validate|migrate|schema|reported`: the publication gate, re-keying, the schema, and
-the numbers papers reported (checked, and paired with reproduced records)."""
+"""`membench results validate|close-round|migrate|schema|reported`: the publication gate, closing a
+round of a private split (its final figures), re-keying, the schema, and the numbers papers
+reported (checked, and paired with reproduced records)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..home import PUBLISHED_RESULTS
-from ..results import SCHEMA_FILE, migrate, reported, write_schema
+from ..home import PUBLISHED_RESULTS, results_dir
+from ..results import SCHEMA_FILE, ResultsStore, migrate, reported, write_schema
 from ..results.gate import publish, validate_dir
+from ..results.ladder import close_round
+from ..results.published import disclose, may_publish
 from ..results.schema import render
 from . import emit, table
 
@@ -27,8 +30,11 @@ def register(sub):
         "scores and the split's labels: a record whose figures differ is refused, naming the file and the "
         "field. Into every accepted record it writes what the site and the API show: the display block (name "
         "and setting, method, citation, definition, BibTeX), the target's nominal size and, on public splits "
-        "only, the per-class views (score histograms, AUC by length, length statistics). The site shows only "
-        "records it stamped and that have not changed since. Running it twice changes nothing.",
+        "only, the per-class views (score histograms, AUC by length, length statistics), and, on private splits, "
+        "the Ladder's decision (benchmark/results/ladder.py: a submitter's result is shown only when it beats their "
+        "best by more than the noise; figures from the split's public part until the round is closed). The site "
+        "shows only records it stamped and that have not changed since, and of private splits only those the Ladder "
+        "shows. Running it twice changes nothing.",
     )
     v.add_argument("dir", type=Path, metavar="DIR")
     v.add_argument("--no-recompute", action="store_true",
@@ -36,6 +42,21 @@ def register(sub):
     v.add_argument("--check", action="store_true", help="write nothing: report what the gate would refuse")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=handle_validate)
+    c = ss.add_parser(
+        "close-round",
+        help="close the open round of a private split: its shown results get their final figures (the secret part)",
+        description="Closes the open round of a private split (the Ladder, benchmark/results/ladder.py). While a "
+        "round is open every published figure of the split comes from its public part, and each submitter's new "
+        "result is shown only when it beats their best by more than the noise. Closing it runs the publication "
+        "gate, which computes for every shown result of the round its final figures on the split's secret part "
+        "(never used for anything shown before), and prints the final ranking. Withheld results stay withheld. "
+        "Results published afterwards belong to the next round.",
+    )
+    c.add_argument("split", metavar="SPLIT", help="a private split id with results, e.g. demo/pydoc-private")
+    c.add_argument("--results", type=Path, default=None, metavar="DIR",
+                   help="the results folder (default: $MEMBENCH_HOME/results)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=handle_close_round)
     m = ss.add_parser("migrate", help="re-key DIR: move every result file to the name its whole key gives",
                       description="Moves every readable result file (and its per-sample file) to the name its "
                       "whole key gives (benchmark/results/naming.py), so records written under an earlier key "
@@ -79,6 +100,8 @@ def handle_validate(args) -> int:
         "moved": [{"from": str(a), "to": str(b)} for a, b in getattr(report, "moved", [])],
         "stamped": [str(p) for p in getattr(report, "stamped", [])],
         "diagnostics_copied": [str(p) for p in getattr(report, "diagnostics", [])],
+        "withheld_by_ladder": [str(p) for p in report.withheld],
+        "undecided_by_ladder": [str(p) for p in report.undecided],
     }
     _, reported_problems = reported.validate_dir(args.dir)
     payload["reported_problems"] = reported_problems
@@ -87,6 +110,12 @@ def handle_validate(args) -> int:
     for _, why in report.not_recomputed:
         reasons[why] = reasons.get(why, 0) + 1
     lines += [f"not recomputed ({n} file(s)): {why}" for why, n in sorted(reasons.items())]
+    if report.withheld:
+        lines.append(f"withheld by the Ladder: {len(report.withheld)} result(s) on private splits, not above their "
+                     "owner's best by more than the noise (published nowhere)")
+    if report.undecided:
+        lines.append(f"not decided by the Ladder: {len(report.undecided)} result(s) on private splits not materialized "
+                     "here (published nowhere until the gate runs where their labels are)")
     if payload["moved"]:
         lines.append(f"re-keyed {len(payload['moved'])} file(s) (each under the name its whole key gives)")
     lines.append(f"{len(report.records)} valid result file(s), {len(report.rejected)} refused in {args.dir}; "
@@ -94,6 +123,31 @@ def handle_validate(args) -> int:
                  + ("" if args.check else f"; {len(payload['stamped'])} written by the gate"))
     emit(args, payload, "\n".join(lines))
     return 0 if report.ok and not reported_problems else 1
+
+
+def handle_close_round(args) -> int:
+    root = args.results or results_dir()
+    records = [r for _, r in ResultsStore(root).scan().records if r["split"]["id"] == args.split]
+    number = close_round(root, args.split, records)
+    report = publish(root)
+    rows = []
+    for _, record in report.records:
+        ladder = record.get("ladder") or {}
+        if record["split"]["id"] == args.split and ladder.get("round") == number and may_publish(record):
+            shown = disclose(record)
+            rows.append({"scorer": record["display"]["name"], "owner": ladder["owner"], "target": record["target"]["id"],
+                         "final_auc": shown["metrics"]["auc"], "final_auc_ci95": shown["metrics"]["auc_ci95"],
+                         "public_auc": shown["ladder"].get("public_auc")})
+    rows.sort(key=lambda r: (r["target"], -(r["final_auc"] or 0), r["scorer"]))
+    body = [[r["target"], r["scorer"], r["owner"], r["final_auc"], f"[{r['final_auc_ci95'][0]}, {r['final_auc_ci95'][1]}]",
+             "-" if r["public_auc"] is None else r["public_auc"]] for r in rows]
+    text = [table(body, ["target", "scorer", "owner", "final AUC", "95% CI", "public AUC"])] if body else []
+    text.append(f"round {number} of {args.split} closed: {len(rows)} shown result(s) with their final figures "
+                f"(the split's secret part); results published from now on belong to round {number + 1}")
+    text += [f"refused: {r}" for r in report.rejected]
+    emit(args, {"split": args.split, "round": number, "final": rows,
+                "rejected": [r.as_dict() for r in report.rejected]}, "\n".join(text))
+    return 0 if report.ok else 1
 
 
 def handle_migrate(args) -> int:

@@ -18,7 +18,13 @@ results folder it
 4. on a **public** split only, the ``views`` block: per-class score histograms, AUC by
    text-length bucket and per-class length statistics (``views``); never on a private split,
    where each is a label oracle (``published``);
-5. the ``gate`` stamp: whether the figures were recomputed (or why not), the target's nominal
+5. on a **private** split, the ``ladder`` block (``ladder``): the Ladder's decision (shown or
+   withheld, per owner and board, in the order the records were made; once made it stays) and
+   the figures of the split's public part, and of its secret part once the record's round is
+   closed; an owner's best that a withheld record of the same key replaced is put back from the
+   history. A private record it cannot decide (its split not materialized here, and no earlier
+   decision) gets no block, so no reader publishes it;
+6. the ``gate`` stamp: whether the figures were recomputed (or why not), the target's nominal
    size from the registry, the suite version, and the SHA-256 of the record as checked, which
    every reader compares (a record changed after the gate is refused).
 
@@ -56,6 +62,7 @@ from ..home import REPO_ROOT, cache_dir, diagnostics_file
 from ..targets.context import CONTEXT_RULE
 from ..targets.registry import get_target
 from .citations import scorer_entry
+from .ladder import Ladder, restore
 from .naming import base_name, format_value, name_setting
 from .published import is_private
 from .records import GATE_BLOCKS, problems
@@ -332,6 +339,8 @@ class GateReport(Scan):
     moved: list[tuple[Path, Path]] = field(default_factory=list)
     stamped: list[Path] = field(default_factory=list)
     diagnostics: list[Path] = field(default_factory=list)
+    withheld: list[Path] = field(default_factory=list)  # private-split records the Ladder does not show
+    undecided: list[Path] = field(default_factory=list)  # private-split records it cannot decide here
 
 
 def _write_json(path: Path, record: dict) -> None:
@@ -363,8 +372,10 @@ class Gate:
             return Rejected(path, outcome.field or "<record>", outcome.message), None
         return None, None if outcome.status == "ok" else outcome.message
 
-    def stamped(self, path: Path, record: dict, recomputed: bool, reason: str | None) -> dict:
-        """``record`` with the gate's blocks written afresh."""
+    def stamped(self, path: Path, record: dict, recomputed: bool, reason: str | None,
+                ladder: dict | None = None) -> dict:
+        """``record`` with the gate's blocks written afresh (``ladder``: the Ladder's decision on a
+        private-split record; None leaves it undecided, so never published)."""
         old = record.get("gate") if isinstance(record.get("gate"), dict) else {}
         same = old.get("content_sha256") == content_digest(record)
         out = {k: v for k, v in record.items() if k not in GATE_BLOCKS}
@@ -374,6 +385,8 @@ class Gate:
             views = record["views"]  # found by an earlier gate run on this very content
         if views is not None and not is_private(record):
             out["views"] = views
+        if ladder is not None and is_private(record):
+            out["ladder"] = ladder
         if not recomputed and same and old.get("recomputed") is True:
             recomputed, reason = True, None  # an earlier gate run recomputed this very content
         out["gate"] = {"rule": RULE, "recomputed": recomputed, "reason": None if recomputed else reason,
@@ -408,7 +421,7 @@ class Gate:
             copied.append(target)
         return copied
 
-    def run(self, only=None, *, write: bool = True) -> GateReport:
+    def run(self, only=None, *, write: bool = True, _restored: bool = False) -> GateReport:
         """Check every record (``only``: just these files) and, with ``write``, re-key, stamp and copy."""
         report = GateReport()
         if write and only is None:
@@ -416,6 +429,7 @@ class Gate:
         scan = ResultsStore(self.root).scan()
         report.rejected = list(scan.rejected)
         wanted = None if only is None else {Path(p).resolve() for p in only}
+        checked = []
         for path, record in scan.records:
             if wanted is not None and path.resolve() not in wanted:
                 continue
@@ -426,21 +440,53 @@ class Gate:
                     _write_json(path, {k: v for k, v in record.items() if k not in GATE_BLOCKS})
                     report.stamped.append(path)
                 continue
+            checked.append((path, record, reason))
+        refused = {r.path for r in report.rejected}
+        decisions = Ladder(self.root, [(p, r) for p, r in scan.records if p not in refused]).decide()
+        if write and decisions.restore and not _restored:  # an owner's best back in the folder: decide again
+            restore(self.root, decisions.restore)
+            again = self.run(only, write=write, _restored=True)
+            again.moved = report.moved + again.moved
+            return again
+        for path, record, reason in checked:
             report.records.append((path, record))
             if reason is None:
                 report.recomputed.append(path)
             else:
                 report.not_recomputed.append((path, reason))
+            self._note_ladder(report, path, record, decisions.blocks)
             if write:
-                out = self.stamped(path, record, reason is None, reason)
+                out = self.stamped(path, record, reason is None, reason, decisions.blocks.get(path))
                 if out != record:
                     _write_json(path, out)
                     report.stamped.append(path)
                     record.clear()
                     record.update(out)
-        if write:
+        if write:  # the Ladder's blocks of records not checked this run (an owner's former best, ...)
+            done = {p for p, _, _ in checked}
+            for path, record in scan.records:
+                block = decisions.blocks.get(path)
+                if path in done or path in refused or path not in decisions.blocks or record.get("ladder") == block:
+                    continue
+                stamp = record.get("gate")
+                if isinstance(stamp, dict) and stamp.get("content_sha256") == content_digest(record):
+                    out = {k: v for k, v in record.items() if k != "ladder"}
+                    if block is not None:
+                        out["ladder"] = block
+                    _write_json(path, out)
+                    report.stamped.append(path)
             report.diagnostics = self.copy_diagnostics(report.records)
         return report
+
+    @staticmethod
+    def _note_ladder(report: GateReport, path: Path, record: dict, blocks: dict) -> None:
+        if not is_private(record):
+            return
+        block = blocks.get(path)
+        if block is None:
+            report.undecided.append(path)
+        elif not block["shown"]:
+            report.withheld.append(path)
 
 
 def publish(results_dir: Path, only=None, *, recompute: bool = True) -> GateReport:

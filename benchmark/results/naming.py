@@ -40,6 +40,7 @@ KEY_HASH_CHARS = 12
 RECORD_SUFFIX = ".json"
 SCORES_SUFFIX = ".scores.parquet"
 HISTORY = "_history"
+ROUNDS = "_rounds"
 GROUP_UNIT = "unit=group"
 
 
@@ -221,6 +222,13 @@ def scores_path(record_file: Path) -> Path:
     record_file = Path(record_file)
     stem = record_file.name[: -len(RECORD_SUFFIX)] if record_file.name.endswith(RECORD_SUFFIX) else record_file.stem
     return record_file.with_name(stem + SCORES_SUFFIX)
+
+
+def rounds_file(results_dir: Path, split_id: str) -> Path:
+    """When the Ladder's rounds of a private split were closed (``ladder.close_round``):
+    ``<results>/_rounds/<split id>.json``."""
+    *folders, name = _split_parts(split_id)
+    return Path(results_dir).joinpath(ROUNDS, *folders, name + RECORD_SUFFIX)
 
 
 def history_dir(results_dir: Path, record_file: Path) -> Path:

@@ -4,7 +4,8 @@ A record stays a plain dict (JSON on disk); these models validate it (``problems
 the source of the published JSON Schema (``result.schema.json``, written by ``membench results
 schema --write`` and checked by a test to be current). Blocks every record carries are strict
 about their fields and open (extra fields allowed) where later stages add fields; the
-per-sample block and the blocks the publication gate writes (``display``, ``views``, ``gate``)
+per-sample block and the blocks the publication gate writes (``display``, ``views``, ``ladder``,
+``gate``)
 are closed. Values are checked strictly: a number given as a string, or a boolean given as a
 number, is refused.
 
@@ -12,7 +13,7 @@ Blocks (top level): ``split``, ``target``, ``scorer``, ``metrics`` (with ``tpr_a
 ``bootstrap``, ``roc``), ``counts``, ``provenance`` (with the fine-tuned track's ``recipe``),
 ``per_sample``; optionally ``kind`` and ``groups`` (group-level records), ``submission``,
 ``usage``, ``evaluation_subset``, ``fit``, ``operating_point``, ``generated_data``; and the
-gate's ``display``, ``views`` (public splits only) and ``gate``.
+gate's ``display``, ``views`` (public splits only), ``ladder`` (private splits only) and ``gate``.
 """
 
 from __future__ import annotations
@@ -327,6 +328,54 @@ class Views(Closed):
     length_stats: dict[Literal["members", "nonmembers"], LengthStats]
 
 
+class LadderPublic(Closed):
+    """A private-split record's figures on the public part of its split (full precision here;
+    published as the AUC rounded to ``decimals`` and the Hanley-McNeil interval of that value)."""
+
+    auc: Probability
+    n_members: Count
+    n_nonmembers: Count
+    decimals: Annotated[int, Field(ge=1, le=6)] = Field(description="the board's grid: published AUCs are "
+                                                         "rounded to this many decimals")
+
+
+class LadderFinal(Closed):
+    """A private-split record's final figures: on the secret part, once its round is closed."""
+
+    auc: Probability
+    auc_ci95: Interval
+    tpr_at_fpr: TprAtFpr
+    n_members: Annotated[int, Field(ge=1)]
+    n_nonmembers: Annotated[int, Field(ge=1)]
+
+
+class Ladder(Closed):
+    """The Ladder's decision on a private-split record (``benchmark.results.ladder``; written by
+    the publication gate; what may be published of it: ``published``)."""
+
+    rule: Text
+    subject: Sha256 = Field(description="what was decided: the record's key, per-sample hash and time")
+    owner: Text
+    adaptive: bool = Field(description="under the Ladder (a submitter's record); false: the maintainers'")
+    round: Annotated[int, Field(ge=1)]
+    closed: bool = Field(description="its round is closed: the final figures (secret part) are published")
+    position: Annotated[int, Field(ge=1)] = Field(description="the owner's how-many-th submission on this board")
+    shown: bool
+    reason: Text
+    best_of_owner: bool
+    shown_so_far: Count = Field(description="how many of the owner's submissions on this board were shown, this one "
+                                "included")
+    compared_with: Sha256 | None = Field(description="the subject of the owner's best it was compared with")
+    difference: Annotated[float, Field(ge=-1, le=1)] | None = Field(description="AUC minus the best's AUC on the "
+                                                                    "public rows both scored (never published)")
+    noise: Annotated[float, Field(ge=0)] | None = Field(description="the DeLong standard error of that difference "
+                                                        "(never published)")
+    public: LadderPublic | None
+    final: LadderFinal | None
+    bound: Annotated[float, Field(ge=0)] = Field(None, description="the Ladder's bound on |public AUC - expected "
+                                                 "AUC| for the owner's submissions on this board so far")
+
+
 class GateStamp(Closed):
     """The publication gate's stamp: what it checked, and the content it checked."""
 
@@ -366,10 +415,11 @@ class Record(Open):
     generated_data: GeneratedData = None
     display: Display = None
     views: Views = None
+    ladder: Ladder = None
     gate: GateStamp = None
 
 
-GATE_BLOCKS = ("display", "views", "gate")  # what the publication gate writes into a record
+GATE_BLOCKS = ("display", "views", "ladder", "gate")  # what the publication gate writes into a record
 
 
 def _field(loc) -> str:

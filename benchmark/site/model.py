@@ -2,7 +2,8 @@
 
 A pure function of the results folder: the records the publication gate stamped (``membench
 results validate``), each read through ``results.disclose`` (what may leave about it: on a
-private split only rounded aggregates), and the diagnostics JSON the folder holds
+private split only rounded aggregates, and only of the records the Ladder shows:
+``published_records``), and the diagnostics JSON the folder holds
 (``_diagnostics/``, through ``results.disclose_diagnostics``). Nothing here reads labels,
 imports the suite, the targets, the attacks or the diagnostics, or looks at MEMBENCH_HOME, so
 the same folder gives the same pages anywhere. The server's API serves slices of this same
@@ -36,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..home import diagnostics_file
-from ..results import Rejected, ResultsStore, disclose, disclose_diagnostics
-from ..results.published import disclose_rejected
+from ..results import Rejected, ResultsStore, disclose_diagnostics
+from ..results.published import disclose_rejected, published_records
 from . import precision
 from .labels import label_rows, setting_pages, unique_slugs
 
@@ -93,6 +94,8 @@ def unit_of(record: dict) -> str:
 
 
 def _tpr(metrics: dict, budget: str, decimals: int) -> tuple[float | None, str, str | None]:
+    if metrics.get("tpr_pending"):  # a private split's open round: its TPRs come with the final figures
+        return None, "n/a", str(metrics["tpr_pending"])
     entry = (metrics.get("tpr_at_fpr") or {}).get(budget) or {}
     if not entry.get("resolvable"):
         return None, UNRESOLVABLE, UNRESOLVABLE
@@ -390,9 +393,9 @@ def collect_data(results_dir: Path) -> SiteData:
     scan = ResultsStore(results_dir, require_gate=True).scan()
     data = SiteData(rejected=_published_rejected(scan.rejected, results_dir), refused=list(scan.rejected))
     hashes = {}
-    for path, record in scan.records:
-        hashes.setdefault(record["split"]["id"], record["split"]["content_hash"])
-        published = disclose(record)
+    full = {str(path): record for path, record in scan.records}
+    for path, published in published_records(scan.records):  # a record the Ladder withholds is not among them
+        hashes.setdefault(published["split"]["id"], full[str(path)]["split"]["content_hash"])
         data.records.append(published)
         data.rows.append(make_row(path, published))
     if not data.rows:
