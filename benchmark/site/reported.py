@@ -29,17 +29,17 @@ reproduction preset (``benchmark/grid/presets.yaml``, read as YAML) that would m
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
 
+from ..results.naming import base_name
 from ..results.published import public_view
 from ..results.reported import NO_MODEL, ReportedRow, load_dir, pair, reported_dir
 from . import precision
-from .labels import _slug as page_slug
 from .columns import RESULT_FIELDS
+from .labels import _slug as page_slug  # model.page_slug's rule (model imports this module)
 from .tables import col
 
 PRESETS_FILE = Path(__file__).resolve().parent.parent / "grid" / "presets.yaml"
@@ -83,10 +83,6 @@ def read_presets(path: Path = PRESETS_FILE) -> list[dict]:
     return out
 
 
-def _base(label: str | None) -> str:
-    return (label or "").split("(", 1)[0]
-
-
 def presets_for(row: ReportedRow, presets: list[dict]) -> list[str]:
     """Presets that declare the row's table and run its target, split and scorer (and its
     reference model, when it has one)."""
@@ -95,7 +91,7 @@ def presets_for(row: ReportedRow, presets: list[dict]) -> list[str]:
     return [p["name"] for p in presets
             if (row.paper.key, row.table) in p["reproduces"] and row.split.membench in p["splits"]
             and (row.target.membench == NO_MODEL or row.target.membench in p["targets"])
-            and _base(row.attack.label) in p["scorers"]
+            and base_name(row.attack.label) in p["scorers"]
             and (row.attack.reference_membench is None or row.attack.reference_membench == p["reference"])]
 
 
@@ -133,11 +129,12 @@ def _target_text(row: ReportedRow) -> str:
     return f"{t.name} (not a membench target)"
 
 
-def _protocol(row: ReportedRow) -> str:
+def _protocol(row: ReportedRow) -> list[str]:
+    """What the source states about how it measured, one item per field or note."""
     parts = []
     for key, value in row.protocol.model_dump(exclude_none=True, exclude_defaults=True).items():
         parts += list(value) if key == "notes" else [f"{key.replace('_', ' ')}: {value}"]
-    return "; ".join(parts)
+    return parts
 
 
 def _reported_row(row: ReportedRow, presets: list[str], pages: dict) -> dict:
@@ -161,7 +158,8 @@ def _reported_row(row: ReportedRow, presets: list[str], pages: dict) -> dict:
         "metric": row.metric.label, "printed": row.printed, "scale": row.scale, "printed_decimals": d,
         "reported": row.value, "reported_text": precision.text(row.value, d), "reported_sort": row.value,
         "value_text": precision.text(row.value, d),
-        "source": row.source.address, "where": row.source.where, "protocol": _protocol(row) or None,
+        "source": row.source.address, "where": row.source.where, "protocol_items": _protocol(row),
+        "protocol": " | ".join(_protocol(row)) or None,
         "protocol_why": "none stated", "presets": presets, "presets_text": ", ".join(presets) or None,
         "presets_text_why": "no preset runs it",
         "as_printed": f"{row.attack.name} on {row.target.name}, {row.split.name}",
@@ -245,7 +243,7 @@ def _papers(rows: list[ReportedRow], rrows: list[dict], presets: list[dict]) -> 
                                                "sources": [], "protocols": [], "metrics": []})
         t["rows"].append(rr)
         p["rows"].append(rr)
-        for key, value in (("sources", rr["source"]), ("protocols", rr["protocol"]), ("metrics", rr["metric"])):
+        for key, value in (("sources", rr["source"]), ("protocols", rr["protocol_items"]), ("metrics", rr["metric"])):
             if value and value not in t[key]:
                 t[key].append(value)
     for p in papers.values():
