@@ -191,6 +191,7 @@ def test_reported_values_are_in_every_download(world):
     assert len(mine) == 1 and mine.iloc[0]["row_kind"] == "membench"
     only = split_csv[split_csv["row_kind"] == "reported only"]
     assert len(only) > 40 and set(only["auc"]) == {"reported only"}
+    assert all(src.startswith("zhang2025minkpp: https://") for src in only["reported_source"])
     assert "0.614" in (data_dir / "split-wikimia-32.tex").read_text() and "reported" in (data_dir / "split-wikimia-32.md").read_text()
     paper = next(p for p in world["data"].reported["papers"] if p["key"] == "zhang2025minkpp")
     t = next(t for t in paper["tables"] if t["id"] == "results/WikiMIA_length32/pythia-2.8b.csv")

@@ -52,7 +52,7 @@ REPORTED = col("reported_text", "reported", sort="reported_sort",
                "fraction), each linking its row on the paper's page; the difference is reproduced minus reported "
                "and 'within' says the reported value lies inside the reproduced 95% interval, both on the published "
                "(rounded) values")
-REPORTED_FIELDS = {"reported": "reported_text", "row_kind": "row_kind"}
+REPORTED_FIELDS = {"reported": "reported_text", "reported_source": "reported_source", "row_kind": "row_kind"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +220,11 @@ def _summary(entries: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def _sources(entries: list[dict]) -> str:
+    """Where each reported value was read (downloads): the address, and where in it."""
+    return "; ".join(f"{e['paper']}: {e['source']} ({e['where']})" for e in entries)
+
+
 def _entry_order(e: dict) -> tuple:
     return (e["metric"] != "AUC", e["metric"], e["paper"], e["paper_table_id"], e["anchor"])
 
@@ -327,7 +332,11 @@ def attach_reported(data, results_dir: Path):
         entries = sorted(shown.get("reported") or [], key=_entry_order)
         shown.update(reported=entries, reported_text=_summary(entries) if entries else None,
                      reported_text_why="no reported value", reported_sort=entries[0]["reported"] if entries else None,
+                     reported_source=_sources(entries) if entries else None, reported_source_why="no reported value",
                      row_kind="membench")
+    for rr in rrows:
+        if rr["reported_only"]:
+            rr["reported_source"] = _sources([rr])
     for rr in rrows:
         rr["reason_text"] = "; ".join(x for x in (rr["reason"], f"preset {rr['presets_text']}" if rr["presets"] else None)
                                       if x) or None
