@@ -196,7 +196,7 @@ def _compare(rrow: dict, entry: dict, decimals: int) -> None:
 def _anchors(rrows: list[dict]) -> None:
     seen: dict[str, int] = defaultdict(int)
     for r in rrows:
-        base = "p-" + page_slug(f"{r['table']}--{r['source_target']}--{r['source_split']}--{r['column']}")
+        base = "p-" + page_slug(f"{r['paper']}--{r['table']}--{r['source_target']}--{r['source_split']}--{r['column']}")
         seen[base] += 1
         r["anchor"] = base if seen[base] == 1 else f"{base}-{seen[base]}"
 
