@@ -17,6 +17,8 @@ Output layout (``home.BUILD_DIR``, i.e. ``leaderboard_site/build/``, by default)
                                checkpoint, controls (ROC and per-class views: public splits only)
     target/<slug>.html         counted parameters, facts, every result on one target (and, if
                                fine-tuned, the recipe that built it)
+    paper/<key>.html           one page per paper of ``_reported/``: its tables, where each value
+                               was read, the preset that reproduces it, every row and its status
     finetune.html              the fine-tuned track by recipe family; generated-data before/after
     data/<table id>.csv|.json|.tex|.md   every table, as data and as LaTeX / Markdown
     data/scores/<sha256>.parquet         per-sample scores of every row (public splits)
@@ -58,8 +60,8 @@ STATIC = SITE_ROOT / "static"
 CARDS_DIR = REPO_ROOT / "data_cards"
 DEFAULT_OUT = BUILD_DIR
 SITE_MARKER = ".membench-site.json"
-GENERATED = ("index.html", "scorers.html", "finetune.html", "split", "scorer", "target", "data", "schema", "static",
-             SITE_MARKER, SERVING_MARKER)
+GENERATED = ("index.html", "scorers.html", "finetune.html", "split", "scorer", "target", "paper", "data", "schema",
+             "static", SITE_MARKER, SERVING_MARKER)
 _STAGING = re.compile(r"^\.(?P<name>.+)\.(partial|old)-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
@@ -145,7 +147,7 @@ def _swap(staging: Path, out_dir: Path) -> None:
 
 
 def _render(data: SiteData, out: Path, cards_dir: Path) -> Renderer:
-    for name in ("split", "scorer", "target", "data", "schema"):
+    for name in ("split", "scorer", "target", "paper", "data", "schema"):
         (out / name).mkdir()
     shutil.copytree(STATIC, out / "static")
     shutil.copy2(SCHEMA_FILE, out / "schema" / "result.schema.json")
@@ -163,6 +165,8 @@ def _render(data: SiteData, out: Path, cards_dir: Path) -> Renderer:
         r.scorer(page)
     for target in data.targets.values():
         r.target(target)
+    for paper in data.reported["papers"]:
+        r.paper(paper)
     r.finetune()
     return r
 

@@ -41,6 +41,7 @@ from ..results import Rejected, ResultsStore, disclose_diagnostics
 from ..results.published import disclose_rejected, published_records
 from . import precision
 from .labels import label_rows, setting_pages, unique_slugs
+from .reported import attach_reported
 
 BUDGETS = {"tpr10": "0.1", "tpr1": "0.01", "tpr01": "0.001"}
 UNRESOLVABLE = "unresolvable"
@@ -118,6 +119,7 @@ class SiteData:
     last_update: str | None = None
     suite_versions: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # the published records (``results.disclose``)
+    reported: dict = field(default_factory=dict)  # what papers reported, paired with the rows (``site.reported``)
 
 
 def evaluated_on(record: dict) -> dict:
@@ -389,7 +391,12 @@ def _published_rejected(scan_rejected, root: Path) -> list[Rejected]:
 
 
 def collect_data(results_dir: Path) -> SiteData:
-    results_dir = Path(results_dir)
+    """Everything the pages show: the published records' rows, splits, targets, scorer pages
+    and tracks, and the values papers reported beside them (``site.reported``)."""
+    return attach_reported(_collect_records(Path(results_dir)), results_dir)
+
+
+def _collect_records(results_dir: Path) -> SiteData:
     scan = ResultsStore(results_dir, require_gate=True).scan()
     data = SiteData(rejected=_published_rejected(scan.rejected, results_dir), refused=list(scan.rejected))
     hashes = {}

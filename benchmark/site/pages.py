@@ -22,6 +22,7 @@ from ..results.published import disclose_card
 from . import columns as C
 from . import finetune as ftsite
 from . import groupviews, precision
+from . import reported as R
 from .model import NOT_APPLICABLE, SiteData, by_auc, page_slug
 from .plots import MAX_SERIES, auc_vs_blind_svg, histogram_svg, line_svg, roc_svg
 from .tables import make_table, write_downloads
@@ -204,9 +205,10 @@ class Renderer:
         for track in self.data.tracks:
             for g in track["groups"]:
                 label = f"{track['name']} track" + (", private splits" if g["private"] else "")
+                columns = R.with_reported(C.with_subsets(C.TRACK_COLUMNS, g["rows"]), g["rows"] + g["pinned"])
                 g["table"] = make_table(f"track-{g['prefix']}", f"{label}: every (scorer, target, split)",
-                                        g["rows"], g["pinned"], columns=C.with_subsets(C.TRACK_COLUMNS, g["rows"]),
-                                        fields=C.RESULT_FIELDS)
+                                        g["rows"], g["pinned"], columns=columns,
+                                        fields=R.reported_fields(C.RESULT_FIELDS, columns))
                 targets = g["matrix"]["targets"]
                 g["matrix_table"] = make_table(
                     f"matrix-{g['prefix']}", f"{label}: scorers x targets, mean AUC over splits (number of splits)",
@@ -222,8 +224,14 @@ class Renderer:
                     for p in g["panels"]
                 ]
                 page_tables += [g["table"], g["matrix_table"], g["means_table"]]
+        reported = self.data.reported
+        papers_table = make_table("reported-papers", "values papers reported, by paper, and how many are reproduced here",
+                                  reported["papers"], columns=R.PAPERS_COLUMNS, fields=R.PAPERS_FIELDS)
+        if reported["papers"]:
+            page_tables.append(papers_table)
         self.render(
             "index.html.j2", "index.html", page_tables, tracks=self.data.tracks, rejected=self.data.rejected,
+            reported=reported, papers_table=papers_table,
             splits=sorted(self.data.splits.values(), key=lambda s: s["id"]), methods=self.data.methods,
             targets=sorted(self.data.targets.values(), key=lambda t: t["id"]), membench_bib=membench_bibtex(),
         )
@@ -236,8 +244,10 @@ class Renderer:
         control_rows = sorted((r for r in self.data.rows if r["control"] and not r["blind"] and r["split"] != split["id"]),
                               key=lambda r: (r["split"],) + by_auc(r))
         pinned = split["blind_rows"] + diagnostics_baseline_rows(split)
+        columns = R.with_reported(C.SPLIT_COLUMNS, split["rows"] + pinned, split["reported_only"])
         results = make_table(f"split-{split['slug']}", f"results on {split['id']}", split["rows"], pinned,
-                             columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)
+                             columns=columns, fields=R.reported_fields(C.RESULT_FIELDS, columns),
+                             reported_only=split["reported_only"])
         controls = make_table(f"split-{split['slug']}-controls", "scorers on control splits (shift sensitivity)",
                               control_rows, columns=C.TRACK_COLUMNS, fields=C.RESULT_FIELDS)
         by_target = defaultdict(list)
@@ -250,10 +260,13 @@ class Renderer:
             figures.append({"target": target, "svg": self._figure(split, rows, f"{split['id']} on {target}", "../")})
         if not figures and model_free:
             figures.append({"target": "no model", "svg": self._figure(split, model_free, split["id"], "../")})
-        rests = [{**r, "table": make_table(f"split-{split['slug']}-rest-{r['slug']}",
-                                           f"results on {split['id']}, evaluated rest of calibration subset {r['name']}",
-                                           r["rows"], r["blind_rows"], columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)}
-                 for r in split["rests"]]
+        rests = []
+        for r in split["rests"]:
+            columns = R.with_reported(C.SPLIT_COLUMNS, r["rows"] + r["blind_rows"], r["reported_only"])
+            rests.append({**r, "table": make_table(
+                f"split-{split['slug']}-rest-{r['slug']}",
+                f"results on {split['id']}, evaluated rest of calibration subset {r['name']}", r["rows"], r["blind_rows"],
+                columns=columns, fields=R.reported_fields(C.RESULT_FIELDS, columns), reported_only=r["reported_only"])})
         diag = split["diagnostics"]
         self.render(
             "split.html.j2", f"split/{split['slug']}.html", [results] + [r["table"] for r in rests] + [controls],
@@ -336,8 +349,9 @@ class Renderer:
         """A scorer setting's page: its name, the base method's name, definition and citation,
         its own definition, and its results."""
         rows, name = page["rows"], page["name"]
-        results = make_table(f"scorer-{page['slug']}", f"results of {name}", rows,
-                             columns=C.with_subsets(C.SCORER_COLUMNS, rows), fields=C.RESULT_FIELDS)
+        columns = R.with_reported(C.with_subsets(C.SCORER_COLUMNS, rows), rows, page["reported_only"])
+        results = make_table(f"scorer-{page['slug']}", f"results of {name}", rows, columns=columns,
+                             fields=R.reported_fields(C.RESULT_FIELDS, columns), reported_only=page["reported_only"])
         controls = make_table(f"scorer-{page['slug']}-controls", f"{name} on control splits (AUC above 0.5 is shift)",
                               [r for r in rows if r["control"]], columns=C.SCORER_COLUMNS, fields=C.RESULT_FIELDS)
         views, buckets, stats, missing = self._class_views(page)
@@ -357,8 +371,10 @@ class Renderer:
         )
 
     def target(self, target: dict) -> None:
-        results = make_table(f"target-{target['slug']}", f"results on {target['id']}", target["rows"],
-                             columns=C.with_subsets(C.TARGET_COLUMNS, target["rows"]), fields=C.RESULT_FIELDS)
+        columns = R.with_reported(C.with_subsets(C.TARGET_COLUMNS, target["rows"]), target["rows"],
+                                  target["reported_only"])
+        results = make_table(f"target-{target['slug']}", f"results on {target['id']}", target["rows"], columns=columns,
+                             fields=R.reported_fields(C.RESULT_FIELDS, columns), reported_only=target["reported_only"])
         facts = []
         for key in ("path", "weights_sha256", "tokenizer_sha256", "dtype", "context_rule", "max_length"):
             values = sorted({str(t.get(key)) for t in target["records"] if t.get(key) is not None})
@@ -373,6 +389,16 @@ class Renderer:
             size_text = "not counted in these records"
         self.render("target.html.j2", f"target/{target['slug']}.html", [results], target=target, results=results,
                     facts=facts, size_text=size_text, recipe_facts=ftsite.recipe_facts(target["recipes"]))
+
+    def paper(self, paper: dict) -> None:
+        """A paper's page: each of its reported tables, where it was read, the preset that would
+        reproduce it, and every row with its status (rows reproduced first, reported-only apart)."""
+        tables = [{**t, "table": {**make_table(t["table_id"], f"{paper['key']}, {t['title']}", t["compared"],
+                                               columns=R.PAPER_COLUMNS, fields=R.PAPER_FIELDS, reported_only=t["only"]),
+                                   "plain": True}}  # the status column says what the row tags say elsewhere
+                  for t in paper["tables"]]
+        self.render("paper.html.j2", f"paper/{paper['slug']}.html", [t["table"] for t in tables], paper=paper,
+                    tables=tables, statuses=R.STATUSES)
 
     def finetune(self) -> None:
         """The fine-tuned track's page: a table per recipe family, the generated-data comparisons."""
