@@ -104,7 +104,7 @@ from ..errors import MembenchError
 from ..hashing import sha256_file, sha256_json
 from ..home import secret_file
 from ..metrics.roc import average_ranks
-from ..suite import groups
+from ..suite import user_level
 from .naming import HISTORY, key_parts, record_key, rounds_file, scores_path
 from .published import grid_decimals
 from .store import _keep as keep  # the history's own rule for where a replaced record goes
@@ -405,7 +405,7 @@ class Labels:
         if split is None or split.content_hash != content:
             return None
         try:
-            labels = groups.labels(split) if record.get("kind") == "group" else split.labels()
+            labels = user_level.labels(split) if record.get("kind") == "group" else split.labels()
         except MembenchError:
             return None
         return pd.Series(labels.to_numpy(int), index=labels.index.astype(str))
