@@ -10,6 +10,7 @@ import pytest
 
 from attack_helpers import texts, tiny_target
 from benchmark import attacks
+from benchmark.api import METHOD_CAPABILITY
 from benchmark.errors import MembenchError
 from benchmark.submissions import protocol, run_scorer
 from benchmark.submissions.access import CapabilityServer
@@ -25,7 +26,7 @@ def target(tmp_path_factory):
 
 @pytest.mark.parametrize("method, capability", sorted(NEW.items()))
 def test_each_new_method_needs_its_capability(target, method, capability):
-    assert attacks.base.METHOD_CAPABILITY[method] == capability
+    assert METHOD_CAPABILITY[method] == capability
     args = {"sample": (["a"], 2), "next_logprobs": ([[1, 2]], [3])}.get(method, ([[1, 2]],))
     for access in (attacks.InProcessAccess(target, granted=("features",), scorer="s"),
                    attacks.DeniedAccess("s", ("features",))):
@@ -76,7 +77,7 @@ def test_protocol_applies_defaults_and_checks_types():
 
 SUBMITTED = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class Probe(Scorer):
     name = "probe"

@@ -132,6 +132,6 @@ def test_decop_record_names_its_paraphrase_source(tmp_path_factory, tmp_path):
 
 def test_decop_declares_its_paper():
     cls = attacks.scorer_class("de_cop")
-    assert (cls.title, cls.method, cls.default_set) == ("DE-COP", "de_cop", "model")
-    assert "2402.09910" in cls.citation and "de_cop" in attacks.CHAT_SCORERS
+    assert (cls.title, cls.method, cls.default_set) == ("DE-COP", "de_cop", None)  # needs a chat target
+    assert "2402.09910" in cls.citation and "de_cop" not in attacks.MODEL_SCORERS
     assert "avduarte333/DE-COP_Method" in attacks.decop.__doc__

@@ -53,8 +53,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 
 REPEATS = 5
 LOSS_ENDS = (-1, 200, 300)
@@ -186,7 +186,6 @@ def percentile_rank(population: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-@register
 class CAMIA(Scorer):
     name = "camia"
     title = "CAMIA"

@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 
 SYSTEM_PROMPT = (
     "You are entering a multiple choice questions exam. You should directly answer each question by choosing "
@@ -99,13 +99,12 @@ def load_paraphrases(path: str) -> tuple[dict[str, dict], str]:
     return entries, hashlib.sha256(raw).hexdigest()
 
 
-@register
 class DECOP(Scorer):
     name = "de_cop"
     title = "DE-COP"
     method = "de_cop"
     citation = "Duarte et al. 2024 (arXiv 2402.09910)"
-    default_set = "model"
+    default_set = None  # needs a target with a chat template and a declared paraphrase file
     requires = ("features", "logprobs")
 
     def __init__(self, paraphrases: str = "", measure: str = "accuracy"):

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 
 
 def infill_ratios(lp, mu, var, alt, future: int) -> np.ndarray:
@@ -60,7 +60,6 @@ def infill_ratios(lp, mu, var, alt, future: int) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-@register
 class InfillingScore(Scorer):
     name = "infilling"
     title = "Infilling Score"

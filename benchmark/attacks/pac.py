@@ -30,7 +30,7 @@ import random
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 
 def swap_word(words: list[str], rng: random.Random) -> list[str]:
@@ -71,7 +71,6 @@ def text_rng(seed: int, text: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-@register
 class PAC(Scorer):
     name = "pac"
     title = "PAC"

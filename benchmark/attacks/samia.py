@@ -40,7 +40,7 @@ from collections import Counter
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 
 def words(text: str) -> list[str]:
@@ -103,13 +103,11 @@ class _SaMIABase(Scorer):
         return out
 
 
-@register
 class SaMIA(_SaMIABase):
     name = "samia"
     title = "SaMIA"
 
 
-@register
 class SaMIAZlib(_SaMIABase):
     name = "samia_zlib"
     title = "SaMIA*zlib"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 REFERENCE_EMPTY = -100.0  # the reference implementation's score of a text with no surprising token
 
@@ -47,7 +47,6 @@ def surp_score(logprob: np.ndarray, entropy: np.ndarray, k: float, max_entropy: 
     return float(lp[chosen].mean()) if len(chosen) else empty
 
 
-@register
 class SURP(Scorer):
     name = "surp"
     title = "SURP"
