@@ -10,7 +10,7 @@ import pytest
 
 from attack_helpers import texts, tiny_target
 from benchmark import attacks
-from benchmark.api import METHOD_CAPABILITY
+from benchmark.api import CAPABILITIES, METHOD_CAPABILITY
 from benchmark.errors import MembenchError
 from benchmark.submissions import protocol, run_scorer
 from benchmark.submissions.access import CapabilityServer
@@ -110,3 +110,11 @@ def test_a_submitted_scorer_gets_the_same_answers_through_the_protocol(target, t
     np.testing.assert_allclose(run.scores, expected, rtol=1e-5)
     assert sorted(run.usage["calls"]) == ["argmax_tokens", "next_logprobs", "sample", "token_logprobs", "tokenize"]
     assert run.usage["generated_tokens"] > 0
+
+
+@pytest.mark.parametrize("method", sorted(NEW))
+def test_the_protocol_serves_each_new_method_under_the_interfaces_capability(method):
+    # the sandbox counts a call as using the protocol entry's capability: it must be the one
+    # benchmark.api says the method needs, or declared-vs-used checks would disagree
+    assert protocol.METHODS[method].capability == METHOD_CAPABILITY[method]
+    assert METHOD_CAPABILITY[method] in CAPABILITIES
