@@ -11,20 +11,22 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import home_guard
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def home() -> Path:
-    """The cache root; created on first use."""
+    """The cache root; created on first use (mode 0700), and checked on every use: a real
+    folder of this user that nobody else can write (``home_guard.check_root``)."""
     root = Path(os.environ.get("MEMBENCH_HOME") or Path.home() / ".cache" / "membench")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return home_guard.check_root(root)
 
 
 def subdir(*parts: str) -> Path:
-    path = home().joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """A folder under MEMBENCH_HOME: created 0700, each component checked with ``lstat`` (no
+    link, this user's; ``home_guard.private_dir``)."""
+    return home_guard.private_dir(home(), *parts)
 
 
 # The folders under MEMBENCH_HOME, one function each (created on first use).
@@ -74,14 +76,24 @@ def registry_dir(kind: str) -> Path:
 def secrets_dir() -> Path:
     """Secret membership assignments of private splits (seeds, label files): under
     MEMBENCH_HOME, never in the repository, never visible to a sandboxed scorer; mode 0700."""
-    path = subdir("secrets")
-    path.chmod(0o700)
-    return path
+    return subdir("secrets")
 
 
 def secret_file(key: str) -> Path:
-    """The file holding one secret (e.g. a private split's assignment seed), by key."""
+    """The file holding one secret (e.g. a private split's assignment seed), by key: for a
+    message only; read and write secrets with ``read_secret`` and ``create_secret``."""
     return secrets_dir() / key.replace("/", "__")
+
+
+def read_secret(key: str) -> bytes | None:
+    """Secret ``key`` (None when there is none): opened ``O_NOFOLLOW`` relative to the secrets
+    folder's descriptor, refused unless a private regular file of this user."""
+    return home_guard.read_secret(secrets_dir(), key)
+
+
+def create_secret(key: str, data: bytes) -> bytes:
+    """Store secret ``key`` once (``O_EXCL``, mode 0600, no link followed); return what is stored."""
+    return home_guard.create_secret(secrets_dir(), key, data)
 
 
 def scratch_dir(*parts: str) -> Path:

@@ -29,11 +29,11 @@ import numpy as np
 
 from ..errors import MembenchError
 from ..hashing import sha256_files
-from . import metadata
+from . import metadata, owners
 from .access import CapabilityServer
 from .folder import snapshot
 from .jail import Limits
-from .queue import MAINTAINERS
+from .owners import MAINTAINERS
 from .sandbox import SandboxError, check_scores, run_scorer
 
 VALIDATE_N = 64
@@ -211,8 +211,9 @@ def describe_usage(declared, used, usage: dict | None) -> str:
 
 def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_path: Path,
              limits: Limits = Limits(), allow_unsandboxed: bool = False, device="cpu",
-             dtype="float32", allow_invalid: bool = False, progress: bool = False) -> dict:
-    """Run every check; return a report ``{"ok", "checks": [...], "error", "warnings"}``."""
+             dtype="float32", allow_invalid: bool = False, progress: bool = False, owner: str | None = None) -> dict:
+    """Run every check; return a report ``{"ok", "checks": [...], "error", "warnings"}``.
+    ``owner``: who submits (the owner table decides whether the name is theirs to use)."""
     checks: list[dict] = []
     report = {"path": str(path), "split": split_id, "target": target_id, "n": n, "checks": checks,
               "warnings": [], "ok": False, "error": None}
@@ -225,6 +226,7 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
         with snapshot(path) as snap:
             stage = "metadata schema and name"
             sub = metadata.load(snap)
+            owners.check(sub.name, owner)
             report["submission"] = sub.meta
             passed(stage, f"{sub.name} v{sub.version}; capabilities: {', '.join(sub.capabilities) or 'none'}")
             stage = "import and run in the sandbox"
@@ -305,6 +307,7 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
 
     with snapshot(path) as snap:
         sub = metadata.load(snap)
+        owners.check(sub.name, owner, results_dirs=[d for d in (results_dir, blind_from) if d is not None])
         prep = prepare(sub, split_id, target_id, device=device, dtype=dtype, batch_tokens=batch_tokens,
                        allow_invalid=allow_invalid, progress=progress)
         fit = subset = None

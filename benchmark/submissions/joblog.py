@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import untrusted
+from . import guards, untrusted
 
 SCORER_PREFIX = "scorer| "
 MAX_LINE = 2000
@@ -25,7 +25,7 @@ def harness_line(path: Path, line: str) -> None:
     """Append one harness line (timestamped) to the log at ``path``; newlines in ``line`` are
     kept apart as continuation lines, so a message cannot forge a line either."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    parts = str(line).splitlines() or [""]
+    parts = guards.scrub_paths(line).splitlines() or [""]  # no host path reaches a submitter
     text = f"[{stamp}] {untrusted.one_line(parts[0], 8000)}\n" + "".join(
         f"    {untrusted.one_line(p, 8000)}\n" for p in parts[1:])
     Path(path).parent.mkdir(parents=True, exist_ok=True)

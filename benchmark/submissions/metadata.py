@@ -19,7 +19,8 @@ aliases (no alias bombs) and with only JSON's types (strings, numbers, true/fals
 mappings with string keys; no dates, binary, sets or tags), finite numbers, nesting at most
 ``MAX_DEPTH`` deep. The schema reaches into ``params`` (identifier keys, bounded values), and
 every text field is one line of bounded length. Names of built-in attacks and blind
-baselines are reserved (``reserved_name``).
+baselines are reserved (``reserved_name``; who holds every other name: ``owners``), and
+``reference_models`` are target registry ids, never folders (``guards.model_spec``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import yaml
 
 from ..api import CAPABILITIES
 from ..errors import MembenchError
-from . import untrusted
+from . import guards, owners, untrusted
+from .owners import ReservedName  # noqa: F401  (re-exported: the API answers it with 403)
 
 # Capabilities this harness does not serve (declaring one is refused at validation): none now.
 # ``fit`` is served (the scorer fits, in the jail, on a calibration subset and is scored on the
@@ -94,23 +96,11 @@ SCHEMA = {
 EXAMPLE_HINT = "see submissions/README.md for the fields and a complete example"
 
 
-class ReservedName(MembenchError):
-    """A submission named like a built-in attack or a blind baseline."""
-
-
 def reserved_name(name: str) -> str | None:
-    """Why ``name`` cannot be a submission's (None when it can): built-in attack and blind
-    baseline names, and every name starting with ``blind``, are the maintainers'."""
-    from ..attacks import scorers
-    from ..diagnostics import BASELINES
-
-    if name in scorers():
-        return f"'{name}' is the name of a built-in attack"
-    if name in BASELINES or name.startswith("blind"):
-        return f"'{name}' is reserved for blind baselines"
-    if name in ("none", "maintainers"):
-        return f"'{name}' is reserved"
-    return None
+    """Why ``name`` cannot be anyone's submission (None when it may be): built-in attack and
+    blind baseline names, names starting with ``blind``, reserved words. Who holds the other
+    names (the maintainers' published ones, submitters') is the owner table's (``owners``)."""
+    return owners.builtin_reason(name)
 
 
 class _Loader(yaml.SafeLoader):
@@ -246,6 +236,8 @@ def check(meta: dict, where: str = "submission.yaml") -> dict:
             raise MembenchError(f"{where}: capability '{cap}' {NOT_SERVED[cap]}", "declare only capabilities the harness serves")
     if "reference" in meta["capabilities"] and not meta.get("reference_models"):
         raise MembenchError(f"{where}: capability 'reference' needs reference_models (a target id)", EXAMPLE_HINT)
+    for i, ref in enumerate(meta.get("reference_models") or ()):  # registry ids only, never a path
+        guards.model_spec(ref, f"{where}: reference_models/{i}")
     why = reserved_name(meta["name"])
     if why:
         raise ReservedName(f"{where}: name {why}", "choose another name in submission.yaml")

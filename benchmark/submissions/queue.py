@@ -30,13 +30,13 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..home import queue_dir
-from . import archive, joblog, metadata, untrusted
+from . import archive, guards, joblog, metadata, owners, untrusted
 from .folder import copy_folder
+from .owners import MAINTAINERS, NameTaken
 
 STATUSES = ("pending", "running", "done", "failed")
 LOG_LIMIT = 64 * 1024  # characters of log returned by ``get``
 DAY = 86400.0
-MAINTAINERS = "maintainers"  # the owner of what the operator publishes without a token
 PRIVATE_SPLIT_PER_DAY = 5  # an owner's uploads to one private split in any 24 hours (Kaggle's usual daily limit)
 
 
@@ -48,8 +48,6 @@ class RateLimited(MembenchError):
         self.retry_after = retry_after
 
 
-class NameTaken(MembenchError):
-    """The submission name belongs to another owner (or is reserved)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -74,6 +72,11 @@ CREATE TABLE IF NOT EXISTS names (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     claimed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    owner TEXT NOT NULL,
+    split TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -188,12 +191,33 @@ class Queue:
             else:
                 (jdir / "upload").rename(jdir / "submission")
             meta = metadata.load(jdir / "submission").meta
+            if owner is not None:
+                owners.check(meta["name"], owner, queue=self)
+            guards.check_job(jdir / "submission", target, budget=None)  # ids only, built only: never built here
             self._insert(job_id, split, target, name=meta["name"], owner=owner, per_day=per_day,
                          per_split_day=per_split_day)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(jdir, ignore_errors=True)
+            if owner is not None and isinstance(exc, MembenchError) and not isinstance(exc, RateLimited):
+                self.record_refusal(owner, split)  # a refusal costs the quota an upload costs (no free probing)
             raise
         return job_id
+
+    def check_limits(self, owner: str, split: str, per_day: int | None, per_split_day: int | None) -> None:
+        """``RateLimited`` when ``owner`` has used up a quota (uploads and refusals alike)."""
+        with self._conn() as c:
+            self._check_limits(c, owner, split, per_day, per_split_day, time.time())
+
+    def record_refusal(self, owner: str, split: str) -> None:
+        """Count a refused upload of ``owner`` against their quotas, as an accepted one counts."""
+        with self._tx() as c:
+            c.execute("INSERT INTO refusals (owner, split, at) VALUES (?, ?, ?)", (owner, split, time.time()))
+
+    def name_owner(self, name: str) -> str | None:
+        """The owner recorded for ``name`` in the names table, or None."""
+        with self._conn() as c:
+            row = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
 
     def submit_folder(self, folder: Path, *, split: str, target: str) -> str:
         """Queue a copy of a local submission folder (no link followed, at any depth), as the
@@ -220,8 +244,9 @@ class Queue:
 
     @staticmethod
     def _check_rate(c, owner: str, per_day: int, now: float) -> None:
-        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND created_at > ? ORDER BY created_at",
-                         (owner, now - DAY)).fetchall()
+        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND created_at > ? UNION ALL "
+                         "SELECT at FROM refusals WHERE owner = ? AND at > ? ORDER BY 1",
+                         (owner, now - DAY, owner, now - DAY)).fetchall()
         if len(rows) >= per_day:
             wait = int(rows[0][0] + DAY - now) + 1
             raise RateLimited(f"{owner} has sent {len(rows)} submissions in the last 24 hours (limit {per_day})",
@@ -237,8 +262,9 @@ class Queue:
 
     @staticmethod
     def _check_split_quota(c, owner: str, split: str, quota: int, now: float) -> None:
-        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND split = ? AND created_at > ? "
-                         "ORDER BY created_at", (owner, split, now - DAY)).fetchall()
+        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND split = ? AND created_at > ? UNION ALL "
+                         "SELECT at FROM refusals WHERE owner = ? AND split = ? AND at > ? ORDER BY 1",
+                         (owner, split, now - DAY, owner, split, now - DAY)).fetchall()
         if len(rows) >= quota:
             frees = rows[0][0] + DAY
             wait = int(frees - now) + 1

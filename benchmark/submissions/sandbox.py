@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from ..attacks.fit_budget import BudgetExceeded
+from .. import home_guard
 from ..errors import MembenchError
-from . import protocol, untrusted
+from . import guards, protocol, untrusted
 from .access import CallTimeout, Refused
 from .folder import copy_folder
 from . import jail as _jail
@@ -179,6 +180,7 @@ def run_scorer(
             kind="no_sandbox",
         )
     log_path = Path(log_path)
+    home_guard.check_outside_jail()  # MEMBENCH_HOME (labels, secrets, the queue) never in the jail's view
     with Jail(limits) as jail:
         copy_folder(submission_dir, jail.snapshot)
         harness_line(log_path, "sandbox run: " + ("jailed (" + ", ".join(jail.pieces) + ")" if jail.sandboxed
@@ -358,7 +360,9 @@ def _answer(method, kwargs, declared, access, deadline, used, refused, limits) -
     except BudgetExceeded:
         raise  # over the fit budget: the run ends here, nothing is published
     except MembenchError as exc:
-        return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
+        return {"ok": False, "error": guards.scrub_paths(untrusted.one_line(exc, 500)), "usage": access.usage}, {}
+    except Exception as exc:  # noqa: BLE001  (e.g. a lone surrogate the tokenizer cannot encode: one line back)
+        return {"ok": False, "error": guards.call_error(method, exc), "usage": access.usage}, {}
     return {"ok": True, "usage": access.usage, **fields}, out
 
 
@@ -368,7 +372,7 @@ def _timeout(limits: Limits) -> SandboxError:
 
 
 def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
-    """The output check before any metric: one finite float per sample.
+    """The output check before any metric: one finite float per sample, within ±``guards.MAX_ABS_SCORE``.
 
     NaN is accepted only for a sample with no scored tokens (when features are given), the same
     rule as for built-in scorers; anything else non-finite is an error.
@@ -391,4 +395,5 @@ def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
             "return a finite float for every sample; higher = more likely member",
             kind="non_finite",
         )
+    guards.check_score_range(scores)
     return scores
