@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..submissions.guards import ModelBudget
 from . import emit
 from .validate import add_sandbox_args, limits_from
 
@@ -21,6 +22,10 @@ def register(sub):
     p.add_argument("--exit-when-empty", action="store_true", help="stop when no job is pending")
     p.add_argument("--max-jobs", type=int, default=None)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--model-memory-mb", type=int, default=ModelBudget.memory_mb,
+                   help="address space of each job's helper process, which loads the models; a target or "
+                   "reference whose weights (from its config's shapes) would not fit is refused before loading "
+                   "(default: %(default)s)")
     add_sandbox_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
     p.set_defaults(func=handle)
@@ -41,6 +46,7 @@ def handle(args) -> int:
         limits=limits_from(args),
         allow_unsandboxed=args.allow_unsandboxed,
         device=args.device,
+        model_budget=ModelBudget(memory_mb=args.model_memory_mb),
     )
 
     def report(job, ok):

@@ -108,11 +108,25 @@ def job_error(exc: BaseException, limit: int = 1000) -> str:
     return untrusted.one_line(scrub_paths(text), limit)
 
 
-def call_error(method: str, exc: BaseException) -> str:
+def _unencodable(value) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_unencodable(v) for v in value)
+    if isinstance(value, dict):
+        return any(_unencodable(v) for v in value.values())
+    return False
+
+
+def call_error(method: str, exc: BaseException, kwargs=None) -> str:
     """What a scorer is told when serving ``access.<method>()`` failed inside the harness (e.g. a
     text no tokenizer can encode): one line, no traceback, no host path."""
     what = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, UnicodeError):
+    if isinstance(exc, UnicodeError) or _unencodable(kwargs):
         what = "a text is not valid Unicode (e.g. a lone surrogate); send str values that encode as UTF-8"
     return untrusted.one_line(scrub_paths(f"the harness could not serve access.{method}() ({what})"), 500)
 
@@ -152,9 +166,11 @@ def model_spec(target: str, what: str = "target"):
     from ..home import queue_dir
 
     text = target if isinstance(target, str) else ""
-    shown = untrusted.name(text, 80)
     base = text.partition("@")[0]
-    if not _ID.match(text) or ".." in text or base not in targets.targets():
+    if not _ID.match(text) or ".." in text:  # a path (or anything else): never echoed, never looked up
+        raise MembenchError(f"{what} is not a target id of this benchmark (it is not even shaped like one)", ID_HINT)
+    shown = untrusted.name(text, 80)
+    if base not in targets.targets():
         raise MembenchError(f"{what} {shown} is not a target id of this benchmark", ID_HINT)
     try:
         spec = targets.get_target(text)
@@ -279,6 +295,20 @@ def _limit_memory(memory_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _die_with(parent: int) -> None:
+    """The helper is killed when the worker dies (no orphan goes on with a job whose lease
+    another worker will take)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker died before the request took hold
+        os._exit(70)
+
+
 class _Plain(MembenchError):
     """A message alone (its hint travels apart)."""
 
@@ -312,11 +342,13 @@ def in_helper(fn, /, *args, memory_mb: int | None = None, started=None, **kwargs
     from ..home import scratch_dir
 
     out = scratch_dir("helpers") / f"{os.getpid()}-{uuid.uuid4().hex}.pickle"
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the helper: never returns into the caller's code
         code = 0
         try:
             try:
+                _die_with(parent)
                 _limit_memory(memory_mb)
                 result = ("ok", fn(*args, **kwargs))
             except BaseException as exc:  # noqa: BLE001  (every end of a job is one line)

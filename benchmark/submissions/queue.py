@@ -15,6 +15,9 @@ rate-limited in the same transaction that queues them (``submit_archive(..., per
 on a private split also per split (``per_split_day=``, ``PRIVATE_SPLIT_PER_DAY`` from the API):
 every upload there is a query to the split's secret labels, which the Ladder
 (``results.ladder``) answers with a guarantee that weakens as the owner's queries grow.
+A refused upload (``refusals``) counts against both limits like an accepted one, so no refusal
+can be probed for free; ``submit_archive`` also asks the owner table (``owners``) and refuses a
+target or reference model that is not a built registry target (``guards.check_job``).
 """
 
 from __future__ import annotations

@@ -362,7 +362,7 @@ def _answer(method, kwargs, declared, access, deadline, used, refused, limits) -
     except MembenchError as exc:
         return {"ok": False, "error": guards.scrub_paths(untrusted.one_line(exc, 500)), "usage": access.usage}, {}
     except Exception as exc:  # noqa: BLE001  (e.g. a lone surrogate the tokenizer cannot encode: one line back)
-        return {"ok": False, "error": guards.call_error(method, exc), "usage": access.usage}, {}
+        return {"ok": False, "error": guards.call_error(method, exc, kwargs), "usage": access.usage}, {}
     return {"ok": True, "usage": access.usage, **fields}, out
 
 
