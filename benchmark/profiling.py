@@ -75,7 +75,7 @@ def phase(name: str, model: str | None = None, sync=None):
 
 # Modules a command imports lazily before it does any work (torch and transformers are not
 # among them: they load with the model, in the ``loading`` phase).
-PRELOAD = {"run": "benchmark.runner", "evaluate": "benchmark.submissions.evaluation"}
+PRELOAD = {"run": "benchmark.evaluate", "evaluate": "benchmark.submissions.evaluation"}
 WATCHED_MODULES = ("torch", "transformers", "sklearn", "scipy", "pandas")
 
 

@@ -15,7 +15,7 @@ from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 from benchmark import results, suite
 from benchmark.attacks.base import _SCORERS, register
 from benchmark.cli import main
-from benchmark.runner import run
+from benchmark.evaluate import MeteredModelAccess, RunSpec, run
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
@@ -33,7 +33,8 @@ def env(tmp_path_factory):
 
 
 def _run(env, scorers, out, *, target="chat", **kw):
-    return run(str(env[target]), SPLIT, scorers, results_dir=out, progress=False, target_name=TARGET, **kw)
+    return run(RunSpec.build(str(env[target]), SPLIT, scorers, results_dir=out, progress=False, target_name=TARGET,
+                             **kw)).records
 
 
 def _labels(env):
@@ -245,12 +246,12 @@ def test_soft_prompt_training_follows_the_exact_gradient_of_the_objective(env):
     gradient equals the one autograd gives for the objective computed through the model."""
     import torch
 
-    from benchmark import attacks, targets
+    from benchmark import targets
     from benchmark.attacks.budget import FitBudget, FitMeter
     from benchmark.attacks.mia_tuner import unaligned_objective
 
     target = targets.load_target(str(env["chat"]))
-    access = attacks.InProcessAccess(target, granted=("features", "fit"), scorer="t")
+    access = MeteredModelAccess(target, granted=("features", "fit"), scorer="t")
     texts = env["split"].samples["text"].tolist()[:6]
     members = torch.tensor([True, True, True, False, False, False])
     with access.fitting(FitMeter(FitBudget(), "t")):

@@ -15,7 +15,8 @@ from finetune_helpers import module_home
 from submission_helpers import write_submission
 from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
-from benchmark import attacks, finetune, metrics, results, runner, suite
+from benchmark import attacks, finetune, metrics, results, suite
+from benchmark.evaluate import RunSpec, run
 from benchmark.attacks.groups import group_scores
 from benchmark.errors import MembenchError
 
@@ -51,8 +52,8 @@ def user_records(home, users):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(attacks.scorer_class("user_inference"), "score", spy)
-        records = runner.run("ft/users", "finetune/users", ["user_inference", "loss"], results_dir=home / "results",
-                             progress=False)
+        records = run(RunSpec.build("ft/users", "finetune/users", ["user_inference", "loss"],
+                                    results_dir=home / "results", progress=False)).records
     return records, seen
 
 
@@ -175,8 +176,8 @@ def test_wrong_group_outputs_are_refused_and_nothing_is_published(user_records, 
     monkeypatch.setitem(base._SCORERS, BadGroups.name, BadGroups)
     out = tmp_path / "results"
     with pytest.raises(MembenchError, match=message) as err:
-        runner.run("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
-                   progress=False)
+        run(RunSpec.build("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
+                          progress=False))
     assert "\n" not in str(err.value)
     assert not out.exists() or not any(out.rglob("*.json"))
 

@@ -1,7 +1,7 @@
 """Built-in scorers, one file per attack family; all registered by name.
 
-Public face: ``Scorer``, ``ScoringInput``, ``ModelAccess``, ``InProcessAccess``,
-``register``, ``get_scorer``, ``scorer_class``, ``scorers``, ``specs`` (command-line scorer
+Public face: ``Scorer``, ``ScoringInput``, ``ModelAccess`` (the harness's metered one is
+``benchmark.evaluate.MeteredModelAccess``), ``register``, ``get_scorer``, ``scorer_class``, ``scorers``, ``specs`` (command-line scorer
 specs and grids: ``specs.expand``), ``DeniedAccess``, ``FEATURE_SCORERS`` (the default set: functions
 of the cached token statistics, no extra forward pass) and ``MODEL_SCORERS`` (those that need
 more model access: extra forward passes, a reference model or gradients), ``FIT_SCORERS``
@@ -29,7 +29,6 @@ from . import (  # noqa: F401
     userinference,
     zlib,
 )
-from .access import InProcessAccess
 from .base import (
     CAPABILITIES,
     CalibrationLabels,
@@ -63,7 +62,6 @@ __all__ = [
     "FitBudget",
     "FitMeter",
     "MODEL_SCORERS",
-    "InProcessAccess",
     "ModelAccess",
     "Scorer",
     "ScoringInput",

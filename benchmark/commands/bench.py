@@ -136,7 +136,7 @@ def per_sample_loop(model, token_ids, texts, freq, device, k=0.2, a=0.01, progre
 def _inputs(args):
     """(model, tokenizer or None, token ids, texts, pool token ids, description)."""
     from .. import features, suite, targets
-    from ..runner import default_pool, load_pool
+    from ..evaluate import default_pool, load_pool
 
     if args.random_init:
         model = targets.random_init_model(args.target, dtype=args.dtype, device=args.device)
@@ -329,7 +329,7 @@ def profile(args) -> dict:
 
     from .. import suite, targets
     from ..profiling import run_profiled, time_process
-    from ..runner import default_reference
+    from ..evaluate import default_reference
 
     spec = targets.get_target(args.target)
     reference = args.reference or default_reference(spec.id)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import site
+from ..home import results_dir as default_results_dir
+from ..submissions.queue import Queue
+from ..submissions.worker import WorkerConfig, serve
 from . import emit
 from .validate import add_sandbox_args, limits_from
 
@@ -26,16 +30,16 @@ def register(sub):
     p.set_defaults(func=handle)
 
 
-def handle(args) -> int:
-    from ..home import results_dir as default_results_dir
-    from ..site import DEFAULT_OUT
-    from ..submissions.queue import Queue
-    from ..submissions.worker import WorkerConfig, serve
+def site_rebuild(out: Path):
+    """The publish hook that rebuilds the site at ``out`` from the published results folder."""
+    return lambda results_dir: site.build(results_dir, out)
 
+
+def handle(args) -> int:
     queue = Queue(args.queue)
     cfg = WorkerConfig(
         results_dir=args.results_dir or default_results_dir(),
-        site_out=None if args.no_site else (args.site_out or DEFAULT_OUT),
+        on_publish=None if args.no_site else site_rebuild(args.site_out or site.DEFAULT_OUT),
         lease_s=args.lease,
         poll_s=args.poll,
         limits=limits_from(args),

@@ -25,8 +25,9 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
+from .. import suite, targets
 from ..errors import MembenchError
-from . import archive, tokens, untrusted
+from . import api_tokens, archive, safe_text
 from .metadata import ReservedName
 from .queue import NameTaken, Queue, RateLimited, default_root
 
@@ -46,12 +47,12 @@ def get_queue(request: Request) -> Queue:
     return queue if queue is not None else _queue_at(str(default_root()))
 
 
-async def _submitter(request: Request, queue: Queue) -> tokens.Token:
+async def _submitter(request: Request, queue: Queue) -> api_tokens.Token:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     token = None
     if scheme.lower() == "bearer":
-        token = await run_in_threadpool(tokens.authenticate, queue, secret.strip())
+        token = await run_in_threadpool(api_tokens.authenticate, queue, secret.strip())
     if token is None:
         raise HTTPException(401, f"a valid API token is required ({AUTH_HINT})",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -74,15 +75,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
 @router.post("", status_code=201)
 async def submit(request: Request, split: str = DEFAULT_SPLIT, target: str = DEFAULT_TARGET) -> dict:
     """Queue a submission: the body is a zip or tar of the folder (scorer.py + submission.yaml)."""
-    from .. import suite, targets
-
     queue = get_queue(request)
     who = await _submitter(request, queue)
     try:
         suite.get_split(split)
         targets.get_target(target)
     except MembenchError as exc:
-        raise HTTPException(422, untrusted.one_line(exc, 300)) from None
+        raise HTTPException(422, safe_text.one_line(exc, 300)) from None
     data = await _read_body(request, archive.MAX_UPLOAD)
     if not data:
         raise HTTPException(400, "empty upload: send the zip or tar of a submission folder as the body")
@@ -92,9 +91,9 @@ async def submit(request: Request, split: str = DEFAULT_SPLIT, target: str = DEF
     except RateLimited as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except (NameTaken, ReservedName) as exc:
-        raise HTTPException(403, untrusted.one_line(exc, 600)) from None
+        raise HTTPException(403, safe_text.one_line(exc, 600)) from None
     except MembenchError as exc:  # archive refusals and metadata problems
-        raise HTTPException(400, untrusted.one_line(exc, 600)) from None
+        raise HTTPException(400, safe_text.one_line(exc, 600)) from None
     return {"id": job_id, "status": "pending", "url": f"/api/submissions/{job_id}"}
 
 

@@ -8,7 +8,7 @@ whose worker died returns to the pool when its lease expires and is retried (at 
 publish it, so it is never completed twice. ``events`` keeps the history of every job.
 
 Who submits: a job uploaded through the API carries its ``owner`` (the name of the token
-that sent it, ``benchmark.submissions.tokens``); a job queued from a local folder by the
+that sent it, ``benchmark.submissions.api_tokens``); a job queued from a local folder by the
 operator has none (the maintainers). ``names`` records which owner first published each
 submission name: nobody else may publish under it (``claim_name``). Uploads per owner are
 rate-limited in the same transaction that queues them (``submit_archive(..., per_day=)``).
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..home import queue_dir
-from . import archive, joblog, metadata, untrusted
+from . import archive, joblog, metadata, safe_text
 from .folder import copy_folder
 
 STATUSES = ("pending", "running", "done", "failed")
@@ -195,7 +195,7 @@ class Queue:
         worker."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise MembenchError(f"submission folder {untrusted.name(str(folder), 160)} does not exist")
+            raise MembenchError(f"submission folder {safe_text.name(str(folder), 160)} does not exist")
         job_id = uuid.uuid4().hex
         jdir = self.job_dir(job_id)
         jdir.mkdir(parents=True)
@@ -223,7 +223,7 @@ class Queue:
 
     def _insert(self, job_id: str, split: str, target: str, *, name: str | None, owner: str | None = None,
                 per_day: int | None = None) -> None:
-        label = untrusted.one_line(name, 64) if name else None
+        label = safe_text.one_line(name, 64) if name else None
         now = time.time()
         with self._tx() as c:
             if owner is not None and per_day is not None:

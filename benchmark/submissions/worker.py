@@ -2,32 +2,37 @@
 
 At start it sweeps what a killed harness left (sandbox scratch folders, snapshots, run
 cgroups). For each job: ``validate`` (every check, in the sandbox), then ``evaluate`` on the
-job's split into the job's own staging folder, then the name check (a name belongs to the
-owner that first published it; no record of another owner or kind is ever replaced), then
-``Queue.finish`` (only the holder of the job's current lease token can), then publication:
-each staged result goes through ``results.write`` into the published results folder and the
-site is rebuilt. A job that is done but not yet published (the worker died in between) is
-published by the next worker that starts. Any fault of the scorer fails its job with one
-clear line in the job log, and the worker goes on serving.
+job's split into the job's own staging folder (both through the one evaluator, with the job's
+``RunSpec``), then the name check (a name belongs to the owner that first published it; no
+record of another owner or kind is ever replaced), then ``Queue.finish`` (only the holder of
+the job's current lease token can), then publication: each staged result goes through
+``results.write`` into the published results folder, and the publish hook the worker was
+given (``WorkerConfig.on_publish``: the command line's rebuilds the site) runs on that folder.
+A job that is done but not yet published (the worker died in between) is published by the
+next worker that starts. Any fault of the scorer fails its job with one clear line in the job
+log, and the worker goes on serving.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import socket
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from .. import results
 from ..errors import MembenchError
+from ..evaluate import RunSpec
 from ..home import scratch_dir
-from ..results import public_view
-from . import jail, untrusted
+from . import jail, safe_text
 from .evaluation import evaluate, validate
 from .folder import sweep_dead
 from .jail import Limits
@@ -39,8 +44,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerConfig:
+    """``on_publish``: called with the published results folder after each publication (the
+    command line passes a site rebuild; None: publish the results only)."""
+
     results_dir: Path
-    site_out: Path | None = None
+    on_publish: Callable[[Path], None] | None = None
     lease_s: float = 60.0
     poll_s: float = 1.0
     limits: Limits = field(default_factory=Limits)
@@ -57,8 +65,6 @@ def _log(job: Job, line: str) -> None:
 def owners_of(results_dir: Path, name: str) -> set[tuple[str, str]]:
     """(kind, owner) of every published record named ``name`` (a light read: the scorer
     block of each JSON file, no schema or hash check)."""
-    import json
-
     out = set()
     root = Path(results_dir)
     if not root.is_dir():
@@ -80,7 +86,7 @@ def owners_of(results_dir: Path, name: str) -> set[tuple[str, str]]:
 def check_name(queue: Queue, cfg: "WorkerConfig", name: str, owner: str) -> None:
     """Refuse to publish ``name`` for ``owner`` when another owner (or a built-in, a blind
     baseline) holds it; otherwise record ``owner`` as the name's owner."""
-    shown = untrusted.one_line(name, 64)
+    shown = safe_text.one_line(name, 64)
     others = {(k, o) for k, o in owners_of(cfg.results_dir, name) if (k, o) != ("submission", owner)}
     if any(k != "submission" for k, _ in others):
         raise MembenchError(f"the name '{shown}' is already published by the maintainers as a built-in or a baseline",
@@ -110,9 +116,7 @@ class _Heartbeat(threading.Thread):
 
 def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[str]:
     """Copy a done job's staged results into the published folder (through the results store,
-    which validates them) and rebuild the site. Idempotent."""
-    from .. import results
-
+    which validates them), then run the publish hook. Idempotent."""
     staged = queue.job_dir(job_id) / "results"
     written = []
     for path, record in results.iter_records(staged):
@@ -120,10 +124,8 @@ def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[str]:
         columns = {c: scores[c].to_numpy() for c in scores.columns if c not in ("uid", "score")}  # e.g. truncated
         out = results.write(cfg.results_dir, record, scores["uid"].tolist(), scores["score"].to_numpy(), columns=columns)
         written.append(str(out))
-    if cfg.site_out is not None:
-        from .. import site
-
-        site.build(cfg.results_dir, cfg.site_out)
+    if cfg.on_publish is not None:
+        cfg.on_publish(cfg.results_dir)
     queue.mark_published(job_id)
     return written
 
@@ -136,22 +138,21 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
     beat = _Heartbeat(queue, job, cfg.lease_s)
     beat.start()
     try:
-        report = validate(job.folder, split_id=job.split, target_id=job.target, n=cfg.validate_n,
-                          log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
-                          device=cfg.device)
+        staged = job.dir / "results"
+        spec = RunSpec.build(job.target, job.split, scorers=(), results_dir=staged, blind_from=cfg.results_dir,
+                             device=cfg.device, progress=False)
+        sandbox = dict(log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed)
+        report = validate(job.folder, spec, n=cfg.validate_n, **sandbox)
         for c in report["checks"]:
             _log(job, f"validate: {'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
         if not report["ok"]:
             raise MembenchError(f"validation failed: {report['error']}")
-        staged = job.dir / "results"
         shutil.rmtree(staged, ignore_errors=True)
-        record = evaluate(job.folder, split_id=job.split, target_id=job.target, results_dir=staged,
-                          log_path=job.log_path, limits=cfg.limits, allow_unsandboxed=cfg.allow_unsandboxed,
-                          device=cfg.device, blind_from=cfg.results_dir, owner=owner)
+        record = evaluate(job.folder, spec, owner=owner, **sandbox)
         check_name(queue, cfg, record["scorer"]["name"], owner)
         # What the submitter sees (the job's result and log) is what the leaderboard shows: the
         # metrics at the precision their intervals support, never the stored full precision.
-        m = public_view(record)["metrics"]
+        m = results.public_view(record)["metrics"]
         summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
                    "auc": m["auc"], "auc_ci95": m["auc_ci95"], "usage": record["usage"]}
         _log(job, f"evaluate: AUC {m['auc']} {m['auc_ci95']} on {record['counts']['n_scored']} samples")
@@ -161,14 +162,14 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
         try:
             written = publish(queue, job.id, cfg)
         except MembenchError as exc:  # refused by the results store (e.g. a name taken meanwhile)
-            error = untrusted.one_line(exc, 1000)
+            error = safe_text.one_line(exc, 1000)
             queue.refuse_publication(job.id, error)
             _log(job, f"FAILED: not published: {error}")
             return False
         _log(job, f"published: {', '.join(written)}")
         return True
     except MembenchError as exc:
-        error = untrusted.one_line(exc, 1000)
+        error = safe_text.one_line(exc, 1000)
         _log(job, f"FAILED: {error}")
         queue.finish(job, "failed", error=error)
         return False
@@ -196,7 +197,7 @@ def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max
             try:
                 publish(queue, job_id, cfg)
             except MembenchError as exc:  # e.g. the name was taken meanwhile: never retried forever
-                queue.refuse_publication(job_id, untrusted.one_line(exc, 1000))
+                queue.refuse_publication(job_id, safe_text.one_line(exc, 1000))
 
     catch_up()
     n = 0

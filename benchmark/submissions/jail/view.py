@@ -6,7 +6,7 @@
 - ``/opt/membench/site``: only the distributions in ``SCORER_DISTRIBUTIONS`` (numpy, scipy,
   scikit-learn, pandas and what they import), bound one top-level entry at a time from
   wherever they are installed, read-only;
-- ``/opt/membench``: the sandbox's side of the protocol (``child.py``, ``protocol.py``) and
+- ``/opt/membench``: the sandbox's side of the protocol (``child.py``, ``wire.py``) and
   ``lib/benchmark``, a copy of only the modules that define the scorer interface
   (``benchmark.attacks.Scorer``/``ScoringInput``/``ModelAccess``,
   ``benchmark.features.TokenStats``) and what they import from the package, with package
@@ -216,11 +216,11 @@ def shared_view(parent: Path) -> Path:
 
 
 def write_view(dest: Path) -> Path:
-    """The folder mounted at ``/opt/membench``: child.py, protocol.py, lib/benchmark/... and
+    """The folder mounted at ``/opt/membench``: child.py, wire.py, lib/benchmark/... and
     an empty mount point per ``site_entries`` entry."""
     dest.mkdir(parents=True)
     shutil.copy(HERE.parent / "child.py", dest / "child.py")
-    shutil.copy(HERE.parent / "protocol.py", dest / "protocol.py")
+    shutil.copy(HERE.parent / "wire.py", dest / "wire.py")
     for mod, source in interface_modules().items():
         parts = mod.split(".")
         path = dest / "lib" / Path(*parts[:-1]) / "__init__.py" if parts[-1] == "__init__" else \
