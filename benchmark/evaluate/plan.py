@@ -75,6 +75,11 @@ class Plan:
         return self.split.samples["text"].tolist()
 
     @cached_property
+    def split_texts(self) -> SplitTexts:
+        """What a model access may know of the split (no labels, no folder)."""
+        return SplitTexts.of(self.split)
+
+    @cached_property
     def rows(self) -> np.ndarray:
         """The rows a plain scorer scores: every row, or the first ``spec.limit``."""
         n = len(self.uids) if self.spec.limit is None else min(self.spec.limit, len(self.uids))
@@ -97,7 +102,7 @@ class Plan:
             return None
         whole = self.spec.limit is None  # the reference's cached statistics cover the whole split
         return MeteredModelAccess(self.target, granted=handle.requires, reference=self.reference,
-                                  split_texts=SplitTexts.of(self.split) if whole else None,
+                                  split_texts=self.split_texts if whole else None,
                                   batch_tokens=self.spec.batch_tokens, progress=self.spec.progress,
                                   scorer=handle.name)
 
