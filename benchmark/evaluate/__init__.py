@@ -17,11 +17,11 @@ from .compare import compare_records
 from .fit import fit_plan, score_fit
 from .generated import finetune_and_compare, pii_items
 from .group_level import score_groups
-from .handles import FitTask, InProcessHandle, ScorerHandle, builtin_handles, scorer_failure
+from .handles import FitTask, InProcessHandle, ScorerHandle, builtin_handles
 from .model_access import MeteredModelAccess, SplitTexts
 from .pipeline import RunReport, run, run_blind
 from .plan import Plan, best_blind_auc, check_validity, load
-from .record import build_record, metrics_block, target_block
+from .record import build_record, metrics_block
 from .scoring import Scored, score_plain
 from .settings import compare_labels, default_scorer_set, default_scorers, make_scorers, result_name, scorer_settings
 from .spec import RunSpec, default_pool, default_reference, load_pool
@@ -59,7 +59,5 @@ __all__ = [
     "score_fit",
     "score_groups",
     "score_plain",
-    "scorer_failure",
     "scorer_settings",
-    "target_block",
 ]
