@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluate import finetune_and_compare
 from . import emit, table
 
 
@@ -77,8 +78,6 @@ def handle(args) -> int:
         emit(args, payload, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True).rstrip())
         return 0
     check_device(args.device)
-    from ..evaluate import finetune_and_compare
-
     out = finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device, replace=args.replace,
                                progress=not args.json, results_dir=args.results_dir)
     verb = "reused (already built from the same inputs)" if out["reused"] else "built"

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from .. import suite, targets
 from ..attacks.budget import FitBudget
 from ..errors import MembenchError
@@ -103,8 +105,6 @@ class RunSpec:
 def load_pool(path) -> list[str]:
     """Texts of a declared pool file: parquet, jsonl, json or csv with a ``text`` column, or
     a .txt file with one text per blank-line-separated paragraph."""
-    import pandas as pd
-
     path = Path(path)
     if not path.exists():
         raise MembenchError(f"pool file {path} does not exist", "pass an existing file to --pool")
