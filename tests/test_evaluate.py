@@ -20,7 +20,8 @@ from fit_helpers import SPLIT, make_env
 from submission_helpers import run_spec, write_submission
 
 from benchmark import evaluate, results
-from benchmark.attacks.base import _SCORERS, Scorer, register
+from benchmark.api import Scorer
+from benchmark.attacks.registry import register, unregister
 from benchmark.errors import MembenchError
 from benchmark.evaluate import RunSpec, run
 from benchmark.submissions import evaluate as evaluate_submission
@@ -28,7 +29,7 @@ from benchmark.submissions import isolation_problem
 
 SAME_CODE = '''\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class {cls}(Scorer):
@@ -75,6 +76,8 @@ def _comparable(record: dict) -> dict:
     """A record less what says who ran it and how (provenance): the evaluator's figures stay."""
     out = {k: v for k, v in record.items() if k not in PROVENANCE}
     out["scorer"] = {k: v for k, v in record["scorer"].items() if k not in ("kind", "owner", "code_sha256")}
+    # the file name follows the record's key, which holds a submission's version (provenance)
+    out["per_sample"] = {k: v for k, v in record["per_sample"].items() if k != "file"}
     if "fit" in out:
         out["fit"] = {**out["fit"], "usage": {k: v for k, v in out["fit"]["usage"].items() if k != "wall_seconds"}}
     return out
@@ -92,13 +95,14 @@ def test_a_submission_and_the_same_code_as_a_builtin_give_the_same_record(env, t
         (builtin,) = run(RunSpec.build(target, SPLIT, [name], results_dir=tmp_path / "builtin", progress=False,
                                        calibration=calibration)).records
     finally:
-        _SCORERS.pop(cls.name, None)
+        unregister(cls.name)
     submitted = evaluate_submission(folder, run_spec(SPLIT, target, tmp_path / "submitted", calibration=calibration),
                                     log_path=tmp_path / "log", allow_unsandboxed=isolation_problem() is not None)
     assert builtin["scorer"]["kind"] == "attack" and submitted["scorer"]["kind"] == "submission"
     assert submitted["provenance"]["sandbox"] and "usage" in builtin["provenance"]
     assert _comparable(submitted) == _comparable(builtin)
-    assert submitted["per_sample"] == builtin["per_sample"]  # the same scores, uids and truncation flags, bit for bit
+    # the same scores, uids and truncation flags, bit for bit
+    assert submitted["per_sample"]["sha256"] == builtin["per_sample"]["sha256"]
     if calibration:
         assert submitted["evaluation_subset"]["name"] == calibration and submitted["fit"]["calibration_members"] > 0
 
@@ -148,7 +152,7 @@ def test_the_in_process_model_access_carries_no_label(env, tmp_path):
         run(RunSpec.build(target, SPLIT, [_LabelHunter.name], results_dir=tmp_path, progress=False,
                           reference=str(env["chat"])))
     finally:
-        _SCORERS.pop(_LabelHunter.name, None)
+        unregister(_LabelHunter.name)
     assert _LabelHunter.found == []
     access = evaluate.MeteredModelAccess(None, split_texts=evaluate.SplitTexts.of(env["split"]))
     assert not hasattr(access, "split") and list(access.split_texts.samples.columns) == ["uid", "text"]
@@ -189,12 +193,12 @@ def test_a_scorer_that_fails_publishes_nothing_of_the_run(env, tmp_path):
             run(RunSpec.build(str(env["plain"]), SPLIT, ["loss", _Raises.name], results_dir=tmp_path / "r",
                               progress=False))
     finally:
-        _SCORERS.pop(_Raises.name, None)
+        unregister(_Raises.name)
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("*.json"))
 
 
 def test_the_worker_publishes_through_its_hook_and_never_imports_the_site(tmp_path):
-    from benchmark.results.synthetic import synthetic_record
+    from synthetic_results import synthetic_record
     from benchmark.submissions import worker
     from benchmark.submissions.queue import Queue
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..attacks.budget import FitBudget
+from ..attacks.fit_budget import FitBudget
 from ..evaluate import RunSpec
 from ..home import logs_dir
 from ..submissions import evaluate, load

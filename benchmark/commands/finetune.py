@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import finetune, targets
+from ..errors import MembenchError
 from ..evaluate import finetune_and_compare
 from . import emit, table
+from .run import check_device
 
 
 def register(sub):
@@ -28,8 +31,6 @@ def register(sub):
 
 
 def _status(recipe) -> str:
-    from .. import targets
-
     spec = targets.targets().get(recipe.target_id)
     if spec is None:
         return "not built"
@@ -37,8 +38,6 @@ def _status(recipe) -> str:
 
 
 def _list(args) -> int:
-    from .. import finetune
-
     rows, payload = [], []
     for recipe in finetune.recipes(args.recipes).values():
         status = _status(recipe)
@@ -61,10 +60,6 @@ def _p(value: float) -> str:
 
 
 def handle(args) -> int:
-    from .. import finetune
-    from ..errors import MembenchError
-    from .run import check_device
-
     if args.list:
         return _list(args)
     if not args.recipe:

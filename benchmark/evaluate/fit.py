@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import profiling, suite
-from ..attacks.budget import FitMeter
+from ..attacks.fit_budget import FitMeter
 from ..errors import MembenchError
 from ..results.recompute import operating_point_rates
 from .handles import FitTask

@@ -10,7 +10,7 @@ For a scorer that declares ``groups`` the harness (never the scorer) picks the r
 
 Each row comes with its group (``ScoringInput.groups``) and the target's token statistics of
 its text (computed here for attacker-held rows, counted in the record's usage). The scorer
-returns one score per group (``attacks.groups.group_scores`` checks it, for built-ins and
+returns one score per group (``api.group_scores`` checks it, for built-ins and
 submissions alike); labels are those of ``group_labels.parquet`` (one per group), read by
 ``group_view`` after scoring and used for metrics alone. A wrong output, or a split without
 groups, is one line before the run writes anything.
@@ -24,11 +24,10 @@ import numpy as np
 import pandas as pd
 
 from .. import features, metrics, profiling
-from ..attacks import ScoringInput
-from ..attacks.groups import group_scores
+from ..api import ScoringInput, group_scores
 from ..errors import MembenchError
 from ..hashing import sha256_json
-from ..suite import groups as split_groups
+from ..suite import user_level as split_groups
 from .scoring import Scored
 
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..attacks import CalibrationLabels, ScoringInput
-from ..attacks.budget import FitMeter
+from ..api import CalibrationLabels, ScoringInput
+from ..attacks.fit_budget import FitMeter
 from ..errors import MembenchError
 from .settings import make_scorers, result_name
 

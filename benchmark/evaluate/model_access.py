@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import features
-from ..attacks.base import ModelAccess, undeclared
+from ..api import ModelAccess, undeclared
 from ..attacks.softprompt import SoftPrompt
 from ..errors import MembenchError
 
@@ -72,12 +72,12 @@ class MeteredModelAccess(ModelAccess):
             "gradient_tokens": 0,
             "generated_tokens": 0,
         }
-        self.meter = None  # a budget.FitMeter while the scorer's fit() runs
+        self.meter = None  # a fit_budget.FitMeter while the scorer's fit() runs
         self.bars = []  # progress bars of fit's training, closed when fit ends (however it ends)
 
     @contextmanager
     def fitting(self, meter):
-        """Charge every call made inside the block to ``meter`` (a ``budget.FitMeter``)."""
+        """Charge every call made inside the block to ``meter`` (a ``fit_budget.FitMeter``)."""
         self.meter = meter
         try:
             yield meter

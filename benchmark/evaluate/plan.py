@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import diagnostics, features, suite, targets
-from ..attacks import ScoringInput, take_rows
+from ..api import ScoringInput, take_rows
 from ..errors import MembenchError
 from ..hashing import sha256_json
 from .fit import fit_plan

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import suite, targets
-from ..attacks.budget import FitBudget
+from ..attacks.fit_budget import FitBudget
 from ..errors import MembenchError
 from ..home import from_portable
 from ..home import results_dir as default_results_dir

@@ -33,8 +33,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from ..api import CAPABILITIES
 from ..attacks import scorers
-from ..attacks.base import CAPABILITIES
 from ..diagnostics import BASELINES
 from ..errors import MembenchError
 from . import safe_text

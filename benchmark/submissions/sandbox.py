@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..attacks.budget import BudgetExceeded
+from ..attacks.fit_budget import BudgetExceeded
 from ..errors import MembenchError
 from . import safe_text, wire
 from .capability_server import CallTimeout, Refused
