@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import MembenchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,6 +85,38 @@ def secrets_dir() -> Path:
 def secret_file(key: str) -> Path:
     """The file holding one secret (e.g. a private split's assignment seed), by key."""
     return secrets_dir() / key.replace("/", "__")
+
+
+def secret_key(key: str) -> bytes:
+    """A 32-byte secret kept in ``secret_file(key)``: drawn on first use (mode 0600, created
+    exclusively, never replaced), opened without following a link, and refused unless this
+    user owns it."""
+    path = secret_file(key)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise MembenchError(f"the secret {path.name} under MEMBENCH_HOME cannot be opened ({exc.strerror})",
+                            "it must be a regular file of this user (not a link), mode 0600") from None
+    with os.fdopen(fd) as fh:
+        if os.fstat(fh.fileno()).st_uid != os.getuid():
+            raise MembenchError(f"the secret {path.name} under MEMBENCH_HOME belongs to another user",
+                                "remove it, and the records made with it, and run again")
+        text = fh.read().strip()
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise MembenchError(f"the secret {path.name} under MEMBENCH_HOME is damaged",
+                            "restore it from a backup (a new one changes every record made with it)")
+    return value
 
 
 def scratch_dir(*parts: str) -> Path:

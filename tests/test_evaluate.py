@@ -216,8 +216,22 @@ def test_the_worker_publishes_through_its_hook_and_never_imports_the_site(tmp_pa
     results.write(q.job_dir(job_id) / "results", record, uids, scores)
     calls = []
     written = worker.publish(q, job_id, worker.WorkerConfig(results_dir=tmp_path / "published",
-                                                            on_publish=calls.append))
-    assert calls == [tmp_path / "published"] and len(written) == 1 and q.get(job_id)["published"]
+                                                            on_publish=lambda *args: calls.append(args)))
+    assert calls == [(tmp_path / "published", written)] and len(written) == 1 and q.get(job_id)["published"]
+
+
+def test_the_command_lines_publish_hook_gates_the_written_files_before_it_builds_the_site(tmp_path, monkeypatch):
+    from benchmark.commands import worker as command
+
+    calls = []
+    monkeypatch.setattr(command.gate, "publish", lambda folder, only: calls.append(("gate", folder, only)))
+    monkeypatch.setattr(command.site, "build", lambda folder, out: calls.append(("site", folder, out)))
+    written = [tmp_path / "r" / "a.json"]
+    command.publish_hook(tmp_path / "site")(tmp_path / "r", written)
+    assert calls == [("gate", tmp_path / "r", written), ("site", tmp_path / "r", tmp_path / "site")]
+    calls.clear()
+    command.publish_hook(None)(tmp_path / "r", written)  # --no-site: the gate still runs
+    assert calls == [("gate", tmp_path / "r", written)]
 
 
 def test_validation_reports_the_check_a_run_failed_at(env, tmp_path):

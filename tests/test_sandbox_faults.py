@@ -17,7 +17,7 @@ import pytest
 from benchmark import results, suite
 from benchmark.submissions import Limits, isolation_problem
 from benchmark.submissions.queue import Queue
-from benchmark.commands.worker import site_rebuild
+from benchmark.commands.worker import publish_hook
 from benchmark.submissions.worker import WorkerConfig, serve
 
 GOOD_YAML = """\
@@ -107,7 +107,7 @@ def fault_run(tmp_path_factory):
     queue = Queue(root / "queue")
     ids = {name: queue.submit_folder(folder, split="demo/pydoc", target="demo/neox-tiny")
            for name, folder in folders.items()}  # "good" last
-    cfg = WorkerConfig(results_dir=root / "published", on_publish=site_rebuild(root / "site"), lease_s=30,
+    cfg = WorkerConfig(results_dir=root / "published", on_publish=publish_hook(root / "site"), lease_s=30,
                        limits=Limits(memory_mb=1024, wall_s=6, nproc=16, cpu_s=30))
     processed = serve(queue, cfg, exit_when_empty=True)
     try:

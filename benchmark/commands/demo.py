@@ -2,8 +2,8 @@
 
 Builds the demo split and trains the demo target (both reused when present), runs the blind
 baselines (the split's diagnostics), then scores every built-in feature-based attack from one
-forward pass (each record with its excess over the best blind baseline), writes result files
-and builds the site. The attacks that need more than the cached statistics
+forward pass (each record with its excess over the best blind baseline), writes result files,
+runs the publication gate over the results folder and builds the site. The attacks that need more than the cached statistics
 (``attacks.MODEL_SCORERS``) run with ``membench run --scorer NAME``.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import attacks, site, targets
+from ..results import gate
 from ..evaluate import RunSpec, run, run_blind
 from . import table
 from .run import summary_rows
@@ -39,7 +40,8 @@ def handle(args) -> int:
     records = run(spec).records
     print(table(summary_rows([blind] + records), ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]))
     print("      TPR@1%FPR: largest TPR among ROC points with FPR <= 1%")
-    print("[4/4] site")
+    print("[4/4] publication gate (recomputes every record from its scores and the labels), then the site")
+    gate.publish(results_dir)
     index = site.build(results_dir, args.out or site.DEFAULT_OUT)
     print(f"leaderboard written: {index}")
     print(f"more attacks on the same target: membench run --target {target_id} --split {split_id} "

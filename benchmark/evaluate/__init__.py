@@ -7,7 +7,9 @@ a ``RunReport`` (the records written, the default scorers skipped, the feature p
 Built-in scorers run in this process (``InProcessHandle``) with a ``MeteredModelAccess``, which
 holds the models and no label. Fit, group and plain scoring are three functions over the same
 loaded ``Plan`` (``score_fit``, ``score_groups``, ``score_plain``); ``build_record`` is the one
-place labels meet scores. Also here: ``compare_records`` (paired bootstrap of two records of a
+place labels meet scores (and where a record's declared capabilities are checked against what
+its run used); ``score`` dispatches one scoring, ``same_scores`` is the determinism check a
+submission's records pass (a second run on everything it scores). Also here: ``compare_records`` (paired bootstrap of two records of a
 run), ``run_blind`` (the blind baselines), the scorer settings of a run (``scorer_settings``,
 ``default_scorer_set``, ``compare_labels``, ``result_name``) and the generated-data experiment
 (``finetune_and_compare``).
@@ -19,7 +21,7 @@ from .generated import finetune_and_compare, pii_items
 from .group_level import score_groups
 from .handles import FitTask, InProcessHandle, ScorerHandle, builtin_handles
 from .model_access import MeteredModelAccess, SplitTexts
-from .pipeline import RunReport, run, run_blind
+from .pipeline import PRIVATE_SUBSET, NotDeterministic, RunReport, rest_subset, run, run_blind, same_scores, score
 from .plan import Plan, best_blind_auc, check_validity, load
 from .record import build_record, metrics_block
 from .scoring import Scored, score_plain
@@ -30,6 +32,8 @@ __all__ = [
     "FitTask",
     "InProcessHandle",
     "MeteredModelAccess",
+    "NotDeterministic",
+    "PRIVATE_SUBSET",
     "Plan",
     "RunReport",
     "RunSpec",
@@ -53,9 +57,12 @@ __all__ = [
     "make_scorers",
     "metrics_block",
     "pii_items",
+    "rest_subset",
     "result_name",
     "run",
     "run_blind",
+    "same_scores",
+    "score",
     "score_fit",
     "score_groups",
     "score_plain",

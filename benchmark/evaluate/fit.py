@@ -25,7 +25,7 @@ from ..attacks.fit_budget import FitMeter
 from ..errors import MembenchError
 from ..results.recompute import operating_point_rates
 from .handles import FitTask
-from .scoring import Scored
+from .scoring import Scored, used_by
 
 
 def fit_plan(split_spec, handles, calibration: str | None = None) -> dict[int, str]:
@@ -47,7 +47,7 @@ def score_fit(plan, handle, subset) -> Scored:
     """Fit ``handle`` on ``subset``'s calibration rows and score its evaluated rest (see the
     module doc). Only the calibration rows' labels are read here."""
     cal = suite.calibration.positions(plan.uids, subset.calibration)
-    rest = suite.calibration.positions(plan.uids, subset.rest)
+    rest = plan.rest_rows(subset)
     access = plan.access_for(handle)
     labels = plan.labels()[cal]
     task = FitTask(inputs=plan.inputs_for(handle, access, cal), labels=labels,
@@ -63,7 +63,8 @@ def score_fit(plan, handle, subset) -> Scored:
         "budget": task.meter.budget.as_dict(),
         "usage": task.meter.usage(),
     }
-    return Scored(handle, [plan.uids[i] for i in rest], scores, rest, subset=subset, fit=block)
+    return Scored(handle, [plan.uids[i] for i in rest], scores, rest, subset=subset, fit=block,
+                  used=used_by(access))
 
 
 def operating_point_block(handle, labels: np.ndarray, scores: np.ndarray) -> dict | None:

@@ -28,7 +28,7 @@ from ..api import ScoringInput, group_scores
 from ..errors import MembenchError
 from ..hashing import sha256_json
 from ..suite import user_level as split_groups
-from .scoring import Scored
+from .scoring import Scored, used_by
 
 
 @dataclass
@@ -72,8 +72,9 @@ def score_groups(plan, handle) -> Scored:
     if spec.limit is not None:
         table = table.iloc[:spec.limit]
         row_stats = None if row_stats is None else row_stats.take(np.arange(len(table)))
+    access = plan.access_for(handle)
     inputs = ScoringInput(uids=table["uid"].tolist(), texts=table["text"].tolist(),
-                          features=row_stats if sees_stats else None, access=plan.access_for(handle),
+                          features=row_stats if sees_stats else None, access=access,
                           pool=plan.pool if handle.in_process else None, groups=table["group"].tolist())
     with profiling.phase("scoring", handle.name):
         output = handle.run(inputs)
@@ -82,7 +83,7 @@ def score_groups(plan, handle) -> Scored:
     rows = GroupRows(table, which, tokens)
     if plan.reference is not None:  # the base's loss space, for the outlier view (not charged to the scorer)
         rows.base_loss = base_loss(plan, handle, table)
-    return Scored(handle, ids, scores, None, groups=rows)
+    return Scored(handle, ids, scores, None, groups=rows, used=used_by(access))
 
 
 def base_loss(plan, handle, table) -> dict:

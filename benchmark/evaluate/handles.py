@@ -11,7 +11,9 @@ submission is all here, behind one interface:
 - ``scorer_block()``, ``provenance()``, ``record_fields()``: the record's parts the scorer owns
   (its name, version, parameters, code hash, kind; its usage; a submission's metadata);
 - ``in_process``: a built-in sees everything the run has (token statistics, the declared pool,
-  stored neighbours) whatever it declares; a sandboxed scorer gets only what it declared.
+  stored neighbours) whatever it declares; a sandboxed scorer gets only what it declared;
+- ``verify_determinism``: the evaluator runs it twice on everything it scores and refuses the
+  record unless both runs agree bit for bit (submissions; built-ins are the maintainers' code).
 
 ``InProcessHandle`` (built-in scorers, with the ``MeteredModelAccess`` the evaluator gives it)
 lives here; the sandboxed handle lives with the jail, in ``benchmark.submissions``.
@@ -56,6 +58,8 @@ class ScorerHandle(ABC):
     needs_pool: bool = False  # refuses to run without a declared pool
     uses_pool: bool = False  # the record names the pool it was given
     default_calibration: str = "cal10"  # a trainable scorer's subset when the run names none
+    verify_determinism: bool = False  # run twice on everything it scores; refuse unless the scores agree
+    last = None  # the report of its last run, where the handle keeps one (a sandboxed run's)
 
     @property
     def fits(self) -> bool:

@@ -85,6 +85,12 @@ class Plan:
         n = len(self.uids) if self.spec.limit is None else min(self.spec.limit, len(self.uids))
         return np.arange(n)
 
+    def rest_rows(self, subset) -> np.ndarray:
+        """The rows of ``subset``'s evaluated rest, in row order (within the first ``spec.limit``
+        rows on a validation run)."""
+        rest = suite.calibration.positions(self.uids, subset.rest)
+        return rest if self.spec.limit is None else rest[rest < self.spec.limit]
+
     def labels(self) -> np.ndarray:
         """Every row's label (1 = member), in row order. Evaluator use only."""
         return self.split.labels().reindex(self.uids).to_numpy()

@@ -17,6 +17,7 @@ import datetime as _dt
 import numpy as np
 
 from .. import diagnostics, features, metrics, profiling, results, targets
+from ..errors import MembenchError
 from ..home import portable
 from .fit import operating_point_block
 from .group_level import group_counts, group_view
@@ -83,9 +84,22 @@ def metrics_block(labels: np.ndarray, scores: np.ndarray, too_short: np.ndarray 
     return summary, counts
 
 
+def check_declared(scored: Scored) -> None:
+    """Refuse a record whose scorer declares less than its run used: every capability the
+    harness's model access counted (``Scored.used``) must be among the scorer's ``requires``
+    (a record claiming no model access never carries model-derived scores of this run)."""
+    handle = scored.handle
+    undeclared = [c for c in scored.used if c not in handle.requires]
+    if undeclared:
+        raise MembenchError(f"scorer {handle.name} used {', '.join(undeclared)} but declares only "
+                            f"{', '.join(handle.requires) or 'nothing'}; its record is refused",
+                            "declare every capability the scorer calls (requires, and submission.yaml's capabilities)")
+
+
 def build_record(plan, scored: Scored) -> tuple[dict, dict]:
     """(the record of ``scored`` on ``plan``'s split, its per-sample columns beside the
     scores). Reads the labels of the scored rows or groups, and nothing of the scorer."""
+    check_declared(scored)
     spec, split, handle = plan.spec, plan.split, scored.handle
     extra, columns, group_tokens = {}, {}, 0
     with profiling.phase("metrics"):
@@ -105,11 +119,13 @@ def build_record(plan, scored: Scored) -> tuple[dict, dict]:
             if plan.stats is not None:  # per-sample truncation flags (a group has none)
                 columns["truncated"] = plan.stats.truncated()[rows]
                 counts.update(features.truncation_counts(columns["truncated"], plan.target.context_rule))
-            if scored.subset is not None:
-                extra = {"evaluation_subset": scored.subset.block(), "fit": scored.fit}
-                point = operating_point_block(handle, labels, scored.scores)
-                if point:
-                    extra["operating_point"] = point
+            if scored.subset is not None:  # on a subset's evaluated rest: a trainable scorer, or any on a private split
+                extra = {"evaluation_subset": scored.subset.block()}
+                if scored.fit is not None:
+                    extra["fit"] = scored.fit
+                    point = operating_point_block(handle, labels, scored.scores)
+                    if point:
+                        extra["operating_point"] = point
     provenance = {**results.environment(spec.device), "created_at": now(), **handle.provenance({
         "feature_forward_tokens": plan.feature_usage.get("forward_tokens", 0) + group_tokens,
         "feature_shards_cached": plan.feature_usage.get("shards_cached", 0)})}

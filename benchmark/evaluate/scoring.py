@@ -25,13 +25,22 @@ class Scored:
     subset: object | None = None  # a trainable scorer's calibration subset (scored on its rest)
     fit: dict | None = None  # the record's ``fit`` block
     groups: object | None = None  # group_level.GroupRows: the rows a group scorer saw
+    used: tuple[str, ...] = ()  # the capabilities the run called, as the harness's access counted them
 
 
-def score_plain(plan, handle) -> Scored:
-    """Score every row of the plan (``plan.rows``) with ``handle``."""
-    rows = plan.rows
-    inputs = plan.inputs_for(handle, plan.access_for(handle), rows)
+def used_by(access) -> tuple[str, ...]:
+    """The capabilities a run called on its ``MeteredModelAccess`` (none without one)."""
+    return tuple(access.used) if access is not None else ()
+
+
+def score_plain(plan, handle, subset=None) -> Scored:
+    """Score every row of the plan (``plan.rows``) with ``handle``; with ``subset`` (a
+    ``suite.calibration.Subset``), its evaluated rest only (a private split's rule for every
+    scorer: no record there covers the rows whose labels a trainable scorer is given)."""
+    rows = plan.rows if subset is None else plan.rest_rows(subset)
+    access = plan.access_for(handle)
+    inputs = plan.inputs_for(handle, access, rows)
     with profiling.phase("scoring", handle.name):
         output = handle.run(inputs)
     scores = handle.checked(output, len(rows), plan.n_scored(handle, rows))
-    return Scored(handle, [plan.uids[i] for i in rows], scores, rows)
+    return Scored(handle, [plan.uids[i] for i in rows], scores, rows, subset=subset, used=used_by(access))

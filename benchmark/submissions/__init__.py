@@ -8,11 +8,10 @@ queue (``benchmark.submissions.queue``), the worker (``.worker``), API tokens
 imported from their modules.
 """
 
-from .evaluation import evaluate, validate
 from .jail import Limits
 from .metadata import Submission, load
 from .sandbox import SandboxError, check_scores, isolation_problem, run_scorer
-from .sandboxed import SandboxedHandle
+from .sandboxed import SandboxedHandle, evaluate, validate
 
 __all__ = [
     "Limits",

@@ -336,9 +336,15 @@ class Queue:
             return [r[0] for r in c.execute(
                 "SELECT id FROM jobs WHERE status = 'done' AND published = 0 ORDER BY updated_at")]
 
-    def mark_published(self, job_id: str) -> None:
+    def mark_published(self, job_id: str, verdict: dict | None = None) -> None:
+        """Mark the job published; ``verdict`` (a private split's: what the Ladder lets its owner
+        know, ``results.published.owner_verdict``) replaces the pending one in its result."""
         now = time.time()
         with self._tx() as c:
+            if verdict is not None:
+                row = c.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                result = {**(json.loads(row[0]) if row is not None and row[0] else {}), "verdict": verdict}
+                c.execute("UPDATE jobs SET result = ? WHERE id = ?", (json.dumps(result), job_id))
             c.execute("UPDATE jobs SET published = 1, updated_at = ? WHERE id = ?", (now, job_id))
             _event(c, job_id, now, "published")
 

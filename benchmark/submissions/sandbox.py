@@ -19,6 +19,7 @@ text shortened and stripped of control characters); nothing it returns is truste
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -159,6 +160,7 @@ def run_scorer(
     caps: wire.Caps = wire.Caps(),
     fit=None,
     groups: list[str] | None = None,
+    scorer_output: bool = True,
 ) -> RunResult:
     """Score ``texts`` with the submission in the jail; raise ``SandboxError`` on any fault.
 
@@ -169,6 +171,8 @@ def run_scorer(
     meter, and one that would pass the fit budget ends the run (``BudgetExceeded``). ``groups``
     (a groups scorer): the group of every row; its output is then one score per group (an array,
     or a ``{group: score}`` dict returned as ``RunResult.scores``), checked by the caller.
+    ``scorer_output=False`` (a private split): the scorer's stdout and stderr are read and
+    dropped, so the log at ``log_path`` carries the harness's lines only.
     """
     gaps = _jail.missing()
     if gaps and not allow_unsandboxed:
@@ -193,7 +197,8 @@ def run_scorer(
                 raise SandboxError(f"could not start the sandbox ({safe_text.one_line(exc, 300)})", kind="no_sandbox") from None
             finally:
                 child.close()
-            output = ScorerOutput(proc.stdout.fileno(), log_path, limits.log_kb << 10)
+            output = ScorerOutput(proc.stdout.fileno(), log_path if scorer_output else Path(os.devnull),
+                                  limits.log_kb << 10)
             output.start()
             watchdog = threading.Timer(max(limits.wall_s, 0.0) + 0.5, jail.kill)
             watchdog.daemon = True

@@ -3,14 +3,23 @@
 At start it sweeps what a killed harness left (sandbox scratch folders, snapshots, run
 cgroups). For each job: ``validate`` (every check, in the sandbox), then ``evaluate`` on the
 job's split into the job's own staging folder (both through the one evaluator, with the job's
-``RunSpec``), then the name check (a name belongs to the owner that first published it; no
-record of another owner or kind is ever replaced), then ``Queue.finish`` (only the holder of
-the job's current lease token can), then publication: each staged result goes through
-``results.write`` into the published results folder, and the publish hook the worker was
-given (``WorkerConfig.on_publish``: the command line's rebuilds the site) runs on that folder.
-A job that is done but not yet published (the worker died in between) is published by the
-next worker that starts. Any fault of the scorer fails its job with one clear line in the job
-log, and the worker goes on serving.
+``RunSpec``; ``evaluate`` runs the scorer twice on everything it scores), then the name check
+(a name belongs to the owner that first published it; no record of another owner or kind is
+ever replaced), then ``Queue.finish`` (only the holder of the job's current lease token can),
+then publication: each staged result goes through ``results.write`` into the published results
+folder, and the publish hook the worker was given (``WorkerConfig.on_publish``, called with the
+folder and the files written: the command line's runs the publication gate on those files,
+``results.gate.publish``, then rebuilds the site) runs on them. The worker never imports the
+site. A job that is done but not yet published (the worker died in between) is published by
+the next worker that starts. Any fault of the scorer fails its job with one clear line in the
+job log, and the worker goes on serving.
+
+What the submitter is told (the job's result and log): on a public split the figures as the
+leaderboard shows them (rounded to the precision their intervals support); on a private split
+no figure of the run, no usage count and no scorer output (the log carries the harness's lines
+only) but, once published, the Ladder's verdict on the record (``published.owner_verdict``:
+shown or not, and the published figures only when it is shown). File names in the log have
+their key hash masked (``naming.masked_name``: the key holds the split's content hash).
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ from .. import results
 from ..errors import MembenchError
 from ..evaluate import RunSpec
 from ..home import scratch_dir
-from ..results.published import LADDER_PENDING, is_private
+from ..results.naming import masked_name
+from ..results.published import LADDER_PENDING, is_private, owner_verdict
 from . import jail, safe_text
-from .evaluation import evaluate, validate
+from .sandboxed import evaluate, validate
 from .folder import sweep_dead
 from .jail import Limits
 from .joblog import harness_line
@@ -45,11 +55,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerConfig:
-    """``on_publish``: called with the published results folder after each publication (the
-    command line passes a site rebuild; None: publish the results only)."""
+    """``on_publish``: called with the published results folder and the record files just
+    written after each publication (the command line passes the publication gate on those files
+    followed by a site rebuild; None: publish the results only)."""
 
     results_dir: Path
-    on_publish: Callable[[Path], None] | None = None
+    on_publish: Callable[[Path, list[Path]], None] | None = None
     lease_s: float = 60.0
     poll_s: float = 1.0
     limits: Limits = field(default_factory=Limits)
@@ -115,20 +126,53 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat for job %s failed", self.job.id, exc_info=True)
 
 
-def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[str]:
+def shown_path(results_dir: Path, path: Path) -> str:
+    """A published file as a job log may name it: relative to the results folder, key masked."""
+    try:
+        path = Path(path).relative_to(results_dir)
+    except ValueError:
+        path = Path(Path(path).name)
+    return masked_name(path.as_posix())
+
+
+def verdicts(written: list[Path]) -> list[dict]:
+    """What the owner may learn of each private-split record just published (the Ladder's
+    verdict, read from the record as the gate left it); nothing for a public split's."""
+    out = []
+    for path in written:
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+        if is_private(record):
+            out.append(owner_verdict(record))
+    return out
+
+
+def publish(queue: Queue, job_id: str, cfg: WorkerConfig) -> list[Path]:
     """Copy a done job's staged results into the published folder (through the results store,
-    which validates them), then run the publish hook. Idempotent."""
+    which validates them), run the publish hook on the files written, and tell the job's owner
+    the Ladder's verdict on a private split's record. Idempotent."""
     staged = queue.job_dir(job_id) / "results"
     written = []
     for path, record in results.iter_records(staged):
         scores = pd.read_parquet(path.with_name(record["per_sample"]["file"]))
         columns = {c: scores[c].to_numpy() for c in scores.columns if c not in ("uid", "score")}  # e.g. truncated
-        out = results.write(cfg.results_dir, record, scores["uid"].tolist(), scores["score"].to_numpy(), columns=columns)
-        written.append(str(out))
+        written.append(Path(results.write(cfg.results_dir, record, scores["uid"].tolist(), scores["score"].to_numpy(),
+                                          columns=columns)))
     if cfg.on_publish is not None:
-        cfg.on_publish(cfg.results_dir)
-    queue.mark_published(job_id)
+        cfg.on_publish(cfg.results_dir, written)
+    told = verdicts(written)
+    for verdict in told:
+        harness_line(queue.job_dir(job_id) / "job.log", "ladder: " + _verdict_line(verdict))
+    queue.mark_published(job_id, verdict=told[0] if told else None)
     return written
+
+
+def _verdict_line(verdict: dict) -> str:
+    if verdict.get("shown") and "auc" in verdict:
+        return f"shown: AUC {verdict['auc']} {verdict['auc_ci95']} ({verdict.get('verdict', '')})"
+    return str(verdict.get("verdict"))
 
 
 def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
@@ -154,14 +198,13 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
         # What the submitter sees (the job's result and log) is what the leaderboard shows: the
         # metrics at the precision their intervals support, never the stored full precision; on a
         # private split no figure at all here (the Ladder decides at publication what is shown).
-        summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
-                   "usage": record["usage"]}
-        if is_private(record):
+        summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"]}
+        if is_private(record):  # no figure, no usage count (the scorer chooses those): the verdict comes at publication
             summary["verdict"] = LADDER_PENDING
-            _log(job, f"evaluate: scored {record['counts']['n_scored']} samples; {LADDER_PENDING}")
+            _log(job, f"evaluate: scored; {LADDER_PENDING}")
         else:
             m = results.public_view(record)["metrics"]
-            summary.update(auc=m["auc"], auc_ci95=m["auc_ci95"])
+            summary.update(auc=m["auc"], auc_ci95=m["auc_ci95"], usage=record["usage"])
             _log(job, f"evaluate: AUC {m['auc']} {m['auc_ci95']} on {record['counts']['n_scored']} samples")
         if beat.lost or not queue.finish(job, "done", result=summary):
             _log(job, "lease lost to another worker; not publishing")
@@ -173,7 +216,7 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
             queue.refuse_publication(job.id, error)
             _log(job, f"FAILED: not published: {error}")
             return False
-        _log(job, f"published: {', '.join(written)}")
+        _log(job, "published: " + ", ".join(shown_path(cfg.results_dir, p) for p in written))
         return True
     except MembenchError as exc:
         error = safe_text.one_line(exc, 1000)
