@@ -35,6 +35,9 @@ def register(sub):
     p.add_argument("--log", type=Path, default=None, help="file for the scorer's stdout/stderr")
     p.add_argument("--device", default="cpu")
     p.add_argument("--allow-invalid", action="store_true", help="run a pair outside label validity")
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="for a submission that declares `fit`: the declared calibration subset it fits on (rows of "
+                   "that subset only; default: cal10, as `evaluate`)")
     add_sandbox_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=handle)
@@ -42,7 +45,7 @@ def register(sub):
 
 def handle(args) -> int:
     spec = RunSpec.build(args.target, args.split, scorers=(), device=args.device, allow_invalid=args.allow_invalid,
-                         progress=False)
+                         calibration=args.calibration, progress=False)
     log = args.log or Path(tempfile.mkdtemp(prefix="membench-validate-")) / "scorer.log"
     report = validate(args.path, spec, n=args.n, log_path=log, limits=limits_from(args),
                       allow_unsandboxed=args.allow_unsandboxed)

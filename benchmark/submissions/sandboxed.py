@@ -20,16 +20,23 @@ derivation on a calibration subset's rest are the evaluator's, as for a built-in
 name (reserved names of built-in attacks and blind baselines are refused); import inside the
 sandbox and a run on the first ``n`` rows of a split; declared capabilities against the
 class's ``requires``; output length, type and finiteness; determinism (a second run in a
-fresh sandbox gives bit-identical scores); and declared against used capabilities. It writes
-nothing. ``evaluate`` runs the scorer in the sandbox on the whole split and writes its record
-(owned by ``owner``) through the evaluator; a fault writes nothing.
+fresh sandbox gives bit-identical scores on the slice); and declared against used
+capabilities. It writes nothing. ``evaluate`` runs the scorer in the sandbox on the whole
+split, twice (``verify_determinism``: the evaluator refuses the record unless both runs agree
+on everything scored), and writes its record (owned by ``owner``) through the evaluator; a
+fault writes nothing.
 
 A submission that declares ``fit`` fits, inside the same jail, on a calibration subset of the
-split (``spec.calibration``, default ``DEFAULT_CALIBRATION``; for ``validate``, half of its
-slice): the subset's rows and their labels are the only labels that cross into the sandbox,
-the rest is what it scores, and everything fit does with the model counts against the run's
-fit budget. Its record names the subset (``evaluation_subset``, ``fit``), like a built-in
-trainable scorer's.
+split (``spec.calibration``, default ``DEFAULT_CALIBRATION``; ``validate`` takes rows of that
+same subset, ``validation_subset``): the subset's rows and their labels are the only labels
+that cross into the sandbox, the rest is what it scores, and everything fit does with the
+model counts against the run's fit budget. Its record names the subset (``evaluation_subset``,
+``fit``), like a built-in trainable scorer's.
+
+On a private split (``private``) the handle keeps what the scorer says inside the harness: its
+stdout and stderr are dropped (the job log holds the harness's lines only), a fault is reported
+by its kind (``quiet``), and ``validate``'s report names nothing the run chose (no class name
+the sandbox reported, no timing, no usage count).
 """
 
 from __future__ import annotations
