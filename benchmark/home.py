@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import home_guard
+from .errors import MembenchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +96,21 @@ def read_secret(key: str) -> bytes | None:
 def create_secret(key: str, data: bytes) -> bytes:
     """Store secret ``key`` once (``O_EXCL``, mode 0600, no link followed); return what is stored."""
     return home_guard.create_secret(secrets_dir(), key, data)
+
+
+def secret_key(key: str) -> bytes:
+    """A 32-byte secret kept as ``key`` in the secrets folder: drawn on first use (mode 0600,
+    created exclusively, never replaced), opened without following a link relative to the
+    folder's descriptor, and refused unless a private file of this user (``home_guard``)."""
+    text = create_secret(key, (secrets.token_hex(32) + "\n").encode()).decode("ascii", "replace").strip()
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise MembenchError(f"the secret {key.replace('/', '__')} under MEMBENCH_HOME is damaged",
+                            "restore it from a backup (a new one changes every record made with it)")
+    return value
 
 
 def scratch_dir(*parts: str) -> Path:

@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 
 from benchmark import home, home_guard
 from benchmark.errors import MembenchError
-from benchmark.submissions import owners, tokens
+from benchmark.submissions import api_tokens as tokens
+from benchmark.submissions import owners
 from benchmark.submissions.api import create_app
 from benchmark.submissions.jail import view
 from benchmark.submissions.queue import Queue
@@ -133,7 +134,7 @@ def test_a_results_folder_holding_a_bound_folder_is_refused(fresh_home):
 def test_the_worker_refuses_to_serve_with_its_folders_in_the_jails_view(fresh_home, tmp_path):
     queue = Queue(tmp_path / "q")
     job = queue.submit_folder(REPO / "submissions" / "zlib_ratio_blind", split="demo/pydoc", target="demo/neox-tiny")
-    cfg = WorkerConfig(results_dir=view.python_home() / "membench-results", site_out=None)
+    cfg = WorkerConfig(results_dir=view.python_home() / "membench-results")
     with pytest.raises(MembenchError, match="every sandboxed scorer can read"):
         serve(queue, cfg, exit_when_empty=True)
     assert queue.get(job)["status"] == "pending"  # nothing was taken
@@ -197,18 +198,18 @@ def test_the_repositorys_published_names_are_the_maintainers(fresh_home):
 
 
 def test_validate_and_evaluate_consult_the_owner_table(fresh_home, tmp_path):
-    from benchmark.submissions.evaluation import evaluate, validate
+    from benchmark.evaluate import RunSpec
+    from benchmark.submissions.sandboxed import evaluate, validate
 
     _published(home.results_dir(), "carols", "submission", "carol")
     folder = tmp_path / "sub"
     with zipfile.ZipFile(io.BytesIO(_zip("carols", "m"))) as zf:
         zf.extractall(folder)
-    report = validate(folder / "carols", split_id="demo/pydoc", target_id="demo/neox-tiny", log_path=tmp_path / "log",
-                      owner="mallory")
+    spec = RunSpec.build("demo/neox-tiny", "demo/pydoc", scorers=(), results_dir=tmp_path / "r", progress=False)
+    report = validate(folder / "carols", spec, log_path=tmp_path / "log", owner="mallory")
     assert not report["ok"] and "another submitter" in report["error"]
     with pytest.raises(owners.NameTaken):
-        evaluate(folder / "carols", split_id="demo/pydoc", target_id="demo/neox-tiny", results_dir=tmp_path / "r",
-                 log_path=tmp_path / "log", owner="mallory")
+        evaluate(folder / "carols", spec, log_path=tmp_path / "log", owner="mallory")
 
 
 # --- the jail's mount table names no host path --------------------------------------------------------

@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 
 from benchmark import home, results, targets
 from benchmark.errors import MembenchError
-from benchmark.submissions import Limits, guards, isolation_problem, tokens
+from benchmark.submissions import Limits, guards, isolation_problem
+from benchmark.submissions import api_tokens as tokens
 from benchmark.submissions import worker as worker_mod
 from benchmark.submissions.api import create_app
 from benchmark.submissions.queue import Queue
@@ -79,8 +80,12 @@ def _no_host_path(text: str) -> None:
     assert "Traceback" not in text, text[-2000:]
 
 
-def _cfg(root: Path, **kw) -> WorkerConfig:
-    return WorkerConfig(results_dir=root / "published", site_out=kw.pop("site_out", None), lease_s=30,
+def _cfg(root: Path, site_out: Path | None = None, **kw) -> WorkerConfig:
+    """A worker as the command line makes it: its publish hook gates the records and, with
+    ``site_out``, builds the site."""
+    from benchmark.commands.worker import publish_hook
+
+    return WorkerConfig(results_dir=root / "published", on_publish=publish_hook(site_out), lease_s=30,
                         limits=LIMITS, allow_unsandboxed=UNSANDBOXED, validate_n=32, **kw)
 
 
@@ -190,11 +195,12 @@ def _listing(folder: Path) -> dict:
 def test_a_record_whose_pages_do_not_build_is_not_published(world, monkeypatch):
     from benchmark import site
 
-    cfg = _cfg(world.root, site_out=world.root / "site")
+    site_out = world.root / "site"
+    cfg = _cfg(world.root, site_out=site_out)
     first = world.submit(_zip("honest_first", author="alice"), world.alice)
     serve(world.queue, cfg, exit_when_empty=True)
     _honest_done(world, first, cfg)
-    before_results, before_site = _listing(cfg.results_dir), _listing(cfg.site_out)
+    before_results, before_site = _listing(cfg.results_dir), _listing(site_out)
 
     real = site.build
     calls = []
@@ -211,7 +217,7 @@ def test_a_record_whose_pages_do_not_build_is_not_published(world, monkeypatch):
     job = world.queue.get(bad)
     assert not job["published"] and "not published" in job["error"], job
     _no_host_path(job["error"] + job["log"])
-    assert _listing(cfg.results_dir) == before_results and _listing(cfg.site_out) == before_site
+    assert _listing(cfg.results_dir) == before_results and _listing(site_out) == before_site
     good = world.submit(_zip("honest_after", author="alice"), world.alice)
     serve(world.queue, cfg, exit_when_empty=True)
     _honest_done(world, good, cfg)

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MembenchError
-from . import untrusted
+from . import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def job_error(exc: BaseException, limit: int = 1000) -> str:
         text = "internal error: RecursionError (nesting too deep)"
     else:
         text = f"internal error: {type(exc).__name__}: {exc}"
-    return untrusted.one_line(scrub_paths(text), limit)
+    return safe_text.one_line(scrub_paths(text), limit)
 
 
 def _unencodable(value) -> bool:
@@ -128,7 +128,7 @@ def call_error(method: str, exc: BaseException, kwargs=None) -> str:
     what = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, UnicodeError) or _unencodable(kwargs):
         what = "a text is not valid Unicode (e.g. a lone surrogate); send str values that encode as UTF-8"
-    return untrusted.one_line(scrub_paths(f"the harness could not serve access.{method}() ({what})"), 500)
+    return safe_text.one_line(scrub_paths(f"the harness could not serve access.{method}() ({what})"), 500)
 
 
 # --- scores ------------------------------------------------------------------------------------------
@@ -169,13 +169,13 @@ def model_spec(target: str, what: str = "target"):
     base = text.partition("@")[0]
     if not _ID.match(text) or ".." in text:  # a path (or anything else): never echoed, never looked up
         raise MembenchError(f"{what} is not a target id of this benchmark (it is not even shaped like one)", ID_HINT)
-    shown = untrusted.name(text, 80)
+    shown = safe_text.name(text, 80)
     if base not in targets.targets():
         raise MembenchError(f"{what} {shown} is not a target id of this benchmark", ID_HINT)
     try:
         spec = targets.get_target(text)
     except MembenchError as exc:
-        raise MembenchError(f"{what} {shown}: {untrusted.one_line(exc, 200)}", ID_HINT) from None
+        raise MembenchError(f"{what} {shown}: {safe_text.one_line(exc, 200)}", ID_HINT) from None
     if spec.local_path and _inside(spec.local_path, queue_dir()):
         raise MembenchError(f"{what} {shown} is a folder of the submission queue", ID_HINT)
     return spec
@@ -357,7 +357,7 @@ def in_helper(fn, /, *args, memory_mb: int | None = None, started=None, **kwargs
                 hint = getattr(exc, "hint", None) if isinstance(exc, MembenchError) else None
                 message = exc.message if isinstance(exc, MembenchError) else exc
                 result = ("error", job_error(_Plain(message)) if hint is not None else job_error(exc),
-                          untrusted.one_line(scrub_paths(hint), 500) if hint else None, getattr(exc, "kind", None))
+                          safe_text.one_line(scrub_paths(hint), 500) if hint else None, getattr(exc, "kind", None))
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump(result, fh)

@@ -22,8 +22,10 @@ import json
 import os
 from pathlib import Path
 
+from ..attacks import scorers
+from ..diagnostics import BASELINES
 from ..errors import MembenchError
-from . import untrusted
+from . import safe_text
 
 MAINTAINERS = "maintainers"
 RESERVED_WORDS = ("none", "maintainers", "loss_ref", "reference", "baseline")
@@ -40,9 +42,6 @@ class NameTaken(MembenchError):
 
 def builtin_reason(name: str) -> str | None:
     """Why ``name`` is nobody's to submit (built-in attacks, baselines, reserved words)."""
-    from ..attacks import scorers
-    from ..diagnostics import BASELINES
-
     if name in scorers():
         return f"'{name}' is the name of a built-in attack"
     if name in BASELINES or name.startswith("blind"):
@@ -123,7 +122,7 @@ def check(name: str, owner: str | None = None, *, queue=None, results_dirs=(), c
     """Refuse ``name`` unless it is free or ``owner``'s (``owner`` None: who submits is not known,
     so only the names nobody may take are refused: built-ins, baselines, reported results). With ``claim``, record ``owner`` as its holder in the
     queue (atomically: a name claimed meanwhile is refused)."""
-    shown = untrusted.one_line(name, 64)
+    shown = safe_text.one_line(name, 64)
     why = builtin_reason(name)
     if why:
         raise ReservedName(f"name {why}", HINT)

@@ -1,13 +1,12 @@
 """Publication as one transaction: a record is published only after its pages were built.
 
-``transaction(results_dir, write, pages)`` copies the published results folder to a staging
-folder beside it, lets ``write`` put the new records there, runs the publication gate over them
-(``results.gate.publish``: display blocks, views, the Ladder) and ``pages`` (the site build) on
-the staging folder, and only when all of that succeeded copies what changed into the published
-folder. Any failure on the way (a record the gate refuses, a view that cannot be drawn, a site
-that does not build, an exception of any kind) leaves the published folder and the site as they
-were; the staging folder is removed either way (one a killed worker leaves is swept by the
-next transaction).
+``transaction(results_dir, write, hook)`` copies the published results folder to a staging
+folder beside it, lets ``write`` put the new records there, runs ``hook`` on the staging folder
+and the files written (the worker's publish hook: the publication gate on them, then the site
+build), and only when all of that succeeded copies what changed into the published folder. Any
+failure on the way (a view that cannot be drawn, a site that does not build, an exception of any
+kind) leaves the published folder and the site as they were; the staging folder is removed
+either way (one a killed worker leaves is swept by the next transaction).
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import MembenchError
 from ..home import process_alive
-from . import untrusted
 
 PREFIX = ".publishing-"
 
@@ -58,11 +55,10 @@ def _commit(staging: Path, results_dir: Path, before: set[str]) -> None:
         (results_dir / rel).unlink(missing_ok=True)
 
 
-def transaction(results_dir: Path, write: Callable[[Path], list], pages: Callable[[Path], object] | None = None) -> list[Path]:
+def transaction(results_dir: Path, write: Callable[[Path], list], hook: Callable[[Path, list], object] | None = None
+                ) -> list[Path]:
     """Publish what ``write(folder)`` writes into ``folder`` (returning the record files it wrote)
-    once the gate accepted them and ``pages(folder)`` built; return their paths in ``results_dir``."""
-    from ..results import gate
-
+    once ``hook(folder, written)`` succeeded; return their paths in ``results_dir``."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     _sweep(results_dir.parent, results_dir.name)
@@ -71,21 +67,9 @@ def transaction(results_dir: Path, write: Callable[[Path], list], pages: Callabl
         shutil.copytree(results_dir, staging, symlinks=True)
         before = _files(staging)
         written = [Path(p) for p in write(staging)]
-        report = gate.publish(staging, only=written)
-        wanted = {p.resolve() for p in written}
-        refused = [r for r in report.rejected if Path(r.path).resolve() in wanted]
-        if refused:
-            raise MembenchError(f"the publication gate refused the record: field '{untrusted.one_line(refused[0].field, 80)}': "
-                                f"{untrusted.one_line(refused[0].message, 300)}",
-                                "nothing was published")
-        if pages is not None:
-            pages(staging)
+        if hook is not None:
+            hook(staging, written)
         _commit(staging, results_dir, before)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    out = []
-    for p in written:
-        rel = p.resolve().relative_to(staging.resolve())
-        moved = results_dir / rel
-        out.append(moved)
-    return out
+    return [results_dir / p.resolve().relative_to(staging.resolve()) for p in written]

@@ -8,7 +8,7 @@ whose worker died returns to the pool when its lease expires and is retried (at 
 publish it, so it is never completed twice. ``events`` keeps the history of every job.
 
 Who submits: a job uploaded through the API carries its ``owner`` (the name of the token
-that sent it, ``benchmark.submissions.tokens``); a job queued from a local folder by the
+that sent it, ``benchmark.submissions.api_tokens``); a job queued from a local folder by the
 operator has none (the maintainers). ``names`` records which owner first published each
 submission name: nobody else may publish under it (``claim_name``). Uploads per owner are
 rate-limited in the same transaction that queues them (``submit_archive(..., per_day=)``), and
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..home import queue_dir
-from . import archive, guards, joblog, metadata, owners, untrusted
+from . import archive, guards, joblog, metadata, owners, safe_text
 from .folder import copy_folder
 from .owners import MAINTAINERS, NameTaken
 
@@ -228,7 +228,7 @@ class Queue:
         worker."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise MembenchError(f"submission folder {untrusted.name(str(folder), 160)} does not exist")
+            raise MembenchError(f"submission folder {safe_text.name(str(folder), 160)} does not exist")
         job_id = uuid.uuid4().hex
         jdir = self.job_dir(job_id)
         jdir.mkdir(parents=True)
@@ -272,13 +272,13 @@ class Queue:
             frees = rows[0][0] + DAY
             wait = int(frees - now) + 1
             at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(frees))
-            raise RateLimited(f"{owner} has sent {len(rows)} submissions to split {untrusted.one_line(split, 80)} in "
+            raise RateLimited(f"{owner} has sent {len(rows)} submissions to split {safe_text.one_line(split, 80)} in "
                               f"the last 24 hours: the quota is {quota} per private split per day",
                               f"the quota frees one at {at} (in {wait} s)", retry_after=wait)
 
     def _insert(self, job_id: str, split: str, target: str, *, name: str | None, owner: str | None = None,
                 per_day: int | None = None, per_split_day: int | None = None) -> None:
-        label = untrusted.one_line(name, 64) if name else None
+        label = safe_text.one_line(name, 64) if name else None
         now = time.time()
         with self._tx() as c:
             if owner is not None:
@@ -365,9 +365,15 @@ class Queue:
             return [r[0] for r in c.execute(
                 "SELECT id FROM jobs WHERE status = 'done' AND published = 0 ORDER BY updated_at")]
 
-    def mark_published(self, job_id: str) -> None:
+    def mark_published(self, job_id: str, verdict: dict | None = None) -> None:
+        """Mark the job published; ``verdict`` (a private split's: what the Ladder lets its owner
+        know, ``results.published.owner_verdict``) replaces the pending one in its result."""
         now = time.time()
         with self._tx() as c:
+            if verdict is not None:
+                row = c.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                result = {**(json.loads(row[0]) if row is not None and row[0] else {}), "verdict": verdict}
+                c.execute("UPDATE jobs SET result = ? WHERE id = ?", (json.dumps(result), job_id))
             c.execute("UPDATE jobs SET published = 1, updated_at = ? WHERE id = ?", (now, job_id))
             _event(c, job_id, now, "published")
 

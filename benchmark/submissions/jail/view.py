@@ -8,7 +8,7 @@
 - ``/opt/membench/site``: only the distributions in ``SCORER_DISTRIBUTIONS`` (numpy, scipy,
   scikit-learn, pandas and what they import), bound one top-level entry at a time from
   wherever they are installed, read-only;
-- ``/opt/membench``: the sandbox's side of the protocol (``child.py``, ``protocol.py``) and
+- ``/opt/membench``: the sandbox's side of the protocol (``child.py``, ``wire.py``) and
   ``lib/benchmark``, where ``INTERFACE`` is bound read-only as it is on the host: the scorer
   interface ``benchmark/api/`` (numpy only), the error type it raises (``errors.py``) and the
   package's ``__init__.py`` (its version). The rest of the harness (the forward pass, the
@@ -157,11 +157,11 @@ def shared_view(parent: Path) -> Path:
 
 
 def write_view(dest: Path) -> Path:
-    """The folder mounted at ``/opt/membench``: child.py, protocol.py, and an empty mount point
+    """The folder mounted at ``/opt/membench``: child.py, wire.py, and an empty mount point
     per ``interface_entries`` and ``site_entries`` entry."""
     dest.mkdir(parents=True)
     shutil.copy(HERE.parent / "child.py", dest / "child.py")
-    shutil.copy(HERE.parent / "protocol.py", dest / "protocol.py")
+    shutil.copy(HERE.parent / "wire.py", dest / "wire.py")
     lib = dest / "lib" / "benchmark"
     lib.mkdir(parents=True)
     for host, _ in interface_entries():
