@@ -90,6 +90,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

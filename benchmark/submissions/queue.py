@@ -35,7 +35,7 @@ from ..errors import MembenchError
 from ..home import queue_dir
 from . import archive, guards, joblog, metadata, owners, safe_text
 from .folder import copy_folder
-from .owners import MAINTAINERS, NameTaken
+from .owners import MAINTAINERS, NameTaken  # noqa: F401  (MAINTAINERS: re-exported)
 
 STATUSES = ("pending", "running", "done", "failed")
 LOG_LIMIT = 64 * 1024  # characters of log returned by ``get``
