@@ -273,8 +273,8 @@ def test_a_private_split_has_a_quota_per_owner_and_day(tmp_path, monkeypatch):
 
     app = create_app(tmp_path / "q")
     q = app.state.submission_queue
-    alice, _ = tokens.add(q, "alice", per_day=100)
-    bob, _ = tokens.add(q, "bob", per_day=100)
+    alice, _ = api_tokens.add(q, "alice", per_day=100)
+    bob, _ = api_tokens.add(q, "bob", per_day=100)
     private = "/api/submissions?split=demo/pydoc-private&target=demo/neox-tiny-private"
     quota = queue_module.PRIVATE_SPLIT_PER_DAY
     with TestClient(app) as c:
