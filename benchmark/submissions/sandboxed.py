@@ -59,7 +59,7 @@ from .jail import Limits
 from .owners import MAINTAINERS
 from .sandbox import FitRequest, RunResult, SandboxError, check_scores, run_scorer
 
-DEFAULT_CALIBRATION = "cal10"
+DEFAULT_CALIBRATION = evaluator.PRIVATE_SUBSET  # the subset a trainable submission fits on; every private record is on its rest
 
 # The stages of a sandboxed run, as `validate` reports them.
 RUN = "import and run in the sandbox"

@@ -39,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ...home import scratch_dir
+from ..folder import sweep_dead
 from . import cgroup, launch, seccomp, uids, view
 
 PIECES = ("bwrap", "seccomp", "cgroup", "distinct uid")
@@ -162,8 +163,6 @@ def _piece_ok(piece: str) -> bool:
 
 def sweep() -> dict:
     """Remove scratch folders and cgroups of runs whose harness process is gone."""
-    from ..folder import sweep_dead
-
     return {"scratch": sweep_dead(scratch_dir("sandbox")), "cgroups": cgroup.sweep()}
 
 
