@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
+
+from . import home_guard
+from .errors import MembenchError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def home() -> Path:
-    """The cache root; created on first use."""
+    """The cache root; created on first use (mode 0700), and checked on every use: a real
+    folder of this user that nobody else can write (``home_guard.check_root``)."""
     root = Path(os.environ.get("MEMBENCH_HOME") or Path.home() / ".cache" / "membench")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return home_guard.check_root(root)
 
 
 def subdir(*parts: str) -> Path:
-    path = home().joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """A folder under MEMBENCH_HOME: created 0700, each component checked with ``lstat`` (no
+    link, this user's; ``home_guard.private_dir``)."""
+    return home_guard.private_dir(home(), *parts)
 
 
 # The folders under MEMBENCH_HOME, one function each (created on first use).
@@ -74,14 +78,39 @@ def registry_dir(kind: str) -> Path:
 def secrets_dir() -> Path:
     """Secret membership assignments of private splits (seeds, label files): under
     MEMBENCH_HOME, never in the repository, never visible to a sandboxed scorer; mode 0700."""
-    path = subdir("secrets")
-    path.chmod(0o700)
-    return path
+    return subdir("secrets")
 
 
 def secret_file(key: str) -> Path:
-    """The file holding one secret (e.g. a private split's assignment seed), by key."""
+    """The file holding one secret (e.g. a private split's assignment seed), by key: for a
+    message only; read and write secrets with ``read_secret`` and ``create_secret``."""
     return secrets_dir() / key.replace("/", "__")
+
+
+def read_secret(key: str) -> bytes | None:
+    """Secret ``key`` (None when there is none): opened ``O_NOFOLLOW`` relative to the secrets
+    folder's descriptor, refused unless a private regular file of this user."""
+    return home_guard.read_secret(secrets_dir(), key)
+
+
+def create_secret(key: str, data: bytes) -> bytes:
+    """Store secret ``key`` once (``O_EXCL``, mode 0600, no link followed); return what is stored."""
+    return home_guard.create_secret(secrets_dir(), key, data)
+
+
+def secret_key(key: str) -> bytes:
+    """A 32-byte secret kept as ``key`` in the secrets folder: drawn on first use (mode 0600,
+    created exclusively, never replaced), opened without following a link relative to the
+    folder's descriptor, and refused unless a private file of this user (``home_guard``)."""
+    text = create_secret(key, (secrets.token_hex(32) + "\n").encode()).decode("ascii", "replace").strip()
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise MembenchError(f"the secret {key.replace('/', '__')} under MEMBENCH_HOME is damaged",
+                            "restore it from a backup (a new one changes every record made with it)")
+    return value
 
 
 def scratch_dir(*parts: str) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark import attacks, features
+from benchmark.evaluate import MeteredModelAccess
 
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
          "upsilon phi chi psi omega red green blue cyan magenta yellow black white one two three four five six "
@@ -30,7 +31,7 @@ def tiny_target(out, corpus: list[str], *, chat: bool = False, context: int = 25
 def inputs_for(target, texts_: list[str], granted=("features",), pool=None) -> attacks.ScoringInput:
     """What a scorer sees on ``target``: ids, texts, the features, an access with ``granted``."""
     stats = features.text_stats(target, texts_)
-    access = attacks.InProcessAccess(target, granted=granted, scorer="test")
+    access = MeteredModelAccess(target, granted=granted, scorer="test")
     return attacks.ScoringInput(uids=[f"u{i}" for i in range(len(texts_))], texts=list(texts_), features=stats,
                                 access=access, pool=pool)
 
@@ -48,7 +49,7 @@ def demo_subset(per_class: int, granted) -> tuple[np.ndarray, attacks.ScoringInp
     return picked["label"].to_numpy(), attacks.ScoringInput(
         uids=picked["uid"].tolist(), texts=picked["text"].tolist(),
         features=features.text_stats(target, picked["text"].tolist()),
-        access=attacks.InProcessAccess(target, granted=granted))
+        access=MeteredModelAccess(target, granted=granted))
 
 
 def demo_record(tmp_path_factory, spec: str, **kwargs) -> dict:

@@ -83,10 +83,10 @@ def tiny_neox():
 def demo_results(tmp_path_factory):
     """The demo job's result files (the demo target is trained once, then cached)."""
     from benchmark import attacks, targets
-    from benchmark.runner import run, run_blind
+    from benchmark.evaluate import RunSpec, run, run_blind
 
     out = tmp_path_factory.mktemp("demo-results")
     targets.ensure_demo_target(progress=False)
-    run("demo/neox-tiny", targets.DEMO_SPLIT, attacks.FEATURE_SCORERS, results_dir=out, progress=False)
+    run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, attacks.FEATURE_SCORERS, results_dir=out, progress=False))
     run_blind(targets.DEMO_SPLIT, results_dir=out)
     return out

@@ -10,10 +10,11 @@ import pytest
 
 from attack_helpers import texts, tiny_target
 from benchmark import attacks
+from benchmark.evaluate import MeteredModelAccess
 from benchmark.api import CAPABILITIES, METHOD_CAPABILITY
 from benchmark.errors import MembenchError
-from benchmark.submissions import protocol, run_scorer
-from benchmark.submissions.access import CapabilityServer
+from benchmark.submissions import run_scorer, wire as protocol
+from benchmark.submissions.capability_server import CapabilityServer
 
 TEXTS = texts(3, seed=61, lo=5, hi=9)
 NEW = {"sample": "generate", "token_logprobs": "logprobs", "argmax_tokens": "logprobs", "next_logprobs": "logprobs"}
@@ -28,7 +29,7 @@ def target(tmp_path_factory):
 def test_each_new_method_needs_its_capability(target, method, capability):
     assert METHOD_CAPABILITY[method] == capability
     args = {"sample": (["a"], 2), "next_logprobs": ([[1, 2]], [3])}.get(method, ([[1, 2]],))
-    for access in (attacks.InProcessAccess(target, granted=("features",), scorer="s"),
+    for access in (MeteredModelAccess(target, granted=("features",), scorer="s"),
                    attacks.DeniedAccess("s", ("features",))):
         with pytest.raises(MembenchError, match=f"access.{method}\\(\\), which needs the capability '{capability}'"):
             getattr(access, method)(*args)
@@ -37,7 +38,7 @@ def test_each_new_method_needs_its_capability(target, method, capability):
 def test_token_statistics_argmax_and_next_logprobs_by_hand(target):
     import torch
 
-    access = attacks.InProcessAccess(target, granted=("logprobs",))
+    access = MeteredModelAccess(target, granted=("logprobs",))
     rows = access.tokenize(TEXTS)
     stats, tops = access.token_logprobs(rows), access.argmax_tokens(rows)
     nxt = access.next_logprobs(rows, [3, 5, 7])
@@ -53,14 +54,14 @@ def test_token_statistics_argmax_and_next_logprobs_by_hand(target):
 
 
 def test_rows_are_checked_in_one_line(target):
-    access = attacks.InProcessAccess(target, granted=("logprobs",))
+    access = MeteredModelAccess(target, granted=("logprobs",))
     for rows, what in (([[]], "has 0 tokens"), ([[1] * 65], "has 65 tokens; rows hold 1 to 64"),
                        ([[1, len(target.tokenizer) + 5]], "token id outside")):
         with pytest.raises(MembenchError, match=what) as err:
             access.token_logprobs(rows)
         assert "\n" not in str(err.value)
     with pytest.raises(MembenchError, match="no room to generate"):
-        attacks.InProcessAccess(target, granted=("generate",)).sample([" ".join(["alpha"] * 80)], 4)
+        MeteredModelAccess(target, granted=("generate",)).sample([" ".join(["alpha"] * 80)], 4)
 
 
 def test_protocol_applies_defaults_and_checks_types():
@@ -100,10 +101,10 @@ def test_a_submitted_scorer_gets_the_same_answers_through_the_protocol(target, t
     folder = tmp_path / "sub"
     folder.mkdir()
     (folder / "scorer.py").write_text(SUBMITTED)
-    server = CapabilityServer(attacks.InProcessAccess(target, granted=("logprobs", "generate"), scorer="probe"))
+    server = CapabilityServer(MeteredModelAccess(target, granted=("logprobs", "generate"), scorer="probe"))
     run = run_scorer(folder, uids=[f"u{i}" for i in range(len(TEXTS))], texts=TEXTS, declared=("logprobs", "generate"),
                      access=server, log_path=tmp_path / "log", allow_unsandboxed=True)
-    local = attacks.InProcessAccess(target, granted=("logprobs",))
+    local = MeteredModelAccess(target, granted=("logprobs",))
     rows = local.tokenize(TEXTS)
     stats, tops, nxt = local.token_logprobs(rows), local.argmax_tokens(rows), local.next_logprobs(rows, [3, 5])
     expected = [stats.sample(i)["logprob"].sum() + nxt[i].sum() + sum(tops[i]) for i in range(len(rows))]

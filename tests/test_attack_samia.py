@@ -13,7 +13,8 @@ import pytest
 
 from attack_helpers import inputs_for, run_small, small_env, texts, tiny_target
 from benchmark import attacks
-from benchmark.attacks.access import sample_seed
+from benchmark.evaluate import MeteredModelAccess
+from benchmark.evaluate.model_access import sample_seed
 from benchmark.attacks.samia import rouge_1, split_text, words
 
 TEXTS = texts(4, seed=21, lo=10, hi=18)
@@ -84,7 +85,7 @@ def test_samia_equals_the_authors_scoring(target, name, use_zlib):
 def test_sample_is_hugging_face_sampling_under_a_seed_per_prompt(target):
     import torch
 
-    access = attacks.InProcessAccess(target, granted=("generate",))
+    access = MeteredModelAccess(target, granted=("generate",))
     prompts = ["alpha beta gamma delta", "red green blue"]
     drawn = access.sample(prompts, 6, num_samples=2, temperature=1.0, top_k=50, top_p=1.0, seed=3)
     assert [len(d) for d in drawn] == [2, 2]

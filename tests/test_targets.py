@@ -214,7 +214,7 @@ def test_hub_target_offline_is_one_line(monkeypatch):
 
 
 def test_invalid_pairs_are_refused_unless_allowed():
-    from benchmark.runner import check_validity
+    from benchmark.evaluate import check_validity
 
     mimir = suite.get_split("mimir/arxiv/ngram_13_0.8")
     assert check_validity(mimir, "pythia-160m@step99000", False)["valid"]

@@ -147,12 +147,13 @@ def test_verify_rehashes_a_change_that_kept_size_and_mtime(home, tiny_dir, tmp_p
 
 
 def test_sliding_window_run_scores_every_token_and_says_so(demo_home, tiny_dir, tmp_path, monkeypatch):
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
 
     monkeypatch.setenv("MEMBENCH_HOME", str(demo_home))  # truncate-head features are cached there
 
-    head, window = (run(str(tiny_dir), "demo/pydoc", ["loss", "zlib"], results_dir=tmp_path / rule, allow_invalid=True,
-                        progress=False, context_rule=rule) for rule in ("truncate-head", "sliding-window"))
+    head, window = (run(RunSpec.build(str(tiny_dir), "demo/pydoc", ["loss", "zlib"], results_dir=tmp_path / rule,
+                                      allow_invalid=True, progress=False, context_rule=rule)).records
+                    for rule in ("truncate-head", "sliding-window"))
     assert head[0]["counts"]["n_truncated"] > 0 and window[0]["counts"]["n_truncated"] == 0
     assert [r["target"]["context_rule"] for r in window] == ["sliding-window"] * 2
     assert head[0]["metrics"]["auc"] != window[0]["metrics"]["auc"]  # the long texts were scored differently
@@ -162,12 +163,12 @@ def test_sliding_window_run_scores_every_token_and_says_so(demo_home, tiny_dir, 
 
 def test_records_derived_on_a_calibration_rest_keep_the_truncation_flags(demo_home, tiny_dir, tmp_path, monkeypatch):
     from benchmark import results, suite
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
 
     monkeypatch.setenv("MEMBENCH_HOME", str(demo_home))  # truncate-head features are cached there
     out = tmp_path / "results"
-    (parent,) = run(str(tiny_dir), "demo/pydoc", ["loss"], results_dir=out, allow_invalid=True, progress=False,
-                    calibration="cal10")
+    (parent,) = run(RunSpec.build(str(tiny_dir), "demo/pydoc", ["loss"], results_dir=out, allow_invalid=True,
+                                  progress=False, calibration="cal10")).records
     derived = [r for p in out.rglob("*.json") if (r := results.read(p)).get("evaluation_subset")]
     assert len(derived) == 1
     (rec,) = derived

@@ -12,7 +12,7 @@ class ModelAccess:
     A scorer never receives the raw model. It receives an object with this interface, on
     which only the capabilities it declared in ``requires`` work; every call is counted in
     ``usage`` (forward tokens, generated tokens, gradient tokens) and recorded in the result.
-    Implementations: in-process for built-in attacks (``benchmark.attacks.InProcessAccess``),
+    Implementations: in-process for built-in attacks (``benchmark.evaluate.MeteredModelAccess``),
     a proxy over a socket for sandboxed submissions (``benchmark/submissions/child.py``). An implementation may also offer
     ``vocab_size`` and ``tokenizer_tag`` (the target tokenizer's size and hash); DC-PDD uses
     them when present and falls back to the largest token id seen otherwise.

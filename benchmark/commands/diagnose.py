@@ -67,7 +67,7 @@ def render(name: str, d: dict) -> str:
 def handle(args) -> int:
     from .. import diagnostics, suite
     from ..errors import MembenchError
-    from .run import default_results_dir
+    from ..home import results_dir as default_results_dir
 
     if bool(args.splits) == bool(args.file):
         raise MembenchError("give split ids or --file PATH (one of the two)",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import finetune, targets
-from .. import generated_data as generated_report
 from ..errors import MembenchError
+from ..evaluate import finetune_and_compare
 from . import emit, table
 from .run import check_device
 
@@ -73,10 +73,8 @@ def handle(args) -> int:
         emit(args, payload, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True).rstrip())
         return 0
     check_device(args.device)
-
-    out = generated_report.finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device,
-                                                replace=args.replace, progress=not args.json,
-                                                results_dir=args.results_dir)
+    out = finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device, replace=args.replace,
+                               progress=not args.json, results_dir=args.results_dir)
     verb = "reused (already built from the same inputs)" if out["reused"] else "built"
     lines = [f"{out['target']} {verb}: {out['path']}",
              f"split: {out['split'] or 'none (no held-out texts)'}",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
-from .. import attacks
+from .. import attacks, suite, targets
+from ..attacks.fit_budget import FitBudget
+from ..errors import MembenchError
+from ..evaluate import RunSpec, compare_labels, compare_records, run, scorer_settings
+from ..hashing import sha256_file, sha256_files
+from ..results.naming import slug
 from . import emit, table
-
-
-def default_results_dir() -> Path:
-    from ..home import results_dir
-
-    return results_dir()
 
 
 def register(sub):
@@ -83,9 +84,7 @@ def register(sub):
 
 def check_device(device: str) -> None:
     """A one-line error, before any heavy work, for a device this machine lacks."""
-    from ..targets import check_device as check
-
-    check(device)
+    targets.check_device(device)
 
 
 def _tpr(m, budget: str) -> str:
@@ -129,14 +128,8 @@ def comparison_lines(c: dict) -> list[str]:
 
 def _file_split(args, target_id: str) -> str:
     """Register ``--file`` as a one-off split named after the file and its content."""
-    from .. import suite
-    from ..hashing import sha256_file, sha256_files
-    from ..results.naming import slug
-
     path = args.file.expanduser().resolve()
     if not path.exists():
-        from ..errors import MembenchError
-
         raise MembenchError(f"--file {args.file} does not exist", "pass an existing labelled file")
     digest = sha256_file(path) if path.is_file() else sha256_files(f for f in path.rglob("*") if f.is_file())
     split_id = f"file/{slug(path.stem)}-{digest[:8]}"
@@ -155,67 +148,26 @@ def _file_split(args, target_id: str) -> str:
 
 
 def handle(args) -> int:
-    import sys
-
-    from .. import suite, targets
-    from ..errors import MembenchError
-    from ..attacks import FitBudget
-    from ..runner import compare_labels, compare_records, default_scorer_set, run, scorer_settings
-
-    # Validate names before any heavy work, so a typo costs nothing.
-    if args.split:
-        suite.get_split(args.split)
+    # Names and numbers are checked (RunSpec.build) before any heavy work, so a typo costs nothing;
+    # a --file split is registered only once the scorers and the fit budget parse.
     tspec = targets.get_target(args.target, name=args.target_name)
-    if args.target_name and tspec.family != "local":
-        raise MembenchError("--target-name names a local model directory", f"{args.target} is a registry target")
     if (args.text_field or args.label_field) and not args.file:
         raise MembenchError("--text-field and --label-field go with --file", "drop them, or pass --file PATH")
-    specs = args.scorer
-    settings = scorer_settings(specs) if specs else None
-    if args.reference:
-        targets.get_target(args.reference)
-    if args.batch_tokens < 1:
-        raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
-                            "pass a token budget such as 16384")
-    check_device(args.device)
     fit_budget = FitBudget.parse(args.fit_budget)
-    if args.calibration and args.split:
-        suite.calibration.subset_spec(suite.get_split(args.split), args.calibration)
+    if args.file and args.scorer:
+        scorer_settings(args.scorer)
     split_id = args.split or _file_split(args, tspec.id)
-    results_dir = args.results_dir or default_results_dir()
+    spec = RunSpec.build(
+        args.target, split_id, args.scorer, results_dir=args.results_dir, reference=args.reference, pool=args.pool,
+        calibration=args.calibration, fit_budget=fit_budget, batch_tokens=args.batch_tokens,
+        device=args.device, target_name=args.target_name, dtype=args.dtype, context_rule=args.context_rule,
+        allow_invalid=args.allow_invalid, verify=args.verify, compile=args.compile, progress=not args.json)
     chosen = None
-    skipped: list = []
     if args.compare:
-        if settings is None:  # the default set, as the run would choose it
-            from ..runner import default_pool
-
-            has_pool = bool(args.pool) or default_pool(suite.ensure(split_id)) is not None
-            names, left_out = default_scorer_set(has_pool, args.reference)
-            skipped += left_out
-            settings = scorer_settings(names)
-            specs = list(settings)
-        chosen, extra = compare_labels(args.compare, settings)
-        specs = list(specs) + extra
-    records = run(
-        args.target,
-        split_id,
-        specs,
-        results_dir=results_dir,
-        device=args.device,
-        dtype=args.dtype,
-        batch_tokens=args.batch_tokens,
-        allow_invalid=args.allow_invalid,
-        progress=not args.json,
-        reference=args.reference,
-        pool=args.pool,
-        skipped=skipped,
-        target_name=args.target_name,
-        calibration=args.calibration,
-        fit_budget=fit_budget,
-        context_rule=args.context_rule,
-        verify=args.verify,
-        compile=args.compile,
-    )
+        chosen, extra = compare_labels(args.compare, spec.scorers)
+        spec = dataclasses.replace(spec, scorers=spec.scorers + tuple(extra))
+    report = run(spec)
+    records, results_dir, skipped = report.records, spec.results_dir, report.skipped
     comparison = compare_records(results_dir, records, chosen) if chosen else None
     for r in records:
         r["metrics"].pop("roc", None)

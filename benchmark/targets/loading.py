@@ -279,6 +279,25 @@ def check_device(device: str) -> None:
 
 # --- resolving a target to a local folder ---------------------------------------------------
 
+def _snapshot_memo(spec: TargetSpec) -> Path:
+    return cache_dir("snapshots") / f"{sha256_json([spec.hub_repo, spec.revision])[:32]}.json"
+
+
+def local_copy(spec: TargetSpec) -> Path | None:
+    """The folder already holding a Hub or registered target's config and weights, else None
+    (nothing is downloaded; demo targets: ``targets.demo_target_dir``)."""
+    if spec.family == "local" or spec.local_path:
+        path = Path(spec.local_path or spec.id)
+    else:
+        try:
+            path = Path(json.loads(_snapshot_memo(spec).read_text())["path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    if (path / "config.json").is_file() and any(path.glob(p) for p in WEIGHT_PATTERNS):
+        return path
+    return None
+
+
 def resolve_path(spec: TargetSpec, *, verify: bool = False) -> Path:
     """The local directory holding the target's files (downloading from the Hub if needed)."""
     if spec.family == "local":
@@ -289,14 +308,11 @@ def resolve_path(spec: TargetSpec, *, verify: bool = False) -> Path:
         from . import ensure_demo_target
 
         return ensure_demo_target(target_id=spec.id)
-    memo = cache_dir("snapshots") / f"{sha256_json([spec.hub_repo, spec.revision])[:32]}.json"
-    if not verify and memo.exists():
-        try:
-            path = Path(json.loads(memo.read_text())["path"])
-            if (path / "config.json").exists() and any(path.glob(p) for p in WEIGHT_PATTERNS):
-                return path
-        except (OSError, ValueError, KeyError):
-            pass
+    memo = _snapshot_memo(spec)
+    if not verify:
+        path = local_copy(spec)
+        if path is not None:
+            return path
     path = _download(spec)
     _atomic_json(memo, {"repo": spec.hub_repo, "revision": spec.revision, "path": str(path)})
     return path

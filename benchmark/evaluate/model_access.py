@@ -1,33 +1,56 @@
-"""The in-process ``ModelAccess``: what built-in scorers may do with the target, metered.
+"""The harness's metered ``ModelAccess``: what a scorer may do with the loaded target.
 
-One instance is made per scorer with the capabilities that scorer declared; any other call
-raises. Every call is counted in ``usage`` (texts and tokens forwarded on the target and on
-the reference, tokens back-propagated, tokens generated), which the runner records in the
-result. Inside ``fitting(meter)`` (a scorer's ``fit``) every call is also charged to the fit
-meter before it runs, and refused when it would pass the run's fit budget (``fit_budget``). The
-sandboxed proxy for submitted scorers implements the same interface.
+``MeteredModelAccess`` holds the models in this process. A built-in scorer gets it directly; a
+submitted scorer reaches it through the sandbox's proxy and the harness's capability server
+(``submissions.capability_server``), which answers every call with it. One instance is made per
+scorer with the capabilities that scorer declared; any other call raises. Every call is
+counted in ``usage`` (texts and tokens forwarded on the target and on the reference, tokens
+back-propagated, tokens generated), which the evaluator records in the result, and every
+capability called is noted in ``used``. Inside ``fitting(meter)`` (a scorer's ``fit``) every
+call is also charged to the fit meter before it runs, and refused when it would pass the run's
+fit budget.
+
+It carries no label: of the split it knows only ``SplitTexts`` (id, content hash, uids and
+texts, to read the reference's statistics of the split from the feature cache), never the
+split itself, its folder or its labels.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .. import features
 from ..api import ModelAccess, undeclared
+from ..attacks.softprompt import SoftPrompt
 from ..errors import MembenchError
-from .softprompt import SoftPrompt
 
 
-class InProcessAccess(ModelAccess):
+@dataclass(frozen=True)
+class SplitTexts:
+    """What of a split the model access may know: the split's id and content hash (the
+    feature cache's key) and its samples' uids and texts in row order. No labels, no path."""
+
+    id: str
+    content_hash: str
+    samples: pd.DataFrame  # columns uid and text only
+
+    @classmethod
+    def of(cls, split) -> "SplitTexts":
+        return cls(split.id, split.content_hash, split.samples[["uid", "text"]].copy())
+
+
+class MeteredModelAccess(ModelAccess):
     def __init__(
         self,
         target,
         *,
         granted=("features",),
         reference=None,
-        split=None,
+        split_texts: SplitTexts | None = None,
         batch_tokens: int = 16384,
         progress: bool = False,
         scorer: str | None = None,
@@ -36,8 +59,9 @@ class InProcessAccess(ModelAccess):
         self.scorer = scorer  # named in the error for an undeclared capability
         self.declared = tuple(granted)
         self.granted = set(granted)
+        self.used: list[str] = []  # capabilities called, in first-call order
         self.reference_target = reference
-        self.split = split  # texts of this split are scored on the reference from its cache
+        self.split_texts = split_texts  # these texts are scored on the reference from its cache
         self.batch_tokens = batch_tokens
         self.progress = progress
         self.usage = {
@@ -71,6 +95,8 @@ class InProcessAccess(ModelAccess):
     def _need(self, capability: str, method: str | None = None) -> None:
         if capability not in self.granted:
             raise undeclared(capability, method or capability, self.scorer, self.declared)
+        if capability not in self.used:
+            self.used.append(capability)
 
     @property
     def vocab_size(self) -> int:
@@ -169,9 +195,9 @@ class InProcessAccess(ModelAccess):
         if self.reference_target is None:
             raise MembenchError("this scorer needs a reference model", "pass --reference MODEL")
         ref = self.reference_target
-        if self.split is not None and list(texts) == self.split.samples["text"].tolist():
+        if self.split_texts is not None and list(texts) == self.split_texts.samples["text"].tolist():
             counter: dict = {}
-            stats = features.get_features(ref, self.split, batch_tokens=self.batch_tokens,
+            stats = features.get_features(ref, self.split_texts, batch_tokens=self.batch_tokens,
                                           progress=self.progress, counter=counter)
             self.charge(forward_tokens=counter.get("forward_tokens", 0))
             self.usage["reference_forward_tokens"] += counter.get("forward_tokens", 0)

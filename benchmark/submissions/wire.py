@@ -16,7 +16,7 @@ This file is the protocol's one table of what may cross:
   call (``fit``: the calibration rows and their labels; ``groups``: the group id of every row,
   answered by ``group_result``, one score per group, instead of ``result``). A new capability is one entry here
   plus the ``ModelAccess`` method of the same name on the harness side; the sandbox's proxy
-  (``child.py``) and the harness's server (``access.py``) are both built from this table.
+  (``child.py``) and the harness's server (``capability_server.py``) are both built from this table.
 
 Standard library and numpy only: the sandbox imports this file.
 """
