@@ -1,22 +1,85 @@
-"""Where membench keeps what it builds: MEMBENCH_HOME (default ~/.cache/membench).
+"""Where membench keeps what it builds: one home, decided here and nowhere else.
+
+The home is, in this order: ``$MEMBENCH_HOME`` when set; else the ``.membench`` folder at the
+root of the checkout the command runs in (the folder holding ``.git``, found by walking up from
+the working directory), when that checkout has one (``make`` keeps its builds there); else
+``~/.cache/membench``. ``home_source()`` says which rule chose it; every command that builds or
+trains prints it (``announce``).
 
 This module decides every path: each kind of thing has one function here, and no other
-module joins a folder name onto MEMBENCH_HOME itself.
+module joins a folder name onto MEMBENCH_HOME itself. A build goes into a staging folder inside
+the home and is renamed into place when complete (``building``), so an interrupted build leaves
+nothing that looks built.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import sys
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# --- which home (issue 27 item 3) ----------------------------------------------------------
+HOME_ENV = "MEMBENCH_HOME"
+CHECKOUT_HOME = ".membench"  # the checkout's own home, where `make` builds
+
+
+def checkout_root(start: str | Path | None = None) -> Path | None:
+    """The root of the git checkout holding ``start`` (default: the working directory): the
+    nearest folder, walking up, with a ``.git`` (a folder, or a file in a worktree); None outside
+    any checkout."""
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def default_home() -> Path:
+    return Path.home() / ".cache" / "membench"
+
+
+def resolve_home() -> tuple[Path, str]:
+    """(the home, the rule that chose it), creating nothing."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser(), f"${HOME_ENV}"
+    root = checkout_root()
+    if root is not None and (root / CHECKOUT_HOME).is_dir():
+        return root / CHECKOUT_HOME, f"the {CHECKOUT_HOME} of the checkout at {root}"
+    return default_home(), f"the default home (no ${HOME_ENV}, no {CHECKOUT_HOME} in a checkout here)"
+
+
+def home_source() -> str:
+    """Which rule chose the home, in words (for messages)."""
+    return resolve_home()[1]
+
+
+def pin_home() -> Path:
+    """Decide the home once for this process and its children: sets ``$MEMBENCH_HOME`` when it
+    was unset, so grid workers and other subprocesses (whatever their working directory) use
+    the same home. Called by the CLI before any command runs."""
+    root, _ = resolve_home()
+    os.environ.setdefault(HOME_ENV, str(root))
+    return root
+
+
+def announce(what: str, *, quiet: bool = False) -> None:
+    """One line on stderr before a build or a training starts: what, and in which home."""
+    if quiet:
+        return
+    root, why = resolve_home()
+    print(f"membench: building {what} in {root} ({why})", file=sys.stderr, flush=True)
+
 
 def home() -> Path:
     """The cache root; created on first use."""
-    root = Path(os.environ.get("MEMBENCH_HOME") or Path.home() / ".cache" / "membench")
+    root = resolve_home()[0]
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -54,8 +117,10 @@ def features_dir(key: str) -> Path:
 
 
 def targets_dir(target_id: str) -> Path:
-    """Folder of a target membench builds itself (demo targets, fine-tuned targets)."""
-    return subdir("targets", *target_id.split("/"))
+    """Folder of a target membench builds itself (demo targets, fine-tuned targets). Only its
+    parent is created: the folder itself appears when a build completes (``building``)."""
+    *folders, name = target_id.split("/")
+    return subdir("targets", *folders) / name
 
 
 def queue_dir() -> Path:
@@ -90,6 +155,12 @@ def scratch_dir(*parts: str) -> Path:
     return subdir("scratch", *parts)
 
 
+def timings_file() -> Path:
+    """How long each build step (a target's training) took last time in this home
+    (``benchmark.progress.record_timing``); not created."""
+    return home() / "timings.json"
+
+
 def cache_dir(name: str) -> Path:
     """Small derived caches (e.g. DC-PDD's token-frequency tables under ``freq``)."""
     return subdir(name)
@@ -99,6 +170,52 @@ def cache_dir(name: str) -> Path:
 SITE_ROOT = REPO_ROOT / "leaderboard_site"
 PUBLISHED_RESULTS = SITE_ROOT / "results"
 BUILD_DIR = SITE_ROOT / "build"  # default output of every command that builds the site
+
+
+def staging_dir() -> Path:
+    """Builds in progress (``building``): one folder per build, named after its process."""
+    return subdir("staging")
+
+
+def sweep_staging() -> int:
+    """Remove staging folders whose process is gone (a killed build); returns how many."""
+    swept = 0
+    for folder in staging_dir().iterdir():
+        try:
+            pid = int(folder.name.split("-")[-2])
+        except (ValueError, IndexError):
+            continue
+        if not process_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            swept += 1
+    return swept
+
+
+@contextmanager
+def building(final: str | Path):
+    """``with building(path) as work:`` write a build into ``work`` (a fresh folder under the
+    home's ``staging/``); when the block completes, ``work`` is renamed onto ``final`` in one
+    step (a previous ``final`` is replaced). If the block raises (Ctrl-C included), ``work`` is
+    removed and ``final`` is left as it was; a killed build leaves only a staging folder, which
+    nothing takes for a build and the next build sweeps. ``final`` must lie in the home (the
+    rename stays on one filesystem)."""
+    final = Path(final)
+    sweep_staging()
+    work = staging_dir() / f"{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.exists():
+        old = staging_dir() / f"{final.name}-replaced-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        final.rename(old)
+    work.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager

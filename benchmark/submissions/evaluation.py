@@ -240,6 +240,9 @@ def validate(path, *, split_id: str, target_id: str, n: int = VALIDATE_N, log_pa
             first = _run(sub, prep, log_path, limits, allow_unsandboxed, fit)
             passed(stage, f"{first.loaded.get('class')} on {len(prep.uids)} samples of {split_id} in {first.seconds:.2f} s"
                    + ("" if first.sandboxed else " (NOT FULLY JAILED)"))
+            stage = "scorer class name matches submission.yaml"
+            metadata.check_class_name(sub, first.loaded)
+            passed(stage, f"{sub.name}")
             stage = "declared capabilities match requires"
             _check_loaded(sub, first)
             passed(stage)
@@ -318,6 +321,7 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
                                 "drop --calibration (`membench calibration derive` puts any record on a subset's rest)")
         run = _run(sub, prep, log_path, limits, allow_unsandboxed, fit)
         code = code_hash(snap)
+    metadata.check_class_name(sub, run.loaded)
     _check_loaded(sub, run)
     n_scored = prep.features.n_scored() if prep.features is not None else None
     scores = _checked(sub, prep, run.scores, n_scored)
