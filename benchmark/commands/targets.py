@@ -7,7 +7,7 @@ import time
 from .. import suite
 from ..errors import MembenchError
 from ..home import resolve_home
-from ..targets import build_status, get_target, load_target, random_init_model, targets
+from ..targets import build_status, check_dtype, get_target, load_target, random_init_model, targets
 from . import emit, table
 
 
@@ -104,6 +104,8 @@ def handle_show(args) -> int:
 
 def handle_build(args) -> int:
     spec = get_target(args.target, revision=args.revision)
+    if args.device != "meta":
+        check_dtype(args.device, args.dtype)
     started = time.perf_counter()
     if args.random_init:
         model = random_init_model(spec.id, dtype=args.dtype, device=args.device, seed=args.seed)

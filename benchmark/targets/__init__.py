@@ -15,7 +15,7 @@ from ..home import announce, building, locked, targets_dir
 from ..progress import duration, last_timing, record_timing
 from .context import CONTEXT_RULE, CONTEXT_RULES, check_rule
 from .context import windows as context_windows
-from .loading import LoadedTarget, TargetHandle, check_device, load_target
+from .loading import LoadedTarget, TargetHandle, check_device, check_dtype, load_target
 from .random_init import random_init_model
 from .registry import DEMO_ARCH, TargetSpec, get_target, register_target, targets
 
@@ -96,6 +96,7 @@ __all__ = [
     "LoadedTarget",
     "TargetHandle",
     "check_device",
+    "check_dtype",
     "check_rule",
     "context_windows",
     "TargetSpec",
