@@ -44,11 +44,15 @@ def default_home() -> Path:
     return Path.home() / ".cache" / "membench"
 
 
+PINNED_ENV = "MEMBENCH_HOME_CHOSEN_BY"  # why a home pinned by ``pin_home`` was chosen ("<home>\t<rule>")
+
+
 def resolve_home() -> tuple[Path, str]:
     """(the home, the rule that chose it), creating nothing."""
     env = os.environ.get(HOME_ENV)
     if env:
-        return Path(env).expanduser(), f"${HOME_ENV}"
+        pinned, _, why = os.environ.get(PINNED_ENV, "").partition("\t")
+        return Path(env).expanduser(), why if why and pinned == env else f"${HOME_ENV}"
     root = checkout_root()
     if root is not None and (root / CHECKOUT_HOME).is_dir():
         return root / CHECKOUT_HOME, f"the {CHECKOUT_HOME} of the checkout at {root}"
@@ -64,8 +68,11 @@ def pin_home() -> Path:
     """Decide the home once for this process and its children: sets ``$MEMBENCH_HOME`` when it
     was unset, so grid workers and other subprocesses (whatever their working directory) use
     the same home. Called by the CLI before any command runs."""
-    root, _ = resolve_home()
-    os.environ.setdefault(HOME_ENV, str(root))
+    if os.environ.get(HOME_ENV):
+        return resolve_home()[0]
+    root, why = resolve_home()
+    os.environ[HOME_ENV] = str(root)
+    os.environ[PINNED_ENV] = f"{root}\t{why}"  # so messages still name the rule, here and in children
     return root
 
 

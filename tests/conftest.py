@@ -15,7 +15,9 @@ build folder kept between sessions in pytest's cache (``.pytest_cache/d/membench
 a target already built there is reused), outside any per-test timeout. Each slow test's home
 (and the session home) then gets a copy of that build (the weights hard-linked: nothing writes
 a weights file in place), so a test may change its home freely. `make test-fast`
-(``-m "not slow"``) selects none of them and builds nothing.
+(``-m "not slow"``) selects none of them and builds nothing; the session home still gets a copy
+of a build an earlier session left in the cache. A test not marked slow that trains a demo
+target anyway is listed at the end of the run (mark it slow).
 """
 
 from __future__ import annotations
@@ -28,7 +30,22 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SESSION_ROOT = Path(tempfile.mkdtemp(prefix="membench-tests-"))
+
+
+def _sweep_stale_sessions() -> None:
+    """Session folders of test runs that were killed before they could remove their own."""
+    for folder in Path(tempfile.gettempdir()).glob("membench-tests-*-*"):
+        try:
+            pid = int(folder.name.split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+_sweep_stale_sessions()
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix=f"membench-tests-{os.getpid()}-"))
 SESSION_HOME = SESSION_ROOT / "home"  # MEMBENCH_HOME between tests: never the user's
 os.environ["MEMBENCH_HOME"] = str(SESSION_HOME)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,16 +88,22 @@ def copy_build(build: Path, home: Path) -> None:
             shutil.copy2(src, dst)
 
 
+def _build_folder(config) -> Path:
+    cache = getattr(config, "cache", None)
+    return cache.mkdir("membench-demo-build") if cache is not None else SESSION_ROOT / "demo-build"
+
+
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     needed = demo_targets_needed(session.items)
+    build = _build_folder(session.config)
     if not needed:
+        if (build / "targets").is_dir():  # built by an earlier session: module and session fixtures use it
+            copy_build(build, SESSION_HOME)
         return
     from benchmark import targets
 
-    cache = getattr(session.config, "cache", None)
-    build = cache.mkdir("membench-demo-build") if cache is not None else SESSION_ROOT / "demo-build"
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     before = os.environ["MEMBENCH_HOME"]
     os.environ["MEMBENCH_HOME"] = str(build)
@@ -100,6 +123,16 @@ def pytest_unconfigure(config):
     shutil.rmtree(SESSION_ROOT, ignore_errors=True)
 
 
+_UNMARKED_TRAINING: list[str] = []  # tests not marked slow that trained a demo target
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _UNMARKED_TRAINING:
+        terminalreporter.write_sep("-", "tests that trained a demo target without @pytest.mark.slow")
+        for line in dict.fromkeys(_UNMARKED_TRAINING):
+            terminalreporter.write_line(f"{line}: mark it slow, so the target is built once, before the tests")
+
+
 @pytest.fixture(autouse=True)
 def membench_home(request, monkeypatch, tmp_path_factory):
     """This test's own MEMBENCH_HOME: a fresh temporary folder (with a copy of the demo build
@@ -109,9 +142,18 @@ def membench_home(request, monkeypatch, tmp_path_factory):
         yield Path(current)
         return
     home = tmp_path_factory.mktemp("membench-home")
-    if _DEMO_BUILD and request.node.get_closest_marker("slow") is not None:
+    slow = request.node.get_closest_marker("slow") is not None
+    if _DEMO_BUILD and slow:
         copy_build(_DEMO_BUILD[0], home)
     monkeypatch.setenv("MEMBENCH_HOME", str(home))
+    if not slow:  # a test that trains a demo target should say so (listed at the end)
+        from benchmark import progress
+
+        def unmarked(desc, done, total, test=request.node.nodeid):
+            if done == 1 and desc.startswith("training demo/"):
+                _UNMARKED_TRAINING.append(test)
+
+        monkeypatch.setattr(progress, "HOOKS", [*progress.HOOKS, unmarked])
     yield home
 
 

@@ -56,12 +56,17 @@ def test_a_worktree_checkout_counts_and_outside_any_checkout_the_default(tmp_pat
         assert home.resolve_home()[0] == tmp_path / "user" / ".cache" / "membench"
 
 
-def test_the_cli_pins_the_home_for_every_process_it_starts(checkout, capsys):
+def test_the_cli_pins_the_home_for_every_process_it_starts(checkout, capsys, monkeypatch):
     (checkout / ".membench").mkdir()
+    monkeypatch.delenv(home.PINNED_ENV, raising=False)
     assert main(["targets", "list"]) == 0
     assert os.environ["MEMBENCH_HOME"] == str(checkout / ".membench")  # grid workers inherit it
     out = capsys.readouterr().out
     assert str(checkout / ".membench") in out and "not built" in out  # the list says where it looked
+    assert "the .membench of the checkout" in out  # and why: the rule, not just the variable it set
+    child = subprocess.run([sys.executable, "-c", "from benchmark import home; print(home.home_source())"],
+                           capture_output=True, text=True, timeout=120, cwd="/")
+    assert child.stdout.strip().startswith("the .membench of the checkout"), child.stderr
 
 
 def test_building_renames_into_place_only_when_complete(tmp_path):

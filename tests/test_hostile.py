@@ -34,7 +34,8 @@ from benchmark.submissions.joblog import SCORER_PREFIX
 from benchmark.submissions.queue import Queue
 from benchmark.submissions.worker import WorkerConfig, serve
 
-pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}")
+pytestmark = [pytest.mark.skipif(isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}"),
+              pytest.mark.slow]  # the worker validates on the demo target: built once, before the tests
 
 YAML = """\
 name: {name}
