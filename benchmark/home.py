@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import socket
 import sys
 import uuid
 from contextlib import contextmanager
@@ -184,15 +185,21 @@ def staging_dir() -> Path:
     return subdir("staging")
 
 
+def _staging_name(what: str) -> str:
+    """``<host>__<pid>__<random>__<what>``: whose build it is, so only its own host sweeps it."""
+    return f"{socket.gethostname()}__{os.getpid()}__{uuid.uuid4().hex[:8]}__{what}"
+
+
 def sweep_staging() -> int:
-    """Remove staging folders whose process is gone (a killed build); returns how many."""
+    """Remove this host's staging folders whose process is gone (a killed build); returns how
+    many. Another host's (a cluster sharing the home) are left to that host."""
     swept = 0
+    host = socket.gethostname()
     for folder in staging_dir().iterdir():
-        try:
-            pid = int(folder.name.split("-")[-2])
-        except (ValueError, IndexError):
+        parts = folder.name.split("__", 3)
+        if len(parts) != 4 or parts[0] != host or not parts[1].isdigit():
             continue
-        if not process_alive(pid):
+        if not process_alive(int(parts[1])):
             shutil.rmtree(folder, ignore_errors=True)
             swept += 1
     return swept
@@ -208,7 +215,7 @@ def building(final: str | Path):
     rename stays on one filesystem)."""
     final = Path(final)
     sweep_staging()
-    work = staging_dir() / f"{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work = staging_dir() / _staging_name(final.name)
     work.mkdir()
     try:
         yield work
@@ -218,7 +225,7 @@ def building(final: str | Path):
     final.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if final.exists():
-        old = staging_dir() / f"{final.name}-replaced-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        old = staging_dir() / _staging_name(final.name + ".replaced")
         final.rename(old)
     work.rename(final)
     if old is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,9 +84,11 @@ def test_building_renames_into_place_only_when_complete(tmp_path):
     with home.building(final) as work:  # a rebuild replaces the whole folder
         (work / "other").write_text("v2")
     assert sorted(p.name for p in final.iterdir()) == ["other"]
-    dead = home.staging_dir() / "model-999999999-deadbeef"  # what a SIGKILLed build leaves
+    dead = home.staging_dir() / f"{socket.gethostname()}__999999999__deadbeef__model"  # a SIGKILLed build's
     dead.mkdir()
-    assert home.sweep_staging() == 1 and not dead.exists()
+    elsewhere = home.staging_dir() / "another-host__999999999__deadbeef__model"  # a cluster node's, maybe live
+    elsewhere.mkdir()
+    assert home.sweep_staging() == 1 and not dead.exists() and elsewhere.exists()
 
 
 def _tiny_arch(monkeypatch):

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import finetune, targets
 from .. import generated_data as generated_report
 from ..errors import MembenchError
+from ..finetune.build import check as check_recipe
 from ..finetune.plan import chain_text
 from . import emit, table
 from .run import check_device
@@ -75,8 +76,11 @@ def handle(args) -> int:
         emit(args, payload, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True).rstrip())
         return 0
     check_device(args.device)
-    # issue 27: the dependency chain (bases first) and last timings, before anything trains
-    print(chain_text(recipe, finetune.recipes(args.recipes)), file=sys.stderr if args.json else sys.stdout, flush=True)
+    # issue 27: the dependency chain (bases first) and last timings, once the recipe passes its
+    # checks and before anything trains
+    table = finetune.recipes(args.recipes)
+    check_recipe(recipe, table, replace=args.replace)
+    print(chain_text(recipe, table), file=sys.stderr if args.json else sys.stdout, flush=True)
     out = generated_report.finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device,
                                                 replace=args.replace, progress=not args.json,
                                                 results_dir=args.results_dir)

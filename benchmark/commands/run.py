@@ -26,7 +26,7 @@ def register(sub):
     where.add_argument("--split", help="split id (see `membench suite list`)")
     where.add_argument("--file", type=Path, default=None, metavar="PATH",
                        help="a one-off split from your own labelled file (jsonl/json/csv/parquet or a "
-                       "save_to_disk folder; 1 = member): registered as file/<name>-<hash> with labels "
+                       "save_to_disk folder; 1 = member): registered as file/<content hash> with labels "
                        "not declared valid for any target unless --valid-for says so; named by its content, so "
                        "the same texts and labels again reuse their features and diagnostics (to keep it under a "
                        "name: `membench suite add`)")

@@ -187,7 +187,7 @@ def _pretrain(recipe: Recipe, table, about, key: str, work: Path, *, progress: b
     asg.members, asg.nonmembers = members, nonmembers
     train = recipe.train
     demo.train(members, work, arch=recipe.arch, epochs=train["epochs"], batch_size=train["batch_size"],
-               lr=train["lr"], seed=recipe.seed, progress=progress)
+               lr=train["lr"], seed=recipe.seed, progress=progress, desc=f"pretraining {recipe.target_id}")
     info = json.loads((work / "training.json").read_text())
     curve = [[i + 1, x] for i, x in enumerate(info.pop("loss_curve", []))]
     training = {"steps": info.get("steps", len(curve)), "planned_steps": info.get("steps", len(curve)),

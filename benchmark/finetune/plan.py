@@ -53,10 +53,7 @@ def chain(recipe: Recipe, table: dict[str, Recipe]) -> list[Step]:
         base = current.base or ""
         nxt = table.get(base[3:]) if base.startswith("ft/") else None
         if nxt is None and base and current.kind != "pretrain":
-            try:
-                spec = targets.get_target(base)
-            except MembenchError:
-                spec = None
+            spec = targets.targets().get(base)  # a registry id only: a model folder is not looked into here
             if spec is not None and spec.family == "demo":
                 steps.insert(0, Step(spec.id, "the demo target, trained by membench", targets.demo_target_built(spec.id),
                                      last_timing(f"target {spec.id}")))

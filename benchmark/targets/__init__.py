@@ -8,11 +8,13 @@ now, model and tokenizer on first use), ``TargetSpec``, ``ensure_demo_target``, 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from ..home import announce, building, locked, targets_dir
 from ..progress import duration, last_timing, record_timing
+from . import demo
 from .context import CONTEXT_RULE, CONTEXT_RULES, check_rule
 from .context import windows as context_windows
 from .loading import LoadedTarget, TargetHandle, check_device, check_dtype, load_target
@@ -69,10 +71,6 @@ def ensure_demo_target(progress: bool = True, target_id: str = "demo/neox-tiny")
     out = demo_target_dir(target_id)
     if demo_target_built(target_id):
         return out
-    import json
-
-    from . import demo
-
     with locked(f"target-{target_id}"):
         if demo_target_built(target_id):  # another process finished it while we waited
             return out
