@@ -57,7 +57,7 @@ def resolve_home() -> tuple[Path, str]:
     root = checkout_root()
     if root is not None and (root / CHECKOUT_HOME).is_dir():
         return root / CHECKOUT_HOME, f"the {CHECKOUT_HOME} of the checkout at {root}"
-    return default_home(), f"the default home (no ${HOME_ENV}, no {CHECKOUT_HOME} in a checkout here)"
+    return default_home(), f"the default: no ${HOME_ENV}, no {CHECKOUT_HOME} in a checkout here"
 
 
 def home_source() -> str:
