@@ -55,11 +55,12 @@ def demo_subset(per_class: int, granted) -> tuple[np.ndarray, attacks.ScoringInp
 def demo_record(tmp_path_factory, spec: str, **kwargs) -> dict:
     """The record of ``spec`` run on the demo target and split (trained once, then cached)."""
     from benchmark import targets
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
 
     out = tmp_path_factory.mktemp("demo-" + spec.split(":")[0])
     targets.ensure_demo_target(progress=False)
-    (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, [spec], results_dir=out, progress=False, **kwargs)
+    (record,) = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, [spec], results_dir=out, progress=False,
+                                  **kwargs)).records
     return record
 
 
@@ -88,10 +89,10 @@ def small_env(tmp_path_factory, mp, n: int = 12) -> dict:
 
 
 def run_small(env, specs, out, *, target: str = "plain", **kwargs) -> list[dict]:
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
 
-    return run(str(env[target]), SMALL_SPLIT, specs, results_dir=out, progress=False, target_name=SMALL_TARGET,
-               **kwargs)
+    return run(RunSpec.build(str(env[target]), SMALL_SPLIT, specs, results_dir=out, progress=False,
+                             target_name=SMALL_TARGET, **kwargs)).records
 
 
 def memorizing_target(out, members: list[str], corpus: list[str], *, steps: int = 150, context: int = 256):

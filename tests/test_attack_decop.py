@@ -116,8 +116,6 @@ def test_paraphrases_come_from_a_declared_file_and_nothing_else(chat, tmp_path):
 
 
 def test_decop_record_names_its_paraphrase_source(tmp_path_factory, tmp_path):
-    from benchmark.runner import run  # noqa: F401  (the runner refuses as the scorer does)
-
     with pytest.MonkeyPatch.context() as mp:
         env = small_env(tmp_path_factory, mp, n=4)
         path = _write(tmp_path / "p.jsonl", [{"text": r["text"], "paraphrases": _paraphrases(r["text"])}

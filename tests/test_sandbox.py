@@ -10,6 +10,7 @@ import socket
 import struct
 
 import numpy as np
+import process_helpers
 import pytest
 
 from benchmark.attacks import ModelAccess
@@ -351,7 +352,8 @@ def test_a_killed_harness_takes_its_run_along_and_the_next_worker_sweeps_the_res
     while "scorer| started" not in (log.read_text() if log.exists() else ""):
         assert time.monotonic() < deadline and harness.poll() is None, "the run did not start"
         time.sleep(0.1)
-    sandboxed = [e.name for e in os.scandir("/proc") if e.name.isdigit() and _uid_of(e) >= jail.uids.UID_BASE]
+    sandboxed = [str(p) for p in process_helpers.descendants(harness.pid)  # this harness's, no other run's
+                 if (process_helpers.uid_of(p) or 0) >= jail.uids.UID_BASE]
     assert sandboxed
     os.killpg(harness.pid, signal.SIGKILL)
     harness.wait(timeout=30)
@@ -365,9 +367,3 @@ def test_a_killed_harness_takes_its_run_along_and_the_next_worker_sweeps_the_res
     assert swept["scratch"] >= len(left) and swept["cgroups"] >= 1  # ...the sweep does
     assert not [p for p in scratch_dir("sandbox").glob(f"*-{harness.pid}-*")]
 
-
-def _uid_of(entry) -> int:
-    try:
-        return entry.stat().st_uid
-    except (OSError, TypeError):
-        return -1

@@ -35,7 +35,7 @@ def test_validate_json_reports_every_check(tmp_path, capsys):
     d = _sub(tmp_path, "by_length", "len(t)")
     assert main(["validate", str(d), "-n", "16", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] and len(report["checks"]) == 6 and all(c["ok"] for c in report["checks"])
+    assert report["ok"] and len(report["checks"]) == 7 and all(c["ok"] for c in report["checks"])
     assert report["usage"] == "capabilities used: none (text only)"
 
 

@@ -193,10 +193,10 @@ def test_a_local_model_never_leaves_its_path_in_records(tmp_path, local_model, m
                                           "label": i % 2}) for i in range(40)) + "\n")
     out = tmp_path / "results"
     assert main(["run", "--target", str(local_model), "--file", str(data), "--scorer", "loss",
-                 "--results-dir", str(out), "--json"]) == 0
+                 "--results-dir", str(out), "--valid-for", "local/*", "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["target"]["id"].startswith("local/my-model-") and record["target"]["path"] is None
-    assert record["split"]["id"].startswith("file/texts-") and record["split"]["label_validity"]["valid"]
+    assert record["split"]["id"].startswith("file/") and record["split"]["label_validity"]["valid"]
     assert main(["run", "--target", str(local_model), "--target-name", "lab/tiny", "--file", str(data),
                  "--scorer", "loss", "--results-dir", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["target"]["id"] == "lab/tiny"

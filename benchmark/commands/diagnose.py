@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..diagnostics.verdict import explain
 from . import emit, table
 
 
@@ -40,7 +41,7 @@ def _fmt_ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def render(name: str, d: dict) -> str:
+def render(name: str, d: dict, where: str | None = None) -> str:
     rows = []
     for base, b in d["baselines"].items():
         t = b["tpr_at_1pct_fpr"]
@@ -61,6 +62,8 @@ def render(name: str, d: dict) -> str:
         f"13-gram overlap: {ov['nonmembers_sharing_share']:.1%} of non-members share a 13-gram with a member",
         f"verdict rule: {d['verdict_rule']}",
     ]
+    implies, nxt = explain(d["verdict"], where or f"--split {name}")  # what the verdict means for attack numbers, what next
+    lines += [f"what it means: {implies}", f"next: {nxt}"]
     return "\n".join(lines)
 
 
@@ -87,7 +90,7 @@ def handle(args) -> int:
             diag["subject"]["saved_as_split"] = args.save_as
             diagnostics.save(diag, args.save_as)
         out = diagnostics.public(diag)
-        emit(args, out, render(str(args.file), out))
+        emit(args, out, render(str(args.file), out, where=f"--file {args.file}"))
         return 0
     results_dir = args.results_dir or default_results_dir()
     out = {}

@@ -30,6 +30,7 @@ from .. import results
 from ..errors import MembenchError
 from ..evaluate import RunSpec, run
 from ..targets.context import CONTEXT_RULE
+from . import priority
 
 FAULT_ENV = "MEMBENCH_GRID_FAULT"
 # What a job needs from the driver's environment (on a cluster, workers do not inherit it).
@@ -99,7 +100,7 @@ def run_job(job, settings: dict, monitor=None) -> dict:
     gpus, allow_invalid, reference, context_rule, env); report the start to ``monitor`` (a Ray queue)."""
     _apply_env(settings.get("env", {}))
     started = time.time()
-    where = {"pid": os.getpid(), "host": socket.gethostname()}
+    where = {"pid": os.getpid(), "host": socket.gethostname(), "niceness": priority.apply(settings.get("niceness"))}
     if monitor is not None:
         monitor.put(("started", job.key, where))
     results_dir = Path(settings["results_dir"])

@@ -258,3 +258,15 @@ def load(path) -> Submission:
     where = f"{path.name}/submission.yaml"
     meta = check(parse(read_text(meta_file), where), where)
     return Submission(path=path, meta=meta)
+
+
+def check_class_name(sub: "Submission", loaded: dict) -> None:
+    """The scorer class's ``name`` (as the sandboxed child reported it on loading) must be the
+    submission's ``name`` in submission.yaml: records, keys and the site go by the submission's
+    name, so a class that calls itself something else is refused (issue 27)."""
+    got = str(loaded.get("name") or "")
+    if got != sub.name:
+        cls = safe_text.name(loaded.get("class") or "the scorer class", 100)
+        shown = safe_text.name(got, 100) if got else "nothing (no name attribute)"
+        raise MembenchError(f"submission.yaml names the submission {sub.name!r} but {cls}.name is {shown}",
+                            f"set name = {sub.name!r} in the scorer class, or rename the submission in submission.yaml")

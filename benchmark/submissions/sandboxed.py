@@ -63,6 +63,7 @@ DEFAULT_CALIBRATION = evaluator.PRIVATE_SUBSET  # the subset a trainable submiss
 
 # The stages of a sandboxed run, as `validate` reports them.
 RUN = "import and run in the sandbox"
+NAMED = "scorer class name matches submission.yaml"
 LOADED = "declared capabilities match requires"
 USED = "declared against used capabilities"
 OUTPUT = "output length, type and finiteness"
@@ -185,6 +186,8 @@ class SandboxedHandle(ScorerHandle):
             if given and served not in run.used:
                 run.used.append(served)  # served as data with the inputs, not by a capability call
         self.last = run
+        self.stage = NAMED
+        metadata.check_class_name(self.sub, run.loaded)
         self.stage = LOADED
         check_loaded(self.sub, run)
         self.stage = USED
@@ -293,7 +296,8 @@ def validate(path, spec: RunSpec, *, n: int = VALIDATE_N, log_path: Path, limits
             shown = sub.class_name or ("the scorer" if private else run.loaded.get("class"))
             passed(RUN, f"{shown} on {len(first.ids)} {'groups' if first.groups else 'samples'} of {spec.split}"
                    + ("" if private else f" in {run.seconds:.2f} s") + ("" if run.sandboxed else " (NOT FULLY JAILED)"))
-            passed("declared capabilities match requires")
+            passed(NAMED, sub.name)
+            passed(LOADED)
             stage = "output length, type and finiteness"
             passed(stage, f"{len(first.scores)} finite floats" + (" (one per group)" if first.groups else ""))
             stage = "determinism"

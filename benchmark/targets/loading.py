@@ -277,6 +277,17 @@ def check_device(device: str) -> None:
                             f"pass --device cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
 
 
+def check_dtype(device: str, dtype: str) -> None:
+    """float16 on a CPU is refused (issue 27), not silently run: CPU kernels for half precision
+    are missing or emulated (many times slower than float32), and quietly running float32 instead
+    would put a dtype in the record's key that the numbers were not computed in. bfloat16 has
+    CPU kernels and is allowed."""
+    if dtype == "float16" and not str(device).startswith("cuda"):
+        raise MembenchError(f"--dtype float16 on {device}: half precision needs a GPU (CPU kernels are missing "
+                            "or emulated, and the result would not be an fp16 result)",
+                            "pass --dtype float32 (or bfloat16) on a CPU, or --device cuda with float16")
+
+
 # --- resolving a target to a local folder ---------------------------------------------------
 
 def _snapshot_memo(spec: TargetSpec) -> Path:
@@ -365,6 +376,7 @@ def load_target(target: str, *, device: str = "cpu", dtype: str = "float32", con
     the model and tokenizer load when first used. ``verify`` re-hashes every file."""
     if dtype not in DTYPES:
         raise MembenchError(f"unknown dtype '{dtype}'; valid choices: {', '.join(DTYPES)}")
+    check_dtype(device, dtype)
     check_rule(context_rule)
     spec = get_target(target)
     with profiling.phase("loading", spec.id):
