@@ -34,9 +34,9 @@ def demo_run(tmp_path_factory):
     diag.write_text(json.dumps({"blind_auc": 0.55}))
     targets.ensure_demo_target(progress=False)
     counter: dict = {}
-    # neighbourhood with 3 neighbours per text (default 10) keeps CI time down; no masked model
-    # is available offline, so this exercises the documented word-swap fallback
-    specs = [s if s != "neighborhood" else "neighborhood:n_neighbors=3,mask_model=none" for s in ALL]
+    # neighbourhood with 3 neighbours per text (default 25 generated) keeps CI time down; no BERT
+    # is available offline, so this asks for the word-swap substitute by name
+    specs = [s if s != "neighborhood" else "neighborhood:n_neighbors=3,generator=word-swap" for s in ALL]
     records = run("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out, progress=False, counter=counter)
     return out, {r["scorer"]["name"].split("(")[0]: r for r in records}
 
@@ -126,9 +126,10 @@ def test_scorer_specs_parse_parameters_and_reject_bad_ones():
     ("min_k:k=0.20", ("min_k", {})),
     ("min_k:k=1", ("min_k", {"k": 1.0})),      # cast to the parameter's type
     ("min_k:k=0.1", ("min_k", {"k": 0.1})),
-    ("neighborhood:n_neighbors=3,mask_model=none", ("neighborhood", {"mask_model": "none", "n_neighbors": 3})),
-    ("neighborhood:n_neighbors=10", ("neighborhood", {})),
-    ("recall:shots=2.0", ("recall", {})),      # an integral float is the integer
+    ("neighborhood:n_neighbors=3,generator=word-swap", ("neighborhood", {"generator": "word-swap",
+                                                                         "n_neighbors": 3})),
+    ("neighborhood:generator=bert", ("neighborhood", {})),
+    ("recall:shots=1.0", ("recall", {})),      # an integral float is the integer
 ])
 def test_parameters_are_canonical_against_the_defaults(spec, expected):
     from benchmark.runner import scorer_settings
@@ -150,8 +151,8 @@ def test_a_value_list_is_a_grid_and_defaults_collapse():
     assert scorer_settings(["min_k:k=0.05,0.1,0.2,0.5"]) == [
         ("min_k", {"k": 0.05}), ("min_k", {"k": 0.1}), ("min_k", {}), ("min_k", {"k": 0.5})]
     grid = scorer_settings(["recall:shots=1,2,seed=0,3"])
-    assert grid == [("recall", {"shots": 1}), ("recall", {"seed": 3, "shots": 1}), ("recall", {}),
-                    ("recall", {"seed": 3})]
+    assert grid == [("recall", {}), ("recall", {"seed": 3}), ("recall", {"shots": 2}),
+                    ("recall", {"seed": 3, "shots": 2})]
 
 
 @pytest.mark.parametrize("spec, message", [

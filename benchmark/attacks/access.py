@@ -17,6 +17,7 @@ import numpy as np
 from .. import features
 from ..errors import MembenchError
 from .base import ModelAccess, undeclared
+from .gradnorm import GRADIENT_REDUCTIONS
 
 
 class InProcessAccess(ModelAccess):
@@ -188,13 +189,18 @@ class InProcessAccess(ModelAccess):
         last = getattr(self, "_last_reference", None)
         return last[1] if last is not None and last[0] == list(texts) else None
 
-    def gradient_norms(self, texts: list[str]) -> np.ndarray:
-        """Per text (batch size 1): || d/dtheta mean_t -l_t ||_2 over all parameters; NaN for
-        texts with fewer than two tokens."""
+    def gradient_norms(self, texts: list[str], reduction: str = "global-l2") -> np.ndarray:
+        """Per text (batch size 1), a norm of g = d/dtheta mean_t -l_t: ``global-l2`` ||g||_2 over
+        all parameters jointly; ``mean-tensor-linf`` / ``-l2`` / ``-l1`` the mean over parameter
+        tensors of each tensor's norm (MIMIR's GradNorm, p = inf by default). NaN for texts with
+        fewer than two tokens."""
         import torch
         from tqdm.auto import tqdm
 
         self._need("gradients", "gradient_norms")
+        if reduction not in GRADIENT_REDUCTIONS:
+            raise MembenchError(f"unknown gradient norm reduction {reduction!r}",
+                                f"choose one of {', '.join(GRADIENT_REDUCTIONS)}")
         model = self.target.model
         out = np.full(len(texts), np.nan)
         params = [p for p in model.parameters()]
@@ -213,8 +219,12 @@ class InProcessAccess(ModelAccess):
                     logits = model(input_ids=x).logits[0, :-1].float()
                     loss = torch.nn.functional.cross_entropy(logits, x[0, 1:])
                     loss.backward()
-                sq = torch.stack([p.grad.double().square().sum() for p in params if p.grad is not None])
-                out[i] = float(sq.sum().sqrt())  # one device sync per text, not one per tensor
+                grads = [p.grad.detach() for p in params if p.grad is not None]
+                if reduction == "global-l2":
+                    out[i] = float(torch.stack([g.double().square().sum() for g in grads]).sum().sqrt())
+                else:  # one device sync per text, not one per tensor
+                    order = {"mean-tensor-linf": float("inf"), "mean-tensor-l2": 2, "mean-tensor-l1": 1}[reduction]
+                    out[i] = float(torch.stack([g.norm(order) for g in grads]).mean())
                 self.usage["gradient_tokens"] += len(ids)
             model.zero_grad(set_to_none=True)
         finally:

@@ -67,9 +67,12 @@ class ModelAccess:
         """``reference``: per-token statistics of texts on the declared reference model."""
         raise NotImplementedError
 
-    def gradient_norms(self, texts: list[str]):
-        """``gradients``: per text, the L2 norm of the gradient of the mean token loss with
-        respect to the target's parameters (a float array)."""
+    def gradient_norms(self, texts: list[str], reduction: str = "global-l2"):
+        """``gradients``: per text, a norm of the gradient of the mean token loss with respect
+        to the target's parameters (a float array): ``global-l2`` the L2 norm over all
+        parameters jointly; ``mean-tensor-linf`` (``-l2``, ``-l1``) the mean over parameter
+        tensors of each tensor's norm (MIMIR's GradNorm). The sandboxed proxy offers
+        ``global-l2`` only."""
         raise NotImplementedError
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
