@@ -21,7 +21,7 @@ from .exiting import exit_now
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    "demo", "suite", "targets", "finetune", "run", "calibration", "grid", "bench", "diagnose", "cards",
+    "demo", "suite", "targets", "finetune", "dcpdd_freq", "run", "calibration", "grid", "bench", "diagnose", "cards",
     "results", "leaderboard", "serve", "validate", "evaluate", "worker", "tokens", "engine",
 )
 

@@ -31,8 +31,7 @@ def check_validity(spec, target_id: str, allow_invalid: bool) -> dict:
     valid = spec.labels_valid_for(target_id)
     if not valid and not allow_invalid:
         raise MembenchError(
-            f"split {spec.id} is not membership ground truth for target {target_id} "
-            f"(valid for: {', '.join(spec.valid_targets) or 'none'})",
+            f"split {spec.id} is not membership ground truth for target {target_id}: {spec.validity(target_id)['reason']}",
             "choose a valid pair, or pass --allow-invalid to run anyway with the result marked",
         )
     return {"valid": valid, "allowed_invalid": not valid}

@@ -168,7 +168,7 @@ def test_a_stopped_client_stops_its_child(running, model_dir, data_file, tmp_pat
     fifo = tmp_path / "pool.jsonl"
     os.mkfifo(fifo)
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "-v", "run", "--target", str(model_dir), "--file",
-                             str(data_file), "--allow-invalid", "--scorer", "dc_pdd", "--pool", str(fifo),
+                             str(data_file), "--allow-invalid", "--scorer", "dc_pdd:frequency=pool", "--pool", str(fifo),
                              "--results-dir", str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     for _ in range(600):

@@ -179,30 +179,56 @@ def test_recall_refuses_a_pool_overlapping_the_split(tiny_target):
         attacks.get_scorer("recall").score(_scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL + [TEXTS[0]]))
 
 
-def test_dcpdd_equals_hand_computed(tiny_target):
-    t, _ = tiny_target
-    a = 0.5  # large enough that the clip binds only sometimes
-    out = attacks.get_scorer("dc_pdd", a=a).score(_scoring_input(t, TEXTS, ("features",), pool=POOL))
-    vocab = len(t.tokenizer)
-    counts = [0] * vocab
+def _dcpdd_by_hand(scored_ids, lp, counts, a):
+    total, vocab = sum(counts), len(counts)
+    seen, terms = set(), []
+    for pos, tok_id in enumerate(scored_ids):
+        if tok_id in seen:
+            continue
+        seen.add(tok_id)
+        f = (counts[tok_id] + 1) / (total + vocab)
+        terms.append(min(math.exp(lp[pos]) * math.log(1 / f), a))
+    return sum(terms) / len(terms) if terms else float("nan")
+
+
+def _pool_counts(t):
+    counts = [0] * len(t.tokenizer)
     for p in POOL:
         for tok_id in _ids(t, p):
             counts[tok_id] += 1
-    total = sum(counts)
+    return counts
+
+
+def test_dcpdd_scores_the_first_token_after_eos_as_mimir_does(tiny_target):
+    t, _ = tiny_target
+    a = 0.5  # large enough that the clip binds only sometimes
+    scorer = attacks.get_scorer("dc_pdd", a=a, frequency="pool")
+    out = scorer.score(_scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL))
+    counts = _pool_counts(t)
+    eos = t.tokenizer.eos_token_id
+    assert eos is not None and not t.tokenizer("a b")["input_ids"][0] == eos  # no BOS of its own
+    for i, text in enumerate(TEXTS):
+        ids = _ids(t, text)
+        row = [eos] + ids  # MIMIR: tokens = cat([eos], tokenizer(document)); every text token scored
+        lp = _by_hand(t.model, row)[0]
+        assert len(lp) == len(ids)  # token 1 is scored ("A", one token, now has a score too)
+        assert out[i] == pytest.approx(_dcpdd_by_hand(ids, lp, counts, a), abs=1e-6)
+    assert "EOS" in scorer.details["first_token"] and scorer.details["frequency"]["n_texts"] == len(POOL)
+
+
+def test_dcpdd_without_the_first_token_equals_hand_computed(tiny_target):
+    t, _ = tiny_target
+    a = 0.5
+    out = attacks.get_scorer("dc_pdd", a=a, frequency="pool", first_token=False).score(
+        _scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL))
+    counts = _pool_counts(t)
     for i, text in enumerate(TEXTS):
         ids = _ids(t, text)
         if len(ids) < 2:
             assert math.isnan(out[i])
             continue
         lp = _by_hand(t.model, ids)[0]
-        seen, terms = set(), []
-        for pos, tok_id in enumerate(ids[1:]):
-            if tok_id in seen:
-                continue
-            seen.add(tok_id)
-            f = (counts[tok_id] + 1) / (total + vocab)
-            terms.append(min(math.exp(lp[pos]) * math.log(1 / f), a))
-        assert out[i] == pytest.approx(sum(terms) / len(terms), abs=1e-6)
+        assert out[i] == pytest.approx(_dcpdd_by_hand(ids[1:], lp, counts, a), abs=1e-6)
 
 
 def mimir_gradnorm(model, ids, p=float("inf")):

@@ -36,7 +36,9 @@ def demo_run(tmp_path_factory):
     counter: dict = {}
     # neighbourhood with 3 neighbours per text (default 25 generated) keeps CI time down; no BERT
     # is available offline, so this asks for the word-swap substitute by name
-    specs = [s if s != "neighborhood" else "neighborhood:n_neighbors=3,generator=word-swap" for s in ALL]
+    # DC-PDD counts the demo's pool by name (no large corpus is declared for the demo tokenizer)
+    named = {"neighborhood": "neighborhood:n_neighbors=3,generator=word-swap", "dc_pdd": "dc_pdd:frequency=pool"}
+    specs = [named.get(s, s) for s in ALL]
     records = run("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out, progress=False, counter=counter)
     return out, {r["scorer"]["name"].split("(")[0]: r for r in records}
 
@@ -191,14 +193,17 @@ def test_compare_names_mean_the_settings_of_this_run():
         compare_labels(["loss"], run)
 
 
-def test_default_set_says_what_it_skips_without_a_pool():
+def test_default_set_says_what_it_skips_without_a_pool(monkeypatch):
     from benchmark.runner import default_scorer_set
 
     names, skipped = default_scorer_set(pool_available=False, reference=None)
-    assert "dc_pdd" not in names and [s["scorer"] for s in skipped] == ["dc_pdd"]
+    assert "dc_pdd" not in names and skipped == []  # DC-PDD needs a frequency table: not a default
+    monkeypatch.setattr(attacks, "FEATURE_SCORERS", (*attacks.FEATURE_SCORERS, "recall"))  # one that needs a pool
+    names, skipped = default_scorer_set(pool_available=False, reference=None)
+    assert "recall" not in names and [s["scorer"] for s in skipped] == ["recall"]
     assert "pool" in skipped[0]["reason"] and "--pool" in skipped[0]["fix"]
     names, skipped = default_scorer_set(pool_available=True, reference="demo/neox-tiny-ref")
-    assert "dc_pdd" in names and names[-1] == "reference" and skipped == []
+    assert "recall" in names and names[-1] == "reference" and skipped == []
 
 
 def test_blind_auc_is_read_from_membench_home_when_the_results_folder_has_none(tmp_path, monkeypatch):
@@ -231,7 +236,8 @@ def test_pool_that_overlaps_the_split_is_refused(tmp_path):
     pd.DataFrame({"text": split.samples["text"].tolist()[:3] + ["an unrelated text"]}).to_parquet(bad)
     targets.ensure_demo_target(progress=False)
     with pytest.raises(MembenchError, match="shares 3 text"):
-        run("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd"], results_dir=tmp_path, progress=False, pool=bad)
+        run("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd:frequency=pool"], results_dir=tmp_path, progress=False,
+            pool=bad)
 
 
 @pytest.mark.slow
@@ -330,21 +336,22 @@ def test_a_bootstrap_p_of_zero_prints_below_its_resolution():
 
 
 @pytest.mark.slow
-def test_default_run_on_a_split_without_pool_reports_dc_pdd_skipped(capsys):
+def test_default_run_on_a_split_without_pool_reports_what_it_skipped(capsys, monkeypatch):
     from benchmark.cli import main
     from benchmark.runner import run
 
     targets.ensure_demo_target(progress=False)
     control = "control/null/demo/pydoc-nonmembers"  # no pool.parquet
+    monkeypatch.setattr(attacks, "FEATURE_SCORERS", (*attacks.FEATURE_SCORERS, "recall"))  # one that needs a pool
     skipped: list = []
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
         records = run("demo/neox-tiny", control, results_dir=out, progress=False, skipped=skipped)
-        assert "dc_pdd" not in {r["scorer"]["name"] for r in records}
-        assert [s["scorer"] for s in skipped] == ["dc_pdd"]
+        assert "recall" not in {r["scorer"]["name"] for r in records}
+        assert [s["scorer"] for s in skipped] == ["recall"]
         assert main(["run", "--target", "demo/neox-tiny", "--split", control, "--results-dir", out]) == 0
-        assert "skipped dc_pdd: needs a declared non-member pool" in capsys.readouterr().out
+        assert "skipped recall: needs a declared non-member pool" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -72,13 +72,13 @@ def _membench(args, env) -> tuple[dict, str]:
 def test_a_warm_run_imports_neither_torch_nor_transformers(tiny_dir, demo_home, tmp_path):
     env = {**os.environ, "MEMBENCH_HOME": str(demo_home), "HF_HUB_OFFLINE": "1"}
     args = ["run", "--target", str(tiny_dir), "--split", "demo/pydoc", "--allow-invalid",
-            "--results-dir", str(tmp_path / "results"), "--json"]  # default set: loss, zlib, min_k, min_k++, dc_pdd
+            "--results-dir", str(tmp_path / "results"), "--json"]  # default set: loss, zlib, min_k, min_k++
     cold, cold_out = _membench(args, env)
     assert cold["torch"]  # it had features to compute
     warm, warm_out = _membench(args, env)
     assert warm == {"rc": 0, "torch": False, "transformers": False}
     cold_records, warm_records = json.loads(cold_out), json.loads(warm_out)
-    assert [r["scorer"]["name"] for r in warm_records] == ["loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd"]
+    assert [r["scorer"]["name"] for r in warm_records] == ["loss", "zlib", "min_k", "min_k_plus_plus"]
     for a, b in zip(cold_records, warm_records):
         assert a["metrics"]["auc"] == b["metrics"]["auc"]
         assert a["target"]["weights_sha256"] == b["target"]["weights_sha256"]

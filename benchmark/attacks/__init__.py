@@ -16,6 +16,7 @@ from . import (  # noqa: F401
     groups,
     con_recall,
     dcpdd,
+    frequency,
     gradnorm,
     loss,
     lowercase,
@@ -45,8 +46,10 @@ from .base import (
 )
 from .budget import BudgetExceeded, FitBudget, FitMeter
 
-FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
-MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
+FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+# dc_pdd: a frequency table built for the target's tokenizer (`membench dcpdd-freq build`) and a
+# start-token pass for tokenizers without BOS; on the demo: dc_pdd:frequency=pool
+MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall", "dc_pdd")
 FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
 GROUP_SCORERS = ("user_inference",)
 SPV_SCORERS = ("spv_mia", "spv_reference", "spv_pv")  # SPV-MIA and its two ablations (fine-tuned targets)

@@ -35,9 +35,10 @@ def register(sub):
         help="scorer name, optionally with parameters as name:key=value[,key=value] "
         "(e.g. min_k:k=0.1), or a grid with several values per key (min_k:k=0.05,0.1,0.2,0.5: every "
         "setting from one cached feature pass); repeatable. Default: every built-in feature-based "
-        "scorer (dc_pdd only when the split declares a pool or --pool is given: otherwise it is "
-        "skipped and the output says so), plus `reference` when --reference is given. Built in: "
-        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall; "
+        "scorer (one needing a pool is skipped when there is none, and the output says so), plus "
+        "`reference` when --reference is given. Built in: loss, zlib, min_k, min_k_plus_plus, "
+        "lowercase, reference, neighborhood, gradnorm, recall, dc_pdd (a frequency table from "
+        "`membench dcpdd-freq build`, or dc_pdd:frequency=pool); "
         "trainable (fit on a calibration subset, see --calibration): mia_tuner, mia_tuner_aligned, con_recall, calibrated",
     )
     p.add_argument("--reference", default=None,
@@ -45,7 +46,7 @@ def register(sub):
                    "default for demo/neox-tiny: demo/neox-tiny-ref, else none)")
     p.add_argument("--pool", default=None,
                    help="declared non-member pool (parquet/jsonl/csv with a `text` column, or "
-                   ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
+                   ".txt) for recall, dc_pdd:frequency=pool and neighbour vocabularies; must be disjoint from "
                    "the split (default: the split's pool.parquet when it has one)")
     p.add_argument("--calibration", default=None, metavar="SUBSET",
                    help="calibration subset for trainable scorers (mia_tuner, mia_tuner_aligned, con_recall, "
