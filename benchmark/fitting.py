@@ -18,6 +18,7 @@ those across its pipe.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,8 @@ from . import attacks, suite
 from .attacks.budget import FitBudget, FitMeter
 from .errors import MembenchError
 from .results.recompute import operating_point_rates
+
+log = logging.getLogger(__name__)
 
 
 def needs_fit(scorer) -> bool:
@@ -106,6 +109,13 @@ def fit_and_score(scorer, subset, *, uids, texts, stats, labels, access, budget:
         "budget": budget.as_dict(),
         "usage": meter.usage(),
     }
+    convergence = getattr(scorer, "convergence", None)  # trainable scorers with an objective per epoch
+    if callable(convergence) and convergence() is not None:
+        block["convergence"] = convergence()
+        if not block["convergence"]["converged"]:
+            log.warning("scorer %s: the fit did not converge (objective %s -> %s over %s epochs): its scores may be "
+                        "the untrained start's", scorer.name, block["convergence"].get("objective_first"),
+                        block["convergence"].get("objective_last"), block["convergence"].get("epochs"))
     return FitOutcome(rest=rest, scores=scores, fit=block)
 
 

@@ -86,12 +86,16 @@ class InProcessAccess(ModelAccess):
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return features.tokenize(self.target.tokenizer, texts, self.target.max_length)
 
-    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True,
+                 chat_template: str | None = None) -> list[int]:
         tok = self.target.tokenizer
-        if not getattr(tok, "chat_template", None):
+        if not chat_template and not getattr(tok, "chat_template", None):
             raise MembenchError(f"target {self.target.id} has no chat template",
-                                "use a chat (aligned) target, or the scorer's variant for base models")
-        ids = tok.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=add_generation_prompt)
+                                "give one from a file (e.g. mia_tuner_aligned:chat_template=FILE), use a chat "
+                                "(aligned) target, or the scorer's variant for base models")
+        kwargs = {"chat_template": chat_template} if chat_template else {}
+        ids = tok.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=add_generation_prompt,
+                                      **kwargs)
         if isinstance(ids, dict) or hasattr(ids, "keys"):  # some tokenizers return a BatchEncoding
             ids = ids["input_ids"]
         return [int(i) for i in ids]

@@ -94,9 +94,11 @@ class ModelAccess:
 
     # Added for trainable scorers (``fit``):
 
-    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True,
+                 chat_template: str | None = None) -> list[int]:
         """Always granted: the token ids of ``messages`` ([{"role", "content"}, ...]) under the
-        target's chat template; refused, naming the target, when it has none."""
+        target's chat template, or under ``chat_template`` (a Jinja template's text) when given;
+        refused, naming the target, when there is neither."""
         raise NotImplementedError
 
     def soft_prompt(self, num_virtual_tokens: int = 50, init_text: str = "", *, learning_rate: float = 5e-4,
