@@ -17,6 +17,7 @@ import numpy as np
 from .. import features
 from ..errors import MembenchError
 from .base import ModelAccess, undeclared
+from .dcpdd import leading_specials as _leading_specials
 from .gradnorm import GRADIENT_REDUCTIONS
 
 
@@ -253,14 +254,3 @@ class InProcessAccess(ModelAccess):
             self.usage["generated_tokens"] += int(new.numel())
             outs.append(tok.decode(new, skip_special_tokens=True))
         return outs
-
-
-def _leading_specials(tok) -> int:
-    """How many special tokens the tokenizer puts before a text (BOS: 1 for OPT and Llama, 0
-    for Pythia), found by where the bare tokens of a probe start in the full ones."""
-    full = list(tok("a b", add_special_tokens=True)["input_ids"])
-    bare = list(tok("a b", add_special_tokens=False)["input_ids"])
-    for i in range(len(full) - len(bare) + 1):
-        if full[i:i + len(bare)] == bare:
-            return i
-    return 0

@@ -84,7 +84,8 @@ def dcpdd_scores(stats, freq: np.ndarray, a: float) -> np.ndarray:
 
 
 def leading_specials(tok) -> int:
-    """How many special tokens the tokenizer puts before a text (OPT, Llama: 1; Pythia: 0)."""
+    """How many special tokens the tokenizer puts before a text (BOS: 1 for OPT and Llama, 0 for
+    Pythia), found by where the bare tokens of a probe start in the full ones."""
     full = list(tok("a b", add_special_tokens=True)["input_ids"])
     bare = list(tok("a b", add_special_tokens=False)["input_ids"])
     for i in range(len(full) - len(bare) + 1):
