@@ -1,6 +1,6 @@
-"""DC-PDD (Zhang et al. 2024, EMNLP, arXiv 2409.14781, "Pretraining data detection for LLMs: a
-divergence-based calibration method"; reference code github.com/zhang-wei-chao/DC-PDD
-``src/com_det_sco.py`` and ``src/com_fre_dis.py``, and MIMIR's ``mimir/attacks/dc_pdd.py``).
+"""DC-PDD (Zhang et al. 2024, arXiv 2409.14781): "Pretraining data detection for LLMs: a
+divergence-based calibration method", EMNLP 2024. Reference code: github.com/zhang-wei-chao/DC-PDD
+(``src/com_det_sco.py``, ``src/com_fre_dis.py``) and MIMIR's ``mimir/attacks/dc_pdd.py``.
 
 For the scored tokens x_t of x, keep only the first occurrence of each token id (FOS(x)), and
 with p_t = exp(l_t) the target's probability of x_t and f(v) the token's frequency in a
@@ -120,8 +120,6 @@ def with_start_token(access, texts: list[str]):
 
 @register
 class DCPDD(Scorer):
-    """score(x) = mean over first occurrences of min(p_t log(1/f(x_t)), a) (module docstring)."""
-
     name = "dc_pdd"
     title = "DC-PDD"
     method = "dc_pdd"

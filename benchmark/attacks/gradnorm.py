@@ -1,7 +1,8 @@
-"""GradNorm: training points sit near a minimum of the loss, so the gradient there is small.
-Studied for LLM pretraining data by Wang et al. 2024, "Pandora's White-Box: Precise Training
-Data Detection and Extraction in Large Language Models" (arXiv 2402.17012), the paper MIMIR's
-``mimir/attacks/gradnorm.py`` cites; that file is the reference implementation.
+"""GradNorm (Wang et al. 2024, arXiv 2402.17012): training points sit near a minimum of the loss,
+so the gradient there is small. The paper is "Pandora's White-Box: Precise Training Data
+Detection and Extraction in Large Language Models", the one MIMIR's ``mimir/attacks/gradnorm.py``
+cites for gradient-norm attacks on LLM pretraining data; that file is the reference
+implementation.
 
 With L(x) = -(1/n) sum_t l_t the mean token loss of x (batch size 1, fp32 loss) and g_P its
 gradient with respect to the target's parameter tensor P (every tensor that receives one):
@@ -27,8 +28,6 @@ GRADIENT_REDUCTIONS = ("global-l2", "mean-tensor-linf", "mean-tensor-l2", "mean-
 
 @register
 class GradNorm(Scorer):
-    """score(x) = -(norm of the gradient of x's mean token loss), ``reduction`` as in the module docstring."""
-
     name = "gradnorm"
     title = "GradNorm"
     method = "gradnorm"

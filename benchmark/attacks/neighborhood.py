@@ -1,5 +1,5 @@
-"""Neighbourhood comparison (Mattern et al. 2023, Findings of ACL, arXiv 2305.18462; reference
-implementation MIMIR's ``mimir/attacks/neighborhood.py``): is x likelier than texts next to it?
+"""Neighbourhood comparison (Mattern et al. 2023, arXiv 2305.18462): is x likelier than texts
+next to it? Findings of ACL 2023; reference implementation MIMIR's ``mimir/attacks/neighborhood.py``.
 
 score(x) = mean_j L(n_j) - L(x) = mean_t l_t(x) - (1/m) sum_j mean_t l_t(n_j), where
 L = -mean_t l_t is the mean token loss on the target and n_1..n_m are neighbours of x. A member
@@ -135,8 +135,6 @@ class BertSwap:
 
 @register
 class Neighborhood(Scorer):
-    """score(x) = mean_j L(n_j) - L(x) over x's neighbours (module docstring)."""
-
     name = "neighborhood"
     title = "Neighbourhood comparison"
     method = "neighborhood"

@@ -1,5 +1,5 @@
-"""ReCaLL (Xie et al. 2024, arXiv 2406.15968; reference implementations github.com/ruoyuxie/recall
-and MIMIR's ``mimir/attacks/recall.py``): relative change in likelihood under a non-member prefix.
+"""ReCaLL (Xie et al. 2024, arXiv 2406.15968): relative change in likelihood under a non-member
+prefix. Reference implementations: github.com/ruoyuxie/recall and MIMIR's ``mimir/attacks/recall.py``.
 
 score(x) = LL(x | P) / LL(x), where LL(x) = mean_t l_t over the scored tokens of x and
 LL(x | P) is the mean over the same tokens of x when x follows the prefix P in the context.
@@ -25,8 +25,6 @@ from .pool import checked_pool
 
 @register
 class ReCaLL(Scorer):
-    """score(x) = LL(x | P) / LL(x) with P ``shots`` non-member texts of the pool (module docstring)."""
-
     name = "recall"
     title = "ReCaLL"
     method = "recall"

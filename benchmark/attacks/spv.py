@@ -1,8 +1,7 @@
-"""SPV-MIA (Fu et al., NeurIPS 2024, arXiv 2311.06062, "Membership Inference Attacks against
-Fine-tuned Large Language Models via Self-prompt Calibration"; reference implementation
-github.com/wjfu99/MIA-LLMs: ``attack/attack_model.py``, ``refer_data_generate.py``,
-``configs/config.yaml`` and the README's fine-tuning commands), and its two ablations as
-scorers of their own.
+"""SPV-MIA (Fu et al., NeurIPS 2024, arXiv 2311.06062): "Membership Inference Attacks against
+Fine-tuned Large Language Models via Self-prompt Calibration", and its two ablations as scorers
+of their own. Reference implementation github.com/wjfu99/MIA-LLMs: ``attack/attack_model.py``,
+``refer_data_generate.py``, ``configs/config.yaml`` and the README's fine-tuning commands.
 
 Definitions (l_t = log p(token t | prefix) over a text's scored tokens, as every membench
 statistic; M is a model; L_M(x) = -mean_t l_t the mean token loss):
@@ -472,7 +471,15 @@ class _SPV(Scorer):
 
 @register
 class SPVMIA(_SPV):
-    """SPV-MIA: score(x) = PV_ref(x) - PV_target(x) with the self-prompt reference (module docstring)."""
+    """SPV-MIA (Fu et al. 2024, arXiv 2311.06062): score(x) = PV_ref(x) - PV_target(x), higher = member.
+
+    PV_M(x) = (1/m) sum_j p_M(x~_j) - p_M(x) with p_M(x) = exp(-L_M(x)), L_M the mean token loss
+    under model M; x~_1..x~_m (m = 10) are the reference code's T5 span fills of x (span 2,
+    int(0.3 * pieces / (2 + 2 * 1)) spans on the space-separated pieces, t5-base, top-p 1); ref
+    is the self-prompt reference: the target's base fine-tuned with the target's recipe at 0.2
+    of its epochs and half its learning rate on up to 10,000 texts the target wrote from
+    16-token prompts of the declared pool, generated to the training block length. The module
+    docstring gives every parameter and difference from the reference code."""
 
     name = "spv_mia"
     title = "SPV-MIA"
@@ -481,7 +488,9 @@ class SPVMIA(_SPV):
 
 @register
 class SPVReference(_SPV):
-    """SPV-MIA without PV: mean l^target(x) - mean l^ref(x) with the self-prompt reference."""
+    """SPV-MIA with the self-prompt reference only (Fu et al. 2024, arXiv 2311.06062): the ablation
+    without probabilistic variation, score(x) = mean_t l_t^target(x) - mean_t l_t^ref(x), higher =
+    member, with ref SPV-MIA's self-prompt reference (built as for spv_mia and shared with it)."""
 
     name = "spv_reference"
     title = "SPV-MIA: self-prompt reference only"
@@ -491,8 +500,10 @@ class SPVReference(_SPV):
 
 @register
 class SPVProbabilisticVariation(_SPV):
-    """SPV-MIA without calibration: RV_target(x), the relative loss variation (``variation=
-    probability``: -PV_target(x))."""
+    """SPV-MIA without calibration (Fu et al. 2024, arXiv 2311.06062): the reference code's
+    ``calibration: false`` score, score(x) = (1/m) sum_j (L(x~_j) - L(x)) / L(x) on the target
+    (L the mean token loss, x~_j SPV-MIA's m = 10 T5 span fills), higher = member; with
+    ``variation=probability``, score(x) = p(x) - (1/m) sum_j p(x~_j), p = exp(-L)."""
 
     name = "spv_pv"
     title = "SPV-MIA: no calibration (relative loss variation)"
