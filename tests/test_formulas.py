@@ -171,6 +171,13 @@ def test_recall_equals_hand_computed(tiny_target):
         assert out[i] == pytest.approx(cond / _mean_lp(t, text), abs=1e-5)
 
 
+def test_recall_defaults_to_mimirs_one_shot():
+    """MIMIR's configs/recall.json: recall_num_shots 1 (membench published 2 before)."""
+    scorer = attacks.get_scorer("recall")
+    assert scorer.shots == 1 and scorer.prefix(POOL).strip() in POOL  # one pool text, not two joined
+    assert attacks.scorer_class("recall").canonical_params({"shots": 1}) == {}
+
+
 def test_recall_refuses_a_pool_overlapping_the_split(tiny_target):
     from benchmark.errors import MembenchError
 
