@@ -108,8 +108,8 @@ def test_dc_pdd_uses_the_table_and_names_the_command_without_one(tmp_home, model
 
 def test_the_pool_is_a_named_substitute():
     cls = attacks.scorer_class("dc_pdd")
-    assert cls.canonical_params({"frequency": "pool"}) == {"frequency": "pool"}
-    assert cls.canonical_params({"frequency": "table", "first_token": True}) == {}
+    assert attacks.canonical_params(cls, {"frequency": "pool"}) == {"frequency": "pool"}
+    assert attacks.canonical_params(cls, {"frequency": "table", "first_token": True}) == {}
     assert attacks.get_scorer("dc_pdd", frequency="pool").needs_pool and not attacks.get_scorer("dc_pdd").needs_pool
     with pytest.raises(ValueError, match="frequency must be one of"):
         attacks.get_scorer("dc_pdd", frequency="c4")

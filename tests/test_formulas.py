@@ -175,7 +175,7 @@ def test_recall_defaults_to_mimirs_one_shot():
     """MIMIR's configs/recall.json: recall_num_shots 1 (membench published 2 before)."""
     scorer = attacks.get_scorer("recall")
     assert scorer.shots == 1 and scorer.prefix(POOL).strip() in POOL  # one pool text, not two joined
-    assert attacks.scorer_class("recall").canonical_params({"shots": 1}) == {}
+    assert attacks.canonical_params(attacks.scorer_class("recall"), {"shots": 1}) == {}
 
 
 def test_recall_refuses_a_pool_overlapping_the_split(tiny_target):
@@ -271,7 +271,7 @@ def test_gradnorm_equals_mimir_on_a_tiny_model(tiny_target):
             continue
         assert out[i] == pytest.approx(float(mimir_gradnorm(t.model, ids)), rel=1e-4)
         assert l2[i] == pytest.approx(float(mimir_gradnorm(t.model, ids, p=2)), rel=1e-4)
-    assert attacks.scorer_class("gradnorm").canonical_params({"reduction": "mean-tensor-linf"}) == {}
+    assert attacks.canonical_params(attacks.scorer_class("gradnorm"), {"reduction": "mean-tensor-linf"}) == {}
 
 
 def test_gradnorm_global_l2_is_a_named_option(tiny_target):

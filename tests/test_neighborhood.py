@@ -126,7 +126,7 @@ def test_an_unloadable_bert_is_refused_naming_the_download_and_the_substitute():
 
 
 def test_word_swap_is_a_named_substitute_that_keeps_whitespace():
-    assert attacks.scorer_class("neighborhood").canonical_params({"generator": "word-swap"}) == {
+    assert attacks.canonical_params(attacks.scorer_class("neighborhood"), {"generator": "word-swap"}) == {
         "generator": "word-swap"}
     code = "def f(x):\n    return x + 1\n\n\nclass A:\n    pass\n"
     a = word_swap_neighbours(code, 6, ["alpha", "beta"], seed=3)

@@ -156,9 +156,9 @@ def test_an_unloadable_t5_is_refused_naming_the_download_and_the_substitute(tmp_
 
 
 def test_the_substitute_is_a_named_setting():
-    assert attacks.scorer_class("spv_mia").canonical_params({"perturbation": "word-swap"}) == {
+    assert attacks.canonical_params(attacks.scorer_class("spv_mia"), {"perturbation": "word-swap"}) == {
         "perturbation": "word-swap"}
-    assert attacks.scorer_class("spv_mia").canonical_params({"perturbation": "t5"}) == {}
+    assert attacks.canonical_params(attacks.scorer_class("spv_mia"), {"perturbation": "t5"}) == {}
     with pytest.raises(ValueError, match="perturbation must be one of"):
         SPVMIA(perturbation="random")
 

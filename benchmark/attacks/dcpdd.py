@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
 from ..hashing import sha256_json
 from ..home import cache_dir
 from . import frequency as tables
-from .base import Scorer, ScoringInput, register
 from .pool import checked_pool
 
 FREQUENCIES = ("table", "pool")
@@ -118,12 +118,11 @@ def with_start_token(access, texts: list[str]):
     return stats, f"EOS ({tok.convert_ids_to_tokens(int(start))}) prepended, as MIMIR does: one extra forward pass"
 
 
-@register
 class DCPDD(Scorer):
     name = "dc_pdd"
     title = "DC-PDD"
     method = "dc_pdd"
-    citation = "Zhang et al. 2024 (arXiv 2409.14781)"
+    citation = "Zhang et al. 2024, EMNLP 2024 (arXiv 2409.14781)"
     default_set = "model"
     requires = ("features", "logprobs")
     needs_pool = False  # only with frequency=pool (set per instance)
@@ -137,6 +136,7 @@ class DCPDD(Scorer):
         self.frequency = frequency
         self.first_token = bool(first_token)
         self.needs_pool = frequency == "pool"
+
 
     def frequencies(self, inputs: ScoringInput, vocab: int) -> tuple[np.ndarray, dict]:
         access = inputs.access

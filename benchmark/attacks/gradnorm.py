@@ -20,18 +20,17 @@ code (the same mean token loss of tokens 2..n); membench computes the loss from 
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 # How ``ModelAccess.gradient_norms`` reduces the per-parameter gradients to one number.
 GRADIENT_REDUCTIONS = ("global-l2", "mean-tensor-linf", "mean-tensor-l2", "mean-tensor-l1")
 
 
-@register
 class GradNorm(Scorer):
     name = "gradnorm"
     title = "GradNorm"
     method = "gradnorm"
-    citation = "Wang et al. 2024 (arXiv 2402.17012)"
+    citation = "Wang et al. 2024, Pandora's White-Box (arXiv 2402.17012)"
     default_set = "model"
     requires = ("gradients",)
 
@@ -39,6 +38,7 @@ class GradNorm(Scorer):
         if reduction not in GRADIENT_REDUCTIONS:
             raise ValueError(f"reduction must be one of {', '.join(GRADIENT_REDUCTIONS)}, got {reduction!r}")
         self.reduction = reduction
+
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         self.details = {"reduction": self.reduction}

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
 from ..hashing import sha256_file
-from .base import Scorer, ScoringInput, register
 from .convergence import convergence_block
 
 INIT_TEXT = "Here is the prefix of a training set text, please verbatim generate the subsequent tokens:"
@@ -66,9 +66,6 @@ def unaligned_objective(losses, members, temperature: float = 1.0):
 
 
 class _MIATuner(Scorer):
-    method = "mia_tuner"
-    citation = "Fu et al. 2024 (arXiv 2408.08661)"
-    default_set = "fit"
     requires = ("features", "fit")
     default_calibration = "cal80"
 
@@ -93,6 +90,7 @@ class _MIATuner(Scorer):
 
     def _extra_details(self) -> dict:
         return {}
+
 
     def convergence(self) -> dict | None:
         """The record's ``fit.convergence`` block (None before ``fit``)."""
@@ -166,7 +164,6 @@ class _MIATuner(Scorer):
         return out
 
 
-@register
 class MIATuner(_MIATuner):
     """MIA-Tuner for base (unaligned) models.
 
@@ -190,6 +187,9 @@ class MIATuner(_MIATuner):
 
     name = "mia_tuner"
     title = "MIA-Tuner"
+    method = "mia_tuner"
+    citation = "Fu et al. 2024, AAAI 2025 (arXiv 2408.08661)"
+    default_set = "fit"
 
     def _sequences(self, inputs):
         return inputs.access.tokenize(inputs.texts)
@@ -204,7 +204,6 @@ class MIATuner(_MIATuner):
         return np.asarray([float(np.mean(v)) for v in lps])
 
 
-@register
 class MIATunerAligned(_MIATuner):
     """MIA-Tuner for aligned (chat) models; a target without a chat template needs one from a
     file (``chat_template=FILE``: a Jinja chat template as the authors ship for their chat
@@ -232,7 +231,10 @@ class MIATunerAligned(_MIATuner):
     """
 
     name = "mia_tuner_aligned"
-    title = "MIA-Tuner (aligned models)"
+    title = "MIA-Tuner: aligned-model variant"
+    method = "mia_tuner"
+    citation = "Fu et al. 2024, AAAI 2025 (arXiv 2408.08661)"
+    default_set = "fit"
 
     def __init__(self, num_virtual_tokens: int = 50, epochs: int = 50, batch_size: int = 8,
                  learning_rate: float = 5e-4, max_train_samples: int = 160, temperature: float = 1.0,

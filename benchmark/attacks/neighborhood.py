@@ -42,8 +42,8 @@ from heapq import nlargest
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from . import auxiliary
-from .base import Scorer, ScoringInput, register
 from .loss import mean_logprob
 
 _WORD = re.compile(r"\S+")
@@ -133,12 +133,11 @@ class BertSwap:
         return out or [text]
 
 
-@register
 class Neighborhood(Scorer):
     name = "neighborhood"
     title = "Neighbourhood comparison"
     method = "neighborhood"
-    citation = "Mattern et al. 2023 (arXiv 2305.18462)"
+    citation = "Mattern et al. 2023, Findings of ACL 2023 (arXiv 2305.18462)"
     default_set = "model"
     requires = ("features", "logprobs")
 
@@ -152,6 +151,7 @@ class Neighborhood(Scorer):
         self.generator = generator
         self.mask_model = mask_model
         self.seed = int(seed)
+
 
     def neighbours(self, inputs: ScoringInput) -> tuple[list[list[str]], dict]:
         stored = inputs.neighbors or {}

@@ -18,17 +18,16 @@ membench separates them with a blank line and cuts the prefix's left end.
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 from .loss import mean_logprob
 from .pool import checked_pool
 
 
-@register
 class ReCaLL(Scorer):
     name = "recall"
     title = "ReCaLL"
     method = "recall"
-    citation = "Xie et al. 2024 (arXiv 2406.15968)"
+    citation = "Xie et al. 2024, EMNLP 2024 (arXiv 2406.15968)"
     default_set = "model"
     requires = ("features", "logprobs")
     needs_pool = True
@@ -38,6 +37,7 @@ class ReCaLL(Scorer):
             raise ValueError(f"shots must be at least 1, got {shots}")
         self.shots = int(shots)
         self.seed = int(seed)
+
 
     def prefix(self, pool: list[str]) -> str:
         rng = np.random.default_rng(self.seed)

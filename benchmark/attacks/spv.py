@@ -78,10 +78,10 @@ import time
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
 from ..hashing import sha256_json
 from . import auxiliary
-from .base import Scorer, ScoringInput, register
 from .lowercase import mean_logprob
 
 MASK = "<<<mask>>>"
@@ -253,9 +253,6 @@ def _forward(model_target, texts: list[str], batch_tokens: int):
 class _SPV(Scorer):
     """The three scorers' shared machinery (see the module docstring)."""
 
-    method = "spv_mia"
-    citation = "Fu et al. 2024 (arXiv 2311.06062)"
-    default_set = "finetune"
     needs_pool = True
     uses_reference = True
     uses_pv = True
@@ -287,6 +284,7 @@ class _SPV(Scorer):
         self.variation = variation
         self.seed = int(seed)
         self.details = {}
+
 
     # -- the self-prompt reference -----------------------------------------------------------
     def reference_recipe(self, target) -> dict:
@@ -469,7 +467,6 @@ class _SPV(Scorer):
         return out
 
 
-@register
 class SPVMIA(_SPV):
     """SPV-MIA (Fu et al. 2024, arXiv 2311.06062): score(x) = PV_ref(x) - PV_target(x), higher = member.
 
@@ -483,10 +480,12 @@ class SPVMIA(_SPV):
 
     name = "spv_mia"
     title = "SPV-MIA"
+    method = "spv_mia"
+    citation = "Fu et al. 2024, NeurIPS 2024 (arXiv 2311.06062)"
+    default_set = "finetune"
     requires = ("features", "logprobs", "generate")
 
 
-@register
 class SPVReference(_SPV):
     """SPV-MIA with the self-prompt reference only (Fu et al. 2024, arXiv 2311.06062): the ablation
     without probabilistic variation, score(x) = mean_t l_t^target(x) - mean_t l_t^ref(x), higher =
@@ -494,11 +493,13 @@ class SPVReference(_SPV):
 
     name = "spv_reference"
     title = "SPV-MIA: self-prompt reference only"
+    method = "spv_mia"
+    citation = "Fu et al. 2024, NeurIPS 2024 (arXiv 2311.06062)"
+    default_set = "finetune"
     requires = ("features", "generate")
     uses_pv = False
 
 
-@register
 class SPVProbabilisticVariation(_SPV):
     """SPV-MIA without calibration (Fu et al. 2024, arXiv 2311.06062): the reference code's
     ``calibration: false`` score, score(x) = (1/m) sum_j (L(x~_j) - L(x)) / L(x) on the target
@@ -506,6 +507,9 @@ class SPVProbabilisticVariation(_SPV):
     ``variation=probability``, score(x) = p(x) - (1/m) sum_j p(x~_j), p = exp(-L)."""
 
     name = "spv_pv"
-    title = "SPV-MIA: no calibration (relative loss variation)"
+    title = "SPV-MIA: probabilistic variation only"
+    method = "spv_mia"
+    citation = "Fu et al. 2024, NeurIPS 2024 (arXiv 2311.06062)"
+    default_set = "finetune"
     requires = ("features", "logprobs")
     uses_reference = False
