@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 
-from benchmark.results.gate import validate_dir
+from benchmark.results.gate import publish, validate_dir
+from benchmark.site import build_site
 from benchmark import results, suite
 from benchmark.attacks.registry import register, unregister
 from benchmark.cli import main
@@ -160,7 +161,19 @@ def test_an_unconverged_mia_tuner_fit_is_flagged_with_its_numbers(env, tmp_path)
     assert abs(conv["relative_drop"]) < 0.05 and conv["objective_first"] == pytest.approx(conv["objective_last"],
                                                                                           rel=0.05)
     assert "learned" in conv["rule"] and validate_dir(tmp_path / "flat").ok
-
+    # the gate flags it and writes the training facts; the site shows the flag with the row
+    publish(tmp_path / "flat")
+    gated = results.read(results.record_path(tmp_path / "flat", SPLIT, TARGET, flat["scorer"]["name"], subset="cal80"))
+    (flag,) = gated["display"]["flags"]
+    assert flag["tag"] == "not converged" and str(conv["epochs"]) in flag["why"]
+    assert gated["display"]["method_details"]["training"].startswith("4 epochs (the authors': 50)")
+    report = build_site(tmp_path / "flat", tmp_path / "site")
+    assert not report.rejected
+    (page,) = (tmp_path / "site" / "scorer").glob("mia_tuner*.html")
+    html = page.read_text()
+    assert 'class="tag warn flag"' in html and "the fit did not converge" in html and "How each result was run" in html
+    split_page = next((tmp_path / "site" / "split").glob("*.html")).read_text()
+    assert ">not converged</span>" in split_page  # the row's tag on the split's table
 
 
 def test_convergence_rule_by_hand():

@@ -137,6 +137,30 @@ class DCPDD(Scorer):
         self.first_token = bool(first_token)
         self.needs_pool = frequency == "pool"
 
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        out = {}
+        freq = details.get("frequency")
+        if isinstance(freq, dict) and freq.get("source") == "table":
+            corpus = freq.get("corpus") or {}
+            rule = freq.get("size_rule") or {}
+            out["frequency corpus"] = (
+                f"{corpus.get('name')}: {corpus.get('n_tokens', 0):,} tokens of {corpus.get('n_texts', 0):,} texts, "
+                f"counted with the tokenizer of {freq.get('tokenizer_of')} ({rule.get('tokens_per_entry')} tokens per "
+                "vocabulary entry" + ("; forced below the size rule" if freq.get("forced") else "") + ")")
+        elif isinstance(freq, dict):
+            rule = freq.get("size_rule") or {}
+            out["frequency corpus"] = (f"the run's declared pool, asked for by name: {freq.get('n_tokens', 0):,} tokens "
+                                       f"of {freq.get('n_texts')} texts ({rule.get('tokens_per_entry')} tokens per "
+                                       "vocabulary entry), not a large reference corpus")
+        elif "corpus_texts" in details:  # a record of an earlier version: the pool, silently
+            out["frequency corpus"] = (f"the run's pool: {details.get('corpus_tokens', 0):,} tokens of "
+                                       f"{details['corpus_texts']} texts, not a large reference corpus")
+        if details.get("first_token"):
+            out["first token"] = str(details["first_token"])
+        elif out:
+            out["first token"] = "not scored"
+        return out
 
     def frequencies(self, inputs: ScoringInput, vocab: int) -> tuple[np.ndarray, dict]:
         access = inputs.access

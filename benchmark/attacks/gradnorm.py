@@ -39,6 +39,11 @@ class GradNorm(Scorer):
             raise ValueError(f"reduction must be one of {', '.join(GRADIENT_REDUCTIONS)}, got {reduction!r}")
         self.reduction = reduction
 
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        reduction = details.get("reduction") or params.get("reduction") or "global-l2"  # earlier records: global
+        return {"gradient norm": "mean over parameter tensors of each tensor's L-inf norm (MIMIR's)"
+                if reduction == "mean-tensor-linf" else f"{reduction} (not MIMIR's mean of per-tensor L-inf norms)"}
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         self.details = {"reduction": self.reduction}

@@ -91,6 +91,20 @@ class _MIATuner(Scorer):
     def _extra_details(self) -> dict:
         return {}
 
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        out = {}
+        by_epoch = details.get("objective_by_epoch")
+        if isinstance(by_epoch, list) and by_epoch:
+            out["training"] = (f"{len(by_epoch)} epochs (the authors': 50), {details.get('steps')} steps on "
+                               f"{details.get('train_texts_per_class')} texts per class; objective "
+                               f"{by_epoch[0]:g} -> {by_epoch[-1]:g}")
+        template = details.get("chat_template")
+        if isinstance(template, dict):
+            out["chat template"] = f"from the file {template.get('file')} (SHA-256 {str(template.get('sha256'))[:12]})"
+        elif template:
+            out["chat template"] = str(template)
+        return out
 
     def convergence(self) -> dict | None:
         """The record's ``fit.convergence`` block (None before ``fit``)."""

@@ -38,6 +38,13 @@ class ReCaLL(Scorer):
         self.shots = int(shots)
         self.seed = int(seed)
 
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        if "prefix_chars" not in details:
+            return {}
+        shots = params.get("shots", 1)
+        return {"prefix": f"{shots} non-member text{'s' if shots != 1 else ''} of the declared pool "
+                          f"({details['prefix_chars']:,} characters)" + (" (MIMIR: 1)" if shots != 1 else "")}
 
     def prefix(self, pool: list[str]) -> str:
         rng = np.random.default_rng(self.seed)

@@ -285,6 +285,45 @@ class _SPV(Scorer):
         self.seed = int(seed)
         self.details = {}
 
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        out = {}
+        pert = details.get("perturbations")
+        if isinstance(pert, dict):
+            source = str(pert.get("source", "unrecorded"))
+            shape = (f"{pert.get('m', params.get('n_perturbations'))} per text, spans of {pert.get('span_length')} "
+                     f"pieces, mask rate {pert.get('mask_rate')}")
+            if pert.get("span_count"):
+                shape += f", {pert['span_count']} spans, buffer {pert.get('buffer_size')}"
+            if source.startswith("t5-span-fill:"):
+                text = (f"T5 span filling with {source.split(':', 1)[1]} (top-p {pert.get('top_p')}), as the reference "
+                        f"code does; {shape}; {pert.get('unfilled', 0)} left unperturbed after {pert.get('max_tries')} "
+                        "tries")
+            elif source.startswith("word-swap"):
+                text = (f"a substitute asked for by name: random words of the pool's vocabulary fill the masks, "
+                        f"not T5; {shape}")
+            else:  # a record of an earlier version (e.g. the silent word fallback)
+                text = f"{source} (not T5 span filling); {shape}"
+            out["perturbation source"] = text
+        ref = details.get("reference")
+        if isinstance(ref, dict):
+            recipe = ref.get("recipe") if isinstance(ref.get("recipe"), dict) else {}
+            text = f"{ref.get('target')}"
+            if recipe:
+                text += (f": fine-tuned with the target's recipe at {recipe.get('epochs')} epochs (target: "
+                         f"{recipe.get('target_epochs')}) and learning rate {recipe.get('lr')} (target: "
+                         f"{recipe.get('target_lr')})")
+            text += (f", on {ref.get('n_texts')} self-prompt texts from {ref.get('prompt_tokens')}-token prompts of "
+                     f"the pool, generated to {ref.get('generated_to') or str(ref.get('max_new_tokens')) + ' new tokens'}"
+                     + ("; reused from an earlier run" if ref.get("reused") else ""))
+            out["reference recipe"] = text
+        if cls.uses_pv and not cls.uses_reference:
+            out["variation"] = ("probability space: p(x) - mean_j p(x~_j) (a named setting, not the reference code's)"
+                                if params.get("variation") == "probability" else
+                                "relative loss variation mean_j (L(x~_j) - L(x)) / L(x), the reference code's "
+                                "calibration: false path" if params.get("variation") == "relative-loss" else
+                                "probability space (a record of an earlier version)")
+        return out
 
     # -- the self-prompt reference -----------------------------------------------------------
     def reference_recipe(self, target) -> dict:
