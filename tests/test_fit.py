@@ -176,6 +176,17 @@ def test_an_unconverged_mia_tuner_fit_is_flagged_with_its_numbers(env, tmp_path)
     assert ">not converged</span>" in split_page  # the row's tag on the split's table
 
 
+def test_mia_tuner_defaults_are_the_authors():
+    """wjfu99/MIA-Tuner exp_scripts/main_exp.sh: 50 virtual tokens, 50 epochs, batches of 8 + 8,
+    lr 5e-4, 160 training texts (membench published 10 epochs before, an unconverged fit)."""
+    from benchmark import attacks
+
+    for name in ("mia_tuner", "mia_tuner_aligned"):
+        tuner = attacks.get_scorer(name)
+        assert (tuner.num_virtual_tokens, tuner.epochs, tuner.batch_size, tuner.learning_rate,
+                tuner.max_train_samples) == (50, 50, 8, 5e-4, 160)
+
+
 def test_convergence_rule_by_hand():
     from benchmark.attacks.convergence import convergence_block
 

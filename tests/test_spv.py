@@ -14,7 +14,7 @@ from finetune_helpers import module_home
 from test_finetune import docs, make_base, pool_file, recipe, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark import attacks, finetune, results, runner, targets
-from benchmark.results.gate import validate_dir
+from benchmark.results.gate import Catalog, validate_dir
 from benchmark.attacks import spv
 from benchmark.errors import MembenchError
 
@@ -97,7 +97,11 @@ def test_the_no_calibration_ablation_is_the_relative_loss_variation(records):
     """spv_pv's scores are RV_target recomputed from the target's losses on the same perturbations."""
     record = records["spv_pv"]
     assert record["scorer"]["params"]["variation"] == "relative-loss"
-    assert "calibration" in attacks.scorer_class("spv_pv").title
+    assert attacks.get_scorer("spv_pv").variation == "relative-loss"  # the default: not in the setting's name
+    assert "variation" not in record["scorer"]["name"]
+    shown = Catalog().describe(record)["method_details"]  # what the gate writes and the site shows
+    assert "relative loss variation" in shown["variation"] and "calibration: false" in shown["variation"]
+    assert "substitute asked for by name" in shown["perturbation source"]
 
 
 def test_a_pool_sharing_texts_with_the_split_is_refused(target):

@@ -176,3 +176,22 @@ def test_a_model_without_sentinels_is_refused(tmp_path):
                                         num_heads=2, decoder_start_token_id=0)).save_pretrained(tmp_path)
     with pytest.raises(MembenchError, match="sentinel"):
         SpanFiller(str(tmp_path), "spv_mia")
+
+
+def test_the_reference_recipe_defaults_are_the_authors():
+    """The official code's self-prompt reference (README, refer_data_generate.py, config.yaml) as
+    named, overridable defaults: 16-token prompts, up to 10,000 texts generated to the block
+    length, the target's recipe at 0.2 of its epochs and half its learning rate (10 -> 2 epochs,
+    1e-4 -> 5e-5); 10 T5-base fills of spans of 2 at pct 0.3 with buffer 1."""
+    scorer = attacks.get_scorer("spv_mia")
+    assert (scorer.n_reference_texts, scorer.prompt_tokens, scorer.max_new_tokens) == (10000, 16, None)
+    assert (scorer.reference_epoch_ratio, scorer.reference_lr_ratio) == (0.2, 0.5)
+    assert (scorer.n_perturbations, scorer.span_length, scorer.mask_rate, scorer.buffer_size) == (10, 2, 0.3, 1)
+    assert (scorer.perturbation, scorer.mask_model, scorer.top_p) == ("t5", "t5-base", 1.0)
+    target = SimpleNamespace(id="ft/x", max_length=2048, spec=SimpleNamespace(extra={"recipe_full": {
+        "train": {"epochs": 10, "lr": 1e-4, "block_size": 128}}}))
+    plan = scorer.reference_recipe(target)
+    assert plan["train"]["epochs"] == 2 and plan["train"]["lr"] == pytest.approx(5e-5)
+    assert plan["max_new_tokens"] == 128 - 16  # generated to the block length
+    lighter = attacks.get_scorer("spv_mia", reference_epoch_ratio=0.5, max_new_tokens=64).reference_recipe(target)
+    assert lighter["train"]["epochs"] == 5 and lighter["max_new_tokens"] == 64
