@@ -135,3 +135,12 @@ def test_word_swap_is_a_named_substitute_that_keeps_whitespace():
         assert n != code and n.count("\n") == code.count("\n") and n.count("    ") == code.count("    ")
         changed = [(x, y) for x, y in zip(n.split(" "), code.split(" ")) if x != y]
         assert len(n.split(" ")) == len(code.split(" ")) and len(changed) == 1
+
+
+def test_the_grid_estimate_counts_the_default_neighbours():
+    """n_neighbors defaults to None (every stored neighbour, or 25 generated): the cost estimate
+    counts 25 passes for it, and the number given otherwise."""
+    from benchmark.grid import estimate
+
+    assert estimate.scorer_passes(["neighborhood"]) == (25.0, 0.0, [])
+    assert estimate.scorer_passes(["neighborhood:n_neighbors=10", "dc_pdd"]) == (11.0, 0.0, [])
