@@ -50,12 +50,19 @@ serve: $(STAMP)
 # recomputes every other record of the split on the same evaluated rest), and the demo's null
 # control (random halves of the non-members), whose AUCs are each scorer's shift sensitivity.
 NULL_CONTROL := control/null/demo/pydoc-nonmembers
+# Offline there is no BERT, no T5 and no large corpus for the demo tokenizer: the substitutes are
+# asked for by name (they show in the records' names). With `huggingface-cli download
+# bert-base-uncased t5-base` done, `make leaderboard-results NEIGHBOURS=generator=bert
+# SPV_PERTURBATION=perturbation=t5` publishes the methods themselves.
+NEIGHBOURS       ?= generator=word-swap
+SPV_PERTURBATION ?= perturbation=word-swap
 leaderboard-results: $(STAMP)
 	$(VENV)/bin/membench demo --results-dir $(PUBLISHED) --out leaderboard_site/build
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
-	  --scorer lowercase --scorer reference --scorer neighborhood --scorer gradnorm --scorer recall
+	  --scorer lowercase --scorer reference --scorer neighborhood:$(NEIGHBOURS) --scorer gradnorm --scorer recall \
+	  --scorer dc_pdd:frequency=pool
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
-	  --scorer mia_tuner:epochs=10 --calibration cal80
+	  --scorer mia_tuner --calibration cal80
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
 	  --scorer con_recall --scorer calibrated:base=min_k --calibration cal10
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
@@ -88,7 +95,7 @@ finetune-results: $(STAMP)
 FT_DEFENCES := stdlib-users-full-cap stdlib-users-full-clip stdlib-users-full-early
 attack-results: $(STAMP)
 	$(VENV)/bin/membench run --target ft/stdlib-docs-lora --split finetune/stdlib-docs-lora --results-dir $(PUBLISHED) \
-	  --scorer spv_mia --scorer spv_reference --scorer spv_pv
+	  --scorer spv_mia:$(SPV_PERTURBATION) --scorer spv_reference --scorer spv_pv:$(SPV_PERTURBATION)
 	for r in stdlib-users-full $(FT_DEFENCES); do \
 	  $(VENV)/bin/membench finetune $$r && \
 	  $(VENV)/bin/membench diagnose finetune/$$r --results-dir $(PUBLISHED) && \

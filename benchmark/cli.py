@@ -15,13 +15,13 @@ import logging
 import sys
 
 from . import __version__, home, profiling
-from .commands import (bench, calibration, cards, demo, diagnose, evaluate, finetune, grid, leaderboard, results,
-                       run, serve, suite, targets, tokens, validate, worker)
+from .commands import (bench, calibration, cards, dcpdd_freq, demo, diagnose, evaluate, finetune, grid, leaderboard,
+                       results, run, serve, suite, targets, tokens, validate, worker)
 from .errors import MembenchError
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    demo, suite, targets, finetune, run, calibration, grid, bench, diagnose, cards,
+    demo, suite, targets, finetune, dcpdd_freq, run, calibration, grid, bench, diagnose, cards,
     results, leaderboard, serve, validate, evaluate, worker, tokens,
 )
 

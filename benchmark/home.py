@@ -198,8 +198,16 @@ def timings_file() -> Path:
 
 
 def cache_dir(name: str) -> Path:
-    """Small derived caches (e.g. DC-PDD's token-frequency tables under ``freq``)."""
+    """Small derived caches (e.g. DC-PDD's counts of a run's pool under ``freq``)."""
     return subdir(name)
+
+
+def dcpdd_table(tokenizer_hash: str) -> tuple[Path, Path]:
+    """DC-PDD's token-frequency table for one tokenizer (built by `membench dcpdd-freq build`):
+    ``MEMBENCH_HOME/dcpdd-freq/<tokenizer sha256>.npy`` (the counts) and ``.json`` (what they
+    were counted from). Not created."""
+    base = subdir("dcpdd-freq") / tokenizer_hash
+    return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
 # Folders in the repository (published results and the generated site).

@@ -50,7 +50,8 @@ def test_the_default_sets_are_views_of_the_registry():
                         (attacks.SPV_SCORERS, "finetune")):
         assert view == attacks.default_set(which)
         assert view and all(attacks.scorer_class(n).default_set == which for n in view)
-    assert set(attacks.FEATURE_SCORERS) == {"loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd", "surp"}
+    assert set(attacks.FEATURE_SCORERS) == {"loss", "zlib", "min_k", "min_k_plus_plus", "surp"}
+    assert "dc_pdd" in attacks.MODEL_SCORERS  # a frequency table and a start-token pass: not features only
     assert all("fit" in attacks.scorer_class(n).requires for n in attacks.FIT_SCORERS)
     with pytest.raises(MembenchError, match="unknown default set 'feature'"):
         attacks.default_set("feature")

@@ -20,7 +20,7 @@ def test_help_lists_every_command():
     out = _cli("--help")
     assert out.returncode == 0
     for command in COMMANDS:
-        assert command.__name__.rpartition(".")[2] in out.stdout
+        assert command.__name__.rpartition(".")[2].replace("_", "-") in out.stdout  # dcpdd_freq: dcpdd-freq
 
 
 def _all_command_paths():

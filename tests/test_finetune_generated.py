@@ -49,7 +49,7 @@ def test_generated_recipe_reports_both_aucs_their_difference_and_pii(generated):
     assert not report["allowed_invalid"]  # the registered base split now lists the fine-tuned target
     assert suite.get_split("finetune/tiny-base").labels_valid_for("ft/tiny-gen")
     names = {r["scorer"] for r in report["scorers"]}
-    assert {"loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd"} <= names
+    assert {"loss", "zlib", "min_k", "min_k_plus_plus"} <= names
     for row in report["scorers"]:
         assert 0 <= row["base_auc"] <= 1 and 0 <= row["finetuned_auc"] <= 1
         assert row["difference"] == pytest.approx(row["finetuned_auc"] - row["base_auc"])

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 
-from benchmark.results.gate import validate_dir
+from benchmark.results.gate import publish, validate_dir
+from benchmark.site import build_site
 from benchmark import results, suite
 from benchmark.attacks.registry import register, unregister
 from benchmark.cli import main
+from benchmark.errors import MembenchError
 from benchmark.evaluate import MeteredModelAccess, RunSpec, run
 
 @pytest.fixture(scope="module")
@@ -148,6 +150,72 @@ def test_mia_tuner_trains_within_its_budget_on_a_tiny_target(env, tmp_path):
     zlib_rest = results.read(results.record_path(tmp_path / "r", SPLIT, TARGET, "zlib", subset="cal80"))
     assert zlib_rest["evaluation_subset"]["rest_sha256"] == tuner["evaluation_subset"]["rest_sha256"]
     assert validate_dir(tmp_path / "r").ok
+
+
+def test_an_unconverged_mia_tuner_fit_is_flagged_with_its_numbers(env, tmp_path):
+    """A learning rate too small to move the prompt: the objective stays flat, and the record's
+    fit block says the fit did not converge (the published MIA-Tuner was LOSS in disguise)."""
+    (flat,) = _run(env, ["mia_tuner:epochs=4,batch_size=4,num_virtual_tokens=4,max_train_samples=16,"
+                         "learning_rate=1e-12"], tmp_path / "flat")
+    conv = flat["fit"]["convergence"]
+    assert conv["converged"] is False and conv["learned"] is False and conv["epochs"] == 4
+    assert abs(conv["relative_drop"]) < 0.05 and conv["objective_first"] == pytest.approx(conv["objective_last"],
+                                                                                          rel=0.05)
+    assert "learned" in conv["rule"] and validate_dir(tmp_path / "flat").ok
+    # the gate flags it and writes the training facts; the site shows the flag with the row
+    publish(tmp_path / "flat")
+    gated = results.read(results.record_path(tmp_path / "flat", SPLIT, TARGET, flat["scorer"]["name"], subset="cal80"))
+    (flag,) = gated["display"]["flags"]
+    assert flag["tag"] == "not converged" and str(conv["epochs"]) in flag["why"]
+    assert gated["display"]["method_details"]["training"].startswith("4 epochs (the authors': 50)")
+    report = build_site(tmp_path / "flat", tmp_path / "site")
+    assert not report.rejected
+    (page,) = (tmp_path / "site" / "scorer").glob("mia_tuner*.html")
+    html = page.read_text()
+    assert 'class="tag warn flag"' in html and "the fit did not converge" in html and "How each result was run" in html
+    split_page = next((tmp_path / "site" / "split").glob("*.html")).read_text()
+    assert ">not converged</span>" in split_page  # the row's tag on the split's table
+
+
+def test_mia_tuner_defaults_are_the_authors():
+    """wjfu99/MIA-Tuner exp_scripts/main_exp.sh: 50 virtual tokens, 50 epochs, batches of 8 + 8,
+    lr 5e-4, 160 training texts (membench published 10 epochs before, an unconverged fit)."""
+    from benchmark import attacks
+
+    for name in ("mia_tuner", "mia_tuner_aligned"):
+        tuner = attacks.get_scorer(name)
+        assert (tuner.num_virtual_tokens, tuner.epochs, tuner.batch_size, tuner.learning_rate,
+                tuner.max_train_samples) == (50, 50, 8, 5e-4, 160)
+
+
+def test_convergence_rule_by_hand():
+    from benchmark.attacks.convergence import convergence_block
+
+    assert convergence_block([1.0, 0.8, 0.6, 0.59, 0.59])["converged"]  # 41% drop, the last two within 1%
+    flat = convergence_block([0.738, 0.737, 0.736, 0.735, 0.734])  # the published tuner: 0.5% drop
+    assert not flat["converged"] and not flat["learned"] and flat["settled"]
+    moving = convergence_block([1.0, 0.8, 0.6, 0.4])  # still falling fast: learned, not settled
+    assert moving["learned"] and not moving["settled"] and not moving["converged"]
+    assert not convergence_block([1.0])["converged"]
+
+
+def test_aligned_mia_tuner_takes_a_chat_template_from_a_file(env, tmp_path):
+    from fit_helpers import CHAT_TEMPLATE
+
+    from benchmark.hashing import sha256_file
+
+    template = tmp_path / "chat.jinja"
+    template.write_text(CHAT_TEMPLATE)
+    (record,) = run(RunSpec.build(str(env["plain"]), SPLIT, [f"mia_tuner_aligned:epochs=1,batch_size=4,"
+                                                            f"num_virtual_tokens=4,max_train_samples=16,"
+                                                            f"chat_template={template}"],
+                                  results_dir=tmp_path / "r", progress=False, target_name=TARGET,
+                                  calibration="cal10")).records
+    assert record["scorer"]["details"]["chat_template"] == {"file": "chat.jinja", "sha256": sha256_file(template)}
+    assert record["fit"]["usage"]["training_steps"] == 2
+    with pytest.raises(MembenchError, match="is not a file"):
+        run(RunSpec.build(str(env["plain"]), SPLIT, [f"mia_tuner_aligned:chat_template={tmp_path / 'missing.jinja'}"],
+                          results_dir=tmp_path / "r2", progress=False, target_name=TARGET))
 
 
 def test_aligned_mia_tuner_scores_a_probability_of_yes(env, tmp_path):

@@ -172,6 +172,13 @@ def test_recall_equals_hand_computed(tiny_target):
         assert out[i] == pytest.approx(cond / _mean_lp(t, text), abs=1e-5)
 
 
+def test_recall_defaults_to_mimirs_one_shot():
+    """MIMIR's configs/recall.json: recall_num_shots 1 (membench published 2 before)."""
+    scorer = attacks.get_scorer("recall")
+    assert scorer.shots == 1 and scorer.prefix(POOL).strip() in POOL  # one pool text, not two joined
+    assert attacks.canonical_params(attacks.scorer_class("recall"), {"shots": 1}) == {}
+
+
 def test_recall_refuses_a_pool_overlapping_the_split(tiny_target):
     from benchmark.errors import MembenchError
 
@@ -180,35 +187,97 @@ def test_recall_refuses_a_pool_overlapping_the_split(tiny_target):
         attacks.get_scorer("recall").score(_scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL + [TEXTS[0]]))
 
 
-def test_dcpdd_equals_hand_computed(tiny_target):
-    t, _ = tiny_target
-    a = 0.5  # large enough that the clip binds only sometimes
-    out = attacks.get_scorer("dc_pdd", a=a).score(_scoring_input(t, TEXTS, ("features",), pool=POOL))
-    vocab = len(t.tokenizer)
-    counts = [0] * vocab
+def _dcpdd_by_hand(scored_ids, lp, counts, a):
+    total, vocab = sum(counts), len(counts)
+    seen, terms = set(), []
+    for pos, tok_id in enumerate(scored_ids):
+        if tok_id in seen:
+            continue
+        seen.add(tok_id)
+        f = (counts[tok_id] + 1) / (total + vocab)
+        terms.append(min(math.exp(lp[pos]) * math.log(1 / f), a))
+    return sum(terms) / len(terms) if terms else float("nan")
+
+
+def _pool_counts(t):
+    counts = [0] * len(t.tokenizer)
     for p in POOL:
         for tok_id in _ids(t, p):
             counts[tok_id] += 1
-    total = sum(counts)
+    return counts
+
+
+def test_dcpdd_scores_the_first_token_after_eos_as_mimir_does(tiny_target):
+    t, _ = tiny_target
+    a = 0.5  # large enough that the clip binds only sometimes
+    scorer = attacks.get_scorer("dc_pdd", a=a, frequency="pool")
+    out = scorer.score(_scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL))
+    counts = _pool_counts(t)
+    eos = t.tokenizer.eos_token_id
+    assert eos is not None and not t.tokenizer("a b")["input_ids"][0] == eos  # no BOS of its own
+    for i, text in enumerate(TEXTS):
+        ids = _ids(t, text)
+        row = [eos] + ids  # MIMIR: tokens = cat([eos], tokenizer(document)); every text token scored
+        lp = _by_hand(t.model, row)[0]
+        assert len(lp) == len(ids)  # token 1 is scored ("A", one token, now has a score too)
+        assert out[i] == pytest.approx(_dcpdd_by_hand(ids, lp, counts, a), abs=1e-6)
+    assert "EOS" in scorer.details["first_token"] and scorer.details["frequency"]["n_texts"] == len(POOL)
+
+
+def test_dcpdd_without_the_first_token_equals_hand_computed(tiny_target):
+    t, _ = tiny_target
+    a = 0.5
+    out = attacks.get_scorer("dc_pdd", a=a, frequency="pool", first_token=False).score(
+        _scoring_input(t, TEXTS, ("features", "logprobs"), pool=POOL))
+    counts = _pool_counts(t)
     for i, text in enumerate(TEXTS):
         ids = _ids(t, text)
         if len(ids) < 2:
             assert math.isnan(out[i])
             continue
         lp = _by_hand(t.model, ids)[0]
-        seen, terms = set(), []
-        for pos, tok_id in enumerate(ids[1:]):
-            if tok_id in seen:
-                continue
-            seen.add(tok_id)
-            f = (counts[tok_id] + 1) / (total + vocab)
-            terms.append(min(math.exp(lp[pos]) * math.log(1 / f), a))
-        assert out[i] == pytest.approx(sum(terms) / len(terms), abs=1e-6)
+        assert out[i] == pytest.approx(_dcpdd_by_hand(ids[1:], lp, counts, a), abs=1e-6)
 
 
-def test_gradnorm_equals_autograd_by_hand(tiny_target):
+def mimir_gradnorm(model, ids, p=float("inf")):
+    """MIMIR's GradNormAttack._attack (mimir/attacks/gradnorm.py), transcribed: loss = -mean of
+    the token log-probabilities, one backward pass, the mean over parameters with a gradient of
+    each gradient's p-norm, negated."""
+    model.zero_grad()
+    x = torch.tensor([ids])
+    with torch.enable_grad():
+        logits = model(input_ids=x).logits[0, :-1]
+        all_prob = torch.log_softmax(logits, -1).gather(-1, x[0, 1:].unsqueeze(-1)).squeeze(-1)
+        loss = -torch.mean(all_prob)
+        loss.backward()
+    grad_norms = []
+    for param in model.parameters():
+        if param.grad is not None:
+            grad_norms.append(param.grad.detach().norm(p))
+    grad_norm = torch.stack(grad_norms).mean()
+    model.zero_grad()
+    return -grad_norm.cpu().numpy()
+
+
+def test_gradnorm_equals_mimir_on_a_tiny_model(tiny_target):
     t, _ = tiny_target
     out = attacks.get_scorer("gradnorm").score(_scoring_input(t, TEXTS, ("gradients",)))
+    l2 = attacks.get_scorer("gradnorm", reduction="mean-tensor-l2").score(_scoring_input(t, TEXTS, ("gradients",)))
+    for p in t.model.parameters():
+        p.requires_grad_(True)
+    for i, text in enumerate(TEXTS):
+        ids = _ids(t, text)
+        if len(ids) < 2:
+            assert math.isnan(out[i])
+            continue
+        assert out[i] == pytest.approx(float(mimir_gradnorm(t.model, ids)), rel=1e-4)
+        assert l2[i] == pytest.approx(float(mimir_gradnorm(t.model, ids, p=2)), rel=1e-4)
+    assert attacks.canonical_params(attacks.scorer_class("gradnorm"), {"reduction": "mean-tensor-linf"}) == {}
+
+
+def test_gradnorm_global_l2_is_a_named_option(tiny_target):
+    t, _ = tiny_target
+    out = attacks.get_scorer("gradnorm", reduction="global-l2").score(_scoring_input(t, TEXTS, ("gradients",)))
     params = list(t.model.parameters())
     for i, text in enumerate(TEXTS):
         ids = _ids(t, text)
@@ -236,40 +305,6 @@ def test_neighborhood_with_stored_neighbours_equals_hand_computed(tiny_target):
     for i, uid in enumerate(["0", "1"]):
         neigh = np.mean([_mean_lp(t, n) for n in stored[uid][:2]])
         assert out[i] == pytest.approx(_mean_lp(t, texts[i]) - neigh, abs=1e-5)
-
-
-def test_word_swap_neighbours_are_seeded_and_change_words():
-    from benchmark.attacks.neighborhood import word_swap_neighbours
-
-    vocab = sorted(set(" ".join(POOL).split()))
-    a = word_swap_neighbours(TEXTS[0], 5, 0.2, vocab, seed=7)
-    assert a == word_swap_neighbours(TEXTS[0], 5, 0.2, vocab, seed=7)
-    assert a != word_swap_neighbours(TEXTS[0], 5, 0.2, vocab, seed=8)
-    words = TEXTS[0].split()
-    for n in a:
-        changed = sum(x != y for x, y in zip(n.split(), words))
-        assert len(n.split()) == len(words) and changed == round(0.2 * len(words))
-
-
-def test_neighbours_from_a_masked_language_model(tmp_path):
-    """The MLM path with a tiny local BERT: seeded, in place, never the original token."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
-
-    from benchmark.attacks.neighborhood import MaskFiller
-
-    words = sorted({w.strip(".;,").lower() for w in " ".join(TEXTS + POOL).split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ";", ","] + words
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    torch.manual_seed(0)
-    BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64)).save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    filler = MaskFiller(str(tmp_path))
-    text = TEXTS[3].lower()
-    a = filler.neighbours(text, 3, 0.2, seed=1)
-    assert a == filler.neighbours(text, 3, 0.2, seed=1)
-    for n in a:
-        assert n != text and len(n.split()) == len(text.split())
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])

@@ -34,9 +34,11 @@ def demo_run(tmp_path_factory):
     diag.parent.mkdir(parents=True)
     diag.write_text(json.dumps({"blind_auc": 0.55}))
     targets.ensure_demo_target(progress=False)
-    # neighbourhood with 3 neighbours per text (default 10) keeps CI time down; no masked model
-    # is available offline, so this exercises the documented word-swap fallback
-    specs = [s if s != "neighborhood" else "neighborhood:n_neighbors=3,mask_model=none" for s in ALL]
+    # neighbourhood with 3 neighbours per text (default 25 generated) keeps CI time down; no BERT
+    # is available offline, so this asks for the word-swap substitute by name
+    # DC-PDD counts the demo's pool by name (no large corpus is declared for the demo tokenizer)
+    named = {"neighborhood": "neighborhood:n_neighbors=3,generator=word-swap", "dc_pdd": "dc_pdd:frequency=pool"}
+    specs = [named.get(s, s) for s in ALL]
     records = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out, progress=False)).records
     return out, {r["scorer"]["name"].split("(")[0]: r for r in records}
 
@@ -124,9 +126,10 @@ def test_scorer_specs_parse_parameters_and_reject_bad_ones():
     ("min_k:k=0.20", ("min_k", {})),
     ("min_k:k=1", ("min_k", {"k": 1.0})),      # cast to the parameter's type
     ("min_k:k=0.1", ("min_k", {"k": 0.1})),
-    ("neighborhood:n_neighbors=3,mask_model=none", ("neighborhood", {"mask_model": "none", "n_neighbors": 3})),
-    ("neighborhood:n_neighbors=10", ("neighborhood", {})),
-    ("recall:shots=2.0", ("recall", {})),      # an integral float is the integer
+    ("neighborhood:n_neighbors=3,generator=word-swap", ("neighborhood", {"generator": "word-swap",
+                                                                         "n_neighbors": 3})),
+    ("neighborhood:generator=bert", ("neighborhood", {})),
+    ("recall:shots=1.0", ("recall", {})),      # an integral float is the integer
 ])
 def test_parameters_are_canonical_against_the_defaults(spec, expected):
     from benchmark.evaluate import scorer_settings
@@ -148,8 +151,8 @@ def test_a_value_list_is_a_grid_and_defaults_collapse():
     assert scorer_settings(["min_k:k=0.05,0.1,0.2,0.5"]) == [
         ("min_k", {"k": 0.05}), ("min_k", {"k": 0.1}), ("min_k", {}), ("min_k", {"k": 0.5})]
     grid = scorer_settings(["recall:shots=1,2,seed=0,3"])
-    assert grid == [("recall", {"shots": 1}), ("recall", {"seed": 3, "shots": 1}), ("recall", {}),
-                    ("recall", {"seed": 3})]
+    assert grid == [("recall", {}), ("recall", {"seed": 3}), ("recall", {"shots": 2}),
+                    ("recall", {"seed": 3, "shots": 2})]
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -188,14 +191,17 @@ def test_compare_names_mean_the_settings_of_this_run():
         compare_labels(["loss"], run)
 
 
-def test_default_set_says_what_it_skips_without_a_pool():
+def test_default_set_says_what_it_skips_without_a_pool(monkeypatch):
     from benchmark.evaluate import default_scorer_set
 
     names, skipped = default_scorer_set(pool_available=False, reference=None)
-    assert "dc_pdd" not in names and [s["scorer"] for s in skipped] == ["dc_pdd"]
+    assert "dc_pdd" not in names and skipped == []  # DC-PDD needs a frequency table: not a default
+    monkeypatch.setattr(attacks, "FEATURE_SCORERS", (*attacks.FEATURE_SCORERS, "recall"))  # one that needs a pool
+    names, skipped = default_scorer_set(pool_available=False, reference=None)
+    assert "recall" not in names and [s["scorer"] for s in skipped] == ["recall"]
     assert "pool" in skipped[0]["reason"] and "--pool" in skipped[0]["fix"]
     names, skipped = default_scorer_set(pool_available=True, reference="demo/neox-tiny-ref")
-    assert "dc_pdd" in names and names[-1] == "reference" and skipped == []
+    assert "recall" in names and names[-1] == "reference" and skipped == []
 
 
 def test_blind_auc_is_read_from_membench_home_when_the_results_folder_has_none(tmp_path, monkeypatch):
@@ -227,7 +233,7 @@ def test_pool_that_overlaps_the_split_is_refused(tmp_path):
     pd.DataFrame({"text": split.samples["text"].tolist()[:3] + ["an unrelated text"]}).to_parquet(bad)
     targets.ensure_demo_target(progress=False)
     with pytest.raises(MembenchError, match="shares 3 text"):
-        run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd"], results_dir=tmp_path, progress=False,
+        run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd:frequency=pool"], results_dir=tmp_path, progress=False,
                           pool=bad))
 
 
@@ -325,19 +331,20 @@ def test_a_bootstrap_p_of_zero_prints_below_its_resolution():
 
 
 @pytest.mark.slow
-def test_default_run_on_a_split_without_pool_reports_dc_pdd_skipped(capsys):
+def test_default_run_on_a_split_without_pool_reports_what_it_skipped(capsys, monkeypatch):
     from benchmark.cli import main
 
     targets.ensure_demo_target(progress=False)
     control = "control/null/demo/pydoc-nonmembers"  # no pool.parquet
+    monkeypatch.setattr(attacks, "FEATURE_SCORERS", (*attacks.FEATURE_SCORERS, "recall"))  # one that needs a pool
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
         report = run(RunSpec.build("demo/neox-tiny", control, results_dir=out, progress=False))
-        assert "dc_pdd" not in {r["scorer"]["name"] for r in report.records}
-        assert [s["scorer"] for s in report.skipped] == ["dc_pdd"]
+        assert "recall" not in {r["scorer"]["name"] for r in report.records}
+        assert [s["scorer"] for s in report.skipped] == ["recall"]
         assert main(["run", "--target", "demo/neox-tiny", "--split", control, "--results-dir", out]) == 0
-        assert "skipped dc_pdd: needs a declared non-member pool" in capsys.readouterr().out
+        assert "skipped recall: needs a declared non-member pool" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

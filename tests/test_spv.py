@@ -1,7 +1,9 @@
 """SPV-MIA and its ablations end to end on a tiny fine-tuned target (LoRA on a tiny GPT-NeoX).
 
-The self-prompt reference is fine-tuned with the target's recipe on texts the target writes from
-prompts of the split's declared pool; perturbations come from the offline seeded fallback.
+The self-prompt reference is fine-tuned with the target's recipe made lighter (the authors'
+ratios: a fifth of the epochs, half the learning rate) on texts the target writes from prompts
+of the split's declared pool; perturbations come from the word-swap substitute, asked for
+explicitly (no T5 offline), so it shows in the records' names.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ import pytest
 from finetune_helpers import module_home
 from test_finetune import docs, make_base, pool_file, recipe, write_recipes  # noqa: F401  (module fixtures)
 
-from benchmark.results.gate import validate_dir
-from benchmark import finetune, results, targets
+from benchmark import attacks, finetune, results, targets
 from benchmark.evaluate import RunSpec, run
+from benchmark.results.gate import Catalog, validate_dir
 from benchmark.attacks import spv
 from benchmark.errors import MembenchError
 
 home = module_home("spv-home")
 
-SMALL = "n_perturbations=4,n_reference_texts=24,max_new_tokens=32,mask_model=none"
+SMALL = "n_perturbations=4,n_reference_texts=24,max_new_tokens=32,perturbation=word-swap"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,8 @@ def test_spv_mia_beats_chance_and_records_its_cost(records):
     assert cost["reference_training_tokens"] > 0 and cost["target_forward_tokens"] > 0
     assert cost["reference_forward_tokens"] > 0 and cost["wall_seconds"] > 0
     assert record["provenance"]["usage"]["generated_tokens"] == cost["generated_tokens"]
-    assert record["scorer"]["details"]["perturbations"]["source"] == "seeded-word-fallback"
+    assert record["scorer"]["details"]["perturbations"]["source"].startswith("word-swap")
+    assert "perturbation=word-swap" in record["scorer"]["name"]
 
 
 def test_ablations_are_scorers_of_their_own_and_share_the_cached_reference(records):
@@ -62,8 +65,14 @@ def test_ablations_are_scorers_of_their_own_and_share_the_cached_reference(recor
         assert 0 <= records[name]["metrics"]["auc"] <= 1
     # the reference is a target of its own, trained with the target's recipe
     spec = targets.get_target(ref_mia["target"])
-    assert spec.extra["recipe_full"]["method"] == targets.get_target("ft/spv-lora").extra["recipe_full"]["method"]
+    own = targets.get_target("ft/spv-lora").extra["recipe_full"]
+    assert spec.extra["recipe_full"]["method"] == own["method"]
+    # lighter, as the authors train it: 10 epochs -> 2, lr 1e-2 -> 5e-3; everything else the target's
+    assert spec.extra["recipe_full"]["train"]["epochs"] == 2 == ref_mia["recipe"]["epochs"]
+    assert spec.extra["recipe_full"]["train"]["lr"] == pytest.approx(5e-3) == ref_mia["recipe"]["lr"]
+    assert spec.extra["recipe_full"]["train"]["block_size"] == own["train"]["block_size"]
     assert finetune.read_manifest(ref_mia["target"])["counts"]["trained"] == 24
+    assert ref_mia["prompt_tokens"] == 16 and ref_mia["n_texts"] == 24
 
 
 def test_spv_records_validate(records, home):
@@ -74,20 +83,33 @@ def test_spv_records_validate(records, home):
 def test_definitions_by_hand():
     own = np.array([0.5, 0.2])
     perturbed = np.array([0.3, 0.1, 0.2, 0.2])
-    assert spv._SPV.variation(own, perturbed, 2).tolist() == pytest.approx([-0.3, 0.0])
-    rng = np.random.default_rng(0)
-    starts = spv.span_starts(20, 2, 0.3, rng)
-    assert len(starts) == 3 and all(b - a >= 3 for a, b in zip(starts, starts[1:]))
-    a = spv.fallback_perturbations("one two three four five six", 3, 2, 0.3, ["x", "y"], seed=1)
-    assert a == spv.fallback_perturbations("one two three four five six", 3, 2, 0.3, ["x", "y"], seed=1)
-    assert all(len(t.split()) == 6 and t != "one two three four five six" for t in a)
+    assert spv._SPV.probabilistic_variation(own, perturbed, 2).tolist() == pytest.approx([-0.3, 0.0])
+    # the reference's no-calibration path: mean_j (L(x~_j) - L(x)) / L(x), not probabilities
+    loss, perturbed_loss = np.array([2.0, 4.0]), np.array([3.0, 2.0, 4.0, 6.0])
+    assert spv._SPV.relative_variation(loss, perturbed_loss, 2).tolist() == pytest.approx([0.25, 0.25])
+    text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    a = spv.word_swap_perturbations(text, 3, 2, 0.3, ["XX", "YY"], seed=1)
+    assert a == spv.word_swap_perturbations(text, 3, 2, 0.3, ["XX", "YY"], seed=1)
+    # int(0.3 * 14 / (2 + 2)) = 1 span of 2 words, filled with 2 vocabulary words
+    assert all(t != text and sum(w in ("XX", "YY") for w in t.split(" ")) == 2 for t in a)
+
+
+def test_the_no_calibration_ablation_is_the_relative_loss_variation(records):
+    """spv_pv's scores are RV_target recomputed from the target's losses on the same perturbations."""
+    record = records["spv_pv"]
+    assert record["scorer"]["params"]["variation"] == "relative-loss"
+    assert attacks.get_scorer("spv_pv").variation == "relative-loss"  # the default: not in the setting's name
+    assert "variation" not in record["scorer"]["name"]
+    shown = Catalog().describe(record)["method_details"]  # what the gate writes and the site shows
+    assert "relative loss variation" in shown["variation"] and "calibration: false" in shown["variation"]
+    assert "substitute asked for by name" in shown["perturbation source"]
 
 
 def test_a_pool_sharing_texts_with_the_split_is_refused(target):
-    from benchmark import attacks, suite
+    from benchmark import suite
 
     split = suite.ensure("finetune/spv-lora")
     texts = split.samples["text"].tolist()[:4]
-    scorer = attacks.get_scorer("spv_pv", mask_model="none", n_perturbations=2)
+    scorer = attacks.get_scorer("spv_pv", perturbation="word-swap", n_perturbations=2)
     with pytest.raises(MembenchError, match="shares 1 text"):
         scorer.score(attacks.ScoringInput(uids=["a"] * 4, texts=texts, pool=[texts[0], "other text here"]))

@@ -89,9 +89,9 @@ def test_controls_say_their_labels_are_not_membership():
 
 def test_label_validity_follows_training_data():
     mimir = suite.get_split("mimir/arxiv/ngram_13_0.8")
-    for target in ("pythia-160m", "pythia-1b-deduped", "pythia-160m@step99000", "gpt-neo-125m"):
+    for target in ("pythia-160m", "pythia-1b-deduped", "pythia-160m@step143000", "gpt-neo-125m"):
         assert mimir.labels_valid_for(target), target
-    for target in ("opt-1.3b", "demo/neox-tiny"):
+    for target in ("opt-1.3b", "demo/neox-tiny", "pythia-160m@step99000", "pythia-1b@step1000"):
         assert not mimir.labels_valid_for(target), target
     why = mimir.validity("opt-1.3b")
     assert not why["valid"] and "OPT never trained" in why["reason"]
@@ -100,6 +100,25 @@ def test_label_validity_follows_training_data():
     assert suite.get_split("wikimia24/128").labels_valid_for("pythia-6.9b")
     ctrl = suite.get_split("control/wikimia-vs-wikimia24/32").validity("pythia-160m")
     assert ctrl["valid"] and not ctrl["labels_are_membership"] and "shift" in ctrl["reason"]
+
+
+def test_label_validity_is_per_checkpoint_on_mimir_splits():
+    """MIMIR's members come from the whole Pile train split: an intermediate Pythia checkpoint has
+    not seen them all, so a checkpoint target is refused (final checkpoint only)."""
+    from benchmark.evaluate import RunSpec
+
+    for split_id in [s for s in suite.splits() if s.startswith("mimir/")]:
+        spec = suite.get_split(split_id)
+        assert spec.valid_revisions == ("step143000",), split_id
+        assert not spec.labels_valid_for("pythia-410m@step99000") and spec.labels_valid_for("pythia-410m")
+    why = suite.get_split("mimir/github/ngram_13_0.8").validity("pythia-160m@step99000")
+    assert not why["valid"] and "final checkpoint only (step143000)" in why["reason"]
+    with pytest.raises(MembenchError, match="final checkpoint only") as err:
+        RunSpec.build("pythia-160m@step99000", "mimir/github/ngram_13_0.8", ["loss"], progress=False)
+    assert "--allow-invalid" in err.value.hint
+    # controls built from MIMIR share membership status at every checkpoint; other splits declare none
+    assert suite.get_split("control/temporal_arxiv/2020_08-vs-2023_06").labels_valid_for("pythia-160m@step99000")
+    assert suite.get_split("wikimia/32").valid_revisions == ()
 
 
 def test_uids_are_opaque_and_stable():

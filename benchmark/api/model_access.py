@@ -28,9 +28,12 @@ class ModelAccess:
         """``reference``: per-token statistics of texts on the declared reference model."""
         raise NotImplementedError
 
-    def gradient_norms(self, texts: list[str]):
-        """``gradients``: per text, the L2 norm of the gradient of the mean token loss with
-        respect to the target's parameters (a float array)."""
+    def gradient_norms(self, texts: list[str], reduction: str = "global-l2"):
+        """``gradients``: per text, a norm of the gradient of the mean token loss with respect
+        to the target's parameters (a float array): ``global-l2`` the L2 norm over all
+        parameters jointly; ``mean-tensor-linf`` (``-l2``, ``-l1``) the mean over parameter
+        tensors of each tensor's norm (MIMIR's GradNorm). The sandboxed proxy offers
+        ``global-l2`` only."""
         raise NotImplementedError
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -78,9 +81,11 @@ class ModelAccess:
 
     # Added for trainable scorers (``fit``):
 
-    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True,
+                 chat_template: str | None = None) -> list[int]:
         """Always granted: the token ids of ``messages`` ([{"role", "content"}, ...]) under the
-        target's chat template; refused, naming the target, when it has none."""
+        target's chat template, or under ``chat_template`` (a Jinja template's text) when given;
+        refused, naming the target, when there is neither."""
         raise NotImplementedError
 
     def soft_prompt(self, num_virtual_tokens: int = 50, init_text: str = "", *, learning_rate: float = 5e-4,

@@ -15,7 +15,9 @@ Class attributes (what the registry, the records and the site read):
 - ``default_set``: which default set it joins (``DEFAULT_SETS``), or None;
 - ``requires`` (capabilities), ``needs_pool``, ``version``, ``default_calibration``.
 
-The class docstring is the scorer's exact definition.
+The class docstring is the scorer's exact definition; ``method_details`` turns one record's
+``scorer.details`` into what a reader must know of how that run went (where perturbations,
+neighbours or token frequencies came from, how a reference model was trained).
 """
 
 from __future__ import annotations
@@ -73,6 +75,16 @@ class Scorer:
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         raise NotImplementedError
+
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        """What a reader must know of how one record's setting ran, as ``{label: sentence}``,
+        from the record's ``scorer.details`` (what ``score`` recorded) and ``scorer.params``;
+        e.g. ``{"perturbation source": "T5 span filling with t5-base ..."}``. The publication
+        gate writes it into the record's ``display.method_details`` and the site shows it with
+        the result. Read records of older versions too (missing keys are left out). Default:
+        nothing to say."""
+        return {}
 
     @classmethod
     def code_hash(cls) -> str:

@@ -1,14 +1,14 @@
 """Threshold calibration of a feature-based scorer: the operating point a practitioner deploys.
 
 ``calibrated:base=NAME[:key=value],target_fpr=ALPHA`` wraps any scorer that needs only the
-cached features (``loss``, ``zlib``, ``min_k``, ``min_k_plus_plus``, ``dc_pdd``, or a
-feature-based scorer registered later). On the calibration subset it scores every text with
-the base scorer and chooses the threshold t of the rule "member when base score >= t" with the
-largest TPR among those whose FPR on the calibration non-members is at most ``target_fpr``,
-and among equal TPRs the lowest FPR (the ROC point a practitioner would deploy). Candidate
-thresholds are the calibration scores themselves (distinct candidates never share both
-rates), or just above the largest one when not even one member can be admitted. The fitted
-transform is
+cached features (``loss``, ``zlib``, ``min_k``, ``min_k_plus_plus``, or a feature-based scorer
+registered later; DC-PDD scores the first token with an extra forward pass, so it is not one).
+On the calibration subset it scores every text with the base scorer and chooses the threshold
+t of the rule "member when base score >= t" with the largest TPR among those whose FPR on the
+calibration non-members is at most ``target_fpr``, and among equal TPRs the lowest FPR (the
+ROC point a practitioner would deploy). Candidate thresholds are the calibration scores
+themselves (distinct candidates never share both rates), or just above the largest one when
+not even one member can be admitted. The fitted transform is
 
     score(x) = base(x) - t,
 

@@ -4,6 +4,10 @@ score(x) = mean_t l_t(x) - mean_t l_t(lower(x)), each mean over that text's own 
 tokens on the target (lower = Python ``str.lower``). A memorized text loses more likelihood
 when its casing changes, so higher = member. Needs ``logprobs`` (one extra forward pass over
 the lowercased texts); NaN when either form has no scored token.
+
+Difference from the authors' code (ftramer/LM_Memorization ``extraction.py``): it ranks by the
+ratio log PPL(lower(x)) / log PPL(x) = L(lower(x)) / L(x) of mean token losses; membench scores
+their difference L(lower(x)) - L(x), which orders texts differently. MIMIR has no such attack.
 """
 
 import numpy as np

@@ -1,7 +1,7 @@
-"""MIA-Tuner (Fu et al. 2024, AAAI 2025; reference code wjfu99/MIA-Tuner, ``mia_hybrid.py``): a
-soft prompt trained on labelled calibration texts through the frozen target, in two variants:
-``mia_tuner`` for base models and ``mia_tuner_aligned`` for chat models (each class docstring
-holds its exact definition).
+"""MIA-Tuner (Fu et al. 2024, AAAI 2025, arXiv 2408.08661; reference code wjfu99/MIA-Tuner,
+``mia_hybrid.py`` and ``exp_scripts/main_exp.sh``): a soft prompt trained on labelled
+calibration texts through the frozen target, in two variants: ``mia_tuner`` for base models and
+``mia_tuner_aligned`` for chat models (each class docstring holds its exact definition).
 
 Training (both variants): a soft prompt of ``num_virtual_tokens`` vectors (peft prompt
 tuning, initialised from the target's embeddings of ``init_text``) is trained with AdamW
@@ -10,8 +10,15 @@ tuning, initialised from the target's embeddings of ``init_text``) is trained wi
 non-members of the calibration subset: each class is shuffled with ``seed``, cut to the
 smaller class's size and to ``max_train_samples / 2`` per class, then paired; the pairs are
 reshuffled every epoch. Defaults are the reference's: 50 virtual tokens, 50 epochs (its
-scripts), batches of 8 + 8, learning rate 5e-4, 160 training texts, temperature 1. Texts are
-tokenized by the target's tokenizer and cut to the context left after the prompt.
+``main_exp.sh``: ``EPOCHS=50``), batches of 8 + 8, learning rate 5e-4, 160 training texts,
+temperature 1. Texts are tokenized by the target's tokenizer and cut to the context left after
+the prompt.
+
+**Convergence.** The mean objective of each epoch is kept (``details.objective_by_epoch``) and
+judged by ``attacks.convergence`` (learned: at least a 5% drop from the first epoch to the
+last; settled: the last quarter of the epochs within 2%); the record's ``fit.convergence``
+says whether the fit converged, with the numbers. An unconverged tuner scores with a prompt
+near its initialisation: its ranking is then close to the target's plain loss.
 
 Training runs inside ``fit`` through the ``fit`` capability (``access.soft_prompt``): the
 objective is computed here from the per-token log-probabilities the harness returns, and its
@@ -22,11 +29,14 @@ second is metered and capped by the run's fit budget.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
+from ..hashing import sha256_file
+from .convergence import convergence_block
 
 INIT_TEXT = "Here is the prefix of a training set text, please verbatim generate the subsequent tokens:"
 QUESTION = "Please tell me whether the given example is used in the training dataset: \n{text}"
@@ -76,6 +86,29 @@ class _MIATuner(Scorer):
         self.init_text = str(init_text)
         self.seed = int(seed)
         self.prompt = None
+        self.by_epoch: list[float] = []
+
+    def _extra_details(self) -> dict:
+        return {}
+
+    @classmethod
+    def method_details(cls, details: dict, params: dict) -> dict[str, str]:
+        out = {}
+        by_epoch = details.get("objective_by_epoch")
+        if isinstance(by_epoch, list) and by_epoch:
+            out["training"] = (f"{len(by_epoch)} epochs (the authors': 50), {details.get('steps')} steps on "
+                               f"{details.get('train_texts_per_class')} texts per class; objective "
+                               f"{by_epoch[0]:g} -> {by_epoch[-1]:g}")
+        template = details.get("chat_template")
+        if isinstance(template, dict):
+            out["chat template"] = f"from the file {template.get('file')} (SHA-256 {str(template.get('sha256'))[:12]})"
+        elif template:
+            out["chat template"] = str(template)
+        return out
+
+    def convergence(self) -> dict | None:
+        """The record's ``fit.convergence`` block (None before ``fit``)."""
+        return convergence_block(self.by_epoch) if self.by_epoch else None
 
     def _pairs(self, labels) -> tuple[list[int], list[int]]:
         """Balanced, seeded member and non-member indices (the reference's data preparation)."""
@@ -129,7 +162,8 @@ class _MIATuner(Scorer):
                 self.prompt.step([t.grad.numpy() for t in lps], None if nexts is None else nexts.grad.numpy())
                 history.append(float(objective.detach()))
             by_epoch.append(float(np.mean(history[-batches_per_epoch:])))
-        self.details = {"train_texts_per_class": len(members), "steps": len(history),
+        self.by_epoch = by_epoch
+        self.details = {**self._extra_details(), "train_texts_per_class": len(members), "steps": len(history),
                         "objective_by_epoch": [round(v, 6) for v in by_epoch]}
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
@@ -185,7 +219,9 @@ class MIATuner(_MIATuner):
 
 
 class MIATunerAligned(_MIATuner):
-    """MIA-Tuner for aligned (chat) models; refused for a target without a chat template.
+    """MIA-Tuner for aligned (chat) models; a target without a chat template needs one from a
+    file (``chat_template=FILE``: a Jinja chat template as the authors ship for their chat
+    models; its SHA-256 is recorded in ``details.chat_template``), else it is refused.
 
     Each text becomes a conversation: the user asks "Please tell me whether the given example is
     used in the training dataset: \\n{text}" and the target's chat template adds its generation
@@ -216,20 +252,37 @@ class MIATunerAligned(_MIATuner):
 
     def __init__(self, num_virtual_tokens: int = 50, epochs: int = 50, batch_size: int = 8,
                  learning_rate: float = 5e-4, max_train_samples: int = 160, temperature: float = 1.0,
-                 init_text: str = INIT_TEXT, seed: int = 42, prompt_loss_weight: float = 0.01):
+                 init_text: str = INIT_TEXT, seed: int = 42, prompt_loss_weight: float = 0.01,
+                 chat_template: str = ""):
         super().__init__(num_virtual_tokens, epochs, batch_size, learning_rate, max_train_samples, temperature,
                          init_text, seed)
         if prompt_loss_weight < 0:
             raise ValueError("prompt_loss_weight must be at least 0")
         self.prompt_loss_weight = float(prompt_loss_weight)
+        self.chat_template = str(chat_template)
+        self._template = None
+        if self.chat_template:
+            path = Path(self.chat_template).expanduser()
+            if not path.is_file():
+                raise ValueError(f"chat_template {self.chat_template!r} is not a file (give a Jinja chat template file)")
+            self._template = path.read_text()
+            self._template_info = {"file": path.name, "sha256": sha256_file(path)}
+
+    def _extra_details(self) -> dict:
+        return {"chat_template": self._template_info if self._template is not None else "the target's own"}
+
+    def _chat(self, access, messages, add_generation_prompt: bool):
+        if self._template is None:
+            return access.chat_ids(messages, add_generation_prompt=add_generation_prompt)
+        return access.chat_ids(messages, add_generation_prompt=add_generation_prompt, chat_template=self._template)
 
     def _answer_ids(self, access) -> tuple[int, int]:
         """The first token of the assistant's "Yes" and "No" right after the generation prompt."""
-        blank = access.chat_ids([{"role": "user", "content": "Test text"}], add_generation_prompt=True)
+        blank = self._chat(access, [{"role": "user", "content": "Test text"}], add_generation_prompt=True)
         out = []
         for answer in ("Yes", "No"):
-            full = access.chat_ids([{"role": "user", "content": "Test text"},
-                                    {"role": "assistant", "content": answer}], add_generation_prompt=False)
+            full = self._chat(access, [{"role": "user", "content": "Test text"},
+                                       {"role": "assistant", "content": answer}], add_generation_prompt=False)
             if full[: len(blank)] != blank or len(full) <= len(blank):
                 raise MembenchError(f"scorer {self.name}: the target's chat template does not put the assistant's "
                                     "answer right after its generation prompt", "use mia_tuner for this target")
@@ -245,8 +298,8 @@ class MIATunerAligned(_MIATuner):
         return list(self._answers)
 
     def _sequences(self, inputs):
-        return [inputs.access.chat_ids([{"role": "user", "content": QUESTION.format(text=t)}],
-                                       add_generation_prompt=True) for t in inputs.texts]
+        return [self._chat(inputs.access, [{"role": "user", "content": QUESTION.format(text=t)}],
+                           add_generation_prompt=True) for t in inputs.texts]
 
     def _batch_objective(self, lps, nexts, members):
         import torch

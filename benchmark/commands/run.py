@@ -41,8 +41,9 @@ def register(sub):
         help="scorer name, optionally with parameters as name:key=value[,key=value] "
         "(e.g. min_k:k=0.1), or a grid with several values per key (min_k:k=0.05,0.1,0.2,0.5: every "
         "setting from one cached feature pass); repeatable. Default: every built-in feature-based "
-        "scorer (dc_pdd only when the split declares a pool or --pool is given: otherwise it is "
-        "skipped and the output says so), plus `reference` when --reference is given. Registered, by default set "
+        "scorer (one needing a pool is skipped when there is none, and the output says so), plus "
+        "`reference` when --reference is given; dc_pdd reads a frequency table from `membench dcpdd-freq "
+        "build` (or dc_pdd:frequency=pool). Registered, by default set "
         "(`fit`: trainable on a calibration subset, see --calibration): " + attacks.listing(),
     )
     p.add_argument("--reference", default=None,
@@ -50,7 +51,7 @@ def register(sub):
                    "default for demo/neox-tiny: demo/neox-tiny-ref, else none)")
     p.add_argument("--pool", default=None,
                    help="declared non-member pool (parquet/jsonl/csv with a `text` column, or "
-                   ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
+                   ".txt) for recall, dc_pdd:frequency=pool and neighbour vocabularies; must be disjoint from "
                    "the split (default: the split's pool.parquet when it has one)")
     p.add_argument("--calibration", default=None, metavar="SUBSET",
                    help=f"calibration subset for trainable scorers ({', '.join(attacks.default_set('fit'))}: they fit "

@@ -18,6 +18,8 @@ handle carries just those across its pipe.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .. import profiling, suite
@@ -26,6 +28,8 @@ from ..errors import MembenchError
 from ..results.recompute import operating_point_rates
 from .handles import FitTask
 from .scoring import Scored, used_by
+
+log = logging.getLogger(__name__)
 
 
 def fit_plan(split_spec, handles, calibration: str | None = None) -> dict[int, str]:
@@ -63,6 +67,13 @@ def score_fit(plan, handle, subset) -> Scored:
         "budget": task.meter.budget.as_dict(),
         "usage": task.meter.usage(),
     }
+    convergence = handle.convergence()
+    if convergence is not None:
+        block["convergence"] = convergence
+        if not convergence["converged"]:
+            log.warning("scorer %s: the fit did not converge (objective %s -> %s over %s epochs): its scores may be "
+                        "the untrained start's", handle.name, convergence.get("objective_first"),
+                        convergence.get("objective_last"), convergence.get("epochs"))
     return Scored(handle, [plan.uids[i] for i in rest], scores, rest, subset=subset, fit=block,
                   used=used_by(access))
 

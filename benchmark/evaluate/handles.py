@@ -95,6 +95,11 @@ class ScorerHandle(ABC):
         """A fitted decision rule ``{"threshold": t, ...}``, when the scorer has one."""
         return None
 
+    def convergence(self) -> dict | None:
+        """How the fit's objective moved (``{"converged": bool, "objective_first": ...}``), when
+        the scorer trains by epochs and reports it; None otherwise."""
+        return None
+
     def reference_seen(self, texts: list[str]):
         """The reference model's statistics of exactly ``texts`` when the scorer already had
         them computed (saves the group view a forward pass), else None."""
@@ -166,6 +171,10 @@ class InProcessHandle(ScorerHandle):
 
     def operating_point(self) -> dict | None:
         return self.scorer.operating_point()
+
+    def convergence(self) -> dict | None:
+        report = getattr(self.scorer, "convergence", None)  # trainable scorers with an objective per epoch
+        return report() if callable(report) else None
 
     def reference_seen(self, texts: list[str]):
         seen = getattr(self.access, "reference_seen", None)

@@ -25,6 +25,8 @@ import pandas as pd
 
 from .. import features
 from ..api import ModelAccess, undeclared
+from ..attacks.dcpdd import leading_specials as _leading_specials
+from ..attacks.gradnorm import GRADIENT_REDUCTIONS
 from ..attacks.softprompt import SoftPrompt
 from ..errors import MembenchError
 
@@ -112,12 +114,16 @@ class MeteredModelAccess(ModelAccess):
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return features.tokenize(self.target.tokenizer, texts, self.target.max_length)
 
-    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True,
+                 chat_template: str | None = None) -> list[int]:
         tok = self.target.tokenizer
-        if not getattr(tok, "chat_template", None):
+        if not chat_template and not getattr(tok, "chat_template", None):
             raise MembenchError(f"target {self.target.id} has no chat template",
-                                "use a chat (aligned) target, or the scorer's variant for base models")
-        ids = tok.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=add_generation_prompt)
+                                "give one from a file (e.g. mia_tuner_aligned:chat_template=FILE), use a chat "
+                                "(aligned) target, or the scorer's variant for base models")
+        kwargs = {"chat_template": chat_template} if chat_template else {}
+        ids = tok.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=add_generation_prompt,
+                                      **kwargs)
         if isinstance(ids, dict) or hasattr(ids, "keys"):  # some tokenizers return a BatchEncoding
             ids = ids["input_ids"]
         return [int(i) for i in ids]
@@ -213,13 +219,18 @@ class MeteredModelAccess(ModelAccess):
         last = getattr(self, "_last_reference", None)
         return last[1] if last is not None and last[0] == list(texts) else None
 
-    def gradient_norms(self, texts: list[str]) -> np.ndarray:
-        """Per text (batch size 1): || d/dtheta mean_t -l_t ||_2 over all parameters; NaN for
-        texts with fewer than two tokens."""
+    def gradient_norms(self, texts: list[str], reduction: str = "global-l2") -> np.ndarray:
+        """Per text (batch size 1), a norm of g = d/dtheta mean_t -l_t: ``global-l2`` ||g||_2 over
+        all parameters jointly; ``mean-tensor-linf`` / ``-l2`` / ``-l1`` the mean over parameter
+        tensors of each tensor's norm (MIMIR's GradNorm, p = inf by default). NaN for texts with
+        fewer than two tokens."""
         import torch
         from tqdm.auto import tqdm
 
         self._need("gradients", "gradient_norms")
+        if reduction not in GRADIENT_REDUCTIONS:
+            raise MembenchError(f"unknown gradient norm reduction {reduction!r}",
+                                f"choose one of {', '.join(GRADIENT_REDUCTIONS)}")
         model = self.target.model
         out = np.full(len(texts), np.nan)
         params = [p for p in model.parameters()]
@@ -238,8 +249,12 @@ class MeteredModelAccess(ModelAccess):
                     logits = model(input_ids=x).logits[0, :-1].float()
                     loss = torch.nn.functional.cross_entropy(logits, x[0, 1:])
                     loss.backward()
-                sq = torch.stack([p.grad.double().square().sum() for p in params if p.grad is not None])
-                out[i] = float(sq.sum().sqrt())  # one device sync per text, not one per tensor
+                grads = [p.grad.detach() for p in params if p.grad is not None]
+                if reduction == "global-l2":
+                    out[i] = float(torch.stack([g.double().square().sum() for g in grads]).sum().sqrt())
+                else:  # one device sync per text, not one per tensor
+                    order = {"mean-tensor-linf": float("inf"), "mean-tensor-l2": 2, "mean-tensor-l1": 1}[reduction]
+                    out[i] = float(torch.stack([g.norm(order) for g in grads]).mean())
                 self.usage["gradient_tokens"] += len(ids)
             model.zero_grad(set_to_none=True)
         finally:
@@ -376,13 +391,3 @@ def sample_seed(seed: int, ids) -> int:
     digest = hashlib.sha256(f"{int(seed)}:{','.join(map(str, ids))}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 
-
-def _leading_specials(tok) -> int:
-    """How many special tokens the tokenizer puts before a text (BOS: 1 for OPT and Llama, 0
-    for Pythia), found by where the bare tokens of a probe start in the full ones."""
-    full = list(tok("a b", add_special_tokens=True)["input_ids"])
-    bare = list(tok("a b", add_special_tokens=False)["input_ids"])
-    for i in range(len(full) - len(bare) + 1):
-        if full[i:i + len(bare)] == bare:
-            return i
-    return 0

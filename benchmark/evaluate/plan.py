@@ -28,19 +28,7 @@ from ..errors import MembenchError
 from ..hashing import sha256_json
 from .fit import fit_plan
 from .model_access import MeteredModelAccess, SplitTexts
-from .spec import RunSpec, load_pool
-
-
-def check_validity(spec, target_id: str, allow_invalid: bool) -> dict:
-    """The pair's ``label_validity`` block; refuses a pair outside validity unless allowed."""
-    valid = spec.labels_valid_for(target_id)
-    if not valid and not allow_invalid:
-        raise MembenchError(
-            f"split {spec.id} is not membership ground truth for target {target_id} "
-            f"(valid for: {', '.join(spec.valid_targets) or 'none'})",
-            "choose a valid pair, or pass --allow-invalid to run anyway with the result marked",
-        )
-    return {"valid": valid, "allowed_invalid": not valid}
+from .spec import RunSpec, check_validity, load_pool
 
 
 def best_blind_auc(results_dir: Path | None, split_id: str, content_hash: str | None = None) -> float | None:

@@ -24,6 +24,17 @@ from ..home import results_dir as default_results_dir
 from .settings import default_scorer_set, make_scorers, scorer_settings
 
 
+def check_validity(spec, target_id: str, allow_invalid: bool) -> dict:
+    """The pair's ``label_validity`` block; refuses a pair outside validity unless allowed."""
+    valid = spec.labels_valid_for(target_id)
+    if not valid and not allow_invalid:
+        raise MembenchError(
+            f"split {spec.id} is not membership ground truth for target {target_id}: {spec.validity(target_id)['reason']}",
+            "choose a valid pair, or pass --allow-invalid to run anyway with the result marked",
+        )
+    return {"valid": valid, "allowed_invalid": not valid}
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """One evaluation of scorers on a (target, split).
@@ -86,6 +97,8 @@ class RunSpec:
         if calibration is not None:
             suite.calibration.subset_spec(sspec, calibration)
         settings = scorer_settings(scorers) if scorers is not None else None
+        if settings is None or settings:  # built-in scorers read the model: a pair outside validity costs nothing
+            check_validity(sspec, tspec.id, bool(options.get("allow_invalid")))
         materialized = suite.ensure(split)
         pool_path = Path(pool) if pool else default_pool(materialized)
         if pool_path is not None and not pool_path.exists():

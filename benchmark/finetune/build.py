@@ -347,13 +347,14 @@ def read_manifest(target_id: str) -> dict:
 
 
 def finetune_like(target_id: str, texts: list[str], new_id: str, *, device: str = "cpu", progress: bool = True,
-                  replace: bool = False) -> dict:
+                  replace: bool = False, train: dict | None = None) -> dict:
     """Fine-tune the base of ``target_id`` with that target's recipe (method, training,
     defences, seed) on ``texts`` and register it as ``ft/<new_id>`` (SPV-MIA's reference model,
     for instance). Per-user assignment and its cap do not apply to a flat list of texts; the
     texts are all trained on (but for the recipe's validation set, held out when early
-    stopping needs one), and no split is registered. Reused when built before from the same
-    inputs. Returns the summary of ``build``."""
+    stopping needs one), and no split is registered. ``train`` overrides fields of the recipe's
+    ``train`` block (SPV-MIA trains its reference lighter: fewer epochs, a lower learning rate).
+    Reused when built before from the same inputs. Returns the summary of ``build``."""
     from ..home import cache_dir
 
     spec = targets.get_target(target_id)
@@ -373,5 +374,6 @@ def finetune_like(target_id: str, texts: list[str], new_id: str, *, device: str 
                     sizes={"members": len(texts) - validation, "nonmembers": 0, "validation": validation,
                            "reference_pool": 0},
                     defences={"per_user_cap": None}, generate=None, pii=None,
+                    **({"train": dict(train)} if train else {}),
                     description=f"fine-tuned like {target_id} on {len(texts)} given texts")
     return build(recipe, {**recipes(), recipe.id: recipe}, device=device, replace=replace, progress=progress)

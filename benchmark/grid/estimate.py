@@ -17,7 +17,9 @@ For one job (a target, a split, its scorers)::
   computed here from the registry's architecture shape without building the model.
 - Extra passes per scorer (``SCORER_PASSES``): the feature-based scorers read the one feature
   pass; ``lowercase`` adds one pass over the lowercased texts; ``neighborhood`` one per
-  neighbour (``n_neighbors``); ``reference`` one pass of the reference model. A scorer without
+  neighbour (``n_neighbors``; its default, every stored neighbour or 25 generated, counts 25);
+  ``dc_pdd`` one start-token pass (none on a tokenizer with BOS: counted anyway, an upper
+  bound); ``reference`` one pass of the reference model. A scorer without
   a rule is listed as not estimated and its cost is left out of the totals.
 - ``P``: sustained FLOP/s = tokens/s x F(model) of a ``membench bench`` figure recorded in
   BENCHMARKS.md (``throughput`` in presets.yaml), or ``--sustained-tflops`` given by the user.
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import attacks, suite, targets
+from ..attacks.neighborhood import GENERATED_DEFAULT as GENERATED_NEIGHBOURS
 from ..errors import MembenchError
 from ..suite import lock as suite_lock
 
@@ -40,7 +43,10 @@ SCORER_PASSES: dict[str, tuple] = {
     "lowercase": (1, 0),  # one pass over the lowercased texts
     "neighborhood": ("n_neighbors", 0),  # one pass per neighbour text
     "reference": (0, 1),  # the reference model's own feature pass
+    "dc_pdd": (1, 0),  # the start-token pass (EOS prepended) on a tokenizer without BOS: an upper bound
 }
+# A counting parameter whose default is None: how many passes that default means.
+NONE_COUNTS = {"n_neighbors": GENERATED_NEIGHBOURS}  # every stored neighbour (MIMIR's 25) or 25 generated
 
 
 def matmul_parameters(arch: dict) -> int:
@@ -174,7 +180,8 @@ def scorer_passes(specs) -> tuple[float, float, list[str]]:
         t, r = rule
         if isinstance(t, str):
             cls = attacks.scorer_class(name)
-            t = params.get(t, attacks.specs.parameters(cls)[t][1])
+            count = params.get(t, attacks.specs.parameters(cls)[t][1])
+            t = NONE_COUNTS[t] if count is None else count
         extra, ref = extra + float(t), ref + float(r)
     return extra, ref, sorted(set(unknown))
 

@@ -14,7 +14,11 @@ results folder it
    than the default, e.g. "Min-K% Prob (k=0.1)", "LOSS (bfloat16)"), the method it belongs to
    (an ablation names its full method, whose definition and citation come along), the
    citation, the exact definition (the class docstring; a submission's description from
-   submission.yaml; a blind baseline's description and module docstring) and the BibTeX;
+   submission.yaml; a blind baseline's description and module docstring), the BibTeX, the
+   method details (how this record's setting ran, in the class's words from the record's
+   ``scorer.details``: ``Scorer.method_details``, e.g. the perturbation or neighbour source, the
+   frequency corpus, the reference recipe) and the flags a reader must see with the row (a
+   trainable scorer's unconverged fit, from ``fit.convergence``);
 4. on a **public** split only, the ``views`` block: per-class score histograms, AUC by
    text-length bucket and per-class length statistics (``views``); never on a private split,
    where each is a label oracle (``published``);
@@ -54,6 +58,7 @@ import pandas as pd
 import yaml
 
 from .. import attacks, suite
+from ..attacks.convergence import convergence_block
 from ..diagnostics.baselines import BASELINES
 from ..diagnostics.saved import read_saved
 from ..errors import MembenchError
@@ -238,7 +243,39 @@ class Catalog:
                        or self._generated_bibtex(record, facts.title)).strip(),
             "defaults": dict(facts.defaults),
             "default_set": facts.default_set,
+            "method_details": self._method_details(sid, kind, scorer),
+            "flags": self._flags(record),
         }
+
+    def _method_details(self, sid: str, kind: str, scorer: dict) -> dict[str, str]:
+        """How this record's setting ran, in the scorer class's words (``Scorer.method_details``)."""
+        cls = self.classes.get(sid) if kind != "submission" else None
+        describe = getattr(cls, "method_details", None)
+        details, params = scorer.get("details"), scorer.get("params")
+        if not callable(describe):
+            return {}
+        try:
+            out = describe(details if isinstance(details, dict) else {}, params if isinstance(params, dict) else {})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # details of a shape the class no longer knows
+            log.warning("scorer %s: method details not readable from this record (%s)", sid, exc)
+            return {}
+        return {str(k): str(v) for k, v in out.items() if v}
+
+    @staticmethod
+    def _flags(record: dict) -> list[dict]:
+        """A trainable scorer's unconverged fit (``fit.convergence``; for a record made before that
+        block existed, judged from ``scorer.details.objective_by_epoch`` by the same rule)."""
+        fit = record.get("fit") if isinstance(record.get("fit"), dict) else {}
+        conv = fit.get("convergence")
+        by_epoch = ((record.get("scorer") or {}).get("details") or {}).get("objective_by_epoch")
+        if not isinstance(conv, dict) and fit and isinstance(by_epoch, list) and by_epoch:
+            conv = convergence_block(by_epoch)
+        if not isinstance(conv, dict) or conv.get("converged", True):
+            return []
+        why = (f"the fit did not converge: objective {conv.get('objective_first')} -> {conv.get('objective_last')} "
+               f"over {conv.get('epochs')} epochs ({conv.get('relative_drop', 0):.1%} drop); its scores may be the "
+               f"untrained start's ({conv.get('rule')})")
+        return [{"tag": "not converged", "why": why}]
 
     def _setting_params(self, sid: str, name: str, params) -> list[str]:
         """The parameters that differ from the class's defaults, canonical, in sorted order."""

@@ -215,6 +215,9 @@ class Fit(Open):
     n_calibration: Count
     budget: dict[str, Any]
     usage: FitUsage
+    convergence: dict[str, Any] | None = Field(
+        default=None, description="a scorer trained over epochs: whether its objective learned and settled "
+        "(``attacks.convergence``), with the numbers; the gate flags an unconverged fit")
 
 
 class Rates(Open):
@@ -273,6 +276,13 @@ class GeneratedData(Open):
 
 # --- what the publication gate writes ---------------------------------------------------------
 
+class Flag(Closed):
+    """A warning a reader must see beside the result (e.g. a trainable scorer's unconverged fit)."""
+
+    tag: Text = Field(description="the short tag shown with the row, e.g. 'not converged'")
+    why: Text = Field(description="one sentence with the numbers behind it")
+
+
 class Display(Closed):
     """How pages name and describe the record's scorer (written by the publication gate)."""
 
@@ -290,6 +300,10 @@ class Display(Closed):
     bibtex: Text
     defaults: dict[str, Any] = Field(description="the class's constructor defaults (empty when unknown)")
     default_set: str | None = Field(description="which default scorer set the class joins, if any")
+    method_details: dict[str, str] = Field(
+        default_factory=dict, description="how this record's setting ran, {label: sentence}, from the scorer's "
+        "details (perturbation source, neighbour source, frequency corpus, reference recipe, ...)")
+    flags: list[Flag] = Field(default_factory=list, description="warnings shown with the row (e.g. 'not converged')")
 
 
 class Histogram(Closed):

@@ -43,7 +43,7 @@ RESULT_FIELDS = {
     "tpr_at_10pct_fpr": "tpr10", "tpr_at_1pct_fpr": "tpr1", "tpr_at_0.1pct_fpr": "tpr01",
     "evaluated_on": "evaluated_on", "rank_group": "rank", "auc_minus_blind": "excess", "vs_blind": "vs_blind", "n_members": "n_members",
     "n_nonmembers": "n_nonmembers", "unit": "unit", "label_valid": "label_valid", "code_sha256": "code_sha256",
-    "per_sample_scores": "scores_href",
+    "per_sample_scores": "scores_href", "flags": "flags_text",
 }
 
 MEAN_COLUMNS = [

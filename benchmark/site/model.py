@@ -156,6 +156,9 @@ def make_row(path: Path, record: dict) -> dict:
         "title": display["title"],
         "method": display["method"],
         "method_title": display["method_title"],
+        "method_details": dict(display.get("method_details") or {}),  # how this setting ran (the gate's words)
+        "flags": list(display.get("flags") or []),  # e.g. an unconverged fit: a tag on the row
+        "flags_text": "; ".join(f"{f['tag']}: {f['why']}" for f in display.get("flags") or []) or "none",
         "params": scorer.get("params") if isinstance(scorer.get("params"), dict) else {},
         "scorer_version": scorer["version"],
         "kind": scorer["kind"],

@@ -368,6 +368,8 @@ class Renderer:
             bucket_resamples=next((r["views"]["bucket_resamples"] for r in rows if r["views"]), None),
             submission_items=_submission_items(sub) if sub else [], siblings=siblings,
             user_views=groupviews.per_user_views([r["record"] for r in rows]),
+            run_details=[{"where": _where(r), "target": r["target"], "details": r["method_details"], "flags": r["flags"]}
+                         for r in rows if r.get("method_details") or r.get("flags")],
         )
 
     def target(self, target: dict) -> None:

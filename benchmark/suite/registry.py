@@ -46,6 +46,7 @@ class SplitEntry(BaseModel):
     source: Source
     fields: Fields
     valid_targets: list[str] = []
+    valid_revisions: list[str] = []  # the only revisions of a valid target at which the labels hold
     label_meaning: str
     description: str = ""
     opt_caveat: str | None = None  # MIMIR: why OPT is not a valid target for this Pile component
@@ -107,6 +108,7 @@ class SplitSpec:
     # the ``source`` block as the model of its kind (what the kind does: ``sources.SourceKind``)
     source_model: SourceKind = field(compare=False, repr=False)
     extra: dict = field(default_factory=dict)
+    valid_revisions: tuple[str, ...] = ()  # empty: any revision of a valid target
 
     def labels_valid_for(self, target_id: str) -> bool:
         """Whether this split's labels are valid for ``target_id``.
@@ -115,9 +117,17 @@ class SplitSpec:
         control (``track == "control"``) the labels are never membership; validity then means
         the control's premise holds for the target (both classes share membership status), so
         an AUC away from 0.5 there measures distribution shift. Checkpoint ids such as
-        ``pythia-160m@step99000`` match the patterns of their model.
+        ``pythia-160m@step99000`` match the patterns of their model, and must name one of
+        ``valid_revisions`` when the split declares them (MIMIR's Pile splits: the final
+        checkpoint only); an id without ``@`` is the target's pinned (final) revision.
         """
-        return any(fnmatch.fnmatchcase(target_id, pat) for pat in self.valid_targets)
+        return (any(fnmatch.fnmatchcase(target_id, pat) for pat in self.valid_targets)
+                and self.revision_valid(target_id))
+
+    def revision_valid(self, target_id: str) -> bool:
+        """False for a checkpoint outside ``valid_revisions`` (when the split declares any)."""
+        _, at, revision = target_id.partition("@")
+        return not (at and self.valid_revisions and revision not in self.valid_revisions)
 
     @property
     def is_control(self) -> bool:
@@ -143,6 +153,11 @@ class SplitSpec:
             )
         elif valid:
             why = "labels are membership ground truth for this target"
+        elif not self.revision_valid(target_id):
+            revision = target_id.partition("@")[2]
+            why = (f"labels hold for the final checkpoint only ({', '.join(self.valid_revisions)}): {target_id} is "
+                   f"checkpoint {revision}, which has not seen every member (the members come from the whole "
+                   "training set; membership per checkpoint would need the training data order)")
         else:
             why = f"labels are not membership ground truth for this target (valid for: {', '.join(self.valid_targets) or 'none'})"
             if target_id.startswith("opt-") and self.extra.get("opt_caveat"):
@@ -162,6 +177,7 @@ def _spec(entry: dict, where: str) -> SplitSpec:
     extra = {k: v for k, v in entry.items() if k not in known}
     args = {k: v for k, v in entry.items() if k in known}
     args["valid_targets"] = tuple(args.get("valid_targets", ()))
+    args["valid_revisions"] = tuple(str(r) for r in args.get("valid_revisions", ()) or ())
     args.setdefault("description", "")
     return SplitSpec(**args, extra=extra, source_model=model.source)
 
