@@ -92,12 +92,14 @@ def _metrics_block(labels: np.ndarray, scores: np.ndarray, too_short: np.ndarray
     return summary, counts
 
 
-def best_blind_auc(results_dir: Path | None, split_id: str, content_hash: str | None = None) -> float | None:
-    """The split's best blind-baseline AUC (top-level ``blind_auc`` of its saved diagnostics,
-    ``diagnostics.read_saved``), or None when it has not been diagnosed (for this
-    version of the split, with ``content_hash``)."""
-    value = (diagnostics.read_saved(split_id, results_dir, content_hash) or {}).get("blind_auc")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def best_blind_auc(results_dir: Path | None, split_id: str, content_hash: str | None = None, *,
+                   unit: str = "sample", tokenizer: str | None = None) -> float | None:
+    """The split's best blind-baseline AUC at ``unit`` (``diagnostics.best_blind_auc`` of its
+    saved diagnostics: ``sample`` for text scorers, ``group`` for group scorers; with
+    ``tokenizer``, the target's tokenizer baseline counts too), or None when it has not been
+    diagnosed (for this version of the split, with ``content_hash``)."""
+    return diagnostics.best_blind_auc(diagnostics.read_saved(split_id, results_dir, content_hash), unit=unit,
+                                      tokenizer=tokenizer)
 
 
 def load_pool(path) -> list[str]:
@@ -304,7 +306,7 @@ def run(
     too_short = stats.n_scored() == 0
     truncated = stats.truncated()
     labels = split.labels().reindex(uids).to_numpy()
-    blind = best_blind_auc(results_dir, split.id, split.content_hash)
+    blind = best_blind_auc(results_dir, split.id, split.content_hash, tokenizer=target.tokenizer_hash)
     env = results.environment(device)
     pool_info = None
     if pool_texts is not None:  # the file's name only: a local path is one machine's layout
@@ -333,7 +335,7 @@ def run(
         access = accesses[i]
         rows, extra, row_blind = slice(None), {}, blind
         row_uids, row_labels = np.asarray(uids, dtype=object), labels
-        if i in grouped:  # one score per group: group labels, figures over groups, no blind excess
+        if i in grouped:  # one score per group: group labels, figures over groups, group-level blind excess
             outcome = grouped[i]
             row_uids, row_labels, scores = np.asarray(outcome.group_ids, dtype=object), outcome.labels, outcome.scores
             extra = {"kind": "group", "groups": outcome.block}
@@ -355,7 +357,9 @@ def run(
                 raise MembenchError(f"scorer {scorer.name} returned shape {scores.shape}, expected ({len(uids)},)")
         with profiling.phase("metrics"):
             if i in grouped:
-                summary, counts = metrics.summarize_groups(row_labels, scores), grouping.counts_block(grouped[i])
+                summary = metrics.summarize_groups(row_labels, scores, blind_auc=best_blind_auc(
+                    results_dir, split.id, split.content_hash, unit="group", tokenizer=target.tokenizer_hash))
+                counts = grouping.counts_block(grouped[i])
             else:
                 summary, counts = _metrics_block(row_labels[rows], scores, too_short[rows], row_blind)
                 counts.update(features.truncation_counts(truncated[rows], target.context_rule))

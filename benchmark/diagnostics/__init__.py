@@ -1,12 +1,17 @@
 """Diagnostics: does a split measure membership at all?
 
 Blind baselines (bag-of-words with logistic regression and naive Bayes, date detection,
-greedy character n-grams, length only), all out of fold; duplicates, lengths and 13-gram
-overlap; a verdict; shift controls; data cards.
+greedy character n-grams, length only), all out of fold, over folds drawn by group where
+membership is assigned per group (users, authors) and then reported at the text level and at
+the group level (``grouped``); the tokenizer baseline of a target (``tokenizer``: what its
+tokenizer alone betrays, keyed by tokenizer hash); duplicates, lengths and 13-gram overlap; a
+verdict; shift controls; data cards.
 
-Public face: ``diagnose`` (texts + labels), ``diagnose_split``, ``load_labelled`` (any local
-file), ``write_blind_results`` (result records + diagnostics JSON for a split), ``save``,
-``load_saved``, ``read_saved`` (a split's saved diagnostics, results folder first), ``control_fields``, ``verdict``, ``BASELINES``, ``BLIND_SCORER``,
+Public face: ``diagnose`` (texts + labels [+ groups, tokenizers]), ``diagnose_split``,
+``load_labelled`` (any local file), ``write_blind_results`` (result records + diagnostics JSON
+for a split), ``save``, ``load_saved``, ``read_saved`` (a split's saved diagnostics, results
+folder first), ``best_blind_auc`` (the blind AUC a text or group scorer is compared with),
+``control_fields``, ``verdict``, ``BASELINES``, ``BLIND_SCORER``, ``TargetTokenizer``,
 ``out_of_fold_scores``; cards in ``benchmark.diagnostics.cards``.
 
 The names that need scikit-learn (the baselines, the reports that fit them) are imported on
@@ -19,7 +24,7 @@ from __future__ import annotations
 from .. import lazy
 
 from .controls import control_fields
-from .saved import read_saved
+from .saved import best_blind_auc, read_saved
 from .verdict import RULE as VERDICT_RULE
 from .verdict import verdict
 
@@ -29,7 +34,7 @@ _LAZY = {  # name -> the module that defines it
     "BASELINES": "baselines", "bag_of_words": "blind", "naive_bayes": "blind",
     "out_of_fold_scores": "crossval", "load_labelled": "files", "diagnose": "report",
     "diagnose_split": "report", "load_saved": "report", "public": "report", "save": "report",
-    "write_blind_results": "report",
+    "write_blind_results": "report", "TargetTokenizer": "tokenizer",
 }
 
 
@@ -39,8 +44,10 @@ __getattr__ = lazy.attributes(__name__, _LAZY)
 __all__ = [
     "BASELINES",
     "BLIND_SCORER",
+    "TargetTokenizer",
     "VERDICT_RULE",
     "bag_of_words",
+    "best_blind_auc",
     "control_fields",
     "diagnose",
     "diagnose_split",

@@ -112,7 +112,8 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
             return _build_control(spec)
         if spec.kind == LOCAL_FILE:
             parts = loaders.load_local_file(spec)
-            return materialize(spec, parts.members, parts.nonmembers, source=parts.source, notes=parts.notes)
+            return materialize(spec, parts.members, parts.nonmembers, source=parts.source, notes=parts.notes,
+                               groups=parts.groups)
         pinned = lockfile.read_lock().get("splits", {}).get(split_id, {}).get("hub_commit")
         files = sources.files_for(spec, from_dir, revision=pinned)
         if spec.kind == "mimir":
@@ -124,7 +125,8 @@ def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
         parts.source["registry_revision"] = spec.source.get("revision")
         parts.source.setdefault("revision", None)  # the loaders spread files.describe(); a local copy has none
         return materialize(
-            spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes
+            spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes,
+            groups=parts.groups,
         )
 
 
@@ -138,6 +140,7 @@ def add_local_split(
     *,
     text_field: str | None = None,
     label_field: str | None = None,
+    group_field: str | None = None,
     valid_for=(),
     config: str | None = None,
     track: str = "custom",
@@ -147,8 +150,9 @@ def add_local_split(
     """Register a researcher's own labelled file as the split ``split_id`` (under
     MEMBENCH_HOME, never in the package) and materialize it like any registry split: the same
     uids, deduplication, manifest and hashes. ``valid_for``: target ids or glob patterns for
-    which the labels are membership ground truth. Nothing is registered when the file cannot
-    be read into a split."""
+    which the labels are membership ground truth. ``group_field``: the column of the group
+    (user, author) membership was assigned by; the split then has groups, and its diagnostics
+    fold by group. Nothing is registered when the file cannot be read into a split."""
     if not _ID.fullmatch(split_id or ""):
         raise MembenchError(f"{split_id!r} is not a usable split id",
                             "use letters, digits, '.', '_', '+', '-', with '/' between parts, e.g. mylab/forum-2024")
@@ -162,6 +166,8 @@ def add_local_split(
     text_field = text_field or loaders.default_text_field(frame, path)
     label_field = label_field or "label"
     members, nonmembers = loaders.labelled_texts(frame, path, text_field, label_field)
+    if group_field:
+        loaders.text_groups(frame, path, text_field, group_field)  # a bad group column registers nothing
     if not members or not nonmembers:
         raise MembenchError(f"{path}: {len(members)} members and {len(nonmembers)} non-members; a split needs both",
                             f"label members 1 and non-members 0 in the '{label_field}' column")
@@ -172,7 +178,8 @@ def add_local_split(
         "domain": "local",
         "source": {"kind": LOCAL_FILE, "path": str(path), "config": config,
                    "sha256": sha256_file(path) if path.is_file() else None},
-        "fields": {"text": text_field, "label": label_field, "member_value": 1},
+        "fields": {"text": text_field, "label": label_field, "member_value": 1,
+                   **({"group": group_field} if group_field else {})},
         "valid_targets": list(valid_for),
         "label_meaning": f"membership as declared by the file's '{label_field}' column (1 = member)",
         "description": description or f"A researcher's own split from the file {path.name}.",

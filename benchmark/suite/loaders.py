@@ -28,6 +28,7 @@ class Parts:
     source: dict
     neighbors: dict[str, list[str]] | None = None  # text -> its stored neighbours
     notes: dict = field(default_factory=dict)  # extra manifest entries (e.g. overlap dropped)
+    groups: dict[str, str] | None = None  # text -> its group, where the entry names fields.group
 
 
 def _hashes(paths) -> dict:
@@ -106,6 +107,7 @@ def load_hf_dataset(spec, files) -> Parts:
     root = files.folder([f"*{src['split']}*", "*dataset_dict.json", "*dataset_info.json", "*state.json"])
     path, frame = readers.find_table(root, names, split=src["split"])
     members, nonmembers = labelled_texts(frame, path, fields["text"], fields["label"], fields.get("member_value", 1))
+    groups = text_groups(frame, path, fields["text"], fields["group"]) if fields.get("group") else None
     shown = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path)
     source = {
         **files.describe(),
@@ -114,7 +116,7 @@ def load_hf_dataset(spec, files) -> Parts:
         "path": shown,
         "files": _hashes({shown: path}),
     }
-    return Parts(members, nonmembers, source)
+    return Parts(members, nonmembers, source, groups=groups)
 
 
 def labelled_texts(frame: pd.DataFrame, path, text_col: str, label_col: str, member_value=1):
@@ -140,6 +142,24 @@ def labelled_texts(frame: pd.DataFrame, path, text_col: str, label_col: str, mem
             raise MembenchError(f"{path}: {where}: label {label!r} is not 0 or 1", "fix the file (1 = member)")
         (members if value == int(member_value) else nonmembers).append(text)
     return members, nonmembers
+
+
+def text_groups(frame: pd.DataFrame, path, text_col: str, group_col: str) -> dict[str, str]:
+    """Each text's group (user, author, book, repository) from the column a registry entry
+    names as ``fields.group``: the split then has a ``group`` column, and its diagnostics fold
+    by group. A row without a group, or a text given two groups, is one error."""
+    if group_col not in frame.columns:
+        have = ", ".join(c for c in frame.columns if c != "_line")
+        raise MembenchError(f"{path}: no group column '{group_col}' (it has: {have})",
+                            "fix fields.group, or leave it out when the source has no groups")
+    out: dict[str, str] = {}
+    for i, (text, group) in enumerate(zip(frame[text_col], frame[group_col])):
+        if group is None or (isinstance(group, float) and group != group) or not str(group).strip():
+            raise MembenchError(f"{path}: row {i} has no '{group_col}'", "give every row its group")
+        if out.setdefault(text, str(group)) != str(group):
+            raise MembenchError(f"{path}: row {i}: one text in two groups ({out[text]!r} and {str(group)!r})",
+                                "a text belongs to one group: fix the file")
+    return out
 
 
 # --------------------------------------------------------------------------- local files
@@ -174,9 +194,10 @@ def load_local_file(spec) -> Parts:
     path = Path(src["path"])
     frame = read_local_table(path, src.get("config"))
     members, nonmembers = labelled_texts(frame, path, fields["text"], fields["label"], fields.get("member_value", 1))
+    groups = text_groups(frame, path, fields["text"], fields["group"]) if fields.get("group") else None
     source = {"origin": "local_file", "file": path.name, "config": src.get("config"),
               "files": _hashes({path.name: path})}
-    return Parts(members, nonmembers, source)
+    return Parts(members, nonmembers, source, groups=groups)
 
 
 # --------------------------------------------------------------------------- controls
