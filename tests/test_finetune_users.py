@@ -1,0 +1,47 @@
+"""The user-level demo recipes with hundreds of users (issue 24), their pool, and the demo
+tokenizers that learn from neither class. No training here: assignment and data only."""
+
+from __future__ import annotations
+
+from benchmark import finetune, suite
+from benchmark.finetune import assign, pools
+
+
+def test_owner_pool_has_hundreds_of_users_and_is_disjoint_from_pydoc():
+    from benchmark.suite import demo
+
+    table = pools.stdlib_docstrings("stdlib-docstring-owners")
+    min_words, max_words, by = pools.DOCSTRING_POOLS["stdlib-docstring-owners"]
+    words = table["text"].str.split().str.len()
+    assert table["text"].is_unique and words.min() >= min_words and words.max() <= max_words and by == "owner"
+    users = table["user"].value_counts()
+    assert (users >= 4).sum() >= 256  # the shipped recipe draws 120 + 120 + 16 of them
+    assert "logging.handlers" in users and "logging.handlers.RotatingFileHandler" in users  # module and class owners
+    topics = {g for p in demo.passages(20240501) for g in pools._word_grams(p)}
+    assert not any(pools._word_grams(t) & topics for t in table["text"])
+
+
+def test_the_user_recipes_assign_hundreds_of_users_alike():
+    table = finetune.recipes()
+    parent = table["stdlib-users-full"]
+    pool, _ = pools.load(parent)
+    asg = assign.assign(parent, pool)
+    assert len(asg.member_groups) == len(asg.nonmember_groups) == 120
+    groups = set(asg.member_groups) | set(asg.nonmember_groups)
+    assert len(groups) == 240 and len({asg.group[t] for t in asg.attacker}) == 240
+    for rid in ("stdlib-users-full-cap", "stdlib-users-full-clip", "stdlib-users-full-early"):
+        assert table[rid].sizes == parent.sizes and table[rid].pool == parent.pool
+    capped = assign.assign(table["stdlib-users-full-cap"], pool)
+    assert capped.member_groups == asg.member_groups and len(capped.members) <= 2 * 120
+
+
+def test_demo_tokenizers_learn_from_the_pool_only():
+    from benchmark import targets
+    from benchmark.targets import _demo_training_texts
+
+    split = suite.ensure(targets.DEMO_SPLIT)
+    texts, what, tokenizer_texts = _demo_training_texts("demo/neox-tiny")
+    assert what == f"members of {split.id}" and set(texts) <= set(split.samples["text"])
+    assert tokenizer_texts and not set(tokenizer_texts) & set(split.samples["text"])
+    ref_texts, _, ref_tokenizer_texts = _demo_training_texts(targets.DEMO_REFERENCE)
+    assert ref_tokenizer_texts == tokenizer_texts == ref_texts  # target and reference share one tokenizer
