@@ -232,3 +232,16 @@ def test_the_tokenizer_counts_in_the_best_blind_auc_of_its_targets_only(tokenize
     assert diagnostics.best_blind_auc(saved, tokenizer="fitted-on-other-text") == max(
         saved["blind_auc"], saved["tokenizer_baselines"]["fitted-on-other-text"]["auc"])
     assert diagnostics.best_blind_auc(saved) == saved["blind_auc"]
+
+
+def test_the_demo_targets_tokenizer_sits_at_chance_on_the_demo_split():
+    """The demo tokenizer learns from the split's pool (neither class): nothing to find."""
+    from benchmark import suite, targets
+
+    handle = targets.load_target("demo/neox-tiny")
+    split = suite.ensure(targets.DEMO_SPLIT)
+    tok = TargetTokenizer(handle.tokenizer_hash, handle.tokenizer, (handle.id,))
+    diag = diagnostics.diagnose_split(split, tokenizers=[tok])
+    block = diag["tokenizer_baselines"][handle.tokenizer_hash]
+    assert block["verdict"] == "clean" and block["auc"] < 0.6
+    assert block["auc_ci95"][0] <= 0.5

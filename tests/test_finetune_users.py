@@ -45,3 +45,16 @@ def test_demo_tokenizers_learn_from_the_pool_only():
     assert tokenizer_texts and not set(tokenizer_texts) & set(split.samples["text"])
     ref_texts, _, ref_tokenizer_texts = _demo_training_texts(targets.DEMO_REFERENCE)
     assert ref_tokenizer_texts == tokenizer_texts == ref_texts  # target and reference share one tokenizer
+
+
+def test_defence_families_pair_each_knob_with_the_undefended_recipe():
+    from benchmark.finetune import defences
+
+    fams = defences.families()
+    assert list(fams) == ["stdlib-users-full"]
+    ids = [r.id for r in fams["stdlib-users-full"]]
+    assert ids[0] == "stdlib-users-full" and set(ids[1:]) == {
+        "stdlib-users-full-cap", "stdlib-users-full-clip", "stdlib-users-full-early"}
+    texts = {r.id: defences._defence_text(r.defences) for r in fams["stdlib-users-full"]}
+    assert texts["stdlib-users-full"] == "none" and "2 trained texts" in texts["stdlib-users-full-cap"]
+    assert "per-example" in texts["stdlib-users-full-clip"] and "early stopping" in texts["stdlib-users-full-early"]

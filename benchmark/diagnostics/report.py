@@ -113,12 +113,11 @@ def _unit_fields(blocks: dict, groups) -> dict:
                verdict_group=verdict(g_value, g_ci) if g_value is not None else None)
     if groups is None:
         out["unit_note"] = UNGROUPED_NOTE
-    else:
-        out["unit_note"] = grouped.NOTE + (
-            "; blind_auc_ci95 resamples whole groups" + ("" if g_value is not None else
-                                                         "; no group level: " + next(
-                                                             (b["group"]["why"] for b in blocks.values()
-                                                              if b.get("group", {}).get("why")), "not defined")))
+        return out
+    out["unit_note"] = grouped.NOTE + "; blind_auc_ci95 resamples whole groups"
+    if g_value is None:
+        why = next((b["group"]["why"] for b in blocks.values() if b["group"].get("why")), "not defined")
+        out["unit_note"] += f"; no group level: {why}"
     return out
 
 
