@@ -18,7 +18,7 @@ import pytest
 from benchmark import diagnostics, metrics
 from benchmark.diagnostics import TargetTokenizer
 from benchmark.diagnostics.crossval import folds
-from benchmark.diagnostics.grouped import group_block, group_resampled_aucs, weighted_aucs
+from benchmark.diagnostics.grouped import aucs_of_group_counts, group_block, group_resampled_aucs
 from benchmark.errors import MembenchError
 
 
@@ -105,14 +105,15 @@ def test_best_blind_auc_chooses_the_unit_and_counts_the_tokenizer(both_diagnoses
         diagnostics.best_blind_auc(saved, unit="user")
 
 
-def test_weighted_auc_equals_the_auc_of_the_repeated_texts():
+def test_resampled_auc_equals_the_auc_of_the_repeated_groups():
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 60)
-    scores = np.round(rng.normal(size=60), 1)  # ties
-    weights = rng.integers(0, 4, size=(5, 60)).astype(float)
-    got = weighted_aucs(labels, scores, weights)
-    for row, w in zip(got, weights):
-        idx = np.repeat(np.arange(60), w.astype(int))
+    codes = rng.integers(0, 12, 90)
+    labels = rng.integers(0, 2, 90)  # groups holding both labels too
+    scores = np.round(rng.normal(size=90), 1)  # ties
+    counts = rng.integers(0, 4, size=(6, 12))
+    got = aucs_of_group_counts(labels, scores, codes, counts)
+    for row, c in zip(got, counts):
+        idx = np.repeat(np.arange(90), c[codes])
         assert row == pytest.approx(metrics.auc(labels[idx], scores[idx]))
 
 

@@ -17,7 +17,6 @@ has no group label: the group level is then not defined, and said so.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from .. import metrics
 from ..metrics.bootstrap import N_RESAMPLES, SEED, percentile_interval
@@ -49,35 +48,45 @@ def group_means(scores, codes, n_groups: int) -> np.ndarray:
 def group_resampled_aucs(labels, scores, groups, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.ndarray:
     """Text-level AUCs of ``n_resamples`` resamples of whole groups, drawn with replacement
     (stratified by group label when every group has one label). A group drawn k times counts
-    each of its texts k times; the AUC is the weighted Mann-Whitney statistic (ties half)."""
+    each of its texts k times (``aucs_of_group_counts``)."""
     labels = np.asarray(labels).astype(int)
-    scores = np.asarray(scores, float)
     _, codes, glabel = group_labels(labels, groups)
     n_groups = len(glabel)
     strata = ([np.flatnonzero(glabel == c) for c in (0, 1)] if (glabel >= 0).all()
               else [np.arange(n_groups)])
     rng = np.random.default_rng(seed)
-    counts = np.zeros((n_resamples, n_groups))
-    rows = np.arange(n_resamples)[:, None]
-    for stratum in strata:
-        np.add.at(counts, (rows, rng.choice(stratum, size=(n_resamples, len(stratum)), replace=True)), 1)
-    return weighted_aucs(labels, scores, counts[:, codes])
+    draws = np.concatenate([rng.choice(stratum, size=(n_resamples, len(stratum)), replace=True) for stratum in strata],
+                           axis=1)
+    offsets = np.arange(n_resamples)[:, None] * n_groups
+    counts = np.bincount((offsets + draws).ravel(), minlength=n_resamples * n_groups).reshape(n_resamples, n_groups)
+    return aucs_of_group_counts(labels, scores, codes, counts)
 
 
-def weighted_aucs(labels, scores, weights) -> np.ndarray:
-    """One AUC per row of ``weights`` (resamples x texts): the Mann-Whitney statistic with each
-    text counted ``weight`` times (ties count half); NaN for a row that lacks a class."""
+def aucs_of_group_counts(labels, scores, codes, counts) -> np.ndarray:
+    """One text-level AUC per row of ``counts`` (resamples x groups; ``codes``: each text's
+    group index), every text of group g counted ``counts[r, g]`` times: the Mann-Whitney
+    statistic, ties half; NaN for a row that lacks a class.
+
+    With M[g, h] = the (member of g, non-member of h) pairs ordered right (ties half), a
+    resample's numerator is sum_gh c_g c_h M[g, h] and its denominator (members)(non-members),
+    so the cost is one G x G matrix, not a pass over the texts per resample."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, float)
-    weights = np.asarray(weights, float)
-    _, value = np.unique(scores, return_inverse=True)  # ascending score value of each text
-    onehot = sparse.csr_matrix((np.ones(len(scores)), (np.arange(len(scores)), value)),
-                               shape=(len(scores), int(value.max()) + 1))
-    pos = np.asarray((onehot.T @ (weights * (labels == 1)).T).T)  # member weight at each value
-    neg = np.asarray((onehot.T @ (weights * (labels == 0)).T).T)
-    below = np.cumsum(neg, axis=1) - neg  # non-member weight strictly below each value
-    num = (pos * (below + 0.5 * neg)).sum(axis=1)
-    den = pos.sum(axis=1) * neg.sum(axis=1)
+    codes = np.asarray(codes)
+    counts = np.asarray(counts, float)
+    n_groups = counts.shape[1]
+    pos = labels == 1
+    pos_scores, pos_codes = scores[pos], codes[pos]
+    pairs = np.zeros((n_groups, n_groups))
+    for h in np.unique(codes[~pos]):
+        neg = np.sort(scores[(codes == h) & ~pos])
+        lo = np.searchsorted(neg, pos_scores, "left")
+        hi = np.searchsorted(neg, pos_scores, "right")
+        pairs[:, h] = np.bincount(pos_codes, weights=lo + 0.5 * (hi - lo), minlength=n_groups)
+    members = np.bincount(codes[pos], minlength=n_groups)
+    nonmembers = np.bincount(codes[~pos], minlength=n_groups)
+    num = ((counts @ pairs) * counts).sum(axis=1)
+    den = (counts @ members) * (counts @ nonmembers)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)
 
