@@ -11,6 +11,7 @@ import pytest
 import yaml
 from finetune_helpers import module_home
 
+from benchmark.results.gate import publish, validate_dir
 from benchmark import finetune, results, suite, targets
 from benchmark.finetune import pii, pools
 from benchmark.generated_data import finetune_and_compare
@@ -57,7 +58,7 @@ def test_generated_recipe_reports_both_aucs_their_difference_and_pii(generated):
         for side in ("members", "nonmembers"):
             block = report["pii_extraction"][model][side]
             assert block["n_items"] > 0 and 0 <= block["rate"] <= 1
-    scan = results.validate_dir(res)
+    scan = validate_dir(res)
     assert scan.ok, [str(r) for r in scan.rejected]
     by_target = {}
     for _, record in scan.records:
@@ -126,6 +127,7 @@ def test_site_shows_the_track_the_recipe_and_the_comparison(generated, tmp_path)
     from benchmark.site import build_site
 
     out, res = generated
+    publish(res)  # the publication gate, which the site reads
     report = build_site(res, tmp_path / "site")
     assert not report.rejected
     page = (tmp_path / "site" / "finetune.html").read_text()

@@ -102,5 +102,5 @@ def group_labels(record: dict, groups: list[str]) -> np.ndarray | None:
     split_id = record["split"]["id"]
     if not suite.is_materialized(split_id):
         return None
-    labels = suite.groups.labels(suite.ensure(split_id))
+    labels = suite.user_level.labels(suite.ensure(split_id))
     return labels.reindex(groups).to_numpy(int)
