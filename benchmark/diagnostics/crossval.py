@@ -24,9 +24,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from joblib import Parallel, delayed
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..suite import make_uid
@@ -53,6 +50,8 @@ def folds(texts, labels, *, groups=None, n_folds: int = N_FOLDS, seed: int = SEE
     With ``groups`` (one per row) the folds are stratified group folds: every group lies in
     exactly one test fold, so no model scores a text of a group it was fit on.
     """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     labels = np.asarray(labels).astype(int)
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
@@ -81,6 +80,8 @@ def _fit_and_score(make_model, train_texts, train_labels, test_texts):
     Numerical libraries run one thread per fold, so a fold gives the same numbers whether
     it runs alone, beside other folds, or in a worker process.
     """
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1):
         model = make_model().fit(train_texts, train_labels)
         member_col = list(model.classes_).index(1)
@@ -107,6 +108,8 @@ def out_of_fold_table(texts, labels, makers: dict, folds_, *, n_jobs: int = 1, p
     The (model, fold) fits are independent: with ``n_jobs`` > 1 they run in that many
     worker processes (joblib), fold by fold so the slow models spread over the workers.
     """
+    from joblib import Parallel, delayed
+
     texts = _rows(texts)
     labels = np.asarray(labels).astype(int)
     tasks = [(name, train, test) for train, test in folds_ for name in makers]

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from .. import metrics, results, suite
 from ..errors import MembenchError
@@ -143,6 +142,8 @@ def diagnose(texts, labels, *, groups=None, tokenizers=(), subject: dict | None 
     (full metric blocks) and ``_index`` (rows analyzed, after deduplication), which the
     writers use and drop before saving.
     """
+    from joblib import Parallel, delayed
+
     texts = [str(t) for t in texts]
     labels = np.asarray(labels).astype(int)
     check_labels(texts, labels, where)

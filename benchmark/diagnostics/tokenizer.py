@@ -32,15 +32,11 @@ whose tokenizer was not fitted on the split's texts sits at chance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from .. import metrics
 
@@ -115,6 +111,10 @@ def features(tokenizer, texts) -> np.ndarray:
 
 def classifier():
     """Unfitted: standardized tokenizer features -> logistic regression (P(member))."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
 
 
