@@ -11,6 +11,7 @@ on other text of the same source sits at chance.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -246,3 +247,67 @@ def test_the_demo_targets_tokenizer_sits_at_chance_on_the_demo_split():
     block = diag["tokenizer_baselines"][handle.tokenizer_hash]
     assert block["verdict"] == "clean" and block["auc"] < 0.6
     assert block["auc_ci95"][0] <= 0.5
+
+
+def _site_with_units(tmp_path, diagnostics_json: dict | None):
+    """A per-user split with a text scorer (LOSS) and a group scorer (user inference), its
+    diagnostics JSON (``diagnostics_json``, subject filled in) in the results folder, gated, built."""
+    from synthetic_results import synthetic_record
+
+    from benchmark.results import write
+    from benchmark.results.gate import publish
+    from benchmark.site import build_site
+
+    root = tmp_path / "results"
+    for scorer, kind in (("loss", None), ("user_inference", "group")):
+        rec, uids, scores = synthetic_record("finetune/users-x", "ft/users-x", scorer, track="finetune",
+                                             family="finetune", n=200, strength=2.0)
+        if kind:
+            rec["kind"] = kind
+        write(root, rec, uids, scores)
+    if diagnostics_json is not None:
+        path = root / "_diagnostics" / "finetune" / "users-x.json"
+        path.parent.mkdir(parents=True)
+        subject = {"id": "finetune/users-x", "content_hash": rec["split"]["content_hash"]}
+        path.write_text(json.dumps({"subject": subject, **diagnostics_json}))
+    publish(root)
+    report = build_site(root, tmp_path / "site")
+    rows = json.loads((report.out_dir / "data" / "split-finetune-users-x.json").read_text())["rows"]
+    page = (report.out_dir / "split" / "finetune-users-x.html").read_text()
+    return {r["scorer"]: r for r in rows}, page, rec["target"]["tokenizer_sha256"]
+
+
+def test_the_site_compares_group_scorers_with_the_group_level_blind_auc(tmp_path):
+    """On a per-user split the leaky text-level figure of old (0.90) is not what user inference
+    is compared with: a group row reads the group-level blind AUC, a text row the text-level one
+    (and its target's tokenizer baseline where that is higher), and the page says which unit the
+    verdict is at."""
+    from synthetic_results import _hash
+
+    tokenizer = _hash("t", "ft/users-x")
+    rows, page, _ = _site_with_units(tmp_path, {
+        "blind_auc": 0.90, "blind_auc_ci95": [0.85, 0.95], "blind_best": "blind_bow", "verdict": "shifted",
+        "verdict_unit": "text", "blind_auc_group": 0.52, "blind_auc_group_ci95": [0.40, 0.64],
+        "blind_best_group": "blind_bow", "verdict_group": "clean", "unit_note": "text level: ...; group level: ...",
+        "tokenizer_baselines": {tokenizer: {"name": "blind_tokenizer", "auc": 0.93, "auc_ci95": [0.91, 0.95],
+                                            "group": {"auc": 0.50, "auc_ci95": [0.38, 0.62]}}},
+    })
+    group, text = rows["user_inference"], rows["loss"]
+    assert group["unit"] == "groups" and text["unit"] == "samples"
+    assert group["blind_auc_compared"] == 0.5  # 0.52 rounded to its interval (+-0.12)
+    assert group["auc_minus_blind"] == pytest.approx(group["auc"] - 0.5, abs=0.01) and group["vs_blind"] == "above"
+    assert text["blind_auc_compared"] == 0.93  # its target's tokenizer baseline, above the text-level 0.90
+    assert text["auc_minus_blind"] == pytest.approx(text["auc"] - 0.93, abs=0.01)
+    assert re.search(r"above \+0\.\d+ \(over groups\)", page)
+    assert "over texts" in page and "Unit of membership" in page
+    assert re.search(r'badge verdict clean"[^>]*>clean</span> over groups', page)
+
+
+def test_without_a_group_level_a_group_scorer_is_not_compared_with_the_text_level(tmp_path):
+    rows, page, _ = _site_with_units(tmp_path, {"blind_auc": 0.90, "blind_auc_ci95": [0.85, 0.95],
+                                                "verdict": "shifted"})  # diagnosed before units existed
+    group, text = rows["user_inference"], rows["loss"]
+    assert "group-level" in group["auc_minus_blind"] and "group-level" in group["blind_auc_compared"]
+    assert "group-level" in group["vs_blind"]
+    assert text["blind_auc_compared"] == 0.9 and text["vs_blind"] in ("above", "not above")
+    assert "over texts" in page and "over groups:" not in page

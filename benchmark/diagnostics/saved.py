@@ -1,5 +1,7 @@
-"""Reading a split's saved diagnostics (no scikit-learn: the runner, the site and the API read
-them). `membench diagnose` writes ``$MEMBENCH_HOME/diagnostics/<split>.json`` and, for a results
+"""Reading a split's saved diagnostics (no scikit-learn: the runner and the gate read them), and
+the blind AUC a text or a group scorer is compared with (``best_blind_auc``; defined in
+``results.blind`` so that the site, which imports nothing of the diagnostics, uses it too).
+`membench diagnose` writes ``$MEMBENCH_HOME/diagnostics/<split>.json`` and, for a results
 folder, ``<results>/_diagnostics/<split>.json`` (``home.diagnostics_file`` decides both)."""
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ import json
 from pathlib import Path
 
 from ..home import diagnostics_file
+from ..results.blind import UNITS, best_blind_auc, blind_reference
+
+__all__ = ["UNITS", "best_blind_auc", "blind_reference", "read_saved"]
 
 
 def read_saved(split_id: str, results_dir: Path | None = None, content_hash: str | None = None) -> dict | None:
@@ -31,34 +36,3 @@ def read_saved(split_id: str, results_dir: Path | None = None, content_hash: str
             continue
         return data
     return None
-
-
-UNITS = {"sample": "blind_auc", "group": "blind_auc_group"}
-
-
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def best_blind_auc(saved: dict | None, unit: str = "sample", tokenizer: str | None = None) -> float | None:
-    """The best blind AUC a scorer of ``unit`` is compared with, from a split's saved
-    diagnostics (``read_saved``); None when there is none at that unit.
-
-    ``unit="sample"``: ``blind_auc``, over texts (folds drawn over groups where the split has
-    them): for text scorers. ``unit="group"``: ``blind_auc_group``, over groups (a group's
-    texts' mean out-of-fold score): for group scorers (user inference); None on a split
-    without groups, or diagnosed before groups were. ``tokenizer``: a target's tokenizer hash;
-    when the split has a tokenizer baseline for it (``membench diagnose SPLIT --target T``),
-    the larger of the two is the best blind AUC for that target's records.
-    """
-    if unit not in UNITS:
-        raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
-    if not isinstance(saved, dict) or "error" in saved:
-        return None
-    values = [_number(saved.get(UNITS[unit]))]
-    entry = (saved.get("tokenizer_baselines") or {}).get(tokenizer) if tokenizer else None
-    if isinstance(entry, dict):
-        values.append(_number(entry.get("auc")) if unit == "sample"
-                      else _number((entry.get("group") or {}).get("auc")))
-    found = [v for v in values if v is not None]
-    return max(found) if found else None

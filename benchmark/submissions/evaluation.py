@@ -330,12 +330,16 @@ def evaluate(path, *, split_id: str, target_id: str, results_dir: Path, log_path
         table, which, tokens = prep.group_rows
         outcome = grouping.outcome(prep.split, table, which, run.scores, sub.name, tokens)
         scores, row_ids = outcome.scores, outcome.group_ids
-        summary, counts = metrics.summarize_groups(outcome.labels, scores), grouping.counts_block(outcome)
+        blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id, unit="group",
+                                      tokenizer=prep.target_block.get("tokenizer_sha256"))
+        summary = metrics.summarize_groups(outcome.labels, scores, blind_auc=blind)
+        counts = grouping.counts_block(outcome)
         extra = {"kind": "group", "groups": outcome.block}
     else:
         labels = prep.split.labels().reindex(prep.uids).to_numpy()
         too_short = (n_scored == 0) if n_scored is not None else None
-        blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id)
+        blind = runner.best_blind_auc(Path(blind_from or results_dir), split_id,
+                                      tokenizer=prep.target_block.get("tokenizer_sha256"))
         if subset is not None:
             blind = results.rest_blind_auc(Path(blind_from or results_dir), prep.split, subset)
         summary, counts = _metrics_block(labels, scores, too_short, blind)
