@@ -58,3 +58,57 @@ def test_defence_families_pair_each_knob_with_the_undefended_recipe():
     texts = {r.id: defences._defence_text(r.defences) for r in fams["stdlib-users-full"]}
     assert texts["stdlib-users-full"] == "none" and "2 trained texts" in texts["stdlib-users-full-cap"]
     assert "per-example" in texts["stdlib-users-full-clip"] and "early stopping" in texts["stdlib-users-full-early"]
+
+
+def _defence_records(root):
+    """Group-level user-inference records of the defence family: the undefended recipe and the
+    clipping variant alike (AUC about 0.9), the cap variant at chance; 120 + 120 users each."""
+    from synthetic_results import synthetic_record
+
+    from benchmark.results import write
+
+    table = finetune.recipes()
+    for rid, strength in (("stdlib-users-full", 2.0), ("stdlib-users-full-clip", 2.0), ("stdlib-users-full-cap", 0.0)):
+        recipe = table[rid]
+        rec, uids, scores = synthetic_record(recipe.split_id, recipe.target_id, "user_inference", track="finetune",
+                                             family="finetune-per-user", n=240, strength=strength)
+        rec["kind"] = "group"
+        uids = [f"synthetic-user-{i}" for i in range(len(uids))]  # the same users in every variant
+        rec["provenance"]["recipe"] = {"id": rid, "sha256": recipe.sha256, "kind": "finetune", "base": recipe.base,
+                                       "method": recipe.method, "assign": "user", "defences": recipe.defences}
+        write(root, rec, uids, scores)
+    return table
+
+
+def test_the_defence_table_reports_widths_and_where_intervals_overlap(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.finetune import defences
+
+    root = tmp_path / "results"
+    table = _defence_records(root)
+    rows = {r["recipe"]: r for r in defences.table(root, recipes_table=table)}
+    assert "missing" in rows["stdlib-users-full-early"]  # no record: a row saying so
+    parent, clip, cap = rows["stdlib-users-full"], rows["stdlib-users-full-clip"], rows["stdlib-users-full-cap"]
+    assert parent["n_member_users"] == 120 and "intervals_overlap_parent" not in parent
+    for r in (parent, clip, cap):
+        assert r["ci95_width"] == r["auc_ci95"][1] - r["auc_ci95"][0] > 0
+    assert clip["intervals_overlap_parent"] is True and cap["intervals_overlap_parent"] is False
+    assert main(["finetune", "--defences", "--results-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "width" in out and "overlaps none" in out
+
+
+def test_the_fine_tuned_page_says_where_defence_intervals_overlap(tmp_path):
+    from benchmark.results.gate import publish
+    from benchmark.site import build_site
+
+    root = tmp_path / "results"
+    _defence_records(root)
+    publish(root)
+    page = (build_site(root, tmp_path / "site").out_dir / "finetune.html").read_text()
+    table = page.split('id="defence-table"')[1].split("</table>")[0]
+    assert "interval width" in table and "overlaps undefended" in table
+    notes = " ".join(p for p in page.split("<p") if "defence-overlap" in p)
+    assert "stdlib-users-full-clip overlaps the undefended one" in notes
+    assert "stdlib-users-full-cap lies apart from the undefended one" in notes
+    assert "120 / 120 users" in notes

@@ -85,7 +85,7 @@ def table(results_dir, *, scorer: str = "user_inference", recipes_table: dict | 
                 row["intervals_overlap_parent"] = bool(lo <= phi and plo <= hi)
                 scores = results.read_scores(path, record)
                 shared = sorted(set(scores.index) & set(parent_scores.index))
-                labels = group_labels(parent[1], shared)
+                labels = group_labels(parent[1], shared) if shared else None
                 if labels is not None:
                     diff = metrics.paired_auc_difference(labels, scores.reindex(shared).to_numpy(float),
                                                          parent_scores.reindex(shared).to_numpy(float))
@@ -98,9 +98,12 @@ def table(results_dir, *, scorer: str = "user_inference", recipes_table: dict | 
 
 def group_labels(record: dict, groups: list[str]) -> np.ndarray | None:
     """The labels of ``groups`` (the record's split's ``group_labels.parquet``; every variant
-    has the parent's users and labels), or None when the split is not materialized here."""
+    has the parent's users and labels), or None when the split is not materialized here, or
+    lacks some of these users."""
     split_id = record["split"]["id"]
     if not suite.is_materialized(split_id):
         return None
-    labels = suite.user_level.labels(suite.ensure(split_id))
-    return labels.reindex(groups).to_numpy(int)
+    labels = suite.user_level.labels(suite.ensure(split_id)).reindex(groups)
+    if labels.isna().any():  # users the materialized split does not have: another version of it
+        return None
+    return labels.to_numpy(int)
