@@ -311,3 +311,13 @@ def test_without_a_group_level_a_group_scorer_is_not_compared_with_the_text_leve
     assert "group-level" in group["vs_blind"]
     assert text["blind_auc_compared"] == 0.9 and text["vs_blind"] in ("above", "not above")
     assert "over texts" in page and "over groups:" not in page
+
+
+def test_membench_run_names_the_unit_of_each_blind_auc_it_prints():
+    from benchmark.commands.run import blind_note
+
+    group = {"kind": "group", "metrics": {"best_blind_auc": 0.519}}
+    text = {"metrics": {"best_blind_auc": 0.55}}
+    assert blind_note([group, text]) == "best blind baseline AUC on this split: 0.550 over texts, 0.519 over groups"
+    assert blind_note([text]) == "best blind baseline AUC on this split: 0.550 over texts"
+    assert blind_note([{"metrics": {}}]) is None
