@@ -45,8 +45,9 @@ serve: $(STAMP)
 # Regenerate the published demo-track results from real runs (`membench run` and the blind
 # baseline, through `membench demo`; first the demo target's tokenizer baseline, so that every
 # record's excess over blind counts it), then check them. Never edit those files by hand.
-# Also: the attacks that need model access beyond the cached statistics, the trainable scorers
-# (MIA-Tuner on the 80/20 protocol, Con-ReCall and threshold calibration on cal10: each run also
+# Also: the attacks that need model access beyond the cached statistics (those of 2024-2025 too:
+# PAC, the Infilling score, SaMIA; SURP is in the default set; DE-COP needs a chat target), the trainable scorers
+# (MIA-Tuner on the 80/20 protocol, Con-ReCall, threshold calibration and CAMIA on cal10: each run also
 # recomputes every other record of the split on the same evaluated rest), and the demo's null
 # control (random halves of the non-members), whose AUCs are each scorer's shift sensitivity.
 NULL_CONTROL := control/null/demo/pydoc-nonmembers
@@ -59,6 +60,10 @@ leaderboard-results: $(STAMP)
 	  --scorer mia_tuner:epochs=10 --calibration cal80
 	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
 	  --scorer con_recall --scorer calibrated:base=min_k --calibration cal10
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer pac --scorer infilling --scorer samia --scorer samia_zlib
+	$(VENV)/bin/membench run --target demo/neox-tiny --split demo/pydoc --results-dir $(PUBLISHED) \
+	  --scorer camia --calibration cal10
 	$(VENV)/bin/membench diagnose $(NULL_CONTROL) --target demo/neox-tiny --results-dir $(PUBLISHED)
 	$(VENV)/bin/membench run --target demo/neox-tiny --split $(NULL_CONTROL) --results-dir $(PUBLISHED)
 	$(MAKE) finetune-results

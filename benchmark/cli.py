@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 
-from . import __version__, profiling
+from . import __version__, home, profiling
 from .commands import (bench, calibration, cards, demo, diagnose, evaluate, finetune, grid, leaderboard, results,
                        run, serve, suite, targets, tokens, validate, worker)
 from .errors import MembenchError
@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    home.pin_home()  # one home for this command and every process it starts (benchmark.home)
     if args.profile_to:
         return profiling.profiled(lambda: _run(args), args.profile_to, args.profile_launched,
                                   sys.argv[1:] if argv is None else list(argv))

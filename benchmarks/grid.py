@@ -6,7 +6,7 @@ Builds the tiny grid of tests/test_grid.py (2 random-weight targets x 2 splits o
 scorers loss, zlib, min_k:k=0.1) twice, in two fresh MEMBENCH_HOMEs (cold feature caches),
 then times:
 
-- serial: ``runner.run`` for each job in turn, in this process, cold (empty feature cache)
+- serial: ``evaluate.run`` for each job in turn, in this process, cold (empty feature cache)
   then warm (cache filled, into a second results folder);
 - Ray: ``ray.init`` on its own, then ``run_grid`` cold (fresh workers: each imports torch and
   transformers before its first job) and warm (same workers, cache filled, a second results
@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     import ray
     import torch
 
-    from benchmark import results, runner
+    from benchmark import results
+    from benchmark.evaluate import RunSpec, run
     from benchmark.grid import plan_grid, run_grid
 
     out: dict = {"cpus": args.cpus, "torch_threads_serial": torch.get_num_threads(),
@@ -62,8 +63,8 @@ def main(argv=None) -> int:
         for phase in ("cold", "warm"):  # warm: the feature cache is filled, the models' code imported
             t = time.perf_counter()
             for job in grid.jobs:
-                runner.run(job.target, job.split, list(job.scorers), results_dir=root / f"serial-{phase}",
-                           progress=False)
+                run(RunSpec.build(job.target, job.split, list(job.scorers), results_dir=root / f"serial-{phase}",
+                                  progress=False))
             out[f"serial_{phase}_s"] = time.perf_counter() - t
 
         tiny = _home(root, "ray")

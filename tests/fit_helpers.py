@@ -45,7 +45,7 @@ def write_jsonl(rows, path: Path) -> Path:
     return path
 
 
-def tiny_target(out: Path, texts, *, chat: bool = False, seed: int = 0) -> Path:
+def tiny_target(out: Path, texts, *, chat: bool = False, seed: int = 0, context: int = 256) -> Path:
     """A random-weight GPT-NeoX built from a config, with a BPE tokenizer trained on ``texts``
     (and a chat template when ``chat``), saved as a local model folder."""
     import torch
@@ -60,7 +60,7 @@ def tiny_target(out: Path, texts, *, chat: bool = False, seed: int = 0) -> Path:
         tok.save_pretrained(out)
     torch.manual_seed(seed)
     config = GPTNeoXConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=64, max_position_embeddings=256, rotary_pct=0.25,
+                           intermediate_size=64, max_position_embeddings=context, rotary_pct=0.25,
                            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
                            pad_token_id=tok.eos_token_id)
     GPTNeoXForCausalLM(config).save_pretrained(out)

@@ -85,5 +85,5 @@ def test_bench_profile_times_the_phases_of_cold_and_warm_runs(tiny_demo_home, ca
         assert all(row["seconds"] >= 0 for row in run["phases"])
         assert sum(row["seconds"] for row in run["phases"]) == pytest.approx(run["wall_s"], abs=0.01)
     assert cold["imported"]["torch"] and not single["imported"]["torch"] and not single["imported"]["transformers"]
-    assert set(r["scorer_seconds_per_2000_texts"]) == {"loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd", "reference"}
+    assert set(r["scorer_seconds_per_2000_texts"]) == {"loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd", "surp", "reference"}
     assert r["warm_single_over_help"] > 0 and len(r["load_average"]) == 3

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from benchmark.attacks.access import InProcessAccess
+from benchmark.evaluate import MeteredModelAccess
 
 WORDS = [f"w{i}" for i in range(80)]
 
@@ -43,7 +43,7 @@ def test_conditional_logprobs_score_the_tokens_logprobs_scores(tiny_neox, templa
     tok = _tokenizer(template)
     target = SimpleNamespace(id="tiny", tokenizer=tok, max_length=64, model=tiny_neox, device="cpu",
                              tokenizer_hash="t", vocab_size=len(tok))
-    access = InProcessAccess(target, granted=("features", "logprobs"))
+    access = MeteredModelAccess(target, granted=("features", "logprobs"))
     texts = ["w1 w2 w3 w4 w5", "w10 w11 w12", "w7 w8 w9 w10 w11 w12 w13"]
     prefix = "w40 w41 w42 w43"
     alone = access.logprobs(texts)

@@ -13,6 +13,7 @@ import torch
 
 from benchmark import attacks, features, targets
 from benchmark.errors import MembenchError
+from benchmark.evaluate import MeteredModelAccess
 
 TEXTS = [
     "Membership inference asks whether a given text was part of a model's training set, and how sure we can be.",
@@ -144,7 +145,7 @@ def test_reference_compares_the_same_span_when_the_tokenizers_cut_differently(to
     target = _target(_model(len(tok)), tok, 12, "truncate-head", "target")
     ref = _target(_model(len(word_tok), seed=1), word_tok, 6, "truncate-head", "ref")
     t_stats = features.text_stats(target, TEXTS)
-    access = attacks.InProcessAccess(ref, granted=("features", "reference"), reference=ref)
+    access = MeteredModelAccess(ref, granted=("features", "reference"), reference=ref)
     scorer = attacks.get_scorer("reference")
     out = scorer.score(attacks.ScoringInput(uids=list("abcd"), texts=TEXTS, features=t_stats, access=access))
     assert scorer.details["common_span_texts"] >= 1

@@ -326,7 +326,7 @@ def test_demo_split_is_clean_and_its_blind_results_are_written(tmp_path, monkeyp
 @pytest.mark.slow
 def test_control_split_run_reports_shift_sensitivity(tmp_path, monkeypatch):
     from benchmark import suite, targets
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
     from benchmark.suite import registry
 
     table = dict(registry.splits())
@@ -335,7 +335,7 @@ def test_control_split_run_reports_shift_sensitivity(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "splits", lambda: table)
     assert suite.get_split("demo/pydoc").track == "control"
     targets.ensure_demo_target(progress=False)
-    records = run("demo/neox-tiny", "demo/pydoc", ["loss"], results_dir=tmp_path, progress=False)
+    records = run(RunSpec.build("demo/neox-tiny", "demo/pydoc", ["loss"], results_dir=tmp_path, progress=False)).records
     shift = records[0]["shift_sensitivity"]
     assert shift["auc"] == records[0]["metrics"]["auc"]
     assert shift["label"].startswith("NOT membership")

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from finetune_helpers import module_home
 
-from benchmark import finetune, runner, suite, targets
+from benchmark import finetune, suite, targets
+from benchmark.evaluate import RunSpec, check_validity, run
 from benchmark.errors import MembenchError
 from benchmark.finetune import pools
 from benchmark.finetune.trainer import TrainingData
@@ -137,12 +138,13 @@ def test_fine_tuned_target_is_attackable_and_manifest_is_what_was_trained(built,
     assert sorted(labels[labels == 0].index) == manifest["nonmember_uids"]
     assert not set(manifest["nonmember_uids"]) & set(yielded)
     # the target is a target like any other; its split's labels are valid for it alone
-    records = runner.run(f"ft/{rid}", f"finetune/{rid}", ["loss"], results_dir=home / "results", progress=False)
+    records = run(RunSpec.build(f"ft/{rid}", f"finetune/{rid}", ["loss"], results_dir=home / "results",
+                                progress=False)).records
     assert records[0]["metrics"]["auc"] > 0.75, records[0]["metrics"]["auc"]
     assert records[0]["provenance"]["recipe"]["id"] == rid
     assert records[0]["provenance"]["recipe"]["method"]["kind"] == rid.split("-")[1]
     with pytest.raises(MembenchError, match="not membership ground truth"):
-        runner.check_validity(suite.get_split(f"finetune/{rid}"), "ft/other", False)
+        check_validity(suite.get_split(f"finetune/{rid}"), "ft/other", False)
     spec = targets.get_target(f"ft/{rid}")
     assert spec.extra["weights_sha256"] == targets.load_target(f"ft/{rid}").weights_hash
     assert spec.extra["training"]["steps"] == 60 and spec.extra["training"]["tokens"] > 0

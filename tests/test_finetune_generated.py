@@ -14,7 +14,7 @@ from finetune_helpers import module_home
 from benchmark.results.gate import publish, validate_dir
 from benchmark import finetune, results, suite, targets
 from benchmark.finetune import pii, pools
-from benchmark.generated_data import finetune_and_compare
+from benchmark.evaluate import finetune_and_compare
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
         "max_position_embeddings": 256}
@@ -88,7 +88,7 @@ def test_the_pretrained_base_tokenizer_learns_from_the_reference_pool(generated)
 
 
 def test_base_split_records_its_planted_pii(generated):
-    from benchmark.generated_data import pii_items
+    from benchmark.evaluate import pii_items
 
     split = suite.ensure("finetune/tiny-base")
     items = pii_items(split)

@@ -16,7 +16,7 @@ from benchmark.results.gate import validate_dir
 from benchmark import results, suite
 from benchmark.attacks.registry import register, unregister
 from benchmark.cli import main
-from benchmark.runner import run
+from benchmark.evaluate import MeteredModelAccess, RunSpec, run
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
@@ -34,7 +34,8 @@ def env(tmp_path_factory):
 
 
 def _run(env, scorers, out, *, target="chat", **kw):
-    return run(str(env[target]), SPLIT, scorers, results_dir=out, progress=False, target_name=TARGET, **kw)
+    return run(RunSpec.build(str(env[target]), SPLIT, scorers, results_dir=out, progress=False, target_name=TARGET,
+                             **kw)).records
 
 
 def _labels(env):
@@ -251,7 +252,7 @@ def test_soft_prompt_training_follows_the_exact_gradient_of_the_objective(env):
     from benchmark.attacks.mia_tuner import unaligned_objective
 
     target = targets.load_target(str(env["chat"]))
-    access = attacks.InProcessAccess(target, granted=("features", "fit"), scorer="t")
+    access = MeteredModelAccess(target, granted=("features", "fit"), scorer="t")
     texts = env["split"].samples["text"].tolist()[:6]
     members = torch.tensor([True, True, True, False, False, False])
     with access.fitting(FitMeter(FitBudget(), "t")):

@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.results.gate import validate_dir
 from benchmark import attacks, results, suite, targets
-from benchmark.runner import run
+from benchmark.evaluate import RunSpec, run
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -18,8 +18,8 @@ def test_mia_tuner_trains_within_its_budget_on_the_demo_target(tmp_path):
     targets.ensure_demo_target(progress=False)
     budget = attacks.FitBudget(steps=12, forward_tokens=300_000, backward_tokens=300_000, seconds=1800)
     spec = "mia_tuner:epochs=4,num_virtual_tokens=10,max_train_samples=48,learning_rate=0.01"
-    tuner, loss = run("demo/neox-tiny", targets.DEMO_SPLIT, [spec, "loss"], results_dir=tmp_path, progress=False,
-                      fit_budget=budget)
+    tuner, loss = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, [spec, "loss"], results_dir=tmp_path,
+                                    progress=False, fit_budget=budget)).records
     subset = suite.calibration.select(suite.ensure(targets.DEMO_SPLIT), "cal80")
     assert tuner["evaluation_subset"]["name"] == "cal80" and tuner["evaluation_subset"]["n"] == len(subset.rest)
     assert tuner["fit"]["n_calibration"] == len(subset.calibration)

@@ -14,7 +14,7 @@ from fit_helpers import SPLIT, make_env
 from benchmark.results.gate import validate_dir
 from benchmark import results, suite
 from benchmark.cli import main
-from benchmark.runner import run
+from benchmark.evaluate import RunSpec, run
 from benchmark.submissions import isolation_problem
 
 YAML = """\
@@ -83,7 +83,7 @@ def _evaluate(env, folder, out, *extra):
 
 def test_a_submission_fits_in_the_jail_on_calibration_labels_only(env, tmp_path, capsys):
     out = tmp_path / "r"
-    run(str(env["plain"]), SPLIT, ["loss"], results_dir=out, progress=False)  # another scorer's whole-split record
+    run(RunSpec.build(str(env["plain"]), SPLIT, ["loss"], results_dir=out, progress=False))  # a whole-split record
     folder = _submission(tmp_path, "fit_spy", SPY.format(name="fit_spy", caps=("features", "fit"), extra_fit=""),
                          ("features", "fit"))
     assert _evaluate(env, folder, out, "--calibration", "cal80", "--json") == 0, capsys.readouterr().err

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmark import attacks, features
+from benchmark.evaluate import MeteredModelAccess
 
 SEQS = [[5, 17, 3, 42, 8, 8, 1], [9, 2, 60]]  # a hand-built two-sample example
 
@@ -131,7 +132,7 @@ def _mean_lp(target, text):
 def _scoring_input(target, texts, granted, reference=None, **extra):
     ids = [_ids(target, t) for t in texts]
     stats = features.compute(target.model, ids, pad_id=0)
-    access = attacks.InProcessAccess(target, granted=granted, reference=reference)
+    access = MeteredModelAccess(target, granted=granted, reference=reference)
     return attacks.ScoringInput(uids=[str(i) for i in range(len(texts))], texts=texts, features=stats,
                                 access=access, **extra)
 

@@ -19,7 +19,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from benchmark import results, runner  # noqa: E402
+from benchmark import results  # noqa: E402
+from benchmark.evaluate import RunSpec, run  # noqa: E402
 from benchmark.results.gate import validate_dir  # noqa: E402
 from benchmark.cli import main  # noqa: E402
 from benchmark.grid import FAULT_ENV, finished_records, plan_grid, run_grid  # noqa: E402
@@ -90,7 +91,7 @@ def test_grid_metrics_are_byte_identical_to_a_serial_run(killed_run, tmp_path):
     out, _, _, report, _ = killed_run
     serial = tmp_path / "serial"
     for job in report["jobs"]:
-        runner.run(job["target"], job["split"], SCORERS, results_dir=serial, progress=False)
+        run(RunSpec.build(job["target"], job["split"], SCORERS, results_dir=serial, progress=False))
     grid = {results.record_key(r): (p, r) for p, r in results.iter_records(out)}
     alone = {results.record_key(r): (p, r) for p, r in results.iter_records(serial)}
     assert set(grid) == set(alone) and len(grid) == 4 * len(SCORERS)

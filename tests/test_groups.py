@@ -16,8 +16,9 @@ from submission_helpers import write_submission
 from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark.results.gate import publish, validate_dir
-from benchmark import attacks, finetune, metrics, results, runner, suite
+from benchmark import attacks, finetune, metrics, results, suite
 from benchmark.api import group_scores
+from benchmark.evaluate import RunSpec, run
 from benchmark.errors import MembenchError
 
 home = module_home("groups-home")
@@ -52,8 +53,8 @@ def user_records(home, users):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(attacks.scorer_class("user_inference"), "score", spy)
-        records = runner.run("ft/users", "finetune/users", ["user_inference", "loss"], results_dir=home / "results",
-                             progress=False)
+        records = run(RunSpec.build("ft/users", "finetune/users", ["user_inference", "loss"],
+                                    results_dir=home / "results", progress=False)).records
     return records, seen
 
 
@@ -195,8 +196,8 @@ def test_wrong_group_outputs_are_refused_and_nothing_is_published(user_records, 
     monkeypatch.setitem(registry._SCORERS, BadGroups.name, BadGroups)
     out = tmp_path / "results"
     with pytest.raises(MembenchError, match=message) as err:
-        runner.run("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
-                   progress=False)
+        run(RunSpec.build("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
+                          progress=False))
     assert "\n" not in str(err.value)
     assert not out.exists() or not any(out.rglob("*.json"))
 

@@ -22,18 +22,22 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import process_helpers
 import pytest
 from fastapi.testclient import TestClient
+from submission_helpers import run_spec
 
 from benchmark import results, suite
-from benchmark.submissions import Limits, isolation_problem, jail, tokens
+from benchmark.submissions import Limits, isolation_problem, jail
+from benchmark.submissions import api_tokens
 from benchmark.submissions.api import create_app
 from benchmark.submissions.folder import FolderError
 from benchmark.submissions.joblog import SCORER_PREFIX
 from benchmark.submissions.queue import Queue
 from benchmark.submissions.worker import WorkerConfig, serve
 
-pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}")
+pytestmark = [pytest.mark.skipif(isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}"),
+              pytest.mark.slow]  # the worker validates on the demo target: built once, before the tests
 
 YAML = """\
 name: {name}
@@ -87,7 +91,7 @@ def _hostile_jobs() -> dict:
         # 1. labels and assignment code: look everywhere, by name and by known path, and import them
         "find_labels": (f"""
             found, tried = [], []
-            for mod in ("benchmark.suite", "benchmark.suite.demo", "benchmark.targets", "benchmark.runner"):
+            for mod in ("benchmark.suite", "benchmark.suite.demo", "benchmark.targets", "benchmark.evaluate"):
                 try:
                     __import__(mod); found.append(mod)
                 except ImportError as e:
@@ -226,8 +230,8 @@ def world(tmp_path_factory):
     """One queue, one API, one worker: every hostile job followed by an honest one."""
     root = tmp_path_factory.mktemp("hostile")
     queue = Queue(root / "queue")
-    alice, _ = tokens.add(queue, "alice", per_day=100)
-    mallory, _ = tokens.add(queue, "mallory", per_day=100)
+    alice, _ = api_tokens.add(queue, "alice", per_day=100)
+    mallory, _ = api_tokens.add(queue, "mallory", per_day=100)
     app = create_app(root / "queue")
     app.state.submission_queue = queue
     client = TestClient(app)
@@ -256,20 +260,17 @@ def world(tmp_path_factory):
                queue.job_dir(ids["planted_link"]) / "submission" / "data.parquet")
     honest_after["planted_link"] = post(_honest(99), alice).json()["id"]
 
-    cfg = WorkerConfig(results_dir=root / "published", site_out=None, lease_s=30, limits=LIMITS, validate_n=64)
+    cfg = WorkerConfig(results_dir=root / "published", lease_s=30, limits=LIMITS, validate_n=64)
     seen_uids = []
     stop = threading.Event()
 
-    def watch():  # the host's view while jobs run: which sandbox uids exist
+    def watch():  # the host's view while jobs run: which sandbox uids this test's runs have
+        me = os.getpid()  # only processes this test started (another run may be going on on the host)
         while not stop.wait(0.05):
-            for e in os.scandir("/proc"):
-                if e.name.isdigit():
-                    try:
-                        uid = e.stat().st_uid
-                    except OSError:
-                        continue
-                    if uid >= jail.uids.UID_BASE:
-                        seen_uids.append(uid)
+            for pid in process_helpers.descendants(me):
+                uid = process_helpers.uid_of(pid)
+                if uid is not None and uid >= jail.uids.UID_BASE:
+                    seen_uids.append(uid)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -323,7 +324,7 @@ def test_a_link_in_a_submission_is_never_followed(world, tmp_path):
         world["queue"].submit_folder(d, split="demo/pydoc", target="demo/neox-tiny")
     from benchmark.submissions import validate
 
-    report = validate(d, split_id="demo/pydoc", target_id="demo/neox-tiny", log_path=tmp_path / "log")
+    report = validate(d, run_spec("demo/pydoc", "demo/neox-tiny"), log_path=tmp_path / "log")
     assert not report["ok"] and "holds a link" in report["error"]
 
 
@@ -331,27 +332,12 @@ def test_no_process_outlives_its_run_and_runs_never_share_a_uid(world):
     log = world["queue"].get(world["ids"]["survivor"])["log"]
     assert "scorer| clone -1 1" in log and "scorer| clone3 -1 38" in log  # EPERM; ENOSYS
     assert "scorer| procs [1, 2]" in log  # its own PID namespace: nothing else to reach
-    assert _live_sandbox_processes() == []  # (an exited one may wait a moment for the host's init to reap it)
+    # no process of this test's runs' uids lives on (an exited one may wait a moment for the host's
+    # init to reap it; a uid is held by one run at a time, so another run's processes are not counted)
+    assert process_helpers.processes_of_uids(world["uids"]) == []
     assert len(world["uids"]) >= 2  # several runs were seen, each as a uid of its own...
     honest = world["queue"].get(world["honest"]["survivor"])
     assert "was here" not in honest["log"]  # ...and the next one saw nothing of the previous
-
-
-def _live_sandbox_processes() -> list[str]:
-    """Processes of a sandbox uid on the host that are not zombies (a zombie runs nothing)."""
-    out = []
-    for e in os.scandir("/proc"):
-        if not e.name.isdigit():
-            continue
-        try:
-            if e.stat().st_uid < jail.uids.UID_BASE:
-                continue
-            state = Path(f"/proc/{e.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("Z", "X"):
-            out.append(e.name)
-    return out
 
 
 def test_whole_run_limits_hold(world):
@@ -437,21 +423,21 @@ def test_a_name_belongs_to_its_first_publisher(world):
     r = post(_zip(owned, "return np.zeros(n)"), tok["mallory"])
     assert r.status_code == 403 and "belongs to another submitter" in r.json()["detail"]
     # a fresh token (another submitter) fares no better; alice's own new token does
-    eve, _ = tokens.add(world["queue"], "eve")
+    eve, _ = api_tokens.add(world["queue"], "eve")
     assert post(_zip(owned, "return np.zeros(n)"), eve).status_code == 403
-    alice2, _ = tokens.add(world["queue"], "alice")
+    alice2, _ = api_tokens.add(world["queue"], "alice")
     assert post(_zip(owned, "return np.zeros(n)", author="alice"), alice2).status_code == 201
 
 
 def test_two_pending_claims_to_one_name_publish_once(world, tmp_path):
     """Both queued before either published: the second to finish is refused at publication."""
     queue = Queue(tmp_path / "q")
-    bob, _ = tokens.add(queue, "bob")
-    carol, _ = tokens.add(queue, "carol")
+    bob, _ = api_tokens.add(queue, "bob")
+    carol, _ = api_tokens.add(queue, "carol")
     ids = [queue.submit_archive(_zip("contested", "return np.zeros(n) + len(inputs.texts[0])", author=who),
                                 split="demo/pydoc", target="demo/neox-tiny", owner=who, per_day=10)
            for who in ("bob", "carol")]
-    cfg = WorkerConfig(results_dir=tmp_path / "published", site_out=None, limits=LIMITS, validate_n=16)
+    cfg = WorkerConfig(results_dir=tmp_path / "published", limits=LIMITS, validate_n=16)
     assert serve(queue, cfg, exit_when_empty=True) == 2
     first, second = (queue.get(i) for i in ids)
     assert first["status"] == "done" and first["published"]
@@ -465,11 +451,11 @@ def test_tokens_are_required_stored_hashed_and_revocable(world):
     url = "/api/submissions?split=demo/pydoc&target=demo/neox-tiny"
     assert client.post(url, content=_honest(50)).status_code == 401
     assert client.post(url, content=_honest(50), headers={"Authorization": "Bearer mbt_forged"}).status_code == 401
-    secret, tok = tokens.add(world["queue"], "temp")
+    secret, tok = api_tokens.add(world["queue"], "temp")
     with world["queue"].connect() as c:
         stored = [r[0] for r in c.execute("SELECT hash FROM tokens")]
     assert secret not in stored and all(len(h) == 64 for h in stored)
-    tokens.revoke(world["queue"], tok.id)
+    api_tokens.revoke(world["queue"], tok.id)
     assert client.post(url, content=_honest(51), headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     # a job is visible to its own submitter only
     job = world["honest"]["sockets"]
@@ -481,7 +467,7 @@ def test_tokens_are_required_stored_hashed_and_revocable(world):
 
 def test_submissions_are_rate_limited_per_submitter(tmp_path):
     queue = Queue(tmp_path / "q")
-    secret, _ = tokens.add(queue, "hasty", per_day=2)
+    secret, _ = api_tokens.add(queue, "hasty", per_day=2)
     app = create_app(tmp_path / "q")
     app.state.submission_queue = queue
     with TestClient(app) as client:

@@ -36,7 +36,7 @@ from benchmark.results.published import (
     may_publish,
     owner_verdict,
 )
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.server import create_app
 from benchmark.site import build_site
 from site_helpers import local_home, materialize_local_split, record_on_split  # noqa: F401 - a fixture

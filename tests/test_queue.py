@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from submission_helpers import run_spec
 
-from benchmark.submissions import archive, tokens
+from benchmark.submissions import api_tokens
+from benchmark.submissions import archive
 from benchmark.submissions.api import create_app
 from benchmark.submissions.queue import Queue
 
@@ -154,7 +156,7 @@ def test_wal_mode(tmp_path):
 @pytest.fixture
 def client(tmp_path):
     app = create_app(tmp_path / "q")
-    secret, _ = tokens.add(app.state.submission_queue, "tester")
+    secret, _ = api_tokens.add(app.state.submission_queue, "tester")
     with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as c:
         yield c, app.state.submission_queue
 
@@ -192,7 +194,7 @@ def test_the_site_app_serves_the_submission_endpoints(tmp_path):
 
     app = site_app(tmp_path / "site", tmp_path / "results")
     app.state.submission_queue = Queue(tmp_path / "q")
-    secret, _ = tokens.add(app.state.submission_queue, "tester")
+    secret, _ = api_tokens.add(app.state.submission_queue, "tester")
     with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as c:
         r = c.post("/api/submissions", content=_zip(GOOD))
         assert r.status_code == 201 and c.get(r.json()["url"]).json()["status"] == "pending"
@@ -213,8 +215,7 @@ def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
     q = Queue(tmp_path / "q")
     job_id = q.submit_folder(d, split="demo/pydoc", target="demo/neox-tiny")
     job = q.claim("dead-worker", 30)
-    evaluate(job.folder, split_id="demo/pydoc", target_id="demo/neox-tiny", results_dir=job.dir / "results",
-             log_path=job.log_path)
+    evaluate(job.folder, run_spec("demo/pydoc", "demo/neox-tiny", job.dir / "results"), log_path=job.log_path)
     assert q.finish(job, "done")  # ... and the worker dies here, before publishing
     published = tmp_path / "published"
     assert serve(q, WorkerConfig(results_dir=published), exit_when_empty=True) == 0
@@ -231,13 +232,13 @@ def test_tokens_command_adds_lists_and_revokes(tmp_path, capsys):
     assert main([*q, "add", "alice-lab", "--per-day", "5", "--json"]) == 0
     made = json.loads(capsys.readouterr().out)
     assert made["token"].startswith("mbt_") and made["per_day"] == 5 and made["active"]
-    assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]).name == "alice-lab"
+    assert api_tokens.authenticate(Queue(tmp_path / "q"), made["token"]).name == "alice-lab"
     assert main([*q, "list"]) == 0
     listed = capsys.readouterr().out
     assert "alice-lab" in listed and made["token"] not in listed
     assert main([*q, "revoke", "alice-lab", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["id"] == made["id"]
-    assert tokens.authenticate(Queue(tmp_path / "q"), made["token"]) is None
+    assert api_tokens.authenticate(Queue(tmp_path / "q"), made["token"]) is None
     assert main([*q, "add", "Bad Name"]) == 2 and "not a valid submitter name" in capsys.readouterr().err
     assert main([*q, "revoke", "nobody"]) == 2
 
@@ -258,7 +259,7 @@ def test_publishing_keeps_the_per_sample_columns(tmp_path):
     truncated = np.arange(len(uids)) % 3 == 0
     results.write(q.job_dir(job_id) / "results", record, uids, scores, columns={"truncated": truncated})
     published = tmp_path / "published"
-    written = publish(q, job_id, WorkerConfig(results_dir=published, site_out=None))
+    written = publish(q, job_id, WorkerConfig(results_dir=published))
     (path,) = map(Path, written)
     table = pd.read_parquet(path.with_name(results.read(path)["per_sample"]["file"]))
     assert table["truncated"].tolist() == truncated.tolist() and table["score"].tolist() == list(scores)
@@ -272,8 +273,8 @@ def test_a_private_split_has_a_quota_per_owner_and_day(tmp_path, monkeypatch):
 
     app = create_app(tmp_path / "q")
     q = app.state.submission_queue
-    alice, _ = tokens.add(q, "alice", per_day=100)
-    bob, _ = tokens.add(q, "bob", per_day=100)
+    alice, _ = api_tokens.add(q, "alice", per_day=100)
+    bob, _ = api_tokens.add(q, "bob", per_day=100)
     private = "/api/submissions?split=demo/pydoc-private&target=demo/neox-tiny-private"
     quota = queue_module.PRIVATE_SPLIT_PER_DAY
     with TestClient(app) as c:

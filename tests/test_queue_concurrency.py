@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from benchmark import results
-from benchmark.submissions import isolation_problem, tokens
+from benchmark.submissions import api_tokens
+from benchmark.submissions import isolation_problem
 from benchmark.submissions.queue import Queue
 
 N = 50
@@ -109,7 +110,7 @@ def _worker(root: Path, *extra) -> subprocess.Popen:
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(isolation_problem() is not None, reason="no full jail here")
 def test_fifty_concurrent_submissions_each_processed_exactly_once(tmp_path):
-    secret, _ = tokens.add(Queue(tmp_path / "queue"), "loadtest", per_day=N)
+    secret, _ = api_tokens.add(Queue(tmp_path / "queue"), "loadtest", per_day=N)
     auth = {"Authorization": f"Bearer {secret}"}
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp_path), str(port)], cwd=REPO,

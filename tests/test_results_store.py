@@ -238,16 +238,16 @@ def materialized(tmp_path, monkeypatch):
 
 
 def _scored(split, *, kind="attack", seed=0, blind_auc=0.6):
-    """A record exactly as the runner makes it (real metrics from real labels), its uids and scores."""
+    """A record exactly as the evaluator makes it (real metrics from real labels), its uids and scores."""
     import numpy as np
 
-    from benchmark.runner import _metrics_block
+    from benchmark.evaluate import metrics_block
 
     uids = split.samples["uid"].tolist()
     labels = split.labels().reindex(uids).to_numpy()
     scores = np.random.default_rng(seed).normal(size=len(uids)) + 0.8 * labels
     scores[3] = np.nan  # one excluded sample
-    summary, counts = _metrics_block(labels, scores, np.isnan(scores), blind_auc)
+    summary, counts = metrics_block(labels, scores, np.isnan(scores), blind_auc)
     rec, _, _ = synthetic_record(split.id, "pythia-160m", "loss", kind=kind, n=10)
     rec["split"]["content_hash"] = split.content_hash
     rec["metrics"], rec["counts"] = summary, counts

@@ -11,6 +11,7 @@ import pytest
 from benchmark import attacks, targets
 from benchmark.api import Scorer
 from benchmark.attacks.registry import register, unregister
+from benchmark.evaluate import RunSpec, run
 from benchmark.features import forward
 
 ALL = ["loss", "zlib", "lowercase", "min_k", "min_k_plus_plus", "reference", "gradnorm", "neighborhood",
@@ -28,18 +29,15 @@ DEMO_TARGETS = ("demo/neox-tiny", "demo/neox-tiny-ref")  # the runs below score 
 def demo_run(tmp_path_factory):
     """Every built-in scorer on the demo split (reference: demo/neox-tiny-ref, trained on the
     split's non-member pool only), with a diagnostics file present for the blind hook."""
-    from benchmark.runner import run
-
     out = tmp_path_factory.mktemp("run-results")
     diag = out / "_diagnostics" / "demo" / "pydoc.json"
     diag.parent.mkdir(parents=True)
     diag.write_text(json.dumps({"blind_auc": 0.55}))
     targets.ensure_demo_target(progress=False)
-    counter: dict = {}
     # neighbourhood with 3 neighbours per text (default 10) keeps CI time down; no masked model
     # is available offline, so this exercises the documented word-swap fallback
     specs = [s if s != "neighborhood" else "neighborhood:n_neighbors=3,mask_model=none" for s in ALL]
-    records = run("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out, progress=False, counter=counter)
+    records = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out, progress=False)).records
     return out, {r["scorer"]["name"].split("(")[0]: r for r in records}
 
 
@@ -74,8 +72,6 @@ def test_records_carry_usage_counts_and_the_blind_excess(demo_run):
 
 @pytest.mark.slow(needs=DEMO_TARGETS)
 def test_new_feature_scorer_on_a_cached_split_runs_no_forward_pass(demo_run, monkeypatch):
-    from benchmark.runner import run
-
     out, _ = demo_run
 
     @register
@@ -89,29 +85,29 @@ def test_new_feature_scorer_on_a_cached_split_runs_no_forward_pass(demo_run, mon
     real = forward.batch_stats
     monkeypatch.setattr(forward, "batch_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     try:
-        counter: dict = {}
-        (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, ["test_mean_entropy"], results_dir=out,
-                        progress=False, counter=counter)
+        report = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["test_mean_entropy"], results_dir=out,
+                                   progress=False))
     finally:
         unregister("test_mean_entropy")
-    assert calls == [] and counter["forward_passes"] == 0
+    (record,) = report.records
+    assert calls == [] and report.usage["forward_passes"] == 0
     assert record["counts"]["n_scored"] == 390
 
 
 def test_too_short_texts_are_excluded_and_counted_never_nan():
-    from benchmark.runner import _metrics_block
+    from benchmark.evaluate import metrics_block
 
     labels = np.array([1, 1, 1, 0, 0, 0, 1, 0])
     scores = np.array([3.0, 2.5, np.nan, 1.0, 0.5, 1.5, np.inf, 0.2])
     too_short = np.array([False, False, True, False, False, False, False, False])
-    summary, counts = _metrics_block(labels, scores, too_short)
+    summary, counts = metrics_block(labels, scores, too_short)
     assert counts["excluded_no_scored_tokens"] == 1 and counts["excluded_other_nonfinite"] == 1
     assert counts["n_scored"] == 6 and np.isfinite(summary["auc"]) and summary["auc"] == 1.0
 
 
 def test_scorer_specs_parse_parameters_and_reject_bad_ones():
     from benchmark.errors import MembenchError
-    from benchmark.runner import make_scorers, result_name
+    from benchmark.evaluate import make_scorers, result_name
 
     ((scorer, params),) = make_scorers(["min_k:k=0.1"])
     assert scorer.k == 0.1 and params == {"k": 0.1} and result_name(scorer, params) == "min_k(k=0.1)"
@@ -133,21 +129,21 @@ def test_scorer_specs_parse_parameters_and_reject_bad_ones():
     ("recall:shots=2.0", ("recall", {})),      # an integral float is the integer
 ])
 def test_parameters_are_canonical_against_the_defaults(spec, expected):
-    from benchmark.runner import scorer_settings
+    from benchmark.evaluate import scorer_settings
 
     assert scorer_settings([spec]) == [expected]
 
 
 def test_one_setting_has_one_result_name():
     from benchmark.results import scorer_label
-    from benchmark.runner import scorer_settings
+    from benchmark.evaluate import scorer_settings
 
     settings = scorer_settings(["min_k", "min_k:k=0.2", "min_k:k=0.1", "min_k:k=0.10"])
     assert [scorer_label(*s) for s in settings] == ["min_k", "min_k(k=0.1)"]
 
 
 def test_a_value_list_is_a_grid_and_defaults_collapse():
-    from benchmark.runner import scorer_settings
+    from benchmark.evaluate import scorer_settings
 
     assert scorer_settings(["min_k:k=0.05,0.1,0.2,0.5"]) == [
         ("min_k", {"k": 0.05}), ("min_k", {"k": 0.1}), ("min_k", {}), ("min_k", {"k": 0.5})]
@@ -167,7 +163,7 @@ def test_a_value_list_is_a_grid_and_defaults_collapse():
 ])
 def test_parameter_values_are_type_checked_against_the_signature(spec, message):
     from benchmark.errors import MembenchError
-    from benchmark.runner import scorer_settings
+    from benchmark.evaluate import scorer_settings
 
     with pytest.raises(MembenchError) as exc:
         scorer_settings([spec])
@@ -176,7 +172,7 @@ def test_parameter_values_are_type_checked_against_the_signature(spec, message):
 
 def test_compare_names_mean_the_settings_of_this_run():
     from benchmark.errors import MembenchError
-    from benchmark.runner import compare_labels, scorer_settings
+    from benchmark.evaluate import compare_labels, scorer_settings
 
     run = scorer_settings(["min_k:k=0.1", "reference"])
     # a bare name means the run's one setting of that scorer, never an older default file
@@ -193,7 +189,7 @@ def test_compare_names_mean_the_settings_of_this_run():
 
 
 def test_default_set_says_what_it_skips_without_a_pool():
-    from benchmark.runner import default_scorer_set
+    from benchmark.evaluate import default_scorer_set
 
     names, skipped = default_scorer_set(pool_available=False, reference=None)
     assert "dc_pdd" not in names and [s["scorer"] for s in skipped] == ["dc_pdd"]
@@ -204,7 +200,7 @@ def test_default_set_says_what_it_skips_without_a_pool():
 
 def test_blind_auc_is_read_from_membench_home_when_the_results_folder_has_none(tmp_path, monkeypatch):
     from benchmark.home import diagnostics_file
-    from benchmark.runner import best_blind_auc
+    from benchmark.evaluate import best_blind_auc
 
     monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
     results = tmp_path / "results"
@@ -226,14 +222,13 @@ def test_pool_that_overlaps_the_split_is_refused(tmp_path):
 
     from benchmark import suite
     from benchmark.errors import MembenchError
-    from benchmark.runner import run
-
     split = suite.ensure(targets.DEMO_SPLIT)
     bad = tmp_path / "pool.parquet"
     pd.DataFrame({"text": split.samples["text"].tolist()[:3] + ["an unrelated text"]}).to_parquet(bad)
     targets.ensure_demo_target(progress=False)
     with pytest.raises(MembenchError, match="shares 3 text"):
-        run("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd"], results_dir=tmp_path, progress=False, pool=bad)
+        run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd"], results_dir=tmp_path, progress=False,
+                          pool=bad))
 
 
 @pytest.mark.slow(needs=DEMO_TARGETS)
@@ -254,12 +249,12 @@ def test_cli_run_json_with_a_parameterized_scorer(demo_run, capsys):
 @pytest.mark.slow(needs=DEMO_TARGETS)
 def test_two_settings_of_one_scorer_keep_their_own_records(demo_run):
     from benchmark.results.gate import validate_dir
-    from benchmark.runner import run
 
     out, by_name = demo_run
-    first = run("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.1"], results_dir=out, progress=False)
-    again = run("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.2", "min_k:k=0.25"], results_dir=out,
-                progress=False)
+    first = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.1"], results_dir=out,
+                              progress=False)).records
+    again = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.2", "min_k:k=0.25"], results_dir=out,
+                              progress=False)).records
     assert [r["scorer"]["name"] for r in first + again] == ["min_k(k=0.1)", "min_k", "min_k(k=0.25)"]
     scan = validate_dir(out)
     assert scan.ok, [str(r) for r in scan.rejected]
@@ -270,13 +265,11 @@ def test_two_settings_of_one_scorer_keep_their_own_records(demo_run):
 
 @pytest.mark.slow(needs=DEMO_TARGETS)
 def test_a_grid_is_scored_from_one_cached_pass(demo_run):
-    from benchmark.runner import run
-
     out, by_name = demo_run
-    counter: dict = {}
-    records = run("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.05,0.2,0.5"], results_dir=out,
-                  progress=False, counter=counter)
-    assert counter["forward_passes"] == 0
+    report = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, ["min_k:k=0.05,0.2,0.5"], results_dir=out,
+                               progress=False))
+    records = report.records
+    assert report.usage["forward_passes"] == 0
     assert [r["scorer"]["name"] for r in records] == ["min_k(k=0.05)", "min_k", "min_k(k=0.5)"]
     assert [r["scorer"]["params"] for r in records] == [{"k": 0.05}, {"k": 0.2}, {"k": 0.5}]
     assert len({r["per_sample"]["file"] for r in records}) == 3
@@ -334,17 +327,15 @@ def test_a_bootstrap_p_of_zero_prints_below_its_resolution():
 @pytest.mark.slow
 def test_default_run_on_a_split_without_pool_reports_dc_pdd_skipped(capsys):
     from benchmark.cli import main
-    from benchmark.runner import run
 
     targets.ensure_demo_target(progress=False)
     control = "control/null/demo/pydoc-nonmembers"  # no pool.parquet
-    skipped: list = []
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
-        records = run("demo/neox-tiny", control, results_dir=out, progress=False, skipped=skipped)
-        assert "dc_pdd" not in {r["scorer"]["name"] for r in records}
-        assert [s["scorer"] for s in skipped] == ["dc_pdd"]
+        report = run(RunSpec.build("demo/neox-tiny", control, results_dir=out, progress=False))
+        assert "dc_pdd" not in {r["scorer"]["name"] for r in report.records}
+        assert [s["scorer"] for s in report.skipped] == ["dc_pdd"]
         assert main(["run", "--target", "demo/neox-tiny", "--split", control, "--results-dir", out]) == 0
         assert "skipped dc_pdd: needs a declared non-member pool" in capsys.readouterr().out
 

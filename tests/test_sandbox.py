@@ -10,14 +10,16 @@ import socket
 import struct
 
 import numpy as np
+import process_helpers
 import pytest
 
 from benchmark.attacks import ModelAccess
 from benchmark.features import TokenStats
 from benchmark.submissions import Limits, SandboxError, isolation_problem, run_scorer
-from benchmark.submissions import jail, protocol
-from benchmark.submissions.access import CapabilityServer
-from benchmark.submissions.evaluation import _check_used, describe_usage
+from benchmark.submissions import jail
+from benchmark.submissions import wire
+from benchmark.submissions.capability_server import CapabilityServer
+from benchmark.submissions.sandboxed import check_used, describe_usage
 
 SCORER = """\
 import os
@@ -75,7 +77,7 @@ def test_declared_capability_is_served_and_metered(tmp_path):
     np.testing.assert_allclose(run.scores, [-2.0, -2.5, -3.5])
     assert run.used == ["logprobs"] and run.refused == []
     assert run.usage["target_forward_tokens"] == 9 and run.usage["calls"] == {"logprobs": 1}
-    assert _check_used(type("S", (), {"capabilities": ("logprobs",)})(), run) == []
+    assert check_used(type("S", (), {"capabilities": ("logprobs",)})(), run) == []
 
 
 def test_generate_meters_its_prompt_tokens_as_forward_tokens(tmp_path):
@@ -98,7 +100,7 @@ def test_undeclared_capability_is_refused_even_if_the_scorer_swallows_it(tmp_pat
     assert "access.logprobs(), which needs capability 'logprobs', but did not declare it" in log
     assert "`requires` in scorer.py" in log and "`capabilities` in submission.yaml" in log
     with pytest.raises(SandboxError, match="did not declare: logprobs.*add logprobs to `requires`"):
-        _check_used(type("S", (), {"capabilities": ("features",)})(), run)
+        check_used(type("S", (), {"capabilities": ("features",)})(), run)
 
 
 def test_a_scorer_without_model_access_is_told_what_to_declare(tmp_path):
@@ -177,7 +179,7 @@ def test_jailed_run_has_every_piece(tmp_path):
 
 def _pair():
     a, b = socket.socketpair()
-    return a, protocol.Channel(b, deadline=__import__("time").monotonic() + 5)
+    return a, wire.Channel(b, deadline=__import__("time").monotonic() + 5)
 
 
 def _raw(header: dict, *blobs) -> bytes:
@@ -188,11 +190,11 @@ def _raw(header: dict, *blobs) -> bytes:
 def test_protocol_carries_plain_arrays_only():
     a, ch = _pair()
     try:
-        protocol.Channel(a).send({"op": "result"}, {"scores": np.arange(3.0)})
+        wire.Channel(a).send({"op": "result"}, {"scores": np.arange(3.0)})
         header, arrays = ch.recv()
         assert header["op"] == "result" and list(arrays["scores"]) == [0, 1, 2]
         a.sendall(_raw({"op": "result", "arrays": [{"name": "scores", "dtype": "|O", "shape": [1]}]}, b"x" * 8))
-        with pytest.raises(protocol.ProtocolError, match="dtype must be one of"):
+        with pytest.raises(wire.ProtocolError, match="dtype must be one of"):
             ch.recv()
     finally:
         a.close()
@@ -209,7 +211,7 @@ def test_protocol_refuses_lying_array_headers(header, blobs, message):
     a, ch = _pair()
     try:
         a.sendall(_raw(header, *blobs))
-        with pytest.raises(protocol.ProtocolError, match=message):
+        with pytest.raises(wire.ProtocolError, match=message):
             ch.recv()
     finally:
         a.close()
@@ -218,10 +220,10 @@ def test_protocol_refuses_lying_array_headers(header, blobs, message):
 
 def test_protocol_frame_and_run_caps():
     a, b = socket.socketpair()
-    ch = protocol.Channel(b, deadline=__import__("time").monotonic() + 5, caps=protocol.Caps(max_header=100, max_run=300))
+    ch = wire.Channel(b, deadline=__import__("time").monotonic() + 5, caps=wire.Caps(max_header=100, max_run=300))
     try:
         a.sendall(struct.pack(">Q", 1 << 40))
-        with pytest.raises(protocol.TooLarge, match="message header of 1099511627776 bytes"):
+        with pytest.raises(wire.TooLarge, match="message header of 1099511627776 bytes"):
             ch.recv()
     finally:
         a.close()
@@ -229,7 +231,7 @@ def test_protocol_frame_and_run_caps():
 
 
 def test_every_message_field_is_checked_in_one_place():
-    ok = protocol.check_message({"op": "call", "method": "logprobs", "kwargs": {"texts": ["a"]}}, {})
+    ok = wire.check_message({"op": "call", "method": "logprobs", "kwargs": {"texts": ["a"]}}, {})
     assert ok["method"] == "logprobs"
     for header, message in [
         ({"op": "call", "method": "logprobs", "kwargs": ["a"]}, "field 'kwargs' must be an object"),
@@ -239,22 +241,22 @@ def test_every_message_field_is_checked_in_one_place():
         ({"op": "loaded", "class": "C", "name": "n", "version": "1", "requires": "features"}, "'requires' must be a list"),
         ({"op": "result", "extra": 1}, "unexpected field"),
     ]:
-        with pytest.raises(protocol.ProtocolError, match=message):
-            protocol.check_message(header, {})
-    with pytest.raises(protocol.ProtocolError, match="must carry arrays"):
-        protocol.check_message({"op": "loaded", "class": "C", "name": "n", "version": "1", "requires": []},
+        with pytest.raises(wire.ProtocolError, match=message):
+            wire.check_message(header, {})
+    with pytest.raises(wire.ProtocolError, match="must carry arrays"):
+        wire.check_message({"op": "loaded", "class": "C", "name": "n", "version": "1", "requires": []},
                                {"x": np.zeros(1)})
 
 
 def test_capability_arguments_are_capped():
     with pytest.raises(ValueError, match="'prefix' must be at most 32000 characters"):
-        protocol.check_call("conditional_logprobs", {"prefix": "x" * 100_000, "texts": ["a"]})
+        wire.check_call("conditional_logprobs", {"prefix": "x" * 100_000, "texts": ["a"]})
     with pytest.raises(ValueError, match="'texts' must hold at most 1024 items"):
-        protocol.check_call("logprobs", {"texts": ["a"] * 2000})
+        wire.check_call("logprobs", {"texts": ["a"] * 2000})
     with pytest.raises(ValueError, match="'max_new_tokens' must be an integer in 1..256"):
-        protocol.check_call("generate", {"prompts": ["a"], "max_new_tokens": 10_000})
+        wire.check_call("generate", {"prompts": ["a"], "max_new_tokens": 10_000})
     with pytest.raises(ValueError, match="unexpected argument"):
-        protocol.check_call("logprobs", {"texts": ["a"], "extra": 1})
+        wire.check_call("logprobs", {"texts": ["a"], "extra": 1})
 
 
 def test_check_scores_allows_nan_only_without_scored_tokens():
@@ -278,12 +280,12 @@ def test_token_ids_cross_the_protocol():
     stats = TokenStats.from_lists(per_sample, [3, 2])
     a, ch = _pair()
     try:
-        protocol.Channel(a).send({"op": "init"}, protocol.stats_to_arrays(stats, "f_"))
+        wire.Channel(a).send({"op": "init"}, wire.stats_to_arrays(stats, "f_"))
         _, arrays = ch.recv()
     finally:
         a.close()
         ch.close()
-    back = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "f_"))
+    back = TokenStats(**wire.arrays_to_stats_kwargs(arrays, "f_"))
     np.testing.assert_array_equal(back.token_ids, [5, 7, 9])
     np.testing.assert_array_equal(back.sample(1)["token_id"], [9])
 
@@ -350,7 +352,8 @@ def test_a_killed_harness_takes_its_run_along_and_the_next_worker_sweeps_the_res
     while "scorer| started" not in (log.read_text() if log.exists() else ""):
         assert time.monotonic() < deadline and harness.poll() is None, "the run did not start"
         time.sleep(0.1)
-    sandboxed = [e.name for e in os.scandir("/proc") if e.name.isdigit() and _uid_of(e) >= jail.uids.UID_BASE]
+    sandboxed = [str(p) for p in process_helpers.descendants(harness.pid)  # this harness's, no other run's
+                 if (process_helpers.uid_of(p) or 0) >= jail.uids.UID_BASE]
     assert sandboxed
     os.killpg(harness.pid, signal.SIGKILL)
     harness.wait(timeout=30)
@@ -364,9 +367,3 @@ def test_a_killed_harness_takes_its_run_along_and_the_next_worker_sweeps_the_res
     assert swept["scratch"] >= len(left) and swept["cgroups"] >= 1  # ...the sweep does
     assert not [p for p in scratch_dir("sandbox").glob(f"*-{harness.pid}-*")]
 
-
-def _uid_of(entry) -> int:
-    try:
-        return entry.stat().st_uid
-    except (OSError, TypeError):
-        return -1

@@ -17,6 +17,7 @@ import pytest
 from benchmark import results, suite
 from benchmark.submissions import Limits, isolation_problem
 from benchmark.submissions.queue import Queue
+from benchmark.commands.worker import publish_hook
 from benchmark.submissions.worker import WorkerConfig, serve
 
 GOOD_YAML = """\
@@ -106,7 +107,7 @@ def fault_run(tmp_path_factory):
     queue = Queue(root / "queue")
     ids = {name: queue.submit_folder(folder, split="demo/pydoc", target="demo/neox-tiny")
            for name, folder in folders.items()}  # "good" last
-    cfg = WorkerConfig(results_dir=root / "published", site_out=root / "site", lease_s=30,
+    cfg = WorkerConfig(results_dir=root / "published", on_publish=publish_hook(root / "site"), lease_s=30,
                        limits=Limits(memory_mb=1024, wall_s=6, nproc=16, cpu_s=30))
     processed = serve(queue, cfg, exit_when_empty=True)
     try:
@@ -114,7 +115,7 @@ def fault_run(tmp_path_factory):
     except BlockingIOError:
         refused_connection = None
     listener.close()
-    yield {"queue": queue, "ids": ids, "expected": expected, "cfg": cfg, "processed": processed,
+    yield {"queue": queue, "ids": ids, "expected": expected, "cfg": cfg, "processed": processed, "site": root / "site",
            "connection": refused_connection, "escape": escape}
     escape.unlink(missing_ok=True)
 
@@ -145,7 +146,7 @@ def test_worker_keeps_serving_and_publishes_only_the_good_one(fault_run):
     assert [r["scorer"]["name"] for r in published] == ["good"]
     assert published[0]["scorer"]["kind"] == "submission"
     assert published[0]["submission"]["authors"] == ["tester"]
-    assert (fault_run["cfg"].site_out / "index.html").is_file()
+    assert (fault_run["site"] / "index.html").is_file()  # the publish hook rebuilt the site
 
 
 @needs_isolation

@@ -11,6 +11,7 @@ import pytest
 
 from benchmark import attacks
 from benchmark.errors import MembenchError
+from benchmark.evaluate import MeteredModelAccess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,7 @@ class _PeekingScorer(attacks.Scorer):  # not registered: declares features only,
     ("gradient_norms", "gradients"), ("generate", "generate"),
 ])
 def test_in_process_access_names_the_undeclared_capability(method, capability):
-    access = attacks.InProcessAccess(target=None, granted=("features",), scorer="peeking")
+    access = MeteredModelAccess(target=None, granted=("features",), scorer="peeking")
     args = {"conditional_logprobs": ("prefix", ["t"]), "generate": (["t"], 4)}.get(method, (["t"],))
     with pytest.raises(MembenchError) as err:
         getattr(access, method)(*args)

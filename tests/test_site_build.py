@@ -190,7 +190,7 @@ def test_site_build_imports_none_of_suite_targets_attacks_features_or_diagnostic
     """The site reads JSON only: building it loads no pipeline stage (nor torch)."""
     code = (f"from benchmark.site import build_site\nassert build_site({str(results)!r}, {str(tmp_path / 'site')!r}).n_results\n"
             "import sys\nprint([m for m in sys.modules if m.split('.')[0] == 'torch' or m.split('.')[:2] in "
-            "[['benchmark', s] for s in ('suite', 'targets', 'attacks', 'features', 'diagnostics', 'runner')]])")
+            "[['benchmark', s] for s in ('suite', 'targets', 'attacks', 'features', 'diagnostics', 'evaluate')]])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"

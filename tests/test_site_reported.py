@@ -22,7 +22,7 @@ import pytest
 
 from benchmark.results import reported, write
 from benchmark.results.gate import publish
-from benchmark.results.synthetic import synthetic_record
+from synthetic_results import synthetic_record
 from benchmark.site import build_site, collect
 from benchmark.site.reported import PRESETS_FILE, presets_for, read_presets
 from site_helpers import PUBLISHED, REPO

@@ -12,7 +12,8 @@ from finetune_helpers import module_home
 from test_finetune import docs, make_base, pool_file, recipe, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark.results.gate import validate_dir
-from benchmark import finetune, results, runner, targets
+from benchmark import finetune, results, targets
+from benchmark.evaluate import RunSpec, run
 from benchmark.attacks import spv
 from benchmark.errors import MembenchError
 
@@ -36,7 +37,7 @@ def target(home, docs, pool_file):  # noqa: F811
 @pytest.fixture(scope="module")
 def records(home, target):
     specs = [f"{name}:{SMALL}" for name in ("spv_mia", "spv_reference", "spv_pv")]
-    out = runner.run(target, "finetune/spv-lora", specs, results_dir=home / "results", progress=False)
+    out = run(RunSpec.build(target, "finetune/spv-lora", specs, results_dir=home / "results", progress=False)).records
     return {r["scorer"]["name"].split("(")[0]: r for r in out}
 
 

@@ -35,7 +35,7 @@ def test_validate_json_reports_every_check(tmp_path, capsys):
     d = _sub(tmp_path, "by_length", "len(t)")
     assert main(["validate", str(d), "-n", "16", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] and len(report["checks"]) == 6 and all(c["ok"] for c in report["checks"])
+    assert report["ok"] and len(report["checks"]) == 7 and all(c["ok"] for c in report["checks"])
     assert report["usage"] == "capabilities used: none (text only)"
 
 
@@ -43,7 +43,7 @@ def test_validate_catches_nondeterminism(tmp_path, capsys):
     d = _sub(tmp_path, "coin", "random.SystemRandom().random()")
     assert main(["validate", str(d), "-n", "16"]) == 2
     err = capsys.readouterr().err
-    assert "two runs gave different scores" in err and "\n" not in err.strip()
+    assert "coin is not deterministic: 16 of 16 scores differ" in err and "\n" not in err.strip()
 
 
 @pytest.mark.parametrize("name, why", [("loss", "is the name of a built-in attack"),

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from submission_helpers import run_spec
 
-from benchmark import attacks, features, suite, targets
+from benchmark import attacks, evaluate as evaluator, features, suite, targets
 from benchmark.submissions import evaluate, isolation_problem, load, validate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ def test_readme_example_is_the_real_file_and_short():
 @pytest.mark.slow
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_examples_validate(example, tmp_path):
-    report = validate(example, split_id="demo/pydoc", target_id="demo/neox-tiny", n=32, log_path=tmp_path / "log")
+    report = validate(example, run_spec("demo/pydoc", "demo/neox-tiny"), n=32, log_path=tmp_path / "log")
     assert report["ok"], report["error"]
     assert [c["check"] for c in report["checks"]][-2:] == ["determinism", "declared against used capabilities"]
 
@@ -44,8 +45,8 @@ def test_examples_validate(example, tmp_path):
 @pytest.mark.slow
 def test_min_k_30_equals_the_builtin_min_k_at_k_0_3(tmp_path):
     targets.ensure_demo_target(progress=False)
-    record = evaluate(REPO / "submissions" / "min_k_30", split_id="demo/pydoc", target_id="demo/neox-tiny",
-                      results_dir=tmp_path, log_path=tmp_path / "log")
+    record = evaluate(REPO / "submissions" / "min_k_30", run_spec("demo/pydoc", "demo/neox-tiny", tmp_path),
+                      log_path=tmp_path / "log")
     assert record["scorer"]["kind"] == "submission" and record["submission"]["params"] == {"k": 0.3}
     assert record["provenance"]["sandbox"]["isolated"]
     split = suite.ensure("demo/pydoc")
@@ -65,16 +66,16 @@ def test_min_k_30_equals_the_builtin_min_k_at_k_0_3(tmp_path):
 
 @pytest.mark.slow
 def test_lowercase_ratio_is_metered(tmp_path):
-    record = evaluate(REPO / "submissions" / "lowercase_ratio", split_id="demo/pydoc", target_id="demo/neox-tiny",
-                      results_dir=tmp_path, log_path=tmp_path / "log")
+    record = evaluate(REPO / "submissions" / "lowercase_ratio", run_spec("demo/pydoc", "demo/neox-tiny", tmp_path),
+                      log_path=tmp_path / "log")
     usage = record["usage"]
     assert usage["capabilities_used"] == ["features", "logprobs"] and usage["calls"] == {"logprobs": 1}
     assert usage["target_forward_texts"] == record["counts"]["n_samples"] and usage["target_forward_tokens"] > 0
 
 
 def test_text_only_example_has_no_target(tmp_path):
-    record = evaluate(REPO / "submissions" / "zlib_ratio_blind", split_id="demo/pydoc", target_id="demo/neox-tiny",
-                      results_dir=tmp_path, log_path=tmp_path / "log")
+    record = evaluate(REPO / "submissions" / "zlib_ratio_blind", run_spec("demo/pydoc", "demo/neox-tiny", tmp_path),
+                      log_path=tmp_path / "log")
     assert record["target"]["id"] == "none" and record["scorer"]["requires"] == []
     assert 0.3 < record["metrics"]["auc"] < 0.7  # random assignment: no shift for text to find
 
@@ -82,9 +83,11 @@ def test_text_only_example_has_no_target(tmp_path):
 @pytest.mark.slow
 def test_validation_slice_keeps_the_token_ids():
     """validate scores a slice of the split: it must carry what evaluate sends (token ids too)."""
-    from benchmark.submissions.evaluation import prepare
+    from benchmark.submissions.sandboxed import SandboxedHandle
 
-    stats = prepare(load(REPO / "submissions" / "min_k_30"), "demo/pydoc", "demo/neox-tiny", n=8).features
+    handle = SandboxedHandle(load(REPO / "submissions" / "min_k_30"), "", log_path=Path("unused.log"))
+    plan = evaluator.load(run_spec("demo/pydoc", "demo/neox-tiny", limit=8), [handle])
+    stats = plan.inputs_for(handle, None, plan.rows).features
     assert len(stats) == 8 and stats.token_ids is not None and len(stats.token_ids) == stats.offsets[-1]
 
 
@@ -119,10 +122,9 @@ def test_a_jailed_scorer_gets_character_offsets_and_truncation(tmp_path):
     folder = write_submission(tmp_path, "offsets_probe", OFFSETS_SCORER,
                               'name: offsets_probe\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: t\n'
                               'capabilities: [features]\n')
-    report = validate(folder, split_id="demo/pydoc", target_id="demo/neox-tiny", log_path=tmp_path / "vlog")
+    report = validate(folder, run_spec("demo/pydoc", "demo/neox-tiny"), log_path=tmp_path / "vlog")
     assert report["ok"], report
-    record = evaluate(folder, split_id="demo/pydoc", target_id="demo/neox-tiny", results_dir=tmp_path / "r",
-                      log_path=tmp_path / "log")
+    record = evaluate(folder, run_spec("demo/pydoc", "demo/neox-tiny", tmp_path / "r"), log_path=tmp_path / "log")
     stats = features.get_features(targets.load_target("demo/neox-tiny"), suite.ensure("demo/pydoc"))
     expected = [(-1 if t else 1) * float(stats.sample(i)["char_end"][-1]) for i, t in enumerate(stats.truncated())]
     written = pd.read_parquet(next((tmp_path / "r").rglob("offsets_probe-*.scores.parquet")))

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from submission_helpers import run_spec
 
 from benchmark import suite, targets
 from benchmark.home import home, secret_file
@@ -102,10 +103,9 @@ def test_the_public_seed_rebuild_wins_on_the_public_split_and_nothing_on_the_pri
     sub.mkdir()
     (sub / "scorer.py").write_text(REBUILD)
     (sub / "submission.yaml").write_text(YAML)
-    public = evaluate(sub, split_id="demo/pydoc", target_id="demo/neox-tiny", results_dir=tmp_path / "r",
-                      log_path=tmp_path / "log")
-    private = evaluate(sub, split_id="demo/pydoc-private", target_id="demo/neox-tiny-private",
-                       results_dir=tmp_path / "r", log_path=tmp_path / "log")
+    public = evaluate(sub, run_spec("demo/pydoc", "demo/neox-tiny", tmp_path / "r"), log_path=tmp_path / "log")
+    private = evaluate(sub, run_spec("demo/pydoc-private", "demo/neox-tiny-private", tmp_path / "r"),
+                       log_path=tmp_path / "log")
     assert public["metrics"]["auc"] == 1.0 and public["split"]["private"] is False
     assert private["split"]["private"] is True
     assert 0.35 < private["metrics"]["auc"] < 0.65

@@ -70,7 +70,7 @@ def test_an_added_split_is_diagnosed_like_any_other(home, data, tmp_path, capsys
     assert main(["diagnose", "mylab/forum", "--results-dir", str(tmp_path / "results"), "--json"]) == 0
     diag = json.loads(capsys.readouterr().out)
     assert diag["subject"]["id"] == "mylab/forum" and diag["blind_auc"] > 0.9  # the two classes differ in wording
-    from benchmark.runner import best_blind_auc
+    from benchmark.evaluate import best_blind_auc
 
     assert best_blind_auc(tmp_path / "elsewhere", "mylab/forum", suite.load(suite.get_split("mylab/forum")).content_hash) \
         == diag["blind_auc"]  # read from MEMBENCH_HOME for any results folder

@@ -52,6 +52,8 @@ def test_pythia_checkpoints_by_revision():
         ("pythia-12b-deduped", 11_846_072_320),
         ("opt-125m", 125_239_296),
         ("opt-350m", 331_196_416),
+        # by hand: 2 * 32000 * 2048 + 24 * (4 * 2048^2 + 3 * 2048 * 5504 + 2 * 2048) + 2048
+        ("croissantllm-1.3b", 1_345_423_360),
     ],
 )
 def test_random_init_shapes_without_download(target_id, n_params):
@@ -191,10 +193,10 @@ def test_a_local_model_never_leaves_its_path_in_records(tmp_path, local_model, m
                                           "label": i % 2}) for i in range(40)) + "\n")
     out = tmp_path / "results"
     assert main(["run", "--target", str(local_model), "--file", str(data), "--scorer", "loss",
-                 "--results-dir", str(out), "--json"]) == 0
+                 "--results-dir", str(out), "--valid-for", "local/*", "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["target"]["id"].startswith("local/my-model-") and record["target"]["path"] is None
-    assert record["split"]["id"].startswith("file/texts-") and record["split"]["label_validity"]["valid"]
+    assert record["split"]["id"].startswith("file/") and record["split"]["label_validity"]["valid"]
     assert main(["run", "--target", str(local_model), "--target-name", "lab/tiny", "--file", str(data),
                  "--scorer", "loss", "--results-dir", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["target"]["id"] == "lab/tiny"
@@ -212,7 +214,7 @@ def test_hub_target_offline_is_one_line(monkeypatch):
 
 
 def test_invalid_pairs_are_refused_unless_allowed():
-    from benchmark.runner import check_validity
+    from benchmark.evaluate import check_validity
 
     mimir = suite.get_split("mimir/arxiv/ngram_13_0.8")
     assert check_validity(mimir, "pythia-160m@step99000", False)["valid"]
@@ -220,3 +222,11 @@ def test_invalid_pairs_are_refused_unless_allowed():
         check_validity(mimir, "opt-1.3b", False)
     marked = check_validity(mimir, "opt-1.3b", True)
     assert marked["valid"] is False and marked["allowed_invalid"] is True
+
+
+def test_copyright_traps_hold_for_croissantllm_only():
+    traps = suite.get_split("copyright-traps/seq_len_25_n_rep_10")
+    assert traps.labels_valid_for("croissantllm-1.3b")
+    assert not traps.labels_valid_for("pythia-160m") and not traps.labels_valid_for("opt-1.3b")
+    spec = targets.get_target("croissantllm-1.3b")
+    assert spec.hub_repo == "croissantllm/CroissantLLMBase" and spec.arch["model_type"] == "llama"

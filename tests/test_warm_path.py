@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from benchmark import features, targets
+from benchmark import attacks, features, targets
 from benchmark.hashing import sha256_file
 from benchmark.targets.fingerprint import FileHashes
 
@@ -72,13 +72,13 @@ def _membench(args, env) -> tuple[dict, str]:
 def test_a_warm_run_imports_neither_torch_nor_transformers(tiny_dir, demo_home, tmp_path):
     env = {**os.environ, "MEMBENCH_HOME": str(demo_home), "HF_HUB_OFFLINE": "1"}
     args = ["run", "--target", str(tiny_dir), "--split", "demo/pydoc", "--allow-invalid",
-            "--results-dir", str(tmp_path / "results"), "--json"]  # default set: loss, zlib, min_k, min_k++, dc_pdd
+            "--results-dir", str(tmp_path / "results"), "--json"]  # the default set (attacks.FEATURE_SCORERS)
     cold, cold_out = _membench(args, env)
     assert cold["torch"]  # it had features to compute
     warm, warm_out = _membench(args, env)
     assert warm == {"rc": 0, "torch": False, "transformers": False}
     cold_records, warm_records = json.loads(cold_out), json.loads(warm_out)
-    assert [r["scorer"]["name"] for r in warm_records] == ["loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd"]
+    assert [r["scorer"]["name"] for r in warm_records] == list(attacks.FEATURE_SCORERS)  # in registry order
     for a, b in zip(cold_records, warm_records):
         assert a["metrics"]["auc"] == b["metrics"]["auc"]
         assert a["target"]["weights_sha256"] == b["target"]["weights_sha256"]
@@ -147,12 +147,13 @@ def test_verify_rehashes_a_change_that_kept_size_and_mtime(home, tiny_dir, tmp_p
 
 
 def test_sliding_window_run_scores_every_token_and_says_so(demo_home, tiny_dir, tmp_path, monkeypatch):
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
 
     monkeypatch.setenv("MEMBENCH_HOME", str(demo_home))  # truncate-head features are cached there
 
-    head, window = (run(str(tiny_dir), "demo/pydoc", ["loss", "zlib"], results_dir=tmp_path / rule, allow_invalid=True,
-                        progress=False, context_rule=rule) for rule in ("truncate-head", "sliding-window"))
+    head, window = (run(RunSpec.build(str(tiny_dir), "demo/pydoc", ["loss", "zlib"], results_dir=tmp_path / rule,
+                                      allow_invalid=True, progress=False, context_rule=rule)).records
+                    for rule in ("truncate-head", "sliding-window"))
     assert head[0]["counts"]["n_truncated"] > 0 and window[0]["counts"]["n_truncated"] == 0
     assert [r["target"]["context_rule"] for r in window] == ["sliding-window"] * 2
     assert head[0]["metrics"]["auc"] != window[0]["metrics"]["auc"]  # the long texts were scored differently
@@ -162,12 +163,12 @@ def test_sliding_window_run_scores_every_token_and_says_so(demo_home, tiny_dir, 
 
 def test_records_derived_on_a_calibration_rest_keep_the_truncation_flags(demo_home, tiny_dir, tmp_path, monkeypatch):
     from benchmark import results, suite
-    from benchmark.runner import run
+    from benchmark.evaluate import RunSpec, run
 
     monkeypatch.setenv("MEMBENCH_HOME", str(demo_home))  # truncate-head features are cached there
     out = tmp_path / "results"
-    (parent,) = run(str(tiny_dir), "demo/pydoc", ["loss"], results_dir=out, allow_invalid=True, progress=False,
-                    calibration="cal10")
+    (parent,) = run(RunSpec.build(str(tiny_dir), "demo/pydoc", ["loss"], results_dir=out, allow_invalid=True,
+                                  progress=False, calibration="cal10")).records
     derived = [r for p in out.rglob("*.json") if (r := results.read(p)).get("evaluation_subset")]
     assert len(derived) == 1
     (rec,) = derived

@@ -14,6 +14,11 @@ METHOD_CAPABILITY = {
     "gradient_norms": "gradients",
     "generate": "generate",
     "soft_prompt": "fit",
+    # Added for the attacks of 2024-2025 (SaMIA, Infilling score, DE-COP, CAMIA); same rules:
+    "sample": "generate",
+    "token_logprobs": "logprobs",
+    "argmax_tokens": "logprobs",
+    "next_logprobs": "logprobs",
 }
 # Always granted to a scorer that declared any capability beyond ``features``.
 FREE_METHODS = ("tokenize", "chat_ids")

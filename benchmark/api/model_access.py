@@ -12,7 +12,7 @@ class ModelAccess:
     A scorer never receives the raw model. It receives an object with this interface, on
     which only the capabilities it declared in ``requires`` work; every call is counted in
     ``usage`` (forward tokens, generated tokens, gradient tokens) and recorded in the result.
-    Implementations: in-process for built-in attacks (``benchmark.attacks.InProcessAccess``),
+    Implementations: in-process for built-in attacks (``benchmark.evaluate.MeteredModelAccess``),
     a proxy over a socket for sandboxed submissions (``benchmark/submissions/child.py``). An implementation may also offer
     ``vocab_size`` and ``tokenizer_tag`` (the target tokenizer's size and hash); DC-PDD uses
     them when present and falls back to the largest token id seen otherwise.
@@ -48,6 +48,32 @@ class ModelAccess:
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Always granted: the target tokenizer's ids for each text (special tokens included,
         cut to the context), e.g. to count token frequencies in a declared corpus."""
+        raise NotImplementedError
+
+    # Added for the attacks of 2024-2025 (SaMIA, Infilling score, DE-COP); metered like the rest:
+
+    def sample(self, prompts: list[str], max_new_tokens: int, num_samples: int = 1, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        """``generate``: ``num_samples`` sampled continuations of each prompt (multinomial sampling
+        at ``temperature``, then top-k (0: off) and nucleus top-p (1.0: off) filtering), at most
+        ``max_new_tokens`` new tokens each (fewer where the context ends first). Deterministic for
+        a fixed ``seed``: a prompt's samples depend on the seed, the prompt and ``num_samples``
+        only, never on the other prompts of the call."""
+        raise NotImplementedError
+
+    def token_logprobs(self, sequences: list[list[int]]):
+        """``logprobs``: per-token statistics of token-id rows on the target (each row at most
+        the context long; every token after the first scored), as ``logprobs`` gives for texts."""
+        raise NotImplementedError
+
+    def argmax_tokens(self, sequences: list[list[int]]) -> list[list[int]]:
+        """``logprobs``: per row, the target's most likely next token at each position but the
+        last (``len(row) - 1`` ids: the prediction for token t + 1 made from tokens 0..t)."""
+        raise NotImplementedError
+
+    def next_logprobs(self, sequences: list[list[int]], candidates: list[int]):
+        """``logprobs``: for each row, log p(c | row) of every candidate token id ``c`` after the
+        whole row (a float array of shape [rows, candidates], fp32 log-softmax)."""
         raise NotImplementedError
 
     # Added for trainable scorers (``fit``):

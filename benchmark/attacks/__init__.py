@@ -7,7 +7,7 @@ A new attack is one file here: importing this package imports every module of th
 
 Public face: the interface re-exported from ``benchmark.api`` (``Scorer``, ``ScoringInput``,
 ``ModelAccess``, ``DeniedAccess``, ``CalibrationLabels``, ``CAPABILITIES``, ``take_rows``);
-``InProcessAccess`` (the metered model access of built-in scorers); the registry
+the registry
 (``register``, ``get_scorer``, ``scorer_class``, ``scorers``, ``default_set``, ``listing``);
 ``specs`` (command-line specs, grids and ``canonical_params``, the pydantic check of a
 scorer's parameters); the fit budget (``FitBudget``, ``FitMeter``, ``BudgetExceeded``); and
@@ -15,7 +15,8 @@ the default sets as views of the registry: ``FEATURE_SCORERS`` (functions of the
 statistics, no extra forward pass: `membench run`'s default), ``MODEL_SCORERS`` (more model
 access: extra forward passes, a reference model or gradients), ``FIT_SCORERS`` (trainable on a
 calibration subset's labels), ``GROUP_SCORERS`` (one score per user) and ``SPV_SCORERS``
-(attacks on fine-tuned targets).
+(attacks on fine-tuned targets). The harness's metered model access is
+``benchmark.evaluate.MeteredModelAccess``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import pkgutil
 
 from ..api import CAPABILITIES, CalibrationLabels, DeniedAccess, ModelAccess, Scorer, ScoringInput, take_rows
 from . import specs
-from .access import InProcessAccess
 from .fit_budget import BudgetExceeded, FitBudget, FitMeter
 from .registry import default_set, get_scorer, listing, register, scorer_class, scorers
 from .specs import canonical_params
@@ -66,7 +66,6 @@ __all__ = [
     "SPV_SCORERS",
     "FitBudget",
     "FitMeter",
-    "InProcessAccess",
     "ModelAccess",
     "Scorer",
     "ScoringInput",

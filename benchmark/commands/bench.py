@@ -41,7 +41,7 @@ from ..features import cache, key_parts
 from ..features.throughput import device_peak, matmul_parameters, mfu
 from ..profiling import run_profiled, time_process
 from ..results import environment
-from ..runner import default_pool, default_reference, load_pool
+from ..evaluate import default_pool, default_reference, load_pool
 from ..targets import check_device
 from . import emit, table
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..diagnostics.verdict import explain
 from . import emit, table
 
 
@@ -52,7 +53,7 @@ def _group_cell(b: dict) -> str:
     return f"{g['auc']:.3f} {_fmt_ci(g['auc_ci95'])}" if g.get("auc") is not None else "–"
 
 
-def render(name: str, d: dict) -> str:
+def render(name: str, d: dict, where: str | None = None) -> str:
     grouped = bool(d.get("cross_validation", {}).get("grouped"))
     rows = []
     shown = [(base, b, b["description"]) for base, b in d["baselines"].items()]
@@ -84,6 +85,8 @@ def render(name: str, d: dict) -> str:
         f"13-gram overlap: {ov['nonmembers_sharing_share']:.1%} of non-members share a 13-gram with a member",
         f"verdict rule: {d['verdict_rule']}",
     ]
+    implies, nxt = explain(d["verdict"], where or f"--split {name}")  # what the verdict means for attack numbers, what next
+    lines += [f"what it means: {implies}", f"next: {nxt}"]
     return "\n".join(lines)
 
 
@@ -105,7 +108,7 @@ def target_tokenizers(target_ids) -> list:
 def handle(args) -> int:
     from .. import diagnostics, suite
     from ..errors import MembenchError
-    from .run import default_results_dir
+    from ..home import results_dir as default_results_dir
 
     if bool(args.splits) == bool(args.file):
         raise MembenchError("give split ids or --file PATH (one of the two)",
@@ -130,7 +133,7 @@ def handle(args) -> int:
             diag["subject"]["saved_as_split"] = args.save_as
             diagnostics.save(diag, args.save_as)
         out = diagnostics.public(diag)
-        emit(args, out, render(str(args.file), out))
+        emit(args, out, render(str(args.file), out, where=f"--file {args.file}"))
         return 0
     results_dir = args.results_dir or default_results_dir()
     specs = suite.match_splits(args.splits)

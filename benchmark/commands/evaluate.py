@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..attacks.fit_budget import FitBudget
+from ..evaluate import RunSpec
+from ..home import logs_dir
+from ..submissions import evaluate, load
+from ..submissions.sandboxed import describe_usage
 from . import emit, table
+from .run import summary_rows
 from .validate import add_sandbox_args, limits_from
 
 
@@ -31,31 +37,18 @@ def register(sub):
 
 
 def handle(args) -> int:
-    from .. import suite, targets
-    from ..home import logs_dir, results_dir as default_results_dir
-    from ..submissions import evaluate, load
-    from ..submissions.evaluation import describe_usage
-    from .run import summary_rows
-
     sub = load(args.path)  # metadata errors before any heavy work
-    suite.get_split(args.split)
-    targets.get_target(args.target)
-    from ..attacks.fit_budget import FitBudget
-
-    fit_budget = FitBudget.parse(args.fit_budget)
-    if args.calibration:
-        suite.calibration.subset_spec(suite.get_split(args.split), args.calibration)
-    results_dir = args.results_dir or default_results_dir()
+    spec = RunSpec.build(args.target, args.split, scorers=(), results_dir=args.results_dir,
+                         calibration=args.calibration, fit_budget=FitBudget.parse(args.fit_budget),
+                         batch_tokens=args.batch_tokens, device=args.device, dtype=args.dtype,
+                         allow_invalid=args.allow_invalid, progress=not args.json)
     log = args.log or logs_dir("submissions") / f"{sub.name}.log"
-    record = evaluate(args.path, split_id=args.split, target_id=args.target, results_dir=results_dir,
-                      log_path=log, limits=limits_from(args), allow_unsandboxed=args.allow_unsandboxed,
-                      device=args.device, dtype=args.dtype, batch_tokens=args.batch_tokens,
-                      allow_invalid=args.allow_invalid, progress=not args.json, calibration=args.calibration,
-                      fit_budget=fit_budget)
+    record = evaluate(args.path, spec, log_path=log, limits=limits_from(args),
+                      allow_unsandboxed=args.allow_unsandboxed)
     record["metrics"].pop("roc", None)
     header = ["scorer", "AUC", "95% CI", "TPR@1%FPR", "n"]
     text = (f"{sub.name} on {args.split} / {record['target']['id']}\n" + table(summary_rows([record]), header)
             + f"\n{describe_usage(record['scorer']['requires'], record['usage']['capabilities_used'], record['usage'])}"
-            + f"\nresults: {results_dir}\nscorer log: {log}")
+            + f"\nresults: {spec.results_dir}\nscorer log: {log}")
     emit(args, record, text)
     return 0

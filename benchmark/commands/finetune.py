@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .. import finetune, targets
-from .. import generated_data as generated_report
 from ..errors import MembenchError
+from ..evaluate import finetune_and_compare
+from ..finetune.build import check as check_recipe
+from ..finetune.plan import chain_text
 from . import emit, table
 from .run import check_device
 
@@ -104,10 +107,13 @@ def handle(args) -> int:
         emit(args, payload, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True).rstrip())
         return 0
     check_device(args.device)
-
-    out = generated_report.finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device,
-                                                replace=args.replace, progress=not args.json,
-                                                results_dir=args.results_dir)
+    # issue 27: the dependency chain (bases first) and last timings, once the recipe passes its
+    # checks and before anything trains
+    recipe_table = finetune.recipes(args.recipes)
+    check_recipe(recipe, recipe_table, replace=args.replace)
+    print(chain_text(recipe, recipe_table), file=sys.stderr if args.json else sys.stdout, flush=True)
+    out = finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device, replace=args.replace,
+                               progress=not args.json, results_dir=args.results_dir)
     verb = "reused (already built from the same inputs)" if out["reused"] else "built"
     lines = [f"{out['target']} {verb}: {out['path']}",
              f"split: {out['split'] or 'none (no held-out texts)'}",

@@ -7,6 +7,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from ..grid import priority
 from ..targets.context import CONTEXT_RULE, CONTEXT_RULES
 from . import emit, table
 
@@ -44,6 +45,10 @@ def register(sub):
     p.add_argument("--cpus-per-job", type=float, default=1.0, metavar="N", help="CPUs per job (default 1)")
     p.add_argument("--max-retries", type=int, default=2, metavar="N",
                    help="retries of a job whose worker died or that failed other than on bad input (default 2)")
+    p.add_argument("--priority", type=int, default=15, metavar="NICENESS",
+                   help="CPU niceness of the grid's workers, 0 (normal) to 19 (lowest); 15 is Ray's own default, "
+                   "which lets every other process on the machine go first: pass 0 on a dedicated machine "
+                   "(default: %(default)s)")
     p.add_argument("--reference", default=None, help="reference model for the `reference` scorer, for every job")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="model weights (default: the preset's, else float32)")
@@ -86,6 +91,10 @@ def summary_text(report: dict) -> str:
     if report["skipped"]:
         lines.append(f"skipped pairs ({len(report['skipped'])}):")
         lines += [f"  {s['target']} x {s['split']}: {s['reason']}" for s in report["skipped"]]
+    niceness = sorted({w["niceness"] for j in jobs for w in j.get("workers", []) if "niceness" in w})
+    if niceness:
+        lines.append(f"workers ran at niceness {', '.join(map(str, niceness))} (0 = normal priority, 19 = lowest; "
+                     "--priority sets it)")
     t = report["totals"]
     lines.append(f"{t['jobs']} jobs: {t['done']} done, {t['already_done']} already done (not run again), "
                  f"{t['failed']} failed, {t['retries']} retries; {t['seconds']:.1f} s, "
@@ -197,6 +206,7 @@ def handle(args) -> int:
     if args.plan:
         return handle_plan(args)
     check_options(max_retries=args.max_retries, cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job)
+    priority.check(args.priority)
     if args.ray_address:  # before any work: Ray itself retries an unreachable address for minutes
         check_address(args.ray_address)
     if args.reference:
@@ -215,7 +225,7 @@ def handle(args) -> int:
             grid, results_dir=args.results_dir, ray_address=args.ray_address, gpus_per_job=args.gpus_per_job,
             cpus_per_job=args.cpus_per_job, max_retries=args.max_retries, dtype=args.dtype,
             batch_tokens=args.batch_tokens, allow_invalid=args.allow_invalid, reference=args.reference,
-            context_rule=args.context_rule, progress=not args.json,
+            context_rule=args.context_rule, progress=not args.json, niceness=args.priority,
         ).as_dict()
     emit(args, report, summary_text(report))
     return 0 if report["totals"]["failed"] == 0 else 1

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
-from .. import attacks
-from . import emit, table
-
-
-def default_results_dir() -> Path:
-    from ..home import results_dir
-
-    return results_dir()
+from .. import attacks, suite, targets
+from ..attacks.fit_budget import FitBudget
+from ..errors import MembenchError
+from ..suite import one_off
+from ..evaluate import RunSpec, compare_labels, compare_records, run, scorer_settings
+from . import emit, notes, table
 
 
 def register(sub):
@@ -26,8 +26,13 @@ def register(sub):
     where.add_argument("--split", help="split id (see `membench suite list`)")
     where.add_argument("--file", type=Path, default=None, metavar="PATH",
                        help="a one-off split from your own labelled file (jsonl/json/csv/parquet or a "
-                       "save_to_disk folder; 1 = member): registered as file/<name>-<hash> with labels "
-                       "declared valid for --target (to keep it under a name: `membench suite add`)")
+                       "save_to_disk folder; 1 = member): registered as file/<content hash> with labels "
+                       "not declared valid for any target unless --valid-for says so; named by its content, so "
+                       "the same texts and labels again reuse their features and diagnostics (to keep it under a "
+                       "name: `membench suite add`)")
+    p.add_argument("--valid-for", nargs="+", default=[], metavar="TARGET",
+                   help="with --file: targets (ids or patterns) for which the file's labels are membership ground "
+                   "truth (default: none: the run goes ahead and its records are marked as an invalid pair)")
     p.add_argument("--text-field", help="with --file: the text column (default: text, else input)")
     p.add_argument("--label-field", help="with --file: the label column (default: label)")
     p.add_argument(
@@ -83,9 +88,7 @@ def register(sub):
 
 def check_device(device: str) -> None:
     """A one-line error, before any heavy work, for a device this machine lacks."""
-    from ..targets import check_device as check
-
-    check(device)
+    targets.check_device(device)
 
 
 def _tpr(m, budget: str) -> str:
@@ -101,12 +104,12 @@ def summary_rows(records, full: bool = False) -> list[list]:
         m = r["metrics"]
         ci = f"[{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}]"
         if not full:
-            rows.append([r["scorer"]["name"], f"{m['auc']:.3f}", ci, _tpr(m, "0.01"), r["counts"]["n_scored"]])
+            rows.append([r["scorer"]["name"], f"{m['auc']:.3f}", ci, _tpr(m, "0.01"), notes.n_cell(r)])
             continue
         c = r["counts"]
         excluded = c["n_samples"] - c["n_scored"]
         rows.append([r["scorer"]["name"], f"{m['auc']:.3f}", ci, _tpr(m, "0.1"), _tpr(m, "0.01"),
-                     _tpr(m, "0.001"), c["n_scored"], excluded])
+                     _tpr(m, "0.001"), notes.n_cell(r), excluded])
     return rows
 
 
@@ -128,30 +131,11 @@ def comparison_lines(c: dict) -> list[str]:
 
 
 def _file_split(args, target_id: str) -> str:
-    """Register ``--file`` as a one-off split named after the file and its content."""
-    from .. import suite
-    from ..hashing import sha256_file, sha256_files
-    from ..results.naming import slug
-
-    path = args.file.expanduser().resolve()
-    if not path.exists():
-        from ..errors import MembenchError
-
-        raise MembenchError(f"--file {args.file} does not exist", "pass an existing labelled file")
-    digest = sha256_file(path) if path.is_file() else sha256_files(f for f in path.rglob("*") if f.is_file())
-    split_id = f"file/{slug(path.stem)}-{digest[:8]}"
-    fields = {"text": args.text_field, "label": args.label_field or "label"}
-    existing = suite.splits().get(split_id)
-    if existing is not None and suite.is_materialized(split_id) and target_id in existing.valid_targets \
-            and (args.text_field is None or existing.fields.get("text") == args.text_field) \
-            and existing.fields.get("label") == fields["label"]:
-        return split_id
-    valid = sorted({*getattr(existing, "valid_targets", ()), target_id})
-    suite.add_local_split(split_id, path, text_field=args.text_field, label_field=args.label_field,
-                          valid_for=valid, track="custom", replace=True,
-                          description=f"One-off split from {path.name} (membench run --file); labels declared "
-                          f"membership for {', '.join(valid)}.")
-    return split_id
+    """``--file`` as a one-off split keyed by its content (``suite.one_off``); what it says about
+    the split (reuse, label validity) is kept in ``args.one_off`` for the output."""
+    args.one_off = one_off.file_split(args.file, target_id, text_field=args.text_field,
+                                      label_field=args.label_field, valid_for=args.valid_for)
+    return args.one_off.split_id
 
 
 def blind_note(records: list[dict]) -> str | None:
@@ -168,67 +152,26 @@ def blind_note(records: list[dict]) -> str | None:
 
 
 def handle(args) -> int:
-    import sys
-
-    from .. import suite, targets
-    from ..errors import MembenchError
-    from ..attacks import FitBudget
-    from ..runner import compare_labels, compare_records, default_scorer_set, run, scorer_settings
-
-    # Validate names before any heavy work, so a typo costs nothing.
-    if args.split:
-        suite.get_split(args.split)
+    # Names and numbers are checked (RunSpec.build) before any heavy work, so a typo costs nothing;
+    # a --file split is registered only once the scorers and the fit budget parse.
     tspec = targets.get_target(args.target, name=args.target_name)
-    if args.target_name and tspec.family != "local":
-        raise MembenchError("--target-name names a local model directory", f"{args.target} is a registry target")
-    if (args.text_field or args.label_field) and not args.file:
-        raise MembenchError("--text-field and --label-field go with --file", "drop them, or pass --file PATH")
-    specs = args.scorer
-    settings = scorer_settings(specs) if specs else None
-    if args.reference:
-        targets.get_target(args.reference)
-    if args.batch_tokens < 1:
-        raise MembenchError(f"--batch-tokens must be positive, got {args.batch_tokens}",
-                            "pass a token budget such as 16384")
-    check_device(args.device)
+    if (args.text_field or args.label_field or args.valid_for) and not args.file:
+        raise MembenchError("--text-field, --label-field and --valid-for go with --file", "drop them, or pass --file PATH")
     fit_budget = FitBudget.parse(args.fit_budget)
-    if args.calibration and args.split:
-        suite.calibration.subset_spec(suite.get_split(args.split), args.calibration)
+    if args.file and args.scorer:
+        scorer_settings(args.scorer)
     split_id = args.split or _file_split(args, tspec.id)
-    results_dir = args.results_dir or default_results_dir()
+    spec = RunSpec.build(
+        args.target, split_id, args.scorer, results_dir=args.results_dir, reference=args.reference, pool=args.pool,
+        calibration=args.calibration, fit_budget=fit_budget, batch_tokens=args.batch_tokens,
+        device=args.device, target_name=args.target_name, dtype=args.dtype, context_rule=args.context_rule,
+        allow_invalid=args.allow_invalid or bool(args.file), verify=args.verify, compile=args.compile, progress=not args.json)
     chosen = None
-    skipped: list = []
     if args.compare:
-        if settings is None:  # the default set, as the run would choose it
-            from ..runner import default_pool
-
-            has_pool = bool(args.pool) or default_pool(suite.ensure(split_id)) is not None
-            names, left_out = default_scorer_set(has_pool, args.reference)
-            skipped += left_out
-            settings = scorer_settings(names)
-            specs = list(settings)
-        chosen, extra = compare_labels(args.compare, settings)
-        specs = list(specs) + extra
-    records = run(
-        args.target,
-        split_id,
-        specs,
-        results_dir=results_dir,
-        device=args.device,
-        dtype=args.dtype,
-        batch_tokens=args.batch_tokens,
-        allow_invalid=args.allow_invalid,
-        progress=not args.json,
-        reference=args.reference,
-        pool=args.pool,
-        skipped=skipped,
-        target_name=args.target_name,
-        calibration=args.calibration,
-        fit_budget=fit_budget,
-        context_rule=args.context_rule,
-        verify=args.verify,
-        compile=args.compile,
-    )
+        chosen, extra = compare_labels(args.compare, spec.scorers)
+        spec = dataclasses.replace(spec, scorers=spec.scorers + tuple(extra))
+    report = run(spec)
+    records, results_dir, skipped = report.records, spec.results_dir, report.skipped
     comparison = compare_records(results_dir, records, chosen) if chosen else None
     for r in records:
         r["metrics"].pop("roc", None)
@@ -259,6 +202,8 @@ def handle(args) -> int:
                          if {"tpr", "fpr"} <= set(on_cal) else "")
                 note += (f"\n{r['scorer']['name']}: operating point chosen on {name}{there} reaches TPR "
                          f"{point['evaluated']['tpr']:.3f} at FPR {point['evaluated']['fpr']:.3f} on the evaluated rest")
+    note += "".join("\n" + line for line in notes.run_notes(records, split_id, results_dir,
+                                                             getattr(args, "one_off", None)))  # issue 27
     skip_lines = [f"skipped {s['scorer']}: {s['reason']} ({s['fix']})" for s in skipped]
     target_shown = records[0]["target"]["id"] if records else tspec.id
     text = "\n".join([f"{split_id} on {target_shown}", table(summary_rows(records, full=True), header), note,

@@ -173,6 +173,7 @@ def handle_fetch(args) -> int:
 
 
 def handle_add(args) -> int:
+    suite.check_own_split_id(args.name)  # file/ too: that is where `run --file` puts its one-off splits
     split = suite.add_local_split(args.name, args.file, text_field=args.text_field, label_field=args.label_field,
                                   group_field=args.group_field,
                                   valid_for=args.valid_for, config=args.config, track=args.track,

@@ -6,7 +6,8 @@ import time
 
 from .. import suite
 from ..errors import MembenchError
-from ..targets import get_target, load_target, random_init_model, targets
+from ..home import resolve_home
+from ..targets import build_status, check_dtype, get_target, load_target, random_init_model, targets
 from . import emit, table
 
 
@@ -55,6 +56,7 @@ def _row(t) -> dict:
         "checkpoints": len(t.checkpoints),
         "arch": t.arch,
         "description": t.description,
+        "status": build_status(t),
     }
 
 
@@ -62,12 +64,14 @@ def handle_list(args) -> int:
     rows = [_row(t) for t in targets().values()]
     text = table(
         [
-            [r["id"], r["family"], r["params"], r["hub_repo"] or "(built locally)", r["revision"] or "-",
-             f"{r['checkpoints']} (id@stepN)" if r["checkpoints"] else "-", _shape(r["arch"])]
+            [r["id"], r["family"], r["params"], r["hub_repo"] or "(built by membench)", r["revision"] or "-",
+             f"{r['checkpoints']} (id@stepN)" if r["checkpoints"] else "-", _shape(r["arch"]), r["status"]]
             for r in rows
         ],
-        ["target", "family", "size", "hub repo", "revision", "checkpoints", "shape"],
+        ["target", "family", "size", "hub repo", "revision", "checkpoints", "shape", "status"],
     )
+    root, why = resolve_home()
+    text += f"\nstatus: built = its weights are in this home, {root} ({why}); not built = membench builds it on first use"
     emit(args, rows, text)
     return 0
 
@@ -90,6 +94,7 @@ def handle_show(args) -> int:
         f"revision     {t.revision or '-'}",
         f"checkpoints  {f'{len(steps)}: {steps[0]} ... {steps[-1]}  (use {t.model_id}@stepN)' if steps else '-'}",
         f"shape        {t.arch or '(read from the directory)'}",
+        f"status       {info['status']}",
         f"valid splits {len(valid)} membership splits, {len(controls)} controls (see --json)",
         f"about        {t.description or '-'}",
     ]
@@ -99,6 +104,8 @@ def handle_show(args) -> int:
 
 def handle_build(args) -> int:
     spec = get_target(args.target, revision=args.revision)
+    if args.device != "meta":
+        check_dtype(args.device, args.dtype)
     started = time.perf_counter()
     if args.random_init:
         model = random_init_model(spec.id, dtype=args.dtype, device=args.device, seed=args.seed)

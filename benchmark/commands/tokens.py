@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+from ..submissions import api_tokens
+from ..submissions.queue import Queue
 from . import emit, table
 
 
@@ -29,24 +31,21 @@ def _when(ts) -> str:
 
 
 def handle(args) -> int:
-    from ..submissions import tokens
-    from ..submissions.queue import Queue
-
     queue = Queue(args.queue)
     if args.action == "add":
         kwargs = {} if args.per_day is None else {"per_day": args.per_day}
-        secret, tok = tokens.add(queue, args.name, **kwargs)
+        secret, tok = api_tokens.add(queue, args.name, **kwargs)
         emit(args, {**tok.as_dict(), "token": secret},
              f"token for {tok.name} ({tok.id}, {tok.per_day} uploads per 24 hours):\n{secret}\n"
              "It is shown once and stored only as a hash: give it to the submitter now.\n"
              "Use: curl -H 'Authorization: Bearer <token>' --data-binary @sub.zip .../api/submissions")
         return 0
     if args.action == "list":
-        rows = tokens.list_tokens(queue)
+        rows = api_tokens.list_tokens(queue)
         emit(args, rows, table([[r["name"], r["id"], "active" if r["active"] else f"revoked {_when(r['revoked_at'])}",
                                  _when(r["created_at"]), r["per_day"], r["submissions_last_24h"]] for r in rows],
                                ["submitter", "id", "state", "created (UTC)", "per day", "last 24 h"]))
         return 0
-    gone = tokens.revoke(queue, args.which)
+    gone = api_tokens.revoke(queue, args.which)
     emit(args, [t.as_dict() for t in gone], "revoked: " + ", ".join(f"{t.id} ({t.name})" for t in gone))
     return 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..errors import MembenchError
+from ..evaluate import RunSpec
+from ..submissions import Limits, validate
 from . import emit, table
 
 
 def add_sandbox_args(p) -> None:
-    from ..submissions import Limits
-
     d = Limits()
     p.add_argument("--memory-mb", type=int, default=d.memory_mb, help="memory limit of the whole run (MiB)")
     p.add_argument("--disk-mb", type=int, default=d.disk_mb, help="size of the run's only writable folder (MiB)")
@@ -22,8 +23,6 @@ def add_sandbox_args(p) -> None:
 
 
 def limits_from(args):
-    from ..submissions import Limits
-
     return Limits(memory_mb=args.memory_mb, disk_mb=args.disk_mb, cpu_s=args.cpu_s, wall_s=args.timeout)
 
 
@@ -36,19 +35,20 @@ def register(sub):
     p.add_argument("--log", type=Path, default=None, help="file for the scorer's stdout/stderr")
     p.add_argument("--device", default="cpu")
     p.add_argument("--allow-invalid", action="store_true", help="run a pair outside label validity")
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="for a submission that declares `fit`: the declared calibration subset it fits on (rows of "
+                   "that subset only; default: cal10, as `evaluate`)")
     add_sandbox_args(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=handle)
 
 
 def handle(args) -> int:
-    from ..errors import MembenchError
-    from ..submissions import validate
-
+    spec = RunSpec.build(args.target, args.split, scorers=(), device=args.device, allow_invalid=args.allow_invalid,
+                         calibration=args.calibration, progress=False)
     log = args.log or Path(tempfile.mkdtemp(prefix="membench-validate-")) / "scorer.log"
-    report = validate(args.path, split_id=args.split, target_id=args.target, n=args.n, log_path=log,
-                      limits=limits_from(args), allow_unsandboxed=args.allow_unsandboxed,
-                      device=args.device, allow_invalid=args.allow_invalid)
+    report = validate(args.path, spec, n=args.n, log_path=log, limits=limits_from(args),
+                      allow_unsandboxed=args.allow_unsandboxed)
     report["log"] = str(log)
     rows = [["ok" if c["ok"] else "FAIL", c["check"], c["detail"]] for c in report["checks"]]
     text = table(rows, ["", "check", "detail"]) + "".join(f"\nwarning: {w}" for w in report["warnings"])

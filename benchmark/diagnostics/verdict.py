@@ -52,3 +52,27 @@ def verdict(blind_auc: float, ci95) -> str:
     if blind_auc >= MILD_AT and ci95[0] > CHANCE:
         return "mild shift"
     return "clean"
+
+
+# What each verdict implies for a reader of attack numbers, and what to do next (printed by
+# `membench diagnose` and `membench run`; issue 27).
+MEANING = {
+    "clean": ("no blind baseline separates members from non-members beyond chance, so an attack's AUC "
+              "above 0.5 can be read as membership signal",
+              "score attacks on it: membench run --target TARGET {where}"),
+    "mild shift": ("the classes differ in a way a model-free classifier detects; part of any attack's AUC "
+                   "is that shift, not membership",
+                   "read attacks as their excess over the blind AUC (the `excess` column and field); to remove "
+                   "the shift, rebuild the split from one distribution (e.g. deduplicated, length-matched)"),
+    "shifted": ("a classifier that never sees the model separates the classes; an attack's AUC here mostly "
+                "measures this distribution shift, not membership",
+                "do not rank attacks on it: compare excess over the blind AUC only, or use a clean split of the "
+                "same domain (`membench suite list`; `membench cards` explains each split's shift)"),
+}
+
+
+def explain(name: str, where: str = "--split SPLIT") -> tuple[str, str]:
+    """(what the verdict implies, what to do next) for verdict ``name``; ``where``: how a command
+    names the data (``--split ID`` or ``--file PATH``)."""
+    implies, nxt = MEANING[name]
+    return implies, nxt.format(where=where)

@@ -5,9 +5,9 @@ Public face:
 - ``recipes(file=None)``, ``get_recipe(id, file=None)``, ``Recipe``: the registry (plus a
   researcher's own recipe file in the same format);
 - ``finetune(id, ...)``: train a recipe's target (resumable), register ``ft/<id>`` and
-  ``finetune/<id>``. For a ``generated`` recipe, ``benchmark.generated_data.finetune_and_compare``
+  ``finetune/<id>``. For a ``generated`` recipe, ``benchmark.evaluate.finetune_and_compare``
   also compares base and fine-tuned model on the base's pretraining split (records with a
-  ``generated_data`` block): it runs attacks, so it stands above the runner and is not part of
+  ``generated_data`` block): it runs attacks, so it stands in the evaluator and is not part of
   this face, which attacks may use (SPV-MIA's reference is ``finetune_like``);
 - ``finetune_like(target_id, texts, new_id)``: fine-tune the base of a fine-tuned target with
   that target's recipe on other texts (e.g. SPV-MIA's self-prompt reference), one call;

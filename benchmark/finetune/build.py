@@ -25,7 +25,8 @@ import pandas as pd
 from .. import suite, targets
 from ..errors import MembenchError
 from ..hashing import sha256_files, sha256_json
-from ..home import locked, portable, targets_dir
+from ..home import announce, locked, portable, targets_dir
+from ..progress import record_timing
 from ..suite.store import make_uid, materialize
 from . import assign as assigning
 from . import pools
@@ -193,7 +194,7 @@ def _pretrain(recipe: Recipe, table, about, key: str, work: Path, *, progress: b
         tok_texts, tok_from = members + nonmembers, "members and non-members alike (the recipe keeps no reference pool)"
     demo.train(members, work, arch=recipe.arch, tokenizer_texts=tok_texts, tokenizer_from=tok_from,
                epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"], seed=recipe.seed,
-               progress=progress)
+               progress=progress, desc=f"pretraining {recipe.target_id}")
     info = json.loads((work / "training.json").read_text())
     curve = [[i + 1, x] for i, x in enumerate(info.pop("loss_curve", []))]
     training = {"steps": info.get("steps", len(curve)), "planned_steps": info.get("steps", len(curve)),
@@ -294,6 +295,8 @@ def build(recipe: Recipe, table: dict[str, Recipe], *, device: str = "cpu", repl
         final = targets_dir(recipe.target_id)
         work = final.with_name(final.name + ".partial")
         work.mkdir(parents=True, exist_ok=True)
+        announce(f"target {recipe.target_id} ({recipe.kind} recipe {recipe.id}; work in {work.name}, moved into "
+                 f"place and registered when done, resumed from its last checkpoint if interrupted)", quiet=not progress)
         started = time.time()
         if recipe.kind == "pretrain":
             asg, members, training, trained, extra, notes = _pretrain(recipe, pool_table, about, key, work, progress=progress)
@@ -336,6 +339,7 @@ def build(recipe: Recipe, table: dict[str, Recipe], *, device: str = "cpu", repl
             "built_seconds": round(time.time() - started, 1),
         }
         spec = _finish(recipe, key, work, final, manifest, entry)
+        record_timing(f"target {recipe.target_id}", time.time() - started)
     return summary(spec, reused=False)
 
 

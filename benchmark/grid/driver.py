@@ -15,6 +15,7 @@ jobs; each job writes its own feature cache and result files there).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..targets.context import CONTEXT_RULE
+from . import priority
 from .job import forwarded_env, run_job
 from .plan import Job, Plan, finished_records
 
@@ -181,6 +183,7 @@ def run_grid(
     context_rule: str = CONTEXT_RULE,
     progress: bool = True,
     on_event=None,
+    niceness: int = priority.RAY_DEFAULT,
 ) -> GridReport:
     """Run every job of ``plan`` that the results store does not already hold, as Ray tasks.
 
@@ -194,6 +197,7 @@ def run_grid(
     started = time.time()
     ray_address = None if ray_address == "local" else ray_address
     check_options(max_retries=max_retries, cpus_per_job=cpus_per_job, gpus_per_job=gpus_per_job)
+    priority.check(niceness)
     if ray_address:
         check_address(ray_address)
     if not plan.jobs:
@@ -221,7 +225,12 @@ def run_grid(
     if pending:
         settings = {"results_dir": str(Path(results_dir).resolve()), "dtype": dtype,
                     "batch_tokens": batch_tokens, "allow_invalid": allow_invalid,
-                    "reference": reference, "context_rule": context_rule, "env": forwarded_env()}
+                    "reference": reference, "context_rule": context_rule, "env": forwarded_env(),
+                    "niceness": niceness}
+        if not ray_address:  # the local Ray this driver starts gives its workers this niceness
+            os.environ[priority.RAY_ENV] = str(niceness)
+        if progress:
+            print(priority.describe(niceness), file=sys.stderr)
         cluster = _run_on_ray(pending, reports, settings, ray_address=ray_address, gpus_per_job=gpus_per_job,
                               cpus_per_job=cpus_per_job, max_retries=max_retries, progress=progress,
                               on_event=on_event)

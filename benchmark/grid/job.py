@@ -1,4 +1,4 @@
-"""One grid job, as it runs inside a Ray worker: ``runner.run`` for one (target, split) with
+"""One grid job, as it runs inside a Ray worker: ``evaluate.run`` for one (target, split) with
 all its scorers, writing its own feature cache and result files.
 
 The job tells the driver when it starts (worker pid and host) and ends through the grid's
@@ -26,9 +26,11 @@ import threading
 import time
 from pathlib import Path
 
-from .. import results, runner
+from .. import results
 from ..errors import MembenchError
+from ..evaluate import RunSpec, run
 from ..targets.context import CONTEXT_RULE
+from . import priority
 
 FAULT_ENV = "MEMBENCH_GRID_FAULT"
 # What a job needs from the driver's environment (on a cluster, workers do not inherit it).
@@ -98,20 +100,20 @@ def run_job(job, settings: dict, monitor=None) -> dict:
     gpus, allow_invalid, reference, context_rule, env); report the start to ``monitor`` (a Ray queue)."""
     _apply_env(settings.get("env", {}))
     started = time.time()
-    where = {"pid": os.getpid(), "host": socket.gethostname()}
+    where = {"pid": os.getpid(), "host": socket.gethostname(), "niceness": priority.apply(settings.get("niceness"))}
     if monitor is not None:
         monitor.put(("started", job.key, where))
     results_dir = Path(settings["results_dir"])
     fault = _arm_fault(job, results_dir)
-    counter: dict = {}
     try:
-        records = runner.run(
+        spec = RunSpec.build(
             job.target, job.split, list(job.scorers), results_dir=results_dir,
             device="cuda" if settings.get("gpus", 0) > 0 else "cpu", dtype=settings["dtype"],
             batch_tokens=settings["batch_tokens"], allow_invalid=settings.get("allow_invalid", False),
-            progress=False, reference=settings.get("reference"), counter=counter,
+            progress=False, reference=settings.get("reference"),
             context_rule=settings.get("context_rule", CONTEXT_RULE),
         )
+        report = run(spec)
     except MembenchError as exc:
         out = {"status": "failed", "error": str(exc), "seconds": time.time() - started, **where}
     else:
@@ -120,8 +122,8 @@ def run_job(job, settings: dict, monitor=None) -> dict:
         out = {
             "status": "done",
             "seconds": time.time() - started,
-            "forward_tokens": int(counter.get("forward_tokens", 0)),
-            "aucs": {r["scorer"]["name"]: r["metrics"]["auc"] for r in records},
+            "forward_tokens": int(report.usage.get("forward_tokens", 0)),
+            "aucs": {r["scorer"]["name"]: r["metrics"]["auc"] for r in report.records},
             **where,
         }
     if monitor is not None:

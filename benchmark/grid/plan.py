@@ -21,7 +21,7 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import grouping, results, runner, suite, targets
+from .. import evaluate, results, suite, targets
 from ..errors import MembenchError, unknown
 
 _GLOB = set("*?[")
@@ -101,12 +101,12 @@ def match_targets(patterns) -> list:
 
 def _result_names(scorer_specs) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
     """The scorers' names in records, their code hashes and their record units."""
-    made = runner.make_scorers(scorer_specs)
-    names = tuple(runner.result_name(s, p) for s, p in made)
+    made = evaluate.make_scorers(scorer_specs)
+    names = tuple(evaluate.result_name(s, p) for s, p in made)
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise MembenchError(f"scorer {sorted(dupes)[0]} is requested twice", "name each scorer once")
-    units = tuple("group" if grouping.needs_groups(s) else None for s, _ in made)
+    units = tuple("group" if "groups" in s.requires else None for s, _ in made)
     return names, tuple(type(s).code_hash() for s, _ in made), units
 
 
@@ -155,7 +155,7 @@ def plan_grid(target_patterns, split_patterns, scorer_specs=None, *, allow_inval
         if scorer_specs:
             specs, names, hashes, units = fixed
         else:  # as `membench run` chooses them for this split
-            specs = tuple(runner.default_scorers(runner.default_pool(split) is not None, reference))
+            specs = tuple(evaluate.default_scorers(evaluate.default_pool(split) is not None, reference))
             names, hashes, units = _result_names(specs)
         out.jobs.append(Job(target=tspec.id, split=sspec.id, scorers=specs, result_names=names,
                             code_hashes=hashes, revision=tspec.revision,

@@ -102,7 +102,7 @@ import pandas as pd
 from .. import metrics, suite
 from ..errors import MembenchError
 from ..hashing import sha256_file, sha256_json
-from ..home import secret_file
+from ..home import create_secret, read_secret, secret_file
 from ..metrics.roc import average_ranks
 from ..suite import user_level
 from .naming import HISTORY, key_parts, record_key, rounds_file, scores_path
@@ -145,35 +145,13 @@ class Partition:
         return out
 
 
-def _read_secret(path: Path) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise MembenchError(f"the holdout secret {path.name} under MEMBENCH_HOME cannot be opened ({exc.strerror})",
-                            "it must be a regular file of this user (not a link), mode 0600") from None
-    with os.fdopen(fd, "rb") as fh:
-        if os.fstat(fh.fileno()).st_uid != os.getuid():
-            raise MembenchError(f"the holdout secret {path.name} under MEMBENCH_HOME belongs to another user",
-                                "remove it only if no round was ever published with it; otherwise restore its owner")
-        return fh.read()
-
-
 def partition(split_id: str) -> Partition:
     """The split's partition, its key drawn on first use (mode 0600, never replaced)."""
-    path = secret_file(f"{split_id}.holdout")
-    data = _read_secret(path)
+    key = f"{split_id}.holdout"
+    data = read_secret(key)  # O_NOFOLLOW relative to the secrets folder's descriptor (home_guard)
     if data is None:
-        body = json.dumps({"key": secrets.token_hex(32), "secret_fraction": SECRET_FRACTION}).encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            data = _read_secret(path)
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            data = body
+        data = create_secret(key, json.dumps({"key": secrets.token_hex(32), "secret_fraction": SECRET_FRACTION}).encode())
+    path = secret_file(key)
     try:
         doc = json.loads(data)
         return Partition(bytes.fromhex(doc["key"]), float(doc["secret_fraction"]))

@@ -35,13 +35,15 @@ def class_histogram(frame: pd.DataFrame, n_bins: int = N_BINS) -> dict:
     lo, hi = float(scores.min()), float(scores.max())
     if not hi > lo:
         hi = lo + 1.0
-    # edges from the finite range in float64; a range so wide that its width overflows is
-    # binned on the scores' ranks instead (extreme but finite scores never break a view)
-    if not np.isfinite(hi - lo):
+    # edges from the finite range in float64; a range whose width overflows, or too narrow for
+    # distinct edges (subnormal scores), is binned on the scores' ranks instead (extreme but
+    # finite scores never break a view)
+    edges = np.linspace(lo, hi, n_bins + 1) if np.isfinite(hi - lo) else None
+    if edges is None or not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
         scores = pd.Series(scores).rank(method="average").to_numpy()
         frame = frame.assign(score=scores)
         lo, hi = float(scores.min()), float(scores.max())
-    edges = np.linspace(lo, hi, n_bins + 1)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, n_bins + 1)
     out = {"edges": edges.tolist()}
     for name, label in (("members", 1), ("nonmembers", 0)):
         part = frame.loc[frame["label"] == label, "score"].to_numpy()

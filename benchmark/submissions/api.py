@@ -6,9 +6,12 @@ Every call but the counts needs ``Authorization: Bearer <token>`` (a token from
 - ``POST /api/submissions?split=...&target=...``: the request body is a zip or tar (optionally
   compressed) of a submission folder, at most ``archive.MAX_UPLOAD`` bytes; it is extracted
   safely, its ``submission.yaml`` checked, and queued under the token's name. 201 with
-  ``{"id", "status", "url"}``; 400 for a refused archive or metadata; 403 for a name that is
-  reserved or belongs to another submitter; 413 when too large; 422 for an unknown split or
-  target; 429 (with ``Retry-After``) past the submitter's uploads per 24 hours.
+  ``{"id", "status", "url"}``; 400 for a refused archive or metadata, or a target or
+  reference model that is not built on this server (building is a maintainer's command);
+  403 for a name that is reserved, the maintainers' or another submitter's (``owners``); 413
+  when too large; 422 for an unknown split or a target that is not a registry id (a path is
+  never looked at); 429 (with ``Retry-After``) past the submitter's uploads per 24 hours.
+  Every refusal counts against that quota like an upload.
 - ``GET /api/submissions/{id}``: the submitter's own job: ``pending`` / ``running`` /
   ``done`` / ``failed``, attempts, error, result summary and the job log (404 for another's).
 - ``GET /api/submissions``: counts per status.
@@ -25,10 +28,11 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
+from .. import suite
 from ..errors import MembenchError
-from . import archive, tokens, untrusted
-from .metadata import ReservedName
-from .queue import PRIVATE_SPLIT_PER_DAY, NameTaken, Queue, RateLimited, default_root
+from . import api_tokens, archive, guards, safe_text
+from .owners import NameTaken, ReservedName
+from .queue import PRIVATE_SPLIT_PER_DAY, Queue, RateLimited, default_root
 
 router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 DEFAULT_SPLIT = "demo/pydoc"
@@ -46,12 +50,12 @@ def get_queue(request: Request) -> Queue:
     return queue if queue is not None else _queue_at(str(default_root()))
 
 
-async def _submitter(request: Request, queue: Queue) -> tokens.Token:
+async def _submitter(request: Request, queue: Queue) -> api_tokens.Token:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     token = None
     if scheme.lower() == "bearer":
-        token = await run_in_threadpool(tokens.authenticate, queue, secret.strip())
+        token = await run_in_threadpool(api_tokens.authenticate, queue, secret.strip())
     if token is None:
         raise HTTPException(401, f"a valid API token is required ({AUTH_HINT})",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -74,16 +78,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
 @router.post("", status_code=201)
 async def submit(request: Request, split: str = DEFAULT_SPLIT, target: str = DEFAULT_TARGET) -> dict:
     """Queue a submission: the body is a zip or tar of the folder (scorer.py + submission.yaml)."""
-    from .. import suite, targets
-
     queue = get_queue(request)
     who = await _submitter(request, queue)
     try:
         spec = suite.get_split(split)
-        targets.get_target(target)
     except MembenchError as exc:
-        raise HTTPException(422, untrusted.one_line(exc, 300)) from None
+        await run_in_threadpool(queue.record_refusal, who.name, split)  # refusals cost what uploads cost
+        raise HTTPException(422, guards.scrub_paths(safe_text.one_line(exc, 300))) from None
     quota = PRIVATE_SPLIT_PER_DAY if spec.extra.get("private") is True else None  # each upload queries its labels
+    try:  # over the quota, every request is answered 429 alike, whatever it names
+        await run_in_threadpool(queue.check_limits, who.name, split, who.per_day, quota)
+        guards.model_spec(target)  # a registry id: a path is refused unlooked-at, like any unknown id
+    except RateLimited as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    except MembenchError as exc:
+        await run_in_threadpool(queue.record_refusal, who.name, split)
+        raise HTTPException(422, guards.scrub_paths(safe_text.one_line(exc, 300))) from None
     data = await _read_body(request, archive.MAX_UPLOAD)
     if not data:
         raise HTTPException(400, "empty upload: send the zip or tar of a submission folder as the body")
@@ -93,9 +103,9 @@ async def submit(request: Request, split: str = DEFAULT_SPLIT, target: str = DEF
     except RateLimited as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except (NameTaken, ReservedName) as exc:
-        raise HTTPException(403, untrusted.one_line(exc, 600)) from None
-    except MembenchError as exc:  # archive refusals and metadata problems
-        raise HTTPException(400, untrusted.one_line(exc, 600)) from None
+        raise HTTPException(403, guards.scrub_paths(safe_text.one_line(exc, 600))) from None
+    except MembenchError as exc:  # archive refusals, metadata problems, an unbuilt target
+        raise HTTPException(400, guards.scrub_paths(safe_text.one_line(exc, 600))) from None
     return {"id": job_id, "status": "pending", "url": f"/api/submissions/{job_id}"}
 
 

@@ -25,7 +25,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import MembenchError
-from .untrusted import name as shown
+from .safe_text import name as shown
 
 MAX_UPLOAD = 2 * 1024 * 1024  # bytes of archive accepted
 MAX_TOTAL = 16 * 1024 * 1024  # bytes once extracted

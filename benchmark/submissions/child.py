@@ -4,12 +4,12 @@ Started as ``python -s -S -B -u -P child.py FD CONFIG`` (no site-packages, no sc
 on the path). Before any submitted code runs it closes every inherited descriptor but the
 socket FD and stdio, sets the per-process rlimits from CONFIG, and puts on ``sys.path`` only
 the scorer interface (``benchmark.api``), the allowed libraries and the submission folder. It speaks
-``protocol`` over FD: it receives the inputs (ids, texts, token statistics as data; never
+``wire`` over FD: it receives the inputs (ids, texts, token statistics as data; never
 labels), calls the scorer, and sends back the raw scores or the error. For a scorer that
 declares ``fit``, the inputs also hold the calibration subset (its ids, texts, statistics and,
 alone of all labels, its labels): ``fit`` runs on those first, the labels are closed, and
 ``fitted`` goes back before ``score`` sees the evaluated rest. Every model
-capability goes through ``ProxyAccess``, which is built from ``protocol.METHODS`` and asks the
+capability goes through ``ProxyAccess``, which is built from ``wire.METHODS`` and asks the
 harness; the harness meters and refuses.
 """
 
@@ -71,12 +71,12 @@ def _nothing_left_running(method: str) -> None:
 
 def main(fd: int, config: dict) -> int:
     _confine(fd, config)
-    protocol = _load_file("membench_protocol", os.path.join(HERE, "protocol.py"))
+    wire = _load_file("membench_wire", os.path.join(HERE, "wire.py"))
     import numpy as np
 
     from benchmark.api import CalibrationLabels, ModelAccess, Scorer, ScoringInput, TokenStats  # on the path now
 
-    channel = protocol.Channel(protocol.fd_socket(fd), caps=protocol.UNCAPPED)  # the harness is trusted
+    channel = wire.Channel(wire.fd_socket(fd), caps=wire.UNCAPPED)  # the harness is trusted
 
     def send_error(stage: str, exc: BaseException) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -92,17 +92,29 @@ def main(fd: int, config: dict) -> int:
         def __init__(self):
             self.usage = {}
 
-        def _call(self, method: str, *args):
-            spec = protocol.METHODS[method]
-            if len(args) != len(spec.args):
-                raise TypeError(f"{method}() takes {len(spec.args)} argument(s) "
-                                f"({', '.join(n for n, _ in spec.args)}), got {len(args)}")
+        def _call(self, method: str, *args, **named):
+            spec = wire.METHODS[method]
+            names = [n for n, _ in spec.args]
+            given = dict(zip(names, args))
+            unknown = set(named) - set(names) | set(named) & set(given)
+            missing = [n for n in names if n not in given and n not in named and n not in dict(spec.defaults)]
+            if len(args) > len(names) or unknown or missing:
+                raise TypeError(f"{method}() takes the argument(s) {', '.join(names)}"
+                                + (f" (defaults: {dict(spec.defaults)})" if spec.defaults else "")
+                                + f", got {len(args)} positional and {sorted(named)}")
             kwargs = {}
-            for (name, kind), value in zip(spec.args, args):
-                if isinstance(kind, protocol.Strings):
+            for name, kind in spec.args:
+                if name not in given and name not in named:
+                    continue  # the harness applies the default
+                value = given.get(name, named.get(name))
+                if isinstance(kind, wire.Strings):
                     value = [str(v) for v in value]
-                elif isinstance(kind, protocol.Int):
+                elif isinstance(kind, wire.Int):
                     value = int(value)
+                elif isinstance(kind, wire.Float):
+                    value = float(value)
+                elif isinstance(kind, wire.IntLists):  # token ids (numpy arrays and ints alike)
+                    value = [int(t) for t in value] if not kind.rows else [[int(t) for t in row] for row in value]
                 else:
                     value = str(value)
                 kwargs[name] = value
@@ -112,13 +124,13 @@ def main(fd: int, config: dict) -> int:
             if not header.get("ok"):
                 raise CapabilityRefused(header.get("error", "refused"))
             if spec.reply == "stats":
-                return TokenStats(**protocol.arrays_to_stats_kwargs(arrays))
+                return TokenStats(**wire.arrays_to_stats_kwargs(arrays))
             if spec.reply == "floats":
                 return arrays["values"]
             return list(header["values"])
 
-    for _name in protocol.METHODS:
-        setattr(ProxyAccess, _name, (lambda n: lambda self, *a: self._call(n, *a))(_name))
+    for _name in wire.METHODS:
+        setattr(ProxyAccess, _name, (lambda n: lambda self, *a, **k: self._call(n, *a, **k))(_name))
 
     stage = "init"
     try:
@@ -148,7 +160,7 @@ def main(fd: int, config: dict) -> int:
             stage = "fit"
             cal_features = None
             if fit.get("has_features"):
-                cal_features = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "c_"))
+                cal_features = TokenStats(**wire.arrays_to_stats_kwargs(arrays, "c_"))
             labels = CalibrationLabels(arrays["c_labels"], scorer=str(getattr(cls, "name", "")))
             try:
                 scorer.fit(ScoringInput(uids=list(fit["uids"]), texts=list(fit["texts"]), features=cal_features,
@@ -160,7 +172,7 @@ def main(fd: int, config: dict) -> int:
         stage = "score"
         features = None
         if header.get("has_features"):
-            features = TokenStats(**protocol.arrays_to_stats_kwargs(arrays, "f_"))
+            features = TokenStats(**wire.arrays_to_stats_kwargs(arrays, "f_"))
         groups = header.get("groups")
         inputs = ScoringInput(uids=list(header["uids"]), texts=list(header["texts"]), features=features,
                               access=ProxyAccess(), groups=None if groups is None else [str(g) for g in groups])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..home import process_alive, scratch_dir
-from . import untrusted
+from . import safe_text
 
 MAX_FILES = 200
 MAX_BYTES = 16 * 1024 * 1024
@@ -35,7 +35,7 @@ def copy_folder(src, dst, *, max_files: int = MAX_FILES, max_bytes: int = MAX_BY
     try:
         top = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise FolderError(f"submission folder {untrusted.name(str(src), 160)} cannot be opened ({exc.strerror})",
+        raise FolderError(f"submission folder {safe_text.name(str(src), 160)} cannot be opened ({exc.strerror})",
                           "pass a real folder (not a link) holding scorer.py and submission.yaml") from None
     os.close(top)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def copy_folder(src, dst, *, max_files: int = MAX_FILES, max_bytes: int = MAX_BY
             if stat.S_ISLNK(st.st_mode):
                 raise _link(rel / name)
             if not stat.S_ISREG(st.st_mode):
-                raise FolderError(f"submission file {untrusted.name(str(rel / name))} is not a regular file",
+                raise FolderError(f"submission file {safe_text.name(str(rel / name))} is not a regular file",
                                   "submit regular files only")
             files += 1
             if files > max_files:
@@ -61,7 +61,7 @@ def copy_folder(src, dst, *, max_files: int = MAX_FILES, max_bytes: int = MAX_BY
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=rootfd)
             except OSError as exc:
-                raise FolderError(f"submission file {untrusted.name(str(rel / name))} cannot be read "
+                raise FolderError(f"submission file {safe_text.name(str(rel / name))} cannot be read "
                                   f"({exc.strerror})") from None
             with os.fdopen(fd, "rb") as fh, open(dst / rel / name, "xb") as out:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
@@ -77,7 +77,7 @@ def copy_folder(src, dst, *, max_files: int = MAX_FILES, max_bytes: int = MAX_BY
 
 
 def _link(rel) -> FolderError:
-    return FolderError(f"submission folder holds a link, {untrusted.name(str(rel))}: links are never followed",
+    return FolderError(f"submission folder holds a link, {safe_text.name(str(rel))}: links are never followed",
                        "replace it with the file itself (regular files and folders only)")
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import untrusted
+from . import guards, safe_text
 
 SCORER_PREFIX = "scorer| "
 MAX_LINE = 2000
@@ -25,9 +25,9 @@ def harness_line(path: Path, line: str) -> None:
     """Append one harness line (timestamped) to the log at ``path``; newlines in ``line`` are
     kept apart as continuation lines, so a message cannot forge a line either."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    parts = str(line).splitlines() or [""]
-    text = f"[{stamp}] {untrusted.one_line(parts[0], 8000)}\n" + "".join(
-        f"    {untrusted.one_line(p, 8000)}\n" for p in parts[1:])
+    parts = guards.scrub_paths(line).splitlines() or [""]  # no host path reaches a submitter
+    text = f"[{stamp}] {safe_text.one_line(parts[0], 8000)}\n" + "".join(
+        f"    {safe_text.one_line(p, 8000)}\n" for p in parts[1:])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(text)
@@ -70,7 +70,7 @@ class ScorerOutput(threading.Thread):
                 self.dropped += len(raw) + 1
                 continue
             self.logged += len(raw) + 1
-            text = untrusted.one_line(raw.decode("utf-8", errors="replace").rstrip("\r"), MAX_LINE)
+            text = safe_text.one_line(raw.decode("utf-8", errors="replace").rstrip("\r"), MAX_LINE)
             log.write(f"{SCORER_PREFIX}{text}\n")
         log.flush()
 

@@ -19,7 +19,8 @@ aliases (no alias bombs) and with only JSON's types (strings, numbers, true/fals
 mappings with string keys; no dates, binary, sets or tags), finite numbers, nesting at most
 ``MAX_DEPTH`` deep. The schema reaches into ``params`` (identifier keys, bounded values), and
 every text field is one line of bounded length. Names of built-in attacks and blind
-baselines are reserved (``reserved_name``).
+baselines are reserved (``reserved_name``; who holds every other name: ``owners``), and
+``reference_models`` are target registry ids, never folders (``guards.model_spec``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import yaml
 
 from ..api import CAPABILITIES
 from ..errors import MembenchError
-from . import untrusted
+from . import guards, owners, safe_text
+from .owners import ReservedName  # noqa: F401  (re-exported: the API answers it with 403)
 
 # Capabilities this harness does not serve (declaring one is refused at validation): none now.
 # ``fit`` is served (the scorer fits, in the jail, on a calibration subset and is scored on the
@@ -94,23 +96,11 @@ SCHEMA = {
 EXAMPLE_HINT = "see submissions/README.md for the fields and a complete example"
 
 
-class ReservedName(MembenchError):
-    """A submission named like a built-in attack or a blind baseline."""
-
-
 def reserved_name(name: str) -> str | None:
-    """Why ``name`` cannot be a submission's (None when it can): built-in attack and blind
-    baseline names, and every name starting with ``blind``, are the maintainers'."""
-    from ..attacks import scorers
-    from ..diagnostics import BASELINES
-
-    if name in scorers():
-        return f"'{name}' is the name of a built-in attack"
-    if name in BASELINES or name.startswith("blind"):
-        return f"'{name}' is reserved for blind baselines"
-    if name in ("none", "maintainers"):
-        return f"'{name}' is reserved"
-    return None
+    """Why ``name`` cannot be anyone's submission (None when it may be): built-in attack and
+    blind baseline names, names starting with ``blind``, reserved words. Who holds the other
+    names (the maintainers' published ones, submitters') is the owner table's (``owners``)."""
+    return owners.builtin_reason(name)
 
 
 class _Loader(yaml.SafeLoader):
@@ -133,7 +123,7 @@ class _Loader(yaml.SafeLoader):
 
 
 def _refuse(loader, node):
-    raise yaml.YAMLError(f"values of type {untrusted.one_line(node.tag, 60)} are not allowed in submission.yaml "
+    raise yaml.YAMLError(f"values of type {safe_text.one_line(node.tag, 60)} are not allowed in submission.yaml "
                          "(only strings, numbers, true/false/null, lists and mappings)")
 
 
@@ -165,7 +155,7 @@ def parse(text: str, where: str = "submission.yaml") -> dict:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise MembenchError(f"{where} is not valid YAML{at}: {untrusted.one_line(problem, 200)}", EXAMPLE_HINT) from None
+        raise MembenchError(f"{where} is not valid YAML{at}: {safe_text.one_line(problem, 200)}", EXAMPLE_HINT) from None
     except (ValueError, RecursionError):  # e.g. an integer of more digits than Python converts
         raise MembenchError(f"{where} holds a number too long to read", "use ordinary numbers") from None
     _check_json(meta, where)
@@ -180,7 +170,7 @@ def _check_json(value, where: str) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise MembenchError(f"{where}: mapping keys must be strings (got {untrusted.name(k, 40)})", EXAMPLE_HINT)
+                raise MembenchError(f"{where}: mapping keys must be strings (got {safe_text.name(k, 40)})", EXAMPLE_HINT)
             _check_json(v, where)
     elif isinstance(value, list):
         for v in value:
@@ -192,7 +182,7 @@ def read_text(path: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise MembenchError(f"{untrusted.name(str(path), 160)} cannot be read ({exc.strerror})",
+        raise MembenchError(f"{safe_text.name(str(path), 160)} cannot be read ({exc.strerror})",
                             "submission.yaml must be a regular file, not a link") from None
     with os.fdopen(fd, "rb") as fh:
         data = fh.read(MAX_BYTES + 1)
@@ -237,15 +227,17 @@ def check(meta: dict, where: str = "submission.yaml") -> dict:
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(meta), key=lambda e: list(e.path))
     if errors:
         err = errors[0]
-        at = "/".join(untrusted.one_line(p, 40) for p in err.path) or "(top level)"
+        at = "/".join(safe_text.one_line(p, 40) for p in err.path) or "(top level)"
         message = ("must not hold control characters (a one-line field: no newline, tab or escape)"
-                   if err.validator == "not" else untrusted.one_line(err.message, 200))
+                   if err.validator == "not" else safe_text.one_line(err.message, 200))
         raise MembenchError(f"{where}: {at}: {message}", EXAMPLE_HINT)
     for cap in meta["capabilities"]:
         if cap in NOT_SERVED:
             raise MembenchError(f"{where}: capability '{cap}' {NOT_SERVED[cap]}", "declare only capabilities the harness serves")
     if "reference" in meta["capabilities"] and not meta.get("reference_models"):
         raise MembenchError(f"{where}: capability 'reference' needs reference_models (a target id)", EXAMPLE_HINT)
+    for i, ref in enumerate(meta.get("reference_models") or ()):  # registry ids only, never a path
+        guards.model_spec(ref, f"{where}: reference_models/{i}")
     why = reserved_name(meta["name"])
     if why:
         raise ReservedName(f"{where}: name {why}", "choose another name in submission.yaml")
@@ -256,7 +248,7 @@ def load(path) -> Submission:
     """Read and check ``submission.yaml`` in folder ``path`` (a ``MembenchError`` if bad)."""
     path = Path(path)
     if not path.is_dir():
-        raise MembenchError(f"submission folder {untrusted.name(str(path), 160)} does not exist",
+        raise MembenchError(f"submission folder {safe_text.name(str(path), 160)} does not exist",
                             "pass a folder holding scorer.py and submission.yaml")
     meta_file = path / "submission.yaml"
     if not meta_file.is_file() and not meta_file.is_symlink():
@@ -266,3 +258,15 @@ def load(path) -> Submission:
     where = f"{path.name}/submission.yaml"
     meta = check(parse(read_text(meta_file), where), where)
     return Submission(path=path, meta=meta)
+
+
+def check_class_name(sub: "Submission", loaded: dict) -> None:
+    """The scorer class's ``name`` (as the sandboxed child reported it on loading) must be the
+    submission's ``name`` in submission.yaml: records, keys and the site go by the submission's
+    name, so a class that calls itself something else is refused (issue 27)."""
+    got = str(loaded.get("name") or "")
+    if got != sub.name:
+        cls = safe_text.name(loaded.get("class") or "the scorer class", 100)
+        shown = safe_text.name(got, 100) if got else "nothing (no name attribute)"
+        raise MembenchError(f"submission.yaml names the submission {sub.name!r} but {cls}.name is {shown}",
+                            f"set name = {sub.name!r} in the scorer class, or rename the submission in submission.yaml")

@@ -8,13 +8,16 @@ whose worker died returns to the pool when its lease expires and is retried (at 
 publish it, so it is never completed twice. ``events`` keeps the history of every job.
 
 Who submits: a job uploaded through the API carries its ``owner`` (the name of the token
-that sent it, ``benchmark.submissions.tokens``); a job queued from a local folder by the
+that sent it, ``benchmark.submissions.api_tokens``); a job queued from a local folder by the
 operator has none (the maintainers). ``names`` records which owner first published each
 submission name: nobody else may publish under it (``claim_name``). Uploads per owner are
 rate-limited in the same transaction that queues them (``submit_archive(..., per_day=)``), and
 on a private split also per split (``per_split_day=``, ``PRIVATE_SPLIT_PER_DAY`` from the API):
 every upload there is a query to the split's secret labels, which the Ladder
 (``results.ladder``) answers with a guarantee that weakens as the owner's queries grow.
+A refused upload (``refusals``) counts against both limits like an accepted one, so no refusal
+can be probed for free; ``submit_archive`` also asks the owner table (``owners``) and refuses a
+target or reference model that is not a built registry target (``guards.check_job``).
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ from pathlib import Path
 
 from ..errors import MembenchError
 from ..home import queue_dir
-from . import archive, joblog, metadata, untrusted
+from . import archive, guards, joblog, metadata, owners, safe_text
 from .folder import copy_folder
+from .owners import MAINTAINERS, NameTaken  # noqa: F401  (MAINTAINERS: re-exported)
 
 STATUSES = ("pending", "running", "done", "failed")
 LOG_LIMIT = 64 * 1024  # characters of log returned by ``get``
 DAY = 86400.0
-MAINTAINERS = "maintainers"  # the owner of what the operator publishes without a token
 PRIVATE_SPLIT_PER_DAY = 5  # an owner's uploads to one private split in any 24 hours (Kaggle's usual daily limit)
 
 
@@ -48,8 +51,6 @@ class RateLimited(MembenchError):
         self.retry_after = retry_after
 
 
-class NameTaken(MembenchError):
-    """The submission name belongs to another owner (or is reserved)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -74,6 +75,11 @@ CREATE TABLE IF NOT EXISTS names (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     claimed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    owner TEXT NOT NULL,
+    split TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -188,12 +194,33 @@ class Queue:
             else:
                 (jdir / "upload").rename(jdir / "submission")
             meta = metadata.load(jdir / "submission").meta
+            if owner is not None:
+                owners.check(meta["name"], owner, queue=self)
+            guards.check_job(jdir / "submission", target, budget=None)  # ids only, built only: never built here
             self._insert(job_id, split, target, name=meta["name"], owner=owner, per_day=per_day,
                          per_split_day=per_split_day)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(jdir, ignore_errors=True)
+            if owner is not None and isinstance(exc, MembenchError) and not isinstance(exc, RateLimited):
+                self.record_refusal(owner, split)  # a refusal costs the quota an upload costs (no free probing)
             raise
         return job_id
+
+    def check_limits(self, owner: str, split: str, per_day: int | None, per_split_day: int | None) -> None:
+        """``RateLimited`` when ``owner`` has used up a quota (uploads and refusals alike)."""
+        with self._conn() as c:
+            self._check_limits(c, owner, split, per_day, per_split_day, time.time())
+
+    def record_refusal(self, owner: str, split: str) -> None:
+        """Count a refused upload of ``owner`` against their quotas, as an accepted one counts."""
+        with self._tx() as c:
+            c.execute("INSERT INTO refusals (owner, split, at) VALUES (?, ?, ?)", (owner, split, time.time()))
+
+    def name_owner(self, name: str) -> str | None:
+        """The owner recorded for ``name`` in the names table, or None."""
+        with self._conn() as c:
+            row = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
 
     def submit_folder(self, folder: Path, *, split: str, target: str) -> str:
         """Queue a copy of a local submission folder (no link followed, at any depth), as the
@@ -201,7 +228,7 @@ class Queue:
         worker."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise MembenchError(f"submission folder {untrusted.name(str(folder), 160)} does not exist")
+            raise MembenchError(f"submission folder {safe_text.name(str(folder), 160)} does not exist")
         job_id = uuid.uuid4().hex
         jdir = self.job_dir(job_id)
         jdir.mkdir(parents=True)
@@ -220,8 +247,9 @@ class Queue:
 
     @staticmethod
     def _check_rate(c, owner: str, per_day: int, now: float) -> None:
-        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND created_at > ? ORDER BY created_at",
-                         (owner, now - DAY)).fetchall()
+        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND created_at > ? UNION ALL "
+                         "SELECT at FROM refusals WHERE owner = ? AND at > ? ORDER BY 1",
+                         (owner, now - DAY, owner, now - DAY)).fetchall()
         if len(rows) >= per_day:
             wait = int(rows[0][0] + DAY - now) + 1
             raise RateLimited(f"{owner} has sent {len(rows)} submissions in the last 24 hours (limit {per_day})",
@@ -237,19 +265,20 @@ class Queue:
 
     @staticmethod
     def _check_split_quota(c, owner: str, split: str, quota: int, now: float) -> None:
-        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND split = ? AND created_at > ? "
-                         "ORDER BY created_at", (owner, split, now - DAY)).fetchall()
+        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND split = ? AND created_at > ? UNION ALL "
+                         "SELECT at FROM refusals WHERE owner = ? AND split = ? AND at > ? ORDER BY 1",
+                         (owner, split, now - DAY, owner, split, now - DAY)).fetchall()
         if len(rows) >= quota:
             frees = rows[0][0] + DAY
             wait = int(frees - now) + 1
             at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(frees))
-            raise RateLimited(f"{owner} has sent {len(rows)} submissions to split {untrusted.one_line(split, 80)} in "
+            raise RateLimited(f"{owner} has sent {len(rows)} submissions to split {safe_text.one_line(split, 80)} in "
                               f"the last 24 hours: the quota is {quota} per private split per day",
                               f"the quota frees one at {at} (in {wait} s)", retry_after=wait)
 
     def _insert(self, job_id: str, split: str, target: str, *, name: str | None, owner: str | None = None,
                 per_day: int | None = None, per_split_day: int | None = None) -> None:
-        label = untrusted.one_line(name, 64) if name else None
+        label = safe_text.one_line(name, 64) if name else None
         now = time.time()
         with self._tx() as c:
             if owner is not None:
@@ -336,9 +365,15 @@ class Queue:
             return [r[0] for r in c.execute(
                 "SELECT id FROM jobs WHERE status = 'done' AND published = 0 ORDER BY updated_at")]
 
-    def mark_published(self, job_id: str) -> None:
+    def mark_published(self, job_id: str, verdict: dict | None = None) -> None:
+        """Mark the job published; ``verdict`` (a private split's: what the Ladder lets its owner
+        know, ``results.published.owner_verdict``) replaces the pending one in its result."""
         now = time.time()
         with self._tx() as c:
+            if verdict is not None:
+                row = c.execute("SELECT result FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                result = {**(json.loads(row[0]) if row is not None and row[0] else {}), "verdict": verdict}
+                c.execute("UPDATE jobs SET result = ? WHERE id = ?", (json.dumps(result), job_id))
             c.execute("UPDATE jobs SET published = 1, updated_at = ? WHERE id = ?", (now, job_id))
             _event(c, job_id, now, "published")
 

@@ -8,8 +8,8 @@ isolated is the ``jail`` package's business; this module owns the conversation:
 - one deadline (``Limits.wall_s``) for the whole run: every send and receive gives up at it,
   capability calls are served in pieces that check it, and a watchdog thread kills the whole
   run at it whatever the harness thread is doing;
-- byte caps per message and per run (``protocol.Caps``), every message type-checked in one
-  place (``protocol.check_message``); a malformed message ends the run with one protocol error;
+- byte caps per message and per run (``wire.Caps``), every message type-checked in one
+  place (``wire.check_message``); a malformed message ends the run with one protocol error;
 - the scorer's stdout and stderr go to the job log through a pipe (``joblog.ScorerOutput``).
 
 Every way a run can go wrong ends in ``SandboxError`` with one clear line (scorer-controlled
@@ -19,6 +19,7 @@ text shortened and stripped of control characters); nothing it returns is truste
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -30,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from ..attacks.fit_budget import BudgetExceeded
+from .. import home_guard
 from ..errors import MembenchError
-from . import protocol, untrusted
-from .access import CallTimeout, Refused
+from . import guards, safe_text, wire
+from .capability_server import CallTimeout, Refused
 from .folder import copy_folder
 from . import jail as _jail
 from .jail import Jail, JailError, Limits
@@ -111,14 +113,14 @@ def _describe_exit(code: int, limits: Limits, oom: bool) -> tuple[str, str]:
 
 
 def _from_error_message(msg: dict, limits: Limits) -> SandboxError:
-    stage, etype = msg["stage"], untrusted.one_line(msg["type"], 80)
-    emsg = untrusted.one_line(msg["message"], 300)
+    stage, etype = msg["stage"], safe_text.one_line(msg["type"], 80)
+    emsg = safe_text.one_line(msg["message"], 300)
     tb = msg["traceback"]
     if msg["kind"] == "memory":
         return SandboxError(f"the scorer ran out of memory (limit {limits.memory_mb} MiB)",
                             "use less memory, or raise --memory-mb", kind="memory")
     if stage == "import":
-        last = untrusted.one_line((tb.strip().splitlines() or [""])[-1], 300)
+        last = safe_text.one_line((tb.strip().splitlines() or [""])[-1], 300)
         return SandboxError(f"scorer.py could not be imported: {etype}: {emsg}",
                             last if etype == "SyntaxError" else "fix scorer.py and validate again", kind="import")
     if etype == "CapabilityRefused":
@@ -156,9 +158,10 @@ def run_scorer(
     limits: Limits = Limits(),
     log_path: Path,
     allow_unsandboxed: bool = False,
-    caps: protocol.Caps = protocol.Caps(),
+    caps: wire.Caps = wire.Caps(),
     fit=None,
     groups: list[str] | None = None,
+    scorer_output: bool = True,
 ) -> RunResult:
     """Score ``texts`` with the submission in the jail; raise ``SandboxError`` on any fault.
 
@@ -169,6 +172,8 @@ def run_scorer(
     meter, and one that would pass the fit budget ends the run (``BudgetExceeded``). ``groups``
     (a groups scorer): the group of every row; its output is then one score per group (an array,
     or a ``{group: score}`` dict returned as ``RunResult.scores``), checked by the caller.
+    ``scorer_output=False`` (a private split): the scorer's stdout and stderr are read and
+    dropped, so the log at ``log_path`` carries the harness's lines only.
     """
     gaps = _jail.missing()
     if gaps and not allow_unsandboxed:
@@ -179,6 +184,7 @@ def run_scorer(
             kind="no_sandbox",
         )
     log_path = Path(log_path)
+    home_guard.check_outside_jail()  # MEMBENCH_HOME (labels, secrets, the queue) never in the jail's view
     with Jail(limits) as jail:
         copy_folder(submission_dir, jail.snapshot)
         harness_line(log_path, "sandbox run: " + ("jailed (" + ", ".join(jail.pieces) + ")" if jail.sandboxed
@@ -190,15 +196,16 @@ def run_scorer(
             try:
                 proc = jail.start(child.fileno(), {})
             except (JailError, OSError) as exc:
-                raise SandboxError(f"could not start the sandbox ({untrusted.one_line(exc, 300)})", kind="no_sandbox") from None
+                raise SandboxError(f"could not start the sandbox ({safe_text.one_line(exc, 300)})", kind="no_sandbox") from None
             finally:
                 child.close()
-            output = ScorerOutput(proc.stdout.fileno(), log_path, limits.log_kb << 10)
+            output = ScorerOutput(proc.stdout.fileno(), log_path if scorer_output else Path(os.devnull),
+                                  limits.log_kb << 10)
             output.start()
             watchdog = threading.Timer(max(limits.wall_s, 0.0) + 0.5, jail.kill)
             watchdog.daemon = True
             watchdog.start()
-            channel = protocol.Channel(parent, deadline=deadline, caps=caps)
+            channel = wire.Channel(parent, deadline=deadline, caps=caps)
             try:
                 return _converse(channel, jail, proc, start, deadline, limits, uids, texts, features, params,
                                  class_name, declared, access, fit, groups)
@@ -248,42 +255,42 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
         if time.monotonic() >= deadline:
             return _timeout(limits)
         if code is None:
-            return SandboxError(f"the scorer broke the harness protocol ({untrusted.one_line(exc, 300)})",
+            return SandboxError(f"the scorer broke the harness protocol ({safe_text.one_line(exc, 300)})",
                                 kind="protocol")
         kind, text = _describe_exit(code, limits, jail.oom_killed())
         return SandboxError(text, "see the job log", kind=kind)
 
     init = {"op": "init", "class": class_name, "params": params or {}, "uids": list(uids), "texts": list(texts),
             "has_features": features is not None}
-    arrays = protocol.stats_to_arrays(features, "f_") if features is not None else {}
+    arrays = wire.stats_to_arrays(features, "f_") if features is not None else {}
     if groups is not None:
         init["groups"] = [str(g) for g in groups]
     if fitting:
         init["fit"] = {"uids": list(fit.uids), "texts": list(fit.texts), "has_features": fit.features is not None}
         arrays["c_labels"] = np.asarray(fit.labels, np.int32)
         if fit.features is not None:
-            arrays.update(protocol.stats_to_arrays(fit.features, "c_"))
+            arrays.update(wire.stats_to_arrays(fit.features, "c_"))
         if _metered(access) is not None:
             _metered(access).meter = fit.meter
     try:
         channel.send(init, arrays)
-    except protocol.ProtocolError as exc:
+    except wire.ProtocolError as exc:
         raise died(exc) from None
     while True:
         try:
             header, arrays = channel.recv()
-        except protocol.Timeout:
+        except wire.Timeout:
             raise _timeout(limits) from None
-        except protocol.TooLarge as exc:
+        except wire.TooLarge as exc:
             raise SandboxError(f"the scorer sent too much over the protocol ({exc})",
                                "send scores, not data; call capabilities on fewer texts at a time",
                                kind="protocol") from None
-        except protocol.ProtocolError as exc:
+        except wire.ProtocolError as exc:
             raise died(exc) from None
         try:
-            msg = protocol.check_message(header, arrays)
-        except protocol.ProtocolError as exc:
-            raise SandboxError(f"the scorer broke the harness protocol ({untrusted.one_line(exc, 300)})",
+            msg = wire.check_message(header, arrays)
+        except wire.ProtocolError as exc:
+            raise SandboxError(f"the scorer broke the harness protocol ({safe_text.one_line(exc, 300)})",
                                "use inputs.access; never write to the harness's socket yourself", kind="protocol") from None
         op = msg["op"]
         if op == "loaded":
@@ -324,21 +331,21 @@ def _converse(channel, jail, proc, start, deadline, limits, uids, texts, feature
         reply, out = _answer(method, msg["kwargs"], declared, access, deadline, used, refused, limits)
         try:
             channel.send(reply, out)
-        except protocol.Timeout:
+        except wire.Timeout:
             raise SandboxError(
                 f"the scorer did not read the harness's replies before the deadline ({limits.wall_s:g} s) and was stopped",
                 "read every reply (use inputs.access, which does)", kind="timeout") from None
-        except protocol.ProtocolError as exc:
+        except wire.ProtocolError as exc:
             raise died(exc) from None
 
 
 def _answer(method, kwargs, declared, access, deadline, used, refused, limits) -> tuple[dict, dict]:
     usage = {"usage": access.usage} if access is not None else {}
-    if method not in protocol.METHODS:
+    if method not in wire.METHODS:
         refused.append(method)
-        return {"ok": False, "error": f"there is no capability method {untrusted.name(method, 40)}; the methods are "
-                                      f"{', '.join(protocol.METHODS)}", **usage}, {}
-    cap = protocol.METHODS[method].capability
+        return {"ok": False, "error": f"there is no capability method {safe_text.name(method, 40)}; the methods are "
+                                      f"{', '.join(wire.METHODS)}", **usage}, {}
+    cap = wire.METHODS[method].capability
     if cap is not None and cap not in declared:
         refused.append(cap)
         return {"ok": False, "error": undeclared_message(method, cap), **usage}, {}
@@ -352,13 +359,15 @@ def _answer(method, kwargs, declared, access, deadline, used, refused, limits) -
     try:
         fields, out = access.serve(method, kwargs, deadline)
     except Refused as exc:
-        return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
+        return {"ok": False, "error": safe_text.one_line(exc, 500), "usage": access.usage}, {}
     except CallTimeout:
         raise _timeout(limits) from None
     except BudgetExceeded:
         raise  # over the fit budget: the run ends here, nothing is published
     except MembenchError as exc:
-        return {"ok": False, "error": untrusted.one_line(exc, 500), "usage": access.usage}, {}
+        return {"ok": False, "error": guards.scrub_paths(safe_text.one_line(exc, 500)), "usage": access.usage}, {}
+    except Exception as exc:  # noqa: BLE001  (e.g. a lone surrogate the tokenizer cannot encode: one line back)
+        return {"ok": False, "error": guards.call_error(method, exc, kwargs), "usage": access.usage}, {}
     return {"ok": True, "usage": access.usage, **fields}, out
 
 
@@ -368,7 +377,7 @@ def _timeout(limits: Limits) -> SandboxError:
 
 
 def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
-    """The output check before any metric: one finite float per sample.
+    """The output check before any metric: one finite float per sample, within ±``guards.MAX_ABS_SCORE``.
 
     NaN is accepted only for a sample with no scored tokens (when features are given), the same
     rule as for built-in scorers; anything else non-finite is an error.
@@ -391,4 +400,5 @@ def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
             "return a finite float for every sample; higher = more likely member",
             kind="non_finite",
         )
+    guards.check_score_range(scores)
     return scores

@@ -23,7 +23,7 @@ from ..hashing import sha256_file
 from ..home import locked
 from . import calibration, readers, sources, user_level
 from . import lock as lockfile
-from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
+from .registry import SplitSpec, check_own_split_id, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
 from .verify import status, verify_split
 
@@ -110,6 +110,7 @@ def add_local_split(
                             "use letters, digits, '.', '_', '+', '-', with '/' between parts, e.g. mylab/forum-2024")
     if split_id in shipped():
         raise MembenchError(f"split id {split_id} belongs to the shipped registry", "choose another id")
+    check_own_split_id(split_id, allow=("file",))  # `run --file` keeps its one-off splits under file/
     if split_id in splits() and not replace:
         raise MembenchError(f"split {split_id} is already registered",
                             f"choose another id, or replace it: membench suite add {split_id} --file ... --replace")
@@ -212,6 +213,7 @@ def freeze(specs=None, path=None) -> dict:
 
 
 __all__ = [
+    "check_own_split_id",
     "LOCAL_FILE",
     "Split",
     "SplitSpec",

@@ -16,7 +16,11 @@ side (WikiMIA-24 has near-duplicate rows across classes, and templated rows shar
 word runs).
 
 Assignment depends on content only, never on row order: each component gets the key
-SHA-256(seed, subset name, smallest uid of the component); components are taken in key order
+SHA-256(seed, subset name, smallest uid of the component) on a public split, where anyone can
+recompute the selection; on a private split HMAC-SHA256 under a secret key drawn once per
+split (``home.secret_key(<split>.calibration)``, under MEMBENCH_HOME's secrets), so the order in
+which components fill the quotas, which would pin some rest labels, is not recomputable.
+Components are taken in key order
 and a component joins the subset when it fits within every class's quota
 (``round(fraction * n_class)``, at least 1 and at most n_class - 1); components that would
 overflow a quota stay in the rest, so a quota may be missed by a few rows when large mixed
@@ -25,6 +29,9 @@ components remain. Both sides must hold both classes.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -34,6 +41,7 @@ import numpy as np
 
 from ..errors import MembenchError, closest
 from ..hashing import sha256_json
+from ..home import secret_key
 from .registry import REGISTRY_FILE, SplitSpec, document
 
 EXCLUDED = "calibration"  # what the evaluated rest excludes (the name records carry)
@@ -67,6 +75,7 @@ class Subset:
     calibration: tuple[str, ...]  # sorted uids
     rest: tuple[str, ...]  # sorted uids
     counts: dict  # {"calibration": {"members", "nonmembers"}, "rest": {...}, "components": int, ...}
+    keyed: bool = False  # drawn with a private split's secret key (not recomputable from the seed)
 
     @property
     def name(self) -> str:
@@ -95,6 +104,7 @@ class Subset:
                                 "components_merged": self.counts["components_merged"]},
             "calibration_sha256": self.calibration_sha256,
             "rest_sha256": self.rest_sha256,
+            **({"selection": "keyed by the split's secret (HMAC-SHA256)"} if self.keyed else {}),
         }
 
 
@@ -191,10 +201,18 @@ def _quota(fraction: float, n: int) -> int:
     return int(min(max(round(fraction * n), 1), max(n - 1, 0)))
 
 
-def assign(uids, texts, labels, spec: SubsetSpec, *, group_near_duplicates: bool = True) -> tuple[list[str], list[str], dict]:
+def _component_key(spec: SubsetSpec, secret: bytes | None):
+    """The order components fill the quotas in: seeded (public), or keyed by ``secret``."""
+    if secret is None:
+        return lambda g: sha256_json(["membench-calibration-v1", spec.seed, spec.name, g[0]])
+    return lambda g: hmac.new(secret, json.dumps([spec.seed, spec.name, g[0]]).encode(), hashlib.sha256).hexdigest()
+
+
+def assign(uids, texts, labels, spec: SubsetSpec, *, group_near_duplicates: bool = True,
+           secret: bytes | None = None) -> tuple[list[str], list[str], dict]:
     """(calibration uids, rest uids, counts) for one subset; see the module doc for the rule.
     ``group_near_duplicates=False`` treats every text as its own component (for tests that show
-    why grouping is needed)."""
+    why grouping is needed); ``secret``: a private split's key (None: the public, seeded order)."""
     uids = [str(u) for u in uids]
     label_of = dict(zip(uids, (int(v) for v in labels)))
     if len(label_of) != len(uids):
@@ -205,7 +223,7 @@ def assign(uids, texts, labels, spec: SubsetSpec, *, group_near_duplicates: bool
     quota = {c: _quota(spec.fraction, n_class[c]) for c in (0, 1)}
     taken = {0: 0, 1: 0}
     calibration: list[str] = []
-    keyed = sorted(comps, key=lambda g: sha256_json(["membench-calibration-v1", spec.seed, spec.name, g[0]]))
+    keyed = sorted(comps, key=_component_key(spec, secret))
     for comp in keyed:
         need = {c: sum(1 for u in comp if label_of[u] == c) for c in (0, 1)}
         if all(taken[c] + need[c] <= quota[c] for c in (0, 1)):
@@ -225,12 +243,18 @@ def assign(uids, texts, labels, spec: SubsetSpec, *, group_near_duplicates: bool
     return sorted(calibration), rest, counts
 
 
+def selection_secret(split_spec: SplitSpec) -> bytes | None:
+    """The key a private split's subsets are drawn with (None on a public split)."""
+    return secret_key(f"{split_spec.id}.calibration") if split_spec.extra.get("private") else None
+
+
 def select(split, name: str) -> Subset:
     """The subset ``name`` of a materialized split (labels are read here, by the harness)."""
     spec = subset_spec(split.spec, name)
     uids = split.samples["uid"].astype(str).tolist()
     labels = split.labels().reindex(uids).to_numpy()
-    calibration, rest, counts = assign(uids, split.samples["text"].tolist(), labels, spec)
+    secret = selection_secret(split.spec)
+    calibration, rest, counts = assign(uids, split.samples["text"].tolist(), labels, spec, secret=secret)
     for side in ("calibration", "rest"):
         if min(counts[side]["members"], counts[side]["nonmembers"]) < 1:
             raise MembenchError(
@@ -239,7 +263,7 @@ def select(split, name: str) -> Subset:
                 f"({counts['calibration']} calibrate, {counts['rest']} evaluated)",
                 "choose a subset with another fraction, or a larger split")
     return Subset(spec=spec, split_id=split.id, content_hash=split.content_hash, calibration=tuple(calibration),
-                  rest=tuple(rest), counts=counts)
+                  rest=tuple(rest), counts=counts, keyed=secret is not None)
 
 
 def positions(uids, chosen) -> np.ndarray:

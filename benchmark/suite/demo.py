@@ -11,7 +11,7 @@ The text depends on the Python version (pydoc_data changes between releases), so
 manifest records the version it was cut from.
 
 A private split (``seed: secret`` in the registry) draws its seed at random the first time it
-is built and keeps it in ``home.secret_file`` (mode 0600, under MEMBENCH_HOME): the manifest
+is built and keeps it with ``home.create_secret`` (mode 0600, no link followed, under MEMBENCH_HOME): the manifest
 records only that the seed is secret.
 """
 
@@ -21,7 +21,8 @@ import re
 
 import numpy as np
 
-from ..home import secret_file
+from ..errors import MembenchError
+from ..home import create_secret
 
 MIN_WORDS, MAX_WORDS = 32, 256
 _RULE = re.compile(r"^\s*[*=\-~^]{3,}\s*$")
@@ -66,14 +67,11 @@ def build(seed: int) -> dict[str, list[str]]:
 
 def secret_seed(split_id: str) -> int:
     """The secret seed of a private split, drawn (and kept) on first use."""
-    import os
     import secrets
 
-    path = secret_file(f"{split_id}.seed")
+    stored = create_secret(f"{split_id}.seed", f"{secrets.randbits(62)}\n".encode())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return int(path.read_text().strip())
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{secrets.randbits(62)}\n")
-    return int(path.read_text().strip())
+        return int(stored.decode().strip())
+    except ValueError:
+        raise MembenchError(f"the secret seed of {split_id} under MEMBENCH_HOME is damaged",
+                            "restore it from a backup") from None

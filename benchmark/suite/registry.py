@@ -199,6 +199,34 @@ def splits() -> dict[str, SplitSpec]:
     return out
 
 
+# Namespaces a researcher's own split (`membench suite add`) may not use: the shipped
+# families, the ones membench fills itself (fine-tuned recipes' splits, controls, the one-off
+# splits of `membench run --file`), and any id starting with "wikimia" (its versions).
+RESERVED_NAMESPACES = ("demo", "mimir", "control", "finetune", "file")
+
+
+def reserved_namespace(split_id: str, *, allow: tuple[str, ...] = ()) -> str | None:
+    """The reserved namespace ``split_id`` falls in (e.g. "demo/"), or None. ``allow``: namespaces
+    the caller may use (``run --file`` registers its one-off splits under ``file/``)."""
+    head = split_id.split("/", 1)[0].lower()
+    if head in allow:
+        return None
+    if head.startswith("wikimia"):
+        return "wikimia*"
+    taken = {*RESERVED_NAMESPACES, *(i.split("/", 1)[0].lower() for i in shipped()),
+             *(s.family.lower() for s in shipped().values())}
+    return head + "/" if head in taken else None
+
+
+def check_own_split_id(split_id: str, *, allow: tuple[str, ...] = ()) -> None:
+    """Refuse a researcher's split id in a reserved namespace (one line naming the fix)."""
+    space = reserved_namespace(split_id, allow=allow)
+    if space is not None:
+        raise MembenchError(f"split id {split_id} is in the reserved namespace {space} (shipped splits and "
+                            f"the splits membench builds itself live there)",
+                            f"name it under a namespace of your own, e.g. mylab/{split_id.split('/')[-1]}")
+
+
 def register_split(entry: dict, *, replace: bool = False) -> SplitSpec:
     """Register a split under MEMBENCH_HOME (checked like a shipped entry first)."""
     if entry.get("id") in shipped():

@@ -8,13 +8,16 @@ now, model and tokenizer on first use), ``TargetSpec``, ``ensure_demo_target``, 
 
 from __future__ import annotations
 
-import shutil
+import json
+import time
 from pathlib import Path
 
-from ..home import locked, targets_dir
+from ..home import announce, building, locked, targets_dir
+from ..progress import duration, last_timing, record_timing
+from . import demo
 from .context import CONTEXT_RULE, CONTEXT_RULES, check_rule
 from .context import windows as context_windows
-from .loading import LoadedTarget, TargetHandle, check_device, load_target
+from .loading import LoadedTarget, TargetHandle, check_device, check_dtype, load_target
 from .random_init import random_init_model
 from .registry import DEMO_ARCH, TargetSpec, get_target, register_target, targets
 
@@ -51,8 +54,6 @@ def _demo_training_texts(target_id: str) -> tuple[list[str], str, list[str]]:
 def _built(out: Path) -> bool:
     """A finished demo target whose tokenizer was trained by the current rule (one trained
     on its members, as before, is trained again)."""
-    import json
-
     info = out / "training.json"
     if not (info.exists() and (out / "model.safetensors").exists()):
         return False
@@ -62,27 +63,45 @@ def _built(out: Path) -> bool:
         return False
 
 
+def demo_target_built(target_id: str = "demo/neox-tiny") -> bool:
+    """Whether a demo target is completely built in this home (its folder appears only when
+    its build completes: ``home.building``), its tokenizer by the current rule."""
+    return _built(demo_target_dir(target_id))
+
+
+def build_status(spec: TargetSpec) -> str:
+    """Whether a target's weights are here: "built" (in this home), "not built" (membench builds
+    it on first use), "missing" (a registered folder that is gone), or "on the Hub"."""
+    if spec.family == "demo":
+        return "built" if demo_target_built(spec.id) else "not built"
+    if spec.local_path:
+        return "built" if Path(spec.local_path).is_dir() else "missing"
+    return "on the Hub" if spec.hub_repo else "-"
+
+
 def ensure_demo_target(progress: bool = True, target_id: str = "demo/neox-tiny") -> Path:
-    """A demo target's directory, training it first if it is not there yet."""
+    """A demo target's directory, training it first if it is not there yet (or if its tokenizer
+    was trained by the former rule, on its members). Training says what and in which home
+    (``home.announce``), and writes into a staging folder renamed into place at the end
+    (``home.building``): an interrupted training leaves no target folder."""
     out = demo_target_dir(target_id)
-    if _built(out):
+    if demo_target_built(target_id):
         return out
-    import json
-
-    from . import demo
-
     with locked(f"target-{target_id}"):
-        if _built(out):  # another process finished it while we waited
+        if demo_target_built(target_id):  # another process finished it while we waited
             return out
         texts, what, tokenizer_texts = _demo_training_texts(target_id)
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        demo.train(texts, tmp, arch=DEMO_ARCH, tokenizer_texts=tokenizer_texts, tokenizer_from=DEMO_TOKENIZER_FROM,
-                   progress=progress)
-        info = json.loads((tmp / "training.json").read_text())
-        (tmp / "training.json").write_text(json.dumps({**info, "trained_on": what}, indent=2) + "\n")
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        last = last_timing(f"target {target_id}")
+        expect = f"{duration(last)} last time in this home" if last is not None else "several minutes on a CPU"
+        announce(f"demo target {target_id} (a tiny GPT-NeoX trained on {len(texts)} texts, {what}; once, "
+                 f"{expect})", quiet=not progress)
+        started = time.monotonic()
+        with building(out) as work:
+            demo.train(texts, work, arch=DEMO_ARCH, tokenizer_texts=tokenizer_texts,
+                       tokenizer_from=DEMO_TOKENIZER_FROM, progress=progress, desc=f"training {target_id}")
+            info = json.loads((work / "training.json").read_text())
+            (work / "training.json").write_text(json.dumps({**info, "trained_on": what}, indent=2) + "\n")
+        record_timing(f"target {target_id}", time.monotonic() - started)
     return out
 
 
@@ -92,11 +111,14 @@ __all__ = [
     "LoadedTarget",
     "TargetHandle",
     "check_device",
+    "check_dtype",
     "check_rule",
     "context_windows",
     "TargetSpec",
     "DEMO_REFERENCE",
     "DEMO_TOKENIZER_FROM",
+    "build_status",
+    "demo_target_built",
     "ensure_demo_target",
     "get_target",
     "load_target",

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import bar as progress_bar
+
 VOCAB_SIZE = 2048
 EOS = "<|endoftext|>"
 
@@ -63,12 +65,12 @@ def train(
     lr: float = 2e-3,
     seed: int = 0,
     progress: bool = True,
+    desc: str = "training demo target",
 ) -> Path:
     """Train a tokenizer on ``tokenizer_texts`` (default: ``members``; ``tokenizer_from`` says
     what they are, for ``training.json``) and the model on ``members``; write a model
     directory to ``out_dir``."""
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoConfig, AutoModelForCausalLM
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def train(
     model.train()
     started = time.time()
     losses = []
-    bar = tqdm(total=steps, desc="training demo target", disable=not progress)
+    bar = progress_bar(steps, desc, enabled=progress)
     for _ in range(epochs):
         for batch in _batches(lengths, batch_size, rng):
             width = int(lengths[batch].max())

@@ -277,7 +277,37 @@ def check_device(device: str) -> None:
                             f"pass --device cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
 
 
+def check_dtype(device: str, dtype: str) -> None:
+    """float16 on a CPU is refused (issue 27), not silently run: CPU kernels for half precision
+    are missing or emulated (many times slower than float32), and quietly running float32 instead
+    would put a dtype in the record's key that the numbers were not computed in. bfloat16 has
+    CPU kernels and is allowed."""
+    if dtype == "float16" and not str(device).startswith("cuda"):
+        raise MembenchError(f"--dtype float16 on {device}: half precision needs a GPU (CPU kernels are missing "
+                            "or emulated, and the result would not be an fp16 result)",
+                            "pass --dtype float32 (or bfloat16) on a CPU, or --device cuda with float16")
+
+
 # --- resolving a target to a local folder ---------------------------------------------------
+
+def _snapshot_memo(spec: TargetSpec) -> Path:
+    return cache_dir("snapshots") / f"{sha256_json([spec.hub_repo, spec.revision])[:32]}.json"
+
+
+def local_copy(spec: TargetSpec) -> Path | None:
+    """The folder already holding a Hub or registered target's config and weights, else None
+    (nothing is downloaded; demo targets: ``targets.demo_target_dir``)."""
+    if spec.family == "local" or spec.local_path:
+        path = Path(spec.local_path or spec.id)
+    else:
+        try:
+            path = Path(json.loads(_snapshot_memo(spec).read_text())["path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    if (path / "config.json").is_file() and any(path.glob(p) for p in WEIGHT_PATTERNS):
+        return path
+    return None
+
 
 def resolve_path(spec: TargetSpec, *, verify: bool = False) -> Path:
     """The local directory holding the target's files (downloading from the Hub if needed)."""
@@ -289,14 +319,11 @@ def resolve_path(spec: TargetSpec, *, verify: bool = False) -> Path:
         from . import ensure_demo_target
 
         return ensure_demo_target(target_id=spec.id)
-    memo = cache_dir("snapshots") / f"{sha256_json([spec.hub_repo, spec.revision])[:32]}.json"
-    if not verify and memo.exists():
-        try:
-            path = Path(json.loads(memo.read_text())["path"])
-            if (path / "config.json").exists() and any(path.glob(p) for p in WEIGHT_PATTERNS):
-                return path
-        except (OSError, ValueError, KeyError):
-            pass
+    memo = _snapshot_memo(spec)
+    if not verify:
+        path = local_copy(spec)
+        if path is not None:
+            return path
     path = _download(spec)
     _atomic_json(memo, {"repo": spec.hub_repo, "revision": spec.revision, "path": str(path)})
     return path
@@ -349,6 +376,7 @@ def load_target(target: str, *, device: str = "cpu", dtype: str = "float32", con
     the model and tokenizer load when first used. ``verify`` re-hashes every file."""
     if dtype not in DTYPES:
         raise MembenchError(f"unknown dtype '{dtype}'; valid choices: {', '.join(DTYPES)}")
+    check_dtype(device, dtype)
     check_rule(context_rule)
     spec = get_target(target)
     with profiling.phase("loading", spec.id):

@@ -27,7 +27,7 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 @dataclass(frozen=True)
 class TargetSpec:
     id: str
-    family: str  # "pythia" | "opt" | "demo"
+    family: str  # "pythia" | "opt" | "croissantllm" | "demo" | registered families
     hub_repo: str | None  # None for targets membench builds itself
     revision: str | None
     arch: dict = field(default_factory=dict)  # config fields of the architecture
@@ -183,6 +183,34 @@ for _size, (_layers, _hidden, _heads) in _OPT.items():
             description=f"OPT {_size}",
         )
     )
+
+
+# CroissantLLM (Faysse et al. 2024): Llama architecture, 1.3B, untied embeddings, vocab 32000,
+# context 2048 (shapes from the Hub's config.json). Meeus et al. (2024) injected the copyright-trap
+# sequences into its training data, so the copyright-traps/* labels hold for it alone.
+register(
+    TargetSpec(
+        id="croissantllm-1.3b",
+        family="croissantllm",
+        hub_repo="croissantllm/CroissantLLMBase",
+        revision="main",
+        params="1.3b",
+        arch=dict(
+            model_type="llama",
+            vocab_size=32000,
+            hidden_size=2048,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            intermediate_size=5504,
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-5,
+            rope_theta=10000.0,
+            tie_word_embeddings=False,
+        ),
+        description="CroissantLLM base 1.3B (English-French), the model the copyright traps were injected into",
+    )
+)
 
 
 def _registered() -> dict[str, TargetSpec]:

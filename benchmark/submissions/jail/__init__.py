@@ -39,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ...home import scratch_dir
+from ..folder import sweep_dead
 from . import cgroup, launch, seccomp, uids, view
 
 PIECES = ("bwrap", "seccomp", "cgroup", "distinct uid")
@@ -95,10 +96,14 @@ def _system_args(src: _Binds) -> list[str]:
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]  # world-readable everywhere: no staging needed
     home = str(view.python_home())
-    if not any(home == s or home.startswith(s + "/") for s in view.SYSTEM):
+    if view.python_relocated():  # shown at /opt/python: no host path in the sandbox's mount table
+        args += ["--ro-bind", src(home), view.JAIL_PYTHON]
+    elif not any(home == s or home.startswith(s + "/") for s in view.SYSTEM):
         args += ["--ro-bind", src(home), home]
     for hidden in view.hidden_in_python():
-        args += ["--tmpfs", hidden, "--remount-ro", hidden]
+        args += ["--tmpfs", view.in_jail(hidden), "--remount-ro", view.in_jail(hidden)]
+    for k, v in view.python_env().items():
+        args += ["--setenv", k, v]
     return args
 
 
@@ -124,7 +129,7 @@ def _bwrap_problem() -> str | None:
     args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             *_system_args(src), "--proc", "/proc", "--dev", "/dev"]
     with uids.UidLease() as uid:
-        proc = _launch(args, [view.python_binary(), "-S", "-c", "pass"], src, uid if root else None, (),
+        proc = _launch(args, [view.python_in_jail(), "-S", "-c", "pass"], src, uid if root else None, (),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             _, err = proc.communicate(timeout=60)
@@ -158,8 +163,6 @@ def _piece_ok(piece: str) -> bool:
 
 def sweep() -> dict:
     """Remove scratch folders and cgroups of runs whose harness process is gone."""
-    from ..folder import sweep_dead
-
     return {"scratch": sweep_dead(scratch_dir("sandbox")), "cgroups": cgroup.sweep()}
 
 
@@ -223,7 +226,7 @@ class Jail:
         block_r, block_w = os.pipe()
         src = _Binds(staged=uid is not None)
         args = self._bwrap_args(view_dir, src, info_w, block_r)
-        command = [view.python_binary(), "-s", "-S", "-B", "-u", "-P", view.JAIL_ROOT + "/child.py", str(sock_fd),
+        command = [view.python_in_jail(), "-s", "-S", "-B", "-u", "-P", view.JAIL_ROOT + "/child.py", str(sock_fd),
                    json.dumps(config)]
         try:
             self.proc = _launch(args, command, src, uid, (sock_fd, info_w, block_r, *self._fds),

@@ -2,11 +2,13 @@
 
 - the system's ``/usr`` (shared libraries; ``/lib``, ``/bin``... as on the host), read-only;
 - the Python installation that runs the harness (its ``base_prefix``), read-only, with its
-  own ``site-packages`` covered by an empty folder;
+  own ``site-packages`` covered by an empty folder: where it lies when that is a system folder,
+  else at ``/opt/python`` (``python_relocated``), so no host path (a home, a checkout) shows in
+  the sandbox, not even in its mount table;
 - ``/opt/membench/site``: only the distributions in ``SCORER_DISTRIBUTIONS`` (numpy, scipy,
   scikit-learn, pandas and what they import), bound one top-level entry at a time from
   wherever they are installed, read-only;
-- ``/opt/membench``: the sandbox's side of the protocol (``child.py``, ``protocol.py``) and
+- ``/opt/membench``: the sandbox's side of the protocol (``child.py``, ``wire.py``) and
   ``lib/benchmark``, where ``INTERFACE`` is bound read-only as it is on the host: the scorer
   interface ``benchmark/api/`` (numpy only), the error type it raises (``errors.py``) and the
   package's ``__init__.py`` (its version). The rest of the harness (the forward pass, the
@@ -31,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 
 JAIL_ROOT = "/opt/membench"
+JAIL_PYTHON = "/opt/python"  # where a Python installed outside the system folders is shown
 SITE = JAIL_ROOT + "/site"
 SYSTEM = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin")
 
@@ -50,6 +53,34 @@ def python_home() -> Path:
 
 def python_binary() -> str:
     return os.path.realpath(sys.executable)
+
+
+def python_relocated() -> bool:
+    """Whether the sandbox shows the Python installation at ``JAIL_PYTHON`` (it lies outside the
+    system folders, e.g. under a home: its host path is never shown, not even as a mount point)."""
+    home = str(python_home())
+    inside = lambda s: home == s or home.startswith(s + "/")  # noqa: E731
+    return not any(inside(s) for s in SYSTEM) and python_binary().startswith(home + "/")
+
+
+def in_jail(path: str) -> str:
+    """Where host path ``path`` of the Python installation is inside the sandbox."""
+    home = str(python_home())
+    if python_relocated() and (path == home or path.startswith(home + "/")):
+        return JAIL_PYTHON + path[len(home):]
+    return path
+
+
+def python_in_jail() -> str:
+    """The interpreter a sandbox runs, by its path inside the sandbox."""
+    return in_jail(python_binary())
+
+
+def python_env() -> dict:
+    """Environment the relocated interpreter needs (its shared library, found by its host path
+    otherwise)."""
+    lib = python_home() / "lib"
+    return {"LD_LIBRARY_PATH": JAIL_PYTHON + "/lib"} if python_relocated() and lib.is_dir() else {}
 
 
 def hidden_in_python() -> list[str]:
@@ -126,11 +157,11 @@ def shared_view(parent: Path) -> Path:
 
 
 def write_view(dest: Path) -> Path:
-    """The folder mounted at ``/opt/membench``: child.py, protocol.py, and an empty mount point
+    """The folder mounted at ``/opt/membench``: child.py, wire.py, and an empty mount point
     per ``interface_entries`` and ``site_entries`` entry."""
     dest.mkdir(parents=True)
     shutil.copy(HERE.parent / "child.py", dest / "child.py")
-    shutil.copy(HERE.parent / "protocol.py", dest / "protocol.py")
+    shutil.copy(HERE.parent / "wire.py", dest / "wire.py")
     lib = dest / "lib" / "benchmark"
     lib.mkdir(parents=True)
     for host, _ in interface_entries():

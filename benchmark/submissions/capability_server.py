@@ -2,8 +2,8 @@
 
 ``CapabilityServer.serve(method, kwargs, deadline)`` answers one call from the sandbox's
 ``ProxyAccess`` with the same in-process ``ModelAccess`` the built-in attacks use
-(``benchmark.attacks.InProcessAccess``, granted the declared capabilities). What a hostile
-caller needs on top is here and in ``protocol.METHODS`` (the one table of methods, their
+(``benchmark.evaluate.MeteredModelAccess``, granted the declared capabilities). What a hostile
+caller needs on top is here and in ``wire.METHODS`` (the one table of methods, their
 capability, argument types and caps): argument checks, a per-run budget of texts, service in
 pieces with the run's deadline checked between pieces (a long call is cut at the deadline,
 not served to its end), ``generate`` metered for the prompt tokens it forwards as well as the
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import protocol
+from ..features import TokenStats
+from . import wire
 
 
 class Refused(Exception):
@@ -34,8 +35,6 @@ class Budget:
 
 
 def _concat_stats(parts):
-    from ..features import TokenStats
-
     if len(parts) == 1:
         return parts[0]
     shift = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
@@ -50,7 +49,7 @@ def _concat_stats(parts):
 
 class CapabilityServer:
     def __init__(self, access, budget: Budget = Budget()):
-        self.access = access  # a ModelAccess (InProcessAccess), granted the declared capabilities
+        self.access = access  # a MeteredModelAccess, granted the declared capabilities
         self.budget = budget
         self.texts_served = 0
         self.prompt_tokens = 0
@@ -66,9 +65,9 @@ class CapabilityServer:
     def serve(self, method: str, kwargs: dict, deadline: float) -> tuple[dict, dict]:
         """(reply fields, reply arrays); raises ``Refused`` (bad arguments, budget spent) or
         ``CallTimeout``."""
-        spec = protocol.METHODS[method]
+        spec = wire.METHODS[method]
         try:
-            args = protocol.check_call(method, kwargs)
+            args = wire.check_call(method, kwargs)
         except ValueError as exc:
             raise Refused(str(exc)) from None
         items = args[spec.chunk] if spec.chunk else []
@@ -87,9 +86,11 @@ class CapabilityServer:
             pieces.append(fn(*(piece[name] for name, _ in spec.args)))
             self.texts_served += len(piece.get(spec.chunk, ()))
         if spec.reply == "stats":
-            return {}, protocol.stats_to_arrays(_concat_stats(pieces))
+            return {}, wire.stats_to_arrays(_concat_stats(pieces))
         if spec.reply == "floats":
             return {}, {"values": np.concatenate([np.asarray(p, np.float64) for p in pieces])}
         if spec.reply == "strings":
             return {"values": [str(t) for p in pieces for t in p]}, {}
+        if spec.reply == "string_lists":  # sample: the samples of each prompt
+            return {"values": [[str(t) for t in row] for p in pieces for row in p]}, {}
         return {"values": [[int(i) for i in row] for p in pieces for row in p]}, {}

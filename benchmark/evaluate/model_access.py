@@ -1,33 +1,56 @@
-"""The in-process ``ModelAccess``: what built-in scorers may do with the target, metered.
+"""The harness's metered ``ModelAccess``: what a scorer may do with the loaded target.
 
-One instance is made per scorer with the capabilities that scorer declared; any other call
-raises. Every call is counted in ``usage`` (texts and tokens forwarded on the target and on
-the reference, tokens back-propagated, tokens generated), which the runner records in the
-result. Inside ``fitting(meter)`` (a scorer's ``fit``) every call is also charged to the fit
-meter before it runs, and refused when it would pass the run's fit budget (``fit_budget``). The
-sandboxed proxy for submitted scorers implements the same interface.
+``MeteredModelAccess`` holds the models in this process. A built-in scorer gets it directly; a
+submitted scorer reaches it through the sandbox's proxy and the harness's capability server
+(``submissions.capability_server``), which answers every call with it. One instance is made per
+scorer with the capabilities that scorer declared; any other call raises. Every call is
+counted in ``usage`` (texts and tokens forwarded on the target and on the reference, tokens
+back-propagated, tokens generated), which the evaluator records in the result, and every
+capability called is noted in ``used``. Inside ``fitting(meter)`` (a scorer's ``fit``) every
+call is also charged to the fit meter before it runs, and refused when it would pass the run's
+fit budget.
+
+It carries no label: of the split it knows only ``SplitTexts`` (id, content hash, uids and
+texts, to read the reference's statistics of the split from the feature cache), never the
+split itself, its folder or its labels.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .. import features
 from ..api import ModelAccess, undeclared
+from ..attacks.softprompt import SoftPrompt
 from ..errors import MembenchError
-from .softprompt import SoftPrompt
 
 
-class InProcessAccess(ModelAccess):
+@dataclass(frozen=True)
+class SplitTexts:
+    """What of a split the model access may know: the split's id and content hash (the
+    feature cache's key) and its samples' uids and texts in row order. No labels, no path."""
+
+    id: str
+    content_hash: str
+    samples: pd.DataFrame  # columns uid and text only
+
+    @classmethod
+    def of(cls, split) -> "SplitTexts":
+        return cls(split.id, split.content_hash, split.samples[["uid", "text"]].copy())
+
+
+class MeteredModelAccess(ModelAccess):
     def __init__(
         self,
         target,
         *,
         granted=("features",),
         reference=None,
-        split=None,
+        split_texts: SplitTexts | None = None,
         batch_tokens: int = 16384,
         progress: bool = False,
         scorer: str | None = None,
@@ -36,8 +59,9 @@ class InProcessAccess(ModelAccess):
         self.scorer = scorer  # named in the error for an undeclared capability
         self.declared = tuple(granted)
         self.granted = set(granted)
+        self.used: list[str] = []  # capabilities called, in first-call order
         self.reference_target = reference
-        self.split = split  # texts of this split are scored on the reference from its cache
+        self.split_texts = split_texts  # these texts are scored on the reference from its cache
         self.batch_tokens = batch_tokens
         self.progress = progress
         self.usage = {
@@ -71,6 +95,8 @@ class InProcessAccess(ModelAccess):
     def _need(self, capability: str, method: str | None = None) -> None:
         if capability not in self.granted:
             raise undeclared(capability, method or capability, self.scorer, self.declared)
+        if capability not in self.used:
+            self.used.append(capability)
 
     @property
     def vocab_size(self) -> int:
@@ -169,9 +195,9 @@ class InProcessAccess(ModelAccess):
         if self.reference_target is None:
             raise MembenchError("this scorer needs a reference model", "pass --reference MODEL")
         ref = self.reference_target
-        if self.split is not None and list(texts) == self.split.samples["text"].tolist():
+        if self.split_texts is not None and list(texts) == self.split_texts.samples["text"].tolist():
             counter: dict = {}
-            stats = features.get_features(ref, self.split, batch_tokens=self.batch_tokens,
+            stats = features.get_features(ref, self.split_texts, batch_tokens=self.batch_tokens,
                                           progress=self.progress, counter=counter)
             self.charge(forward_tokens=counter.get("forward_tokens", 0))
             self.usage["reference_forward_tokens"] += counter.get("forward_tokens", 0)
@@ -238,6 +264,117 @@ class InProcessAccess(ModelAccess):
             self.usage["generated_tokens"] += int(new.numel())
             outs.append(tok.decode(new, skip_special_tokens=True))
         return outs
+
+    # Added for the attacks of 2024-2025 (SaMIA, Infilling score, DE-COP): the same capability
+    # rules, fit-budget charges and usage counters as the methods above.
+
+    def _rows(self, sequences, method: str) -> list[list[int]]:
+        """Token-id rows checked against the target: non-empty, within the context, valid ids."""
+        vocab = self.vocab_size
+        rows = []
+        for i, row in enumerate(sequences):
+            row = [int(t) for t in row]
+            if not 1 <= len(row) <= self.target.max_length:
+                raise MembenchError(f"{method}(): row {i} has {len(row)} tokens; rows hold 1 to "
+                                    f"{self.target.max_length} tokens (the context of {self.target.id})",
+                                    "cut the row to the context before the call")
+            if min(row) < 0 or max(row) >= vocab:
+                raise MembenchError(f"{method}(): row {i} holds a token id outside 0..{vocab - 1}",
+                                    "pass ids from access.tokenize() or the target's vocabulary")
+            rows.append(row)
+        return rows
+
+    def token_logprobs(self, sequences: list[list[int]]):
+        self._need("logprobs", "token_logprobs")
+        rows = self._rows(sequences, "token_logprobs")
+        self.usage["target_forward_texts"] += len(rows)
+        return self._forward(self.target, rows, "target_forward_tokens", "token logprobs")
+
+    def _logits(self, rows):
+        """Per row (batch size 1: no padding, so nothing moves with the batch), the fp32 logits
+        of the target at every position, metered as forward tokens."""
+        import torch
+
+        self.charge(forward_tokens=sum(len(r) for r in rows))
+        self.usage["target_forward_texts"] += len(rows)
+        for row in rows:
+            x = torch.tensor([row], device=self.target.device)
+            with torch.no_grad():
+                logits = self.target.model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].float()
+            self.usage["target_forward_tokens"] += len(row)
+            yield logits
+
+    def argmax_tokens(self, sequences: list[list[int]]) -> list[list[int]]:
+        self._need("logprobs", "argmax_tokens")
+        rows = self._rows(sequences, "argmax_tokens")
+        return [logits[:-1].argmax(-1).tolist() for logits in self._logits(rows)]
+
+    def next_logprobs(self, sequences: list[list[int]], candidates: list[int]) -> np.ndarray:
+        import torch
+
+        self._need("logprobs", "next_logprobs")
+        rows = self._rows(sequences, "next_logprobs")
+        cand = [int(c) for c in candidates]
+        if not cand or min(cand) < 0 or max(cand) >= self.vocab_size:
+            raise MembenchError(f"next_logprobs(): candidates must be token ids in 0..{self.vocab_size - 1}",
+                                "pass at least one id from access.tokenize()")
+        out = np.zeros((len(rows), len(cand)), dtype=np.float64)
+        for i, logits in enumerate(self._logits(rows)):
+            out[i] = torch.log_softmax(logits[-1], dim=-1)[cand].double().cpu().numpy()
+        return out
+
+    def sample(self, prompts: list[str], max_new_tokens: int, num_samples: int = 1, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> list[list[str]]:
+        """Prompt by prompt: ``model.generate(do_sample=True, ...)`` with ``num_return_sequences``
+        under a torch seed derived from (``seed``, the prompt's token ids), the global RNG state
+        restored afterwards. New tokens are capped where the context ends. A continuation counts
+        its tokens up to and including the first end-of-sequence token; it is decoded without
+        special tokens. Metered: the prompt once per sample as forward tokens (generate expands
+        it), every new token as a generated token."""
+        import torch
+
+        self._need("generate", "sample")
+        if int(num_samples) < 1 or int(max_new_tokens) < 1:
+            raise MembenchError("sample() needs num_samples >= 1 and max_new_tokens >= 1",
+                                "ask for at least one sample of at least one token")
+        if not temperature > 0 or not 0 < top_p <= 1 or int(top_k) < 0:
+            raise MembenchError(f"sample(): temperature must be > 0, top_p in (0, 1] and top_k >= 0 "
+                                f"(got {temperature}, {top_p}, {top_k})", "pass valid sampling settings")
+        tok, model, device = self.target.tokenizer, self.target.model, self.target.device
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos = set(eos if isinstance(eos, list | tuple) else [eos if eos is not None else tok.eos_token_id]) - {None}
+        outs = []
+        for prompt in prompts:
+            ids = self.tokenize([prompt])[0]
+            new = min(int(max_new_tokens), self.target.max_length - len(ids))
+            if not ids or new < 1:
+                raise MembenchError(f"sample(): a prompt of {len(ids)} tokens leaves no room to generate in the "
+                                    f"context of {self.target.max_length}", "shorten the prompt")
+            self.charge(forward_tokens=int(num_samples) * (len(ids) + new))
+            x = torch.tensor([ids], device=device)
+            devices = [device] if str(device).startswith("cuda") else []
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                torch.manual_seed(sample_seed(seed, ids))
+                gen = model.generate(x, attention_mask=torch.ones_like(x), do_sample=True,
+                                     temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+                                     max_new_tokens=new, num_return_sequences=int(num_samples),
+                                     pad_token_id=features.pad_id(tok))
+            texts = []
+            for row in gen[:, len(ids):].tolist():
+                n = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))
+                self.usage["generated_tokens"] += n
+                texts.append(tok.decode(row[:n], skip_special_tokens=True))
+            self.usage["target_forward_tokens"] += int(num_samples) * len(ids)
+            outs.append(texts)
+        return outs
+
+
+def sample_seed(seed: int, ids) -> int:
+    """The torch seed of one prompt's samples: from the scorer's seed and the prompt's ids."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{int(seed)}:{','.join(map(str, ids))}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _leading_specials(tok) -> int:

@@ -1,7 +1,7 @@
 """Fine-tuning on generated data: base and fine-tuned model side by side (Akkus et al.).
 
-It runs attacks (``runner.run``) on targets the fine-tuned track built, so it stands above both
-the runner and ``benchmark.finetune`` (which attacks may use), beside the runner.
+It runs attacks (``evaluate.run``) on targets the fine-tuned track built, so it stands in the
+evaluator, above ``benchmark.finetune`` (which builds them, and which attacks may use).
 
 On the base's own pretraining membership split (its members trained the base), every
 feature-based attack is run on the base and on the model fine-tuned on the base's generated
@@ -24,8 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import metrics, registered, results, runner, suite, targets
-from .finetune.build import evaluation_split
+from .. import finetune, metrics, registered, results, suite, targets
+from ..finetune import pii
+from ..finetune.build import evaluation_split
+from ..home import results_dir as default_results
+from .pipeline import run
+from .spec import RunSpec
 
 
 def _allow_for(split_id: str, target_id: str) -> bool:
@@ -60,8 +64,6 @@ def pii_items(split) -> list[dict]:
 
 
 def pii_rates(target_id: str, items: list[dict], *, device: str, progress: bool) -> dict:
-    from .finetune import pii
-
     loaded = targets.load_target(target_id, device=device)
     return pii.extraction_rates(loaded.model, loaded.tokenizer, items, max_length=loaded.max_length, device=device,
                                 progress=progress, desc=f"PII extraction {target_id}")
@@ -71,9 +73,6 @@ def finetune_and_compare(recipe_id: str, *, recipes_file=None, device: str = "cp
                          progress: bool = True, results_dir: Path | None = None) -> dict:
     """``finetune.finetune``, then for a ``generated`` recipe the before/after comparison, written
     into ``results_dir`` (default ``$MEMBENCH_HOME/results``), as the summary's ``report``."""
-    from . import finetune
-    from .home import results_dir as default_results
-
     out = finetune.finetune(recipe_id, recipes_file=recipes_file, device=device, replace=replace, progress=progress)
     recipe = finetune.get_recipe(recipe_id, recipes_file)
     if recipe.kind == "generated":
@@ -87,10 +86,10 @@ def compare(recipe, table, *, results_dir: Path, device: str = "cpu", progress: 
     split_id = evaluation_split(recipe, table)
     base_id, ft_id = recipe.base, recipe.target_id
     allow = _allow_for(split_id, ft_id)
-    base_records = {r["scorer"]["name"]: r for r in runner.run(base_id, split_id, results_dir=results_dir,
-                                                                device=device, progress=progress)}
-    ft_records = runner.run(ft_id, split_id, results_dir=results_dir, device=device, progress=progress,
-                            allow_invalid=allow)
+    base_records = {r["scorer"]["name"]: r for r in run(RunSpec.build(
+        base_id, split_id, results_dir=results_dir, device=device, progress=progress)).records}
+    ft_records = run(RunSpec.build(ft_id, split_id, results_dir=results_dir, device=device, progress=progress,
+                                   allow_invalid=allow)).records
     split = suite.ensure(split_id)
     items = pii_items(split)
     pii_block = None

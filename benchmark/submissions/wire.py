@@ -16,7 +16,7 @@ This file is the protocol's one table of what may cross:
   call (``fit``: the calibration rows and their labels; ``groups``: the group id of every row,
   answered by ``group_result``, one score per group, instead of ``result``). A new capability is one entry here
   plus the ``ModelAccess`` method of the same name on the harness side; the sandbox's proxy
-  (``child.py``) and the harness's server (``access.py``) are both built from this table.
+  (``child.py``) and the harness's server (``capability_server.py``) are both built from this table.
 
 Standard library and numpy only: the sandbox imports this file.
 """
@@ -222,6 +222,47 @@ class Int:
         return v
 
 
+class Float:
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, v):
+        if not isinstance(v, int | float) or isinstance(v, bool) or not self.lo <= v <= self.hi:
+            raise ValueError(f"must be a number in {self.lo}..{self.hi}")
+        return float(v)
+
+
+class IntLists:
+    """Rows of token ids: a list of lists of non-negative integers, capped in rows, ids per row
+    and ids in all (``max_len`` 0: each row is one id list of at most ``max_total`` ids, e.g. a
+    list of candidate ids when ``rows`` is False)."""
+
+    def __init__(self, max_items: int, max_len: int, max_total: int, rows: bool = True):
+        self.max_items, self.max_len, self.max_total, self.rows = max_items, max_len, max_total, rows
+
+    def __call__(self, v):
+        def ids(row):
+            if not isinstance(row, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 1 << 31
+                                                    for t in row):
+                raise ValueError("must hold lists of non-negative integer token ids")
+            return row
+
+        if not self.rows:
+            if len(ids(v)) > self.max_items:
+                raise ValueError(f"must hold at most {self.max_items} ids (got {len(v)})")
+            return v
+        if not isinstance(v, list):
+            raise ValueError("must be a list of token-id lists")
+        if len(v) > self.max_items:
+            raise ValueError(f"must hold at most {self.max_items} rows (got {len(v)})")
+        for row in v:
+            if len(ids(row)) > self.max_len:
+                raise ValueError(f"rows are limited to {self.max_len} ids (got {len(row)})")
+        if sum(len(r) for r in v) > self.max_total:
+            raise ValueError(f"must hold at most {self.max_total} ids in all")
+        return v
+
+
 class Strings:
     """A list of strings, capped in items, characters per item and characters in all."""
 
@@ -315,13 +356,17 @@ TEXTS = Strings(max_items=1024, max_chars=32_000, max_total=4_000_000)
 PROMPTS = Strings(max_items=64, max_chars=8_000, max_total=256_000)
 
 
+ROWS = IntLists(max_items=1024, max_len=32_768, max_total=4_000_000)
+
+
 @dataclass(frozen=True)
 class Method:
     capability: str | None  # what `requires` must declare (None: granted with any model access)
     args: tuple  # ((argument name, field type), ...) in the order of the ModelAccess method
-    reply: str  # "stats" (TokenStats), "floats" (an array), "strings", "int_lists"
+    reply: str  # "stats" (TokenStats), "floats" (an array), "strings", "string_lists", "int_lists"
     chunk: str | None = None  # the list argument the harness serves in pieces (deadline checked between)
     piece: int = 64  # items per piece
+    defaults: tuple = ()  # ((argument name, default), ...) for trailing arguments a call may leave out
 
 
 METHODS = {
@@ -331,6 +376,16 @@ METHODS = {
     "gradient_norms": Method("gradients", (("texts", TEXTS),), "floats", "texts"),
     "generate": Method("generate", (("prompts", PROMPTS), ("max_new_tokens", Int(1, 256))), "strings", "prompts", 1),
     "tokenize": Method(None, (("texts", TEXTS),), "int_lists", "texts"),
+    # Added for the attacks of 2024-2025 (SaMIA, Infilling score, DE-COP):
+    "sample": Method("generate", (("prompts", PROMPTS), ("max_new_tokens", Int(1, 4096)), ("num_samples", Int(1, 64)),
+                                  ("temperature", Float(1e-6, 100.0)), ("top_k", Int(0, 1 << 30)),
+                                  ("top_p", Float(1e-9, 1.0)), ("seed", Int(0, (1 << 63) - 1))),
+                     "string_lists", "prompts", 1,
+                     (("num_samples", 1), ("temperature", 1.0), ("top_k", 0), ("top_p", 1.0), ("seed", 0))),
+    "token_logprobs": Method("logprobs", (("sequences", ROWS),), "stats", "sequences"),
+    "argmax_tokens": Method("logprobs", (("sequences", ROWS),), "int_lists", "sequences"),
+    "next_logprobs": Method("logprobs", (("sequences", ROWS), ("candidates", IntLists(4096, 0, 0, rows=False))),
+                            "floats", "sequences"),
 }
 
 
@@ -341,6 +396,7 @@ def check_call(method: str, kwargs: dict) -> dict:
     extra = set(kwargs) - set(names)
     if extra:
         raise ValueError(f"{method}() got unexpected argument(s) {', '.join(sorted(str(e)[:40] for e in extra))}")
+    kwargs = {**dict(spec.defaults), **kwargs}
     out = {}
     for name, check in spec.args:
         if name not in kwargs:
