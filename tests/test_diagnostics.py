@@ -31,7 +31,7 @@ def random_texts(n, seed, lo=30, hi=50, extra=""):
 def test_importing_the_cli_and_the_diagnostics_loads_no_scikit_learn_scipy_or_joblib():
     """``membench --help`` and the readers of saved diagnostics do not pay for the numerical
     libraries: the baselines import them when a model is made, not on import."""
-    code = ("import sys\nimport benchmark.cli, benchmark.diagnostics, benchmark.runner\n"
+    code = ("import sys\nimport benchmark.cli, benchmark.diagnostics, benchmark.evaluate\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib', 'threadpoolctl'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=300)

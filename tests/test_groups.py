@@ -93,7 +93,8 @@ def test_group_records_are_compared_with_the_group_level_blind_auc(users, home, 
     saved = diagnostics.read_saved("finetune/users", res)
     assert saved["cross_validation"]["grouped"] and saved["verdict_unit"] == "text"
     assert saved["counts"]["analyzed_groups"] == 28 and saved["blind_auc_group"] is not None
-    records = runner.run("ft/users", "finetune/users", ["user_inference", "loss"], results_dir=res, progress=False)
+    records = run(RunSpec.build("ft/users", "finetune/users", ["user_inference", "loss"], results_dir=res,
+                                progress=False)).records
     by_name = {r["scorer"]["name"]: r for r in records}
     group, text = by_name["user_inference"]["metrics"], by_name["loss"]["metrics"]
     assert group["unit"] == "group" and group["best_blind_auc"] == pytest.approx(saved["blind_auc_group"])
