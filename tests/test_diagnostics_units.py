@@ -236,6 +236,7 @@ def test_the_tokenizer_counts_in_the_best_blind_auc_of_its_targets_only(tokenize
     assert diagnostics.best_blind_auc(saved) == saved["blind_auc"]
 
 
+@pytest.mark.slow
 def test_the_demo_targets_tokenizer_sits_at_chance_on_the_demo_split():
     """The demo tokenizer learns from the split's pool (neither class): nothing to find."""
     from benchmark import suite, targets
