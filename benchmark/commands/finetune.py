@@ -62,7 +62,7 @@ def _list(args) -> int:
 def _defences(args) -> int:
     from .. import finetune
     from ..finetune import defences
-    from .run import default_results_dir
+    from ..home import results_dir as default_results_dir
 
     rows = defences.table(args.results_dir or default_results_dir(), scorer=args.scorer,
                           recipes_table=finetune.recipes(args.recipes))
