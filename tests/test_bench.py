@@ -65,7 +65,8 @@ def tiny_demo_home(tmp_path, monkeypatch):
         GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                          intermediate_size=32, max_position_embeddings=64, rotary_pct=0.25)
                            ).save_pretrained(out)
-        (out / "training.json").write_text(json.dumps({"trained_on": "nothing: a random model for this test"}))
+        (out / "training.json").write_text(json.dumps({"trained_on": "nothing: a random model for this test",
+                                                       "tokenizer_trained_on": targets.DEMO_TOKENIZER_FROM}))
     return tmp_path / "home"
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +26,20 @@ WORDS = [f"w{i}" for i in range(400)]
 def random_texts(n, seed, lo=30, hi=50, extra=""):
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))) + extra for _ in range(n)]
+
+
+def test_importing_the_cli_and_the_diagnostics_loads_no_scikit_learn_scipy_or_joblib():
+    """``membench --help`` and the readers of saved diagnostics do not pay for the numerical
+    libraries: the baselines import them when a model is made, not on import."""
+    code = ("import sys\nimport benchmark.cli, benchmark.diagnostics, benchmark.evaluate\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib', 'threadpoolctl'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    # and the baselines still work once asked for
+    texts, labels = null_split(30)
+    assert np.isfinite(out_of_fold_scores(texts, labels, BASELINES["blind_length"].make)).all()
 
 
 def null_split(n=120, seed=0):

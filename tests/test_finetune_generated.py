@@ -78,6 +78,15 @@ def test_generated_recipe_reports_both_aucs_their_difference_and_pii(generated):
     assert targets.get_target("ft/tiny-gen").extra["base"]["id"] == "ft/tiny-base"
 
 
+def test_the_pretrained_base_tokenizer_learns_from_the_reference_pool(generated):
+    import json
+    from pathlib import Path
+
+    info = json.loads((Path(targets.get_target("ft/tiny-base").local_path) / "training.json").read_text())
+    assert info["tokenizer_trained_on"].startswith("the recipe's reference pool")
+    assert info["tokenizer_n_texts"] == 30  # sizes.reference_pool: neither member nor non-member
+
+
 def test_base_split_records_its_planted_pii(generated):
     from benchmark.evaluate import pii_items
 

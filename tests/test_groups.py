@@ -85,6 +85,25 @@ def test_user_inference_beats_chance_over_users_from_attacker_samples_only(user_
     assert records[1]["scorer"]["name"] == "loss" and "kind" not in records[1]
 
 
+def test_group_records_are_compared_with_the_group_level_blind_auc(users, home, tmp_path):
+    from benchmark import diagnostics
+
+    res = tmp_path / "res"
+    diagnostics.write_blind_results("finetune/users", res)
+    saved = diagnostics.read_saved("finetune/users", res)
+    assert saved["cross_validation"]["grouped"] and saved["verdict_unit"] == "text"
+    assert saved["counts"]["analyzed_groups"] == 28 and saved["blind_auc_group"] is not None
+    records = run(RunSpec.build("ft/users", "finetune/users", ["user_inference", "loss"], results_dir=res,
+                                progress=False)).records
+    by_name = {r["scorer"]["name"]: r for r in records}
+    group, text = by_name["user_inference"]["metrics"], by_name["loss"]["metrics"]
+    assert group["unit"] == "group" and group["best_blind_auc"] == pytest.approx(saved["blind_auc_group"])
+    assert group["excess_over_blind"] == pytest.approx(group["auc"] - saved["blind_auc_group"])
+    assert text["best_blind_auc"] == pytest.approx(saved["blind_auc"])
+    scan = validate_dir(res)
+    assert scan.ok, [str(r) for r in scan.rejected]
+
+
 def test_group_metrics_count_groups_and_mark_unresolvable():
     labels = np.array([1] * 12 + [0] * 12)
     scores = np.arange(24, dtype=float)[::-1]

@@ -87,11 +87,13 @@ def test_private_seed_is_secret_and_kept_under_membench_home():
 def test_the_private_target_trains_on_the_private_members():
     from benchmark.targets import _demo_training_texts
 
-    texts, what = _demo_training_texts("demo/neox-tiny-private")
+    texts, what, tokenizer_texts = _demo_training_texts("demo/neox-tiny-private")
     split = suite.ensure("demo/pydoc-private")
     labels = split.labels()
     members = set(split.samples.loc[split.samples["uid"].map(labels) == 1, "text"])
     assert set(texts) == members and what == "members of demo/pydoc-private"
+    # its tokenizer learns from the split's pool: no member and no non-member of the split
+    assert tokenizer_texts and not set(tokenizer_texts) & set(split.samples["text"])
     assert targets.get_target("demo/neox-tiny-private").family == "demo"
 
 

@@ -25,6 +25,12 @@ def register(sub):
                    help="your own recipe file (same format as benchmark/finetune/recipes.yaml)")
     p.add_argument("--list", action="store_true", help="list the recipes and whether each is built")
     p.add_argument("--show", action="store_true", help="print the normalized recipe, its hash and status")
+    p.add_argument("--defences", action="store_true",
+                   help="the defence comparison of the per-user recipes from the records in --results-dir: AUC "
+                   "over users, interval and its width per defence, overlap with the undefended recipe's interval "
+                   "and the paired bootstrap over the same users")
+    p.add_argument("--scorer", default="user_inference", help="with --defences: the group scorer compared "
+                   "(default: user_inference)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--replace", action="store_true", help="train again even if ft/RECIPE is registered")
     p.add_argument("--results-dir", type=Path, default=None,
@@ -53,6 +59,29 @@ def _list(args) -> int:
     return 0
 
 
+def _defences(args) -> int:
+    from .. import finetune
+    from ..finetune import defences
+    from ..home import results_dir as default_results_dir
+
+    rows = defences.table(args.results_dir or default_results_dir(), scorer=args.scorer,
+                          recipes_table=finetune.recipes(args.recipes))
+    lines = []
+    for r in rows:
+        if "missing" in r:
+            lines.append([r["recipe"], r["defence"], "-", "-", "-", "-", r["missing"]])
+            continue
+        vs = r.get("vs_parent")
+        lines.append([r["recipe"], r["defence"], f"{r['n_users']} ({r['n_member_users']})",
+                      f"{r['auc']:.3f} [{r['auc_ci95'][0]:.3f}, {r['auc_ci95'][1]:.3f}]", f"{r['ci95_width']:.3f}",
+                      "-" if "intervals_overlap_parent" not in r else ("yes" if r["intervals_overlap_parent"] else "no"),
+                      "-" if not vs else f"{vs['auc_difference']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}] "
+                      f"p={_p(vs['p_value'])}"])
+    emit(args, rows, table(lines, ["recipe", "defence", "users (members)", f"{args.scorer} AUC [95% CI]", "width",
+                                   "overlaps none", "vs none, paired over users"]))
+    return 0
+
+
 def _fmt(x, digits=3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -65,6 +94,8 @@ def _p(value: float) -> str:
 def handle(args) -> int:
     if args.list:
         return _list(args)
+    if args.defences:
+        return _defences(args)
     if not args.recipe:
         raise MembenchError("name a recipe", "see `membench finetune --list`")
     recipe = finetune.get_recipe(args.recipe, args.recipes)

@@ -139,6 +139,19 @@ def _file_split(args, target_id: str) -> str:
     return args.one_off.split_id
 
 
+def blind_note(records: list[dict]) -> str | None:
+    """The best blind AUC the records were compared with, at each unit among them (a group
+    scorer's over groups, a text scorer's over texts); None when none was."""
+    blind = {}
+    for r in records:
+        if r["metrics"].get("best_blind_auc") is not None:
+            blind.setdefault("groups" if r.get("kind") == "group" else "texts", r["metrics"]["best_blind_auc"])
+    if not blind:
+        return None
+    return "best blind baseline AUC on this split: " + ", ".join(
+        f"{value:.3f} over {unit}" for unit, value in sorted(blind.items(), key=lambda kv: kv[0] != "texts"))
+
+
 def handle(args) -> int:
     # Names and numbers are checked (RunSpec.build) before any heavy work, so a typo costs nothing;
     # a --file split is registered only once the scorers and the fit budget parse.
@@ -167,9 +180,9 @@ def handle(args) -> int:
     note = ("TPR at FPR <= budget: largest TPR among ROC points with FPR <= budget; "
             "'unresolvable' where budget x non-members < 1 (no false positive allowed). "
             "95% CI: 1,000 seeded class-stratified bootstrap resamples.")
-    blind = records[0]["metrics"].get("best_blind_auc") if records else None
-    if blind is not None:
-        note += f"\nbest blind baseline AUC on this split: {blind:.3f}"
+    blind = blind_note(records)
+    if blind:
+        note += "\n" + blind
     else:
         note += f"\nno blind baseline for this split yet: `membench diagnose {split_id}` gives one"
     if records and "shift_sensitivity" in records[0]:  # a control split: see diagnostics.controls

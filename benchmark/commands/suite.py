@@ -39,6 +39,8 @@ def register(sub):
     ad.add_argument("--file", required=True, metavar="PATH", help="the labelled file or save_to_disk folder")
     ad.add_argument("--text-field", help="text column (default: text, else input)")
     ad.add_argument("--label-field", help="label column, 1 = member, 0 = non-member (default: label)")
+    ad.add_argument("--group-field", help="column of the group membership was assigned by (user, author, book, "
+                    "repository): the split gets groups and its diagnostics fold by group")
     ad.add_argument("--config", help="the split of a save_to_disk DatasetDict (default: none; needed for a DatasetDict)")
     ad.add_argument("--valid-for", nargs="+", default=[], metavar="TARGET",
                     help="targets (ids or glob patterns such as 'pythia-*') for which the labels are membership "
@@ -173,6 +175,7 @@ def handle_fetch(args) -> int:
 def handle_add(args) -> int:
     suite.check_own_split_id(args.name)  # file/ too: that is where `run --file` puts its one-off splits
     split = suite.add_local_split(args.name, args.file, text_field=args.text_field, label_field=args.label_field,
+                                  group_field=args.group_field,
                                   valid_for=args.valid_for, config=args.config, track=args.track,
                                   description=args.description, replace=args.replace)
     m, spec = split.manifest, split.spec

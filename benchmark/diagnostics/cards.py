@@ -69,6 +69,11 @@ def _ci(ci) -> str:
     return "–" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def _interval(block: dict):
+    """A baseline's AUC interval as the verdict reads it (whole groups resampled on a grouped split)."""
+    return block.get("auc_ci95_groups_resampled") or block["auc_ci95"]
+
+
 def _licence(spec) -> str:
     for where in (spec.extra, spec.source):
         for key in ("licence", "license"):
@@ -169,11 +174,23 @@ def findings(spec, manifest, diag) -> list[str]:
                    "any scoring (one copy of each text kept).")
     if not diag:
         return out
+    grouped = bool(diag.get("cross_validation", {}).get("grouped"))
     if diag["verdict"] != "clean":
         b = diag["baselines"][diag["blind_best"]]
         out.append(f"Distribution shift (**{diag['verdict']}**): the blind baseline `{diag['blind_best']}` "
-                   f"({b['description']}) separates members from non-members with AUC "
-                   f"{diag['blind_auc']:.3f} {_ci(diag['blind_auc_ci95'])} without the model.")
+                   f"({b['description']}) separates member from non-member {'texts' if grouped else 'samples'} "
+                   f"with AUC {diag['blind_auc']:.3f} {_ci(diag['blind_auc_ci95'])} without the model.")
+    if diag.get("verdict_group") not in (None, "clean"):
+        out.append(f"Distribution shift over groups (**{diag['verdict_group']}**): the blind baseline "
+                   f"`{diag['blind_best_group']}` separates member from non-member groups with AUC "
+                   f"{diag['blind_auc_group']:.3f} {_ci(diag['blind_auc_group_ci95'])} without the model.")
+    for sha, t in (diag.get("tokenizer_baselines") or {}).items():
+        if t.get("verdict") not in (None, "clean"):
+            leak = max(t["feature_aucs"], key=lambda f: abs(t["feature_aucs"][f] - 0.5))
+            out.append(f"Tokenizer leak (**{t['verdict']}**): the tokenizer of {', '.join(t['targets']) or sha[:12]} "
+                       f"alone separates members from non-members with AUC {t['auc']:.3f} {_ci(_interval(t))} "
+                       f"(strongest feature: {leak}, AUC {t['feature_aucs'][leak]:.3f}); its excess over blind "
+                       "counts against that baseline.")
     ln = diag["lengths"]
     wauc = ln["word_count_auc"]
     if max(wauc, 1 - wauc) >= LENGTH_CONFOUND_AT:
@@ -210,21 +227,39 @@ def block_diagnostics(spec, manifest, diag) -> str:
                 f"--save-as {spec.id}` for a local copy), then `membench cards`.")
     when = diag.get("provenance", {}).get("created_at", "unknown time")
     commit = diag.get("provenance", {}).get("git_commit", "unknown")
+    cv = diag["cross_validation"]
+    grouped = bool(cv.get("grouped"))
+    folds = (f"{cv['folds']}-fold stratified over {diag['counts'].get('analyzed_groups', '?')} groups (no group on "
+             f"both sides of a fold)" if grouped else f"{cv['folds']}-fold stratified")
     lines = [
         f"Computed {when} from `{_subject_name(diag)}` (membench commit `{str(commit)[:12]}`), "
         f"{diag['counts']['analyzed_members']} members / {diag['counts']['analyzed_nonmembers']} non-members "
-        "after deduplication; every score out of fold "
-        f"({diag['cross_validation']['folds']}-fold stratified, seed {diag['cross_validation']['seed']}).",
+        f"after deduplication; every score out of fold ({folds}, seed {cv['seed']}).",
         "",
-        f"**Verdict: {diag['verdict']}** (blind AUC {diag['blind_auc']:.3f} {_ci(diag['blind_auc_ci95'])}, "
-        f"best baseline `{diag['blind_best']}`). Rule: {RULE}.",
-        "",
-        "| blind baseline | AUC | 95% CI | TPR at 1% FPR |",
-        "|---|---|---|---|",
+        f"**Verdict{' (texts)' if grouped else ''}: {diag['verdict']}** (blind AUC {diag['blind_auc']:.3f} "
+        f"{_ci(diag['blind_auc_ci95'])}, best baseline `{diag['blind_best']}`). Rule: {RULE}.",
     ]
-    for name, b in diag["baselines"].items():
+    if grouped:
+        lines.append("")
+        if diag.get("blind_auc_group") is not None:
+            lines.append(f"**Verdict (groups): {diag['verdict_group']}** (blind AUC over groups "
+                         f"{diag['blind_auc_group']:.3f} {_ci(diag['blind_auc_group_ci95'])}, best baseline "
+                         f"`{diag['blind_best_group']}`).")
+        lines.append(f"Units: {diag.get('unit_note', '')}.")
+    lines += [
+        "",
+        "| blind baseline | AUC | 95% CI | " + ("AUC over groups | " if grouped else "") + "TPR at 1% FPR |",
+        "|---|---|---|" + ("---|" if grouped else "") + "---|",
+    ]
+    rows = [(f"`{name}`: {b['description']}", b) for name, b in diag["baselines"].items()]
+    rows += [(f"`{t.get('name', 'blind_tokenizer')}`: tokenizer `{sha[:12]}` of "
+              f"{', '.join(f'`{x}`' for x in t.get('targets', [])) or 'a target'}", t)
+             for sha, t in (diag.get("tokenizer_baselines") or {}).items()]
+    for what, b in rows:
         t = b["tpr_at_1pct_fpr"]
-        lines.append(f"| `{name}`: {b['description']} | {b['auc']:.3f} | {_ci(b['auc_ci95'])} | "
+        g = b.get("group") or {}
+        group_cell = (f"{g['auc']:.3f} {_ci(g['auc_ci95'])} | " if g.get("auc") is not None else "n/a | ") if grouped else ""
+        lines.append(f"| {what} | {b['auc']:.3f} | {_ci(_interval(b))} | {group_cell}"
                      f"{_fmt(t['value']) if t['resolvable'] else 'unresolvable'} |")
     ln, dup, ov = diag["lengths"], diag["duplicates"], diag["ngram_overlap"]
     lines += [

@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import roc_auc_score
 
 YEAR = re.compile(r"(?<![\d])(1[0-9]{3}|20[0-9]{2})(?![\d])")
 NO_YEAR = -1
@@ -33,7 +31,9 @@ def _bucket(years: np.ndarray, cutoff: int) -> np.ndarray:
     return np.where(years == NO_YEAR, 2, np.where(years <= cutoff, 0, 1))
 
 
-class YearCutoffClassifier(ClassifierMixin, BaseEstimator):
+class YearCutoffClassifier:
+    """The classifier above (``fit`` / ``predict_proba`` / ``classes_``, as scikit-learn's)."""
+
     def __init__(self, smoothing: float = 1.0):
         self.smoothing = smoothing
 
@@ -44,6 +44,8 @@ class YearCutoffClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def fit(self, texts, labels):
+        from sklearn.metrics import roc_auc_score
+
         labels = np.asarray(labels).astype(int)
         years = np.array([largest_year(t) for t in texts])
         self.classes_ = np.array([0, 1])

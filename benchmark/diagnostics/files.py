@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MembenchError
+from ..hashing import sha256_file
 
 TEXT_FIELDS = ("text", "input")
 LABEL_FIELDS = ("label",)
@@ -154,8 +155,9 @@ def _labels(values: pd.Series, path: Path, field: str) -> np.ndarray:
     return np.array(out, dtype=int)
 
 
-def load_labelled(path, *, text_field=None, label_field=None, config=None):
-    """(texts, labels, info) from a local file; ``info`` describes the source for provenance."""
+def load_labelled(path, *, text_field=None, label_field=None, config=None, group_field=None):
+    """(texts, labels, info) from a local file; ``info`` describes the source for provenance.
+    With ``group_field``, ``info["groups"]`` holds each row's group (a string)."""
     path = Path(path)
     frame = read_table(path, config)
     if frame.empty:
@@ -182,7 +184,14 @@ def load_labelled(path, *, text_field=None, label_field=None, config=None):
     if config:
         info["config"] = config
     if path.is_file():
-        from ..hashing import sha256_file
-
         info["sha256"] = sha256_file(path)
+    if group_field is not None:
+        gf = _pick(frame, path, group_field, (), "group")
+        missing = [i for i, g in enumerate(frame[gf]) if g is None or (isinstance(g, float) and g != g)
+                   or not str(g).strip()]
+        if missing:
+            raise MembenchError(f"{path}: group field {gf!r} is empty in {len(missing)} row(s) (first: row {missing[0]})",
+                                "give every row its group (user, author, book, repository)")
+        info["group_field"] = gf
+        info["groups"] = [str(g) for g in frame[gf]]  # taken out by the caller: not provenance
     return texts.tolist(), labels, info

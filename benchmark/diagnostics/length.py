@@ -9,21 +9,23 @@ direction (character counts add little beyond words and only add noise to the fi
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 
 def length_features(texts) -> np.ndarray:
     return np.array([[np.log1p(len(t.split()))] for t in texts], dtype=float)
 
 
-class LengthClassifier(ClassifierMixin, BaseEstimator):
+class LengthClassifier:
+    """The classifier above (``fit`` / ``predict_proba`` / ``classes_``, as scikit-learn's)."""
+
     def __init__(self, C: float = 1.0):
         self.C = C
 
     def fit(self, texts, labels):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C))
         self.model_.fit(length_features(texts), np.asarray(labels).astype(int))
         self.classes_ = self.model_.classes_

@@ -26,8 +26,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 WHITE_SPACES = re.compile(r"\s\s+")  # what CountVectorizer's char analyzer folds into " "
 
@@ -111,6 +109,8 @@ def document_frequency_matrix(texts, ngram_range, min_df: int, max_features: int
     ``CountVectorizer(analyzer="char", ngram_range, min_df, max_features, binary=True,
     lowercase=False)`` keeps, columns in its (alphabetical) order, and ``names(columns)``.
     ``(None, None)`` when no n-gram reaches ``min_df``."""
+    from scipy import sparse
+
     docs = [WHITE_SPACES.sub(" ", t) for t in texts]
     coder = NgramCoder(docs, ngram_range)
     per_doc = [coder.doc_keys(i) for i in range(len(docs))]
@@ -143,7 +143,9 @@ def document_frequency_matrix(texts, ngram_range, min_df: int, max_features: int
     return X, names
 
 
-class GreedyNgramClassifier(ClassifierMixin, BaseEstimator):
+class GreedyNgramClassifier:
+    """The selection above (``fit`` / ``predict_proba`` / ``classes_``, as scikit-learn's)."""
+
     def __init__(self, ngram_range=(5, 7), min_df: int = 3, min_ratio: float = 3.0,
                  max_ngrams: int = 50, max_features: int = 200_000, max_train_texts: int = 3000,
                  seed: int = 0):

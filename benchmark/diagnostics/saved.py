@@ -1,5 +1,7 @@
-"""Reading a split's saved diagnostics (no scikit-learn: the runner, the site and the API read
-them). `membench diagnose` writes ``$MEMBENCH_HOME/diagnostics/<split>.json`` and, for a results
+"""Reading a split's saved diagnostics (no scikit-learn: the runner and the gate read them), and
+the blind AUC a text or a group scorer is compared with (``best_blind_auc``; defined in
+``results.blind`` so that the site, which imports nothing of the diagnostics, uses it too).
+`membench diagnose` writes ``$MEMBENCH_HOME/diagnostics/<split>.json`` and, for a results
 folder, ``<results>/_diagnostics/<split>.json`` (``home.diagnostics_file`` decides both)."""
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ import json
 from pathlib import Path
 
 from ..home import diagnostics_file
+from ..results.blind import UNITS, best_blind_auc, blind_reference
+
+__all__ = ["UNITS", "best_blind_auc", "blind_reference", "read_saved"]
 
 
 def read_saved(split_id: str, results_dir: Path | None = None, content_hash: str | None = None) -> dict | None:

@@ -13,7 +13,6 @@ import re
 from collections import Counter
 
 import numpy as np
-from scipy import sparse
 
 WORD = re.compile(r"\w+")
 NEAR_JACCARD = 0.8
@@ -46,6 +45,8 @@ def duplicates(texts, labels) -> dict:
 
 
 def _shingle_matrix(norm_texts, n: int):
+    from scipy import sparse
+
     vocab: dict[str, int] = {}
     rows, cols = [], []
     for i, t in enumerate(norm_texts):
@@ -59,6 +60,8 @@ def _shingle_matrix(norm_texts, n: int):
 
 
 def near_duplicate_pairs(norm_texts, labels) -> dict:
+    from scipy import sparse
+
     X = _shingle_matrix(norm_texts, SHINGLE)
     sizes = np.asarray(X.sum(1)).ravel()
     inter = sparse.triu(X @ X.T, k=1).tocoo()

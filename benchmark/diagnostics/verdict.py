@@ -20,6 +20,13 @@ training folds slightly tilted towards the other class, and the classifier learn
 tilt), so it is evidence of no usable shift. Taking the maximum over five baselines is
 optimistic on null data by a few hundredths; 0.60 leaves room for that on splits of a few
 hundred samples. ``|AUC - 0.5|`` would misread anti-learning as shift.
+
+On a split whose membership is assigned per group (users), the folds are drawn over groups
+and the rule is applied at both units: ``verdict`` (``verdict_unit: text``) to the best
+text-level AUC with an interval that resamples whole groups (a group's texts are not
+independent), ``verdict_group`` to the best group-level AUC (a group's mean out-of-fold
+score) with its interval over groups. Text scorers are read against the first, group scorers
+against the second.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ CHANCE = 0.5
 RULE = (
     f"by the best blind baseline's out-of-fold AUC: shifted if >= {SHIFTED_AT}; mild shift if "
     f">= {MILD_AT} with a 95% interval above {CHANCE}; clean otherwise (AUC below 0.5 is "
-    "cross-validation anti-learning on null data, not a shift)"
+    "cross-validation anti-learning on null data, not a shift); where membership is per group, "
+    "folds never split a group, the text-level interval resamples whole groups, and the same "
+    "rule gives the group-level verdict over groups"
 )
 
 VERDICTS = ("clean", "mild shift", "shifted")

@@ -31,12 +31,14 @@ from .model_access import MeteredModelAccess, SplitTexts
 from .spec import RunSpec, check_validity, load_pool
 
 
-def best_blind_auc(results_dir: Path | None, split_id: str, content_hash: str | None = None) -> float | None:
-    """The split's best blind-baseline AUC (top-level ``blind_auc`` of its saved diagnostics,
-    ``diagnostics.read_saved``), or None when it has not been diagnosed (for this
-    version of the split, with ``content_hash``)."""
-    value = (diagnostics.read_saved(split_id, results_dir, content_hash) or {}).get("blind_auc")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def best_blind_auc(results_dir: Path | None, split_id: str, content_hash: str | None = None, *,
+                   unit: str = "sample", tokenizer: str | None = None) -> float | None:
+    """The split's best blind-baseline AUC at ``unit`` (``diagnostics.best_blind_auc`` of its
+    saved diagnostics, ``diagnostics.read_saved``: ``sample`` for text scorers, ``group`` for
+    group scorers; with ``tokenizer``, the target's tokenizer baseline counts too), or None when
+    it has not been diagnosed (for this version of the split, with ``content_hash``)."""
+    return diagnostics.best_blind_auc(diagnostics.read_saved(split_id, results_dir, content_hash), unit=unit,
+                                      tokenizer=tokenizer)
 
 
 @dataclass
@@ -52,7 +54,8 @@ class Plan:
     pool: list[str] | None = None
     pool_info: dict | None = None  # what records say about the pool (never its local path)
     neighbors: dict | None = None
-    blind: float | None = None  # the split's best blind-baseline AUC
+    blind: float | None = None  # the split's best blind-baseline AUC over texts (text scorers)
+    blind_group: float | None = None  # over groups (group scorers), on a split with groups
 
     @cached_property
     def uids(self) -> list[str]:
@@ -134,11 +137,16 @@ def load(spec: RunSpec, handles) -> Plan:
     if in_process and getattr(split, "has_neighbors", False):
         plan.neighbors = {u: list(v) for u, v in split.neighbors().items()}
     plan.blind = best_blind_auc(spec.diagnostics_from, split.id, split.content_hash)
+    plan.blind_group = best_blind_auc(spec.diagnostics_from, split.id, split.content_hash, unit="group")
     if not uses_model:
         return plan
     model = dict(device=spec.device, dtype=spec.dtype, context_rule=spec.context_rule, verify=spec.verify,
                  compile=spec.compile)
     plan.target = targets.load_target(spec.target, **model)
+    tokenizer = plan.target.tokenizer_hash  # the target's tokenizer baseline counts, where diagnosed
+    plan.blind = best_blind_auc(spec.diagnostics_from, split.id, split.content_hash, tokenizer=tokenizer)
+    plan.blind_group = best_blind_auc(spec.diagnostics_from, split.id, split.content_hash, unit="group",
+                                      tokenizer=tokenizer)
     if spec.reference and any("reference" in h.requires for h in handles):
         plan.reference = targets.load_target(spec.reference, **model)
     if in_process or any("features" in h.requires for h in handles):

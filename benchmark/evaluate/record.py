@@ -103,9 +103,10 @@ def build_record(plan, scored: Scored) -> tuple[dict, dict]:
     spec, split, handle = plan.spec, plan.split, scored.handle
     extra, columns, group_tokens = {}, {}, 0
     with profiling.phase("metrics"):
-        if scored.groups is not None:  # one score per group: group labels, figures over groups, no blind excess
+        if scored.groups is not None:  # one score per group: group labels, figures over groups, group-level blind
             labels, block = group_view(split, scored)
-            summary, counts = metrics.summarize_groups(labels, scored.scores), group_counts(scored)
+            summary = metrics.summarize_groups(labels, scored.scores, blind_auc=plan.blind_group)
+            counts = group_counts(scored)
             extra = {"kind": "group", "groups": block}
             group_tokens = scored.groups.feature_tokens
         else:

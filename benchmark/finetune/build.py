@@ -186,8 +186,15 @@ def _pretrain(recipe: Recipe, table, about, key: str, work: Path, *, progress: b
             it.update(uid=make_uid(text), member=int(it["index"] < len(members)))
     asg.members, asg.nonmembers = members, nonmembers
     train = recipe.train
-    demo.train(members, work, arch=recipe.arch, epochs=train["epochs"], batch_size=train["batch_size"],
-               lr=train["lr"], seed=recipe.seed, progress=progress, desc=f"pretraining {recipe.target_id}")
+    # the tokenizer learns from neither class (the reference pool), or from both alike when the
+    # recipe keeps no pool: a tokenizer fitted on the members alone would tell them apart by itself
+    if asg.reference_pool:
+        tok_texts, tok_from = list(asg.reference_pool), "the recipe's reference pool: neither member nor non-member"
+    else:
+        tok_texts, tok_from = members + nonmembers, "members and non-members alike (the recipe keeps no reference pool)"
+    demo.train(members, work, arch=recipe.arch, tokenizer_texts=tok_texts, tokenizer_from=tok_from,
+               epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"], seed=recipe.seed,
+               progress=progress, desc=f"pretraining {recipe.target_id}")
     info = json.loads((work / "training.json").read_text())
     curve = [[i + 1, x] for i, x in enumerate(info.pop("loss_curve", []))]
     training = {"steps": info.get("steps", len(curve)), "planned_steps": info.get("steps", len(curve)),
@@ -249,8 +256,15 @@ def _finetune(recipe: Recipe, table, about, key: str, work: Path, *, device: str
     return asg, members, training, result.trained_uids, _extra_files(recipe, asg), {**notes, "planned_not_trained": not_trained}
 
 
+# Bumped when a rule of the build that no recipe field states changes, so that targets built
+# by the old rule are trained again (2: a pretrained base's tokenizer learns from the reference
+# pool, no longer from the members).
+BUILD_RULES = 2
+
+
 def _key(recipe: Recipe, about: dict, base_hash: str | None) -> str:
-    return sha256_json({"recipe": recipe.sha256, "pool": about["sha256"], "base_weights": base_hash})
+    return sha256_json({"recipe": recipe.sha256, "pool": about["sha256"], "base_weights": base_hash,
+                        "rules": BUILD_RULES})
 
 
 def build(recipe: Recipe, table: dict[str, Recipe], *, device: str = "cpu", replace: bool = False,

@@ -12,6 +12,13 @@ kept). Builtin pools:
   their first 160 words; any text sharing a word 13-gram with ``pydoc_data.topics`` (the text
   of the ``demo/pydoc`` split and of the demo recipes' base) is dropped, so the pool is
   disjoint from both.
+- ``stdlib-docstring-owners``: the same docstrings, shorter and with many more users, for
+  user-level recipes with hundreds of users: every docstring of at least 12 words, cut to its
+  first 64; a user is the owner of the docstring, the class that holds it (a class's own
+  docstring and its methods', nested classes their own) or, for module docstrings and
+  module-level functions, the module (``logging.handlers.RotatingFileHandler``,
+  ``logging.handlers``). The same exclusions and the same 13-gram filter against
+  ``pydoc_data.topics``.
 - ``pydoc``: passages of 32-256 words of ``pydoc_data.topics`` cut as for ``demo/pydoc``
   (``benchmark.suite.demo.passages``) with the pool's own seed; no users.
 
@@ -32,8 +39,12 @@ import pandas as pd
 from ..errors import MembenchError
 from ..hashing import sha256_json
 
-BUILTIN = ("stdlib-docstrings", "pydoc")
+BUILTIN = ("stdlib-docstrings", "stdlib-docstring-owners", "pydoc")
 MIN_WORDS, MAX_WORDS, NGRAM = 24, 160, 13
+# builtin pool -> (fewest words, words kept, who the user is)
+DOCSTRING_POOLS = {"stdlib-docstrings": (MIN_WORDS, MAX_WORDS, "module"),
+                   "stdlib-docstring-owners": (12, 64, "owner")}
+USERS = {"stdlib-docstrings", "stdlib-docstring-owners"}  # builtin pools with users
 _SKIP = {"test", "tests", "idlelib", "tkinter", "lib2to3", "turtledemo", "ensurepip", "venv",
          "pydoc_data", "site-packages", "dist-packages", "__pycache__", "__phello__"}
 _READERS = {".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True),
@@ -65,27 +76,51 @@ def _module_name(rel: Path) -> str:
 POOL_VERSION = 1
 
 
-@lru_cache(maxsize=1)
-def stdlib_docstrings() -> pd.DataFrame:
-    """The ``stdlib-docstrings`` pool (see the module docstring), cached on disk per Python
-    version and standard-library folder (parsing every module takes seconds)."""
+@lru_cache(maxsize=None)
+def stdlib_docstrings(name: str = "stdlib-docstrings") -> pd.DataFrame:
+    """A builtin docstring pool (``DOCSTRING_POOLS``; see the module docstring), cached on disk
+    per Python version and standard-library folder (parsing every module takes seconds)."""
     from ..home import cache_dir
 
+    min_words, max_words, by = DOCSTRING_POOLS[name]
     root = Path(sysconfig.get_paths()["stdlib"])
-    key = sha256_json([POOL_VERSION, platform.python_version(), str(root), MIN_WORDS, MAX_WORDS, NGRAM])[:16]
-    cached = cache_dir("finetune-pools") / f"stdlib-docstrings-{key}.parquet"
+    key = sha256_json([POOL_VERSION, platform.python_version(), str(root), min_words, max_words, NGRAM]
+                      + ([by] if by != "module" else []))[:16]
+    cached = cache_dir("finetune-pools") / f"{name}-{key}.parquet"
     if cached.exists():
         table = pd.read_parquet(cached)
         table.attrs["dropped_pydoc_overlap"] = int(table.pop("dropped_pydoc_overlap").iloc[0]) if len(table) else 0
         return table
-    table = _parse_stdlib(root)
+    table = _parse_stdlib(root, min_words, max_words, by)
     tmp = cached.with_name(cached.name + ".tmp")
     table.assign(dropped_pydoc_overlap=table.attrs["dropped_pydoc_overlap"]).to_parquet(tmp, index=False)
     tmp.replace(cached)
     return table
 
 
-def _parse_stdlib(root: Path) -> pd.DataFrame:
+def _docstrings(tree, module: str, by: str):
+    """(docstring, user) of a module's tree: the user is the module, or with ``by="owner"`` the
+    innermost class holding the docstring (else the module)."""
+    if by == "module":
+        nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        return [(doc, module) for doc in map(ast.get_docstring, nodes) if doc]
+    out = [(ast.get_docstring(tree), module)]
+
+    def visit(node, owner):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                inner = f"{owner}.{child.name}"
+                out.append((ast.get_docstring(child), inner))
+                visit(child, inner)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out.append((ast.get_docstring(child), owner))
+                visit(child, owner)
+
+    visit(tree, module)
+    return [(doc, user) for doc, user in out if doc]
+
+
+def _parse_stdlib(root: Path, min_words: int = MIN_WORDS, max_words: int = MAX_WORDS, by: str = "module") -> pd.DataFrame:
     banned = _pydoc_grams()
     rows, dropped_overlap = [], 0
     for path in sorted(root.rglob("*.py")):
@@ -96,16 +131,11 @@ def _parse_stdlib(root: Path) -> pd.DataFrame:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
-        user = _module_name(rel)
-        nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-        for node in nodes:
-            doc = ast.get_docstring(node)
-            if not doc:
-                continue
+        for doc, user in _docstrings(tree, _module_name(rel), by):
             words = doc.split()
-            if len(words) < MIN_WORDS:
+            if len(words) < min_words:
                 continue
-            text = " ".join(words[:MAX_WORDS])
+            text = " ".join(words[:max_words])
             if _word_grams(text) & banned:
                 dropped_overlap += 1
                 continue
@@ -161,9 +191,9 @@ def check(recipe) -> None:
         if pool["builtin"] not in BUILTIN:
             raise MembenchError(f"recipe {recipe.id}: unknown builtin pool {pool['builtin']!r}",
                                 f"valid choices: {', '.join(BUILTIN)}")
-        if recipe.per_user and pool["builtin"] != "stdlib-docstrings":
+        if recipe.per_user and pool["builtin"] not in USERS:
             raise MembenchError(f"recipe {recipe.id} assigns per user but builtin pool {pool['builtin']} has no users",
-                                "use stdlib-docstrings or a file with a user column")
+                                f"use {' or '.join(sorted(USERS))}, or a file with a user column")
 
 
 def load(recipe) -> tuple[pd.DataFrame, dict]:
@@ -189,11 +219,13 @@ def load(recipe) -> tuple[pd.DataFrame, dict]:
         table = pd.DataFrame({"text": samples["text"].to_numpy(),
                               "user": users.to_numpy() if users is not None else None})
         about["split_content_hash"] = split.content_hash
-    elif pool["builtin"] == "stdlib-docstrings":
-        table = stdlib_docstrings().copy()
+    elif pool["builtin"] in DOCSTRING_POOLS:
+        parsed = stdlib_docstrings(pool["builtin"])
+        min_words, max_words, by = DOCSTRING_POOLS[pool["builtin"]]
+        table = parsed.copy()
         about.update(text_from="docstrings of the Python standard library's source files (ast, no import)",
-                     python=platform.python_version(),
-                     dropped_pydoc_overlap=int(stdlib_docstrings().attrs.get("dropped_pydoc_overlap", 0)))
+                     words=[min_words, max_words], user=by, python=platform.python_version(),
+                     dropped_pydoc_overlap=int(parsed.attrs.get("dropped_pydoc_overlap", 0)))
     else:
         table = pydoc_passages(int(pool.get("seed", 0)))
         about.update(text_from="pydoc_data.topics", python=platform.python_version())

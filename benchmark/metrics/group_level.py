@@ -21,15 +21,18 @@ from .summary import summarize
 GROUP_BOOTSTRAP_NOTE = "groups resampled with replacement, stratified by group label"
 
 
-def summarize_groups(labels, scores, *, n_resamples: int | None = None, seed: int | None = None) -> dict:
+def summarize_groups(labels, scores, *, n_resamples: int | None = None, seed: int | None = None,
+                     blind_auc: float | None = None) -> dict:
     """``summarize`` over per-group ``labels`` and ``scores`` (aligned, all finite), marked
-    ``unit: group`` with the bootstrap's resampling unit stated."""
+    ``unit: group`` with the bootstrap's resampling unit stated; ``blind_auc`` is the split's
+    group-level blind AUC (``diagnostics.best_blind_auc(saved, unit="group")``), which gives
+    ``excess_over_blind`` over groups."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=float)
     if not np.isfinite(scores).all():
         raise ValueError("group scores must be finite")
     out = summarize(labels, scores, n_resamples=N_RESAMPLES if n_resamples is None else n_resamples,
-                    seed=SEED if seed is None else seed)
+                    seed=SEED if seed is None else seed, blind_auc=blind_auc)
     out["unit"] = "group"
     out["bootstrap"] = {**out["bootstrap"], "unit": "group", "note": GROUP_BOOTSTRAP_NOTE}
     out["roc"] = roc_points(labels, scores)

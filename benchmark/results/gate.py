@@ -36,8 +36,10 @@ A record the gate cannot recompute here (its split not materialized) keeps what 
 run found for the same content (its views and ``recomputed``), so running the gate on another
 machine never takes anything away. The gate also copies a split's diagnostics from
 ``$MEMBENCH_HOME/diagnostics`` into ``<results>/_diagnostics`` where the folder has none of its
-own (same content hash), so readers find them in the results folder alone. Running it twice
-changes nothing.
+own (same content hash), so readers find them in the results folder alone, at both units where
+the split has groups: the site compares a text scorer with ``blind_auc`` and a group scorer with
+``blind_auc_group`` (``results.blind``, which is ``diagnostics.best_blind_auc``). Running it
+twice changes nothing.
 
 Not imported by anything that reads results (it loads the suite, the scorer registry and the
 blind baselines): the commands import it (``membench results validate``), and producers call

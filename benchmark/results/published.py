@@ -303,7 +303,8 @@ def disclose_diagnostics(diagnostics: dict | None, private: bool) -> dict | None
     the verdict (with its rule) and the rounded blind-baseline AUCs only."""
     if diagnostics is None or not private:
         return copy.deepcopy(diagnostics)
-    out = _pick(diagnostics, ("schema", "verdict", "verdict_rule", "blind_best", "unit_note", "error"))
+    out = _pick(diagnostics, ("schema", "verdict", "verdict_rule", "verdict_unit", "verdict_group", "blind_best",
+                              "blind_best_group", "unit_note", "error"))
     for key in ("blind_auc", "blind_auc_group"):
         if _num(diagnostics.get(key)):
             out[key], ci = _rounded_auc(diagnostics[key], diagnostics.get(key + "_ci95"), True)

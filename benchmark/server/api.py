@@ -50,6 +50,12 @@ class SplitSummary(BaseModel):
     best_blind_auc: float | None = Field(description="best blind-baseline AUC as published (diagnostics, else "
                                          "blind-baseline records), rounded to its interval")
     verdict: str | None = Field(description="clean / mild shift / shifted, when diagnosed")
+    verdict_unit: str | None = Field(default=None, description="the unit best_blind_auc and the verdict are at: "
+                                     "text (folds drawn over groups where the split has them)")
+    best_blind_auc_group: float | None = Field(default=None, description="on a split whose membership is "
+                                               "assigned per group (users, authors): the best blind-baseline "
+                                               "AUC over groups, which group scorers are compared with")
+    verdict_group: str | None = Field(default=None, description="the verdict over groups, on a split with groups")
     has_diagnostics: bool
     private: bool = Field(description="true when the split's membership assignment is secret; public labels "
                           "can be read by anyone, so a scorer could embed them")
@@ -215,7 +221,8 @@ def results_router(state: SiteState) -> APIRouter:
                 "id": sid, "track": s["track"], "family": s["family"], "content_hash": s["content_hash"],
                 "n_results": len(rows), "scorers": sorted({r["scorer"] for r in rows}),
                 "targets": sorted({r["target_id"] for r in rows if not r["blind"]}),
-                "best_blind_auc": s["blind_auc"], "verdict": s["verdict"],
+                "best_blind_auc": s["blind_auc"], "verdict": s["verdict"], "verdict_unit": s["verdict_unit"],
+                "best_blind_auc_group": s["blind_auc_group"], "verdict_group": s["verdict_group"],
                 "has_diagnostics": bool(s["diagnostics"]), "private": s["private"],
             })
         return out

@@ -19,8 +19,9 @@ TPR10 = col("tpr10_text", "TPR@10%", sort="tpr10", num=True, help="largest TPR a
 TPR1 = col("tpr1_text", "TPR@1%", sort="tpr1", num=True, help="largest TPR among ROC points with FPR <= 1%")
 TPR01 = col("tpr01_text", "TPR@0.1%", sort="tpr01", num=True, help="largest TPR among ROC points with FPR <= 0.1%")
 VS_BLIND = col("vs_blind_text", "vs blind", sort="excess", num=True, badge="vs_blind",
-               help="AUC minus the split's best blind-baseline AUC; 'above' when the whole 95% interval clears it. "
-               "Not applicable to model-free scorers and on control splits")
+               help="AUC minus the split's best blind-baseline AUC at the row's unit (over texts; a group scorer's: "
+               "over groups); 'above' when the whole 95% interval clears it. Not applicable to model-free scorers "
+               "and on control splits")
 RANK = col("rank_text", "rank", sort="rank", num=True,
            help="rank group: scorers whose 95% intervals overlap the group leader's share a group "
            "(not applicable to model-free scorers and on control splits)")
@@ -41,7 +42,8 @@ RESULT_FIELDS = {
     "kind": "kind", "model_free": "model_free", "target": "target", "split": "split", "track": "track",
     "private_split": "private", "auc": "auc", "auc_ci95_lo": "auc_lo", "auc_ci95_hi": "auc_hi",
     "tpr_at_10pct_fpr": "tpr10", "tpr_at_1pct_fpr": "tpr1", "tpr_at_0.1pct_fpr": "tpr01",
-    "evaluated_on": "evaluated_on", "rank_group": "rank", "auc_minus_blind": "excess", "vs_blind": "vs_blind", "n_members": "n_members",
+    "evaluated_on": "evaluated_on", "rank_group": "rank", "auc_minus_blind": "excess", "vs_blind": "vs_blind",
+    "blind_auc_compared": "blind_compared", "n_members": "n_members",
     "n_nonmembers": "n_nonmembers", "unit": "unit", "label_valid": "label_valid", "code_sha256": "code_sha256",
     "per_sample_scores": "scores_href", "flags": "flags_text",
 }

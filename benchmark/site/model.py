@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..home import diagnostics_file
 from ..results import Rejected, ResultsStore, disclose_diagnostics
+from ..results.blind import blind_reference
 from ..results.published import disclose_rejected, published_records
 from . import precision
 from .labels import label_rows, setting_pages, unique_slugs
@@ -47,6 +48,7 @@ BUDGETS = {"tpr10": "0.1", "tpr1": "0.01", "tpr01": "0.001"}
 UNRESOLVABLE = "unresolvable"
 NOT_APPLICABLE = "not applicable"
 NO_BLIND = "no blind baseline"
+NO_GROUP_BLIND = "no group-level blind baseline (the split's diagnostics have no groups)"
 CONTROL_TRACKS = {"control"}
 TRACK_ORDER = {"pretraining": 0, "finetune": 1, "demo": 2, "control": 3}
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmbt]?)\s*$", re.I)
@@ -192,6 +194,7 @@ def make_row(path: Path, record: dict) -> dict:
         "size_measured": False,
         "step": checkpoint_step(target.get("revision")),
         "excess": None,
+        "blind_compared": None,  # the blind AUC "vs blind" compared with, at the row's unit
         "excess_text": "–",
         "excess_why": NO_BLIND,
         "vs_blind": None,
@@ -327,16 +330,21 @@ def _panels(splits: list[dict]) -> list[dict]:
     return panels
 
 
+def _rounded_reference(value, ci) -> tuple:
+    """(value, interval, decimals) of a blind AUC as published: rounded to its interval."""
+    d = precision.decimals_for(*ci) if ci else precision.DEGENERATE_DECIMALS
+    return precision.rounded(value, d), ([precision.rounded(v, d) for v in ci] if ci else None), d
+
+
 def _blind_summary(split: dict) -> None:
-    """The split's best blind-baseline AUC as published: the diagnostics' (rounded to its
-    interval), else the best blind-baseline record's."""
+    """The split's best blind-baseline AUC as published, at both units of its diagnostics
+    (``results.blind.blind_reference``): over texts (the diagnostics', rounded to its interval,
+    else the best blind-baseline record's) and, on a split with groups, over groups; the verdict
+    and the unit it is at."""
     diag = split["diagnostics"] or {}
-    best = diag.get("blind_auc") if _num(diag.get("blind_auc")) else None
-    ci = diag.get("blind_auc_ci95")
-    ci = ci if isinstance(ci, list) and len(ci) == 2 and all(map(_num, ci)) else None
+    best, ci, _ = blind_reference(diag, "sample")
     if best is not None:
-        d = precision.decimals_for(*ci) if ci else precision.DEGENERATE_DECIMALS
-        best, ci = precision.rounded(best, d), ([precision.rounded(v, d) for v in ci] if ci else None)
+        best, ci, d = _rounded_reference(best, ci)
     elif split["blind_rows"]:
         top = sorted(split["blind_rows"], key=by_auc)[0]
         best, ci, d = top["auc"], [top["auc_lo"], top["auc_hi"]], top["decimals"]
@@ -349,23 +357,60 @@ def _blind_summary(split: dict) -> None:
     verdict = diag.get("verdict") if isinstance(diag.get("verdict"), str) else None
     split["verdict"] = verdict
     split["verdict_class"] = page_slug(verdict or "not diagnosed").lower()
+    unit = diag.get("verdict_unit") if isinstance(diag.get("verdict_unit"), str) else None
+    split["verdict_unit"] = unit or ("text" if verdict else None)
+    note = diag.get("unit_note")
+    split["unit_note"] = note if isinstance(note, str) else None
+    g_best, g_ci, _ = blind_reference(diag, "group")
+    split["blind_auc_group"] = split["blind_ci_group"] = None
+    split["blind_auc_group_text"] = split["blind_ci_group_text"] = ""
+    if g_best is not None:
+        g_best, g_ci, g_d = _rounded_reference(g_best, g_ci)
+        split["blind_auc_group"], split["blind_ci_group"] = g_best, g_ci
+        split["blind_auc_group_text"] = precision.text(g_best, g_d)
+        split["blind_ci_group_text"] = precision.interval_text(*g_ci, g_d) if g_ci else ""
+    g_verdict = diag.get("verdict_group")
+    split["verdict_group"] = g_verdict if isinstance(g_verdict, str) and g_best is not None else None
+    split["verdict_group_class"] = page_slug(split["verdict_group"] or "not diagnosed").lower()
+
+
+def _row_blind(split: dict, row: dict) -> float | None:
+    """The blind AUC a row is compared with: at its unit (a group scorer's over groups, a text
+    scorer's over texts), counting its target's tokenizer baseline where the split has one,
+    rounded as published; a text row of a table without diagnostics takes the table's."""
+    unit = "group" if row["unit"] == "groups" else "sample"
+    tokenizer = ((row.get("record") or {}).get("target") or {}).get("tokenizer_sha256")
+    value, ci, _ = blind_reference(split["diagnostics"], unit, tokenizer)
+    if value is not None:
+        return _rounded_reference(value, ci)[0]
+    return split["blind_auc"] if unit == "sample" else None
 
 
 def _compare_to_blind(split: dict) -> None:
-    best = split["blind_auc"]
+    """"vs blind" of each row: against the blind AUC at the row's unit (``_row_blind``); a
+    group row on a split without a group-level blind AUC is not compared (never with the
+    text-level one: that compares different units)."""
     for row in split["rows"]:
-        if best is None or row["excess_why"] not in (None, NO_BLIND):
+        if row["excess_why"] not in (None, NO_BLIND):
+            continue
+        best = _row_blind(split, row)
+        if best is None:
+            if row["unit"] == "groups":
+                row["excess_why"] = row["vs_blind_why"] = NO_GROUP_BLIND
             continue
         excess = row["auc"] - best
+        row["blind_compared"] = best
         row["excess"] = precision.rounded(excess, row["decimals"])
         row["excess_text"] = precision.text(excess, row["decimals"], sign=True)
         row["excess_why"] = None
         row["vs_blind"] = "above" if row["auc_lo"] > best else "not above"
-        row["vs_blind_text"] = f"{row['vs_blind']} {row['excess_text']}"
+        at = " (over groups)" if row["unit"] == "groups" else ""
+        row["vs_blind_text"] = f"{row['vs_blind']} {row['excess_text']}{at}"
         row["vs_blind_why"] = None
     for row in split["rows"]:
-        if row["excess_why"] == NO_BLIND:
+        if row["excess_why"] in (NO_BLIND, NO_GROUP_BLIND):
             row["vs_blind_text"] = "–"
+        row["blind_compared_why"] = row["excess_why"]
 
 
 def read_diagnostics(results_dir: Path, split_id: str, content_hash: str | None, private: bool) -> dict | None:

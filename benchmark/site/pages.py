@@ -403,7 +403,8 @@ class Renderer:
                     tables=tables, statuses=R.STATUSES)
 
     def finetune(self) -> None:
-        """The fine-tuned track's page: a table per recipe family, the generated-data comparisons."""
+        """The fine-tuned track's page: a table per recipe family, the defence comparison (with
+        interval widths and where intervals overlap), the generated-data comparisons."""
         families = ftsite.family_rows(self.data.rows)
         if not families:
             return
@@ -412,9 +413,10 @@ class Renderer:
                                                     rows, columns=C.with_subsets(C.TRACK_COLUMNS, rows),
                                                     fields=C.RESULT_FIELDS)}
                   for f, rows in families.items()]
+        defences = groupviews.defence_rows(self.data.rows)
         self.render("finetune.html.j2", "finetune.html", [t["table"] for t in tables], family_tables=tables,
-                    comparisons=ftsite.generated_comparisons(self.data.rows),
-                    defence_rows=groupviews.defence_rows(self.data.rows))
+                    comparisons=ftsite.generated_comparisons(self.data.rows), defence_rows=defences,
+                    defence_notes=groupviews.defence_overlap_notes(defences))
 
 
 def _where(row: dict) -> str:

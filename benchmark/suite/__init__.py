@@ -92,6 +92,7 @@ def add_local_split(
     *,
     text_field: str | None = None,
     label_field: str | None = None,
+    group_field: str | None = None,
     valid_for=(),
     config: str | None = None,
     track: str = "custom",
@@ -101,8 +102,9 @@ def add_local_split(
     """Register a researcher's own labelled file as the split ``split_id`` (under
     MEMBENCH_HOME, never in the package) and materialize it like any registry split: the same
     uids, deduplication, manifest and hashes. ``valid_for``: target ids or glob patterns for
-    which the labels are membership ground truth. Nothing is registered when the file cannot
-    be read into a split."""
+    which the labels are membership ground truth. ``group_field``: the column of the group
+    (user, author) membership was assigned by; the split then has groups, and its diagnostics
+    fold by group. Nothing is registered when the file cannot be read into a split."""
     if not _ID.fullmatch(split_id or ""):
         raise MembenchError(f"{split_id!r} is not a usable split id",
                             "use letters, digits, '.', '_', '+', '-', with '/' between parts, e.g. mylab/forum-2024")
@@ -117,6 +119,8 @@ def add_local_split(
     text_field = text_field or sources.default_text_field(frame, path)
     label_field = label_field or "label"
     members, nonmembers = readers.labelled_texts(frame, path, text_field, label_field)
+    if group_field:
+        readers.text_groups(frame, path, text_field, group_field)  # a bad group column registers nothing
     if not members or not nonmembers:
         raise MembenchError(f"{path}: {len(members)} members and {len(nonmembers)} non-members; a split needs both",
                             f"label members 1 and non-members 0 in the '{label_field}' column")
@@ -127,7 +131,8 @@ def add_local_split(
         "domain": "local",
         "source": {"kind": LOCAL_FILE, "path": str(path), "config": config,
                    "sha256": sha256_file(path) if path.is_file() else None},
-        "fields": {"text": text_field, "label": label_field, "member_value": 1},
+        "fields": {"text": text_field, "label": label_field, "member_value": 1,
+                   **({"group": group_field} if group_field else {})},
         "valid_targets": list(valid_for),
         "label_meaning": f"membership as declared by the file's '{label_field}' column (1 = member)",
         "description": description or f"A researcher's own split from the file {path.name}.",

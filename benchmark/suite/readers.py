@@ -174,3 +174,32 @@ def labelled_texts(frame: pd.DataFrame, path, text_col: str, label_col: str, mem
             raise MembenchError(f"{path}: {where}: label {label!r} is not 0 or 1", "fix the file (1 = member)")
         (members if value == int(member_value) else nonmembers).append(text)
     return members, nonmembers
+
+
+def group_pairs(frame: pd.DataFrame, path, text_col: str, group_col: str) -> list[tuple[str, str]]:
+    """(text, group) of every row, from the column a registry entry names as ``fields.group``
+    (user, author, book, repository); a missing column or an empty group is one error."""
+    if group_col not in frame.columns:
+        have = ", ".join(c for c in frame.columns if c != "_line")
+        raise MembenchError(f"{path}: no group column '{group_col}' (it has: {have})",
+                            "fix `fields.group` (--group-field), or leave it out when the source has no groups")
+    lines = frame["_line"] if "_line" in frame.columns else [None] * len(frame)
+    out = []
+    for i, (text, group, line) in enumerate(zip(frame[text_col], frame[group_col], lines)):
+        if group is None or (not isinstance(group, str) and pd.isna(group)) or not str(group).strip():
+            where = f"line {line}" if line is not None and not pd.isna(line) else f"row {i}"
+            raise MembenchError(f"{path}: {where}: '{group_col}' is empty", "every row needs its group")
+        out.append((text, str(group)))
+    return out
+
+
+def text_groups(frame: pd.DataFrame, path, text_col: str, group_col: str) -> dict[str, str]:
+    """Each text's group (``group_pairs``) for a split whose membership was assigned by group:
+    the split then has a ``group`` column, and its diagnostics fold by group. A text given two
+    groups is one error (it cannot sit on one side of a fold)."""
+    out: dict[str, str] = {}
+    for text, group in group_pairs(frame, path, text_col, group_col):
+        if out.setdefault(text, group) != group:
+            raise MembenchError(f"{path}: one text in two groups ({out[text]!r} and {group!r})",
+                                "a text belongs to one group: fix the file")
+    return out

@@ -23,6 +23,7 @@ class HFDatasetSource(HubSource):
         path, frame = readers.find_table(root, names, split=src["split"])
         members, nonmembers = readers.labelled_texts(frame, path, fields["text"], fields["label"],
                                                      fields.get("member_value", 1))
+        groups = readers.text_groups(frame, path, fields["text"], fields["group"]) if fields.get("group") else None
         shown = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else str(path)
         source = {
             **files.describe(),
@@ -31,4 +32,4 @@ class HFDatasetSource(HubSource):
             "path": shown,
             "files": file_hashes({shown: path}),
         }
-        return Parts(members, nonmembers, source)
+        return Parts(members, nonmembers, source, groups=groups)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-import pandas as pd
 from pydantic import field_validator
 
 from ...errors import MembenchError
@@ -67,21 +66,6 @@ def find(spec, root: Path) -> dict[str, Path]:
     return found
 
 
-def _groups(frame: pd.DataFrame, path: Path, text_col: str, group_col: str) -> list[tuple[str, str]]:
-    if group_col not in frame.columns:
-        have = ", ".join(c for c in frame.columns if c != "_line")
-        raise MembenchError(f"{path}: no group column '{group_col}' (it has: {have})",
-                            "fix `fields.group` in splits.yaml or the file")
-    lines = frame["_line"] if "_line" in frame.columns else [None] * len(frame)
-    out = []
-    for i, (text, group, line) in enumerate(zip(frame[text_col], frame[group_col], lines)):
-        if group is None or (not isinstance(group, str) and pd.isna(group)) or not str(group).strip():
-            where = f"line {line}" if line is not None and not pd.isna(line) else f"row {i}"
-            raise MembenchError(f"{path}: {where}: '{group_col}' is empty", "every row needs its group")
-        out.append((text, str(group)))
-    return out
-
-
 def _load(spec, files) -> Parts:
     """Members and non-members (and each text's group, where the entry names one) from the
     entry's files, read from the Hub at the pinned revision or from a local copy."""
@@ -102,7 +86,7 @@ def _load(spec, files) -> Parts:
         nonmembers += n
         if group_col:
             label_of = {t: 1 for t in m} | {t: 0 for t in n}
-            for text, group in _groups(frame, path, text_col, group_col):
+            for text, group in readers.group_pairs(frame, path, text_col, group_col):
                 if text in group_of and group_of[text] != group:
                     several_groups += 1
                     continue  # the first group a text was met in keeps it

@@ -55,6 +55,7 @@ class LocalFileSource(SourceKind):
         frame = read_local_table(path, self.config)
         members, nonmembers = readers.labelled_texts(frame, path, fields["text"], fields["label"],
                                                      fields.get("member_value", 1))
+        groups = readers.text_groups(frame, path, fields["text"], fields["group"]) if fields.get("group") else None
         source = {"origin": "local_file", "file": path.name, "config": self.config,
                   "files": file_hashes({path.name: path})}
-        return Parts(members, nonmembers, source)
+        return Parts(members, nonmembers, source, groups=groups)
