@@ -8,7 +8,9 @@ more model access: extra forward passes, a reference model or gradients), ``FIT_
 (trainable: they learn from a calibration subset's labels in ``fit`` and are scored on the
 evaluated rest), ``CalibrationLabels``, ``take_rows``, ``FitBudget``, ``FitMeter``,
 ``BudgetExceeded`` (the metered, capped budget of ``fit``: ``budget``), ``GROUP_SCORERS`` (the
-``groups`` capability: one score per user; ``groups.group_scores`` checks such output).
+``groups`` capability: one score per user; ``groups.group_scores`` checks such output),
+``REFERENCE_SCORERS`` (attacks of the fine-tuned literature with reference models: LiRA and RMIA
+with shadow fine-tunes, ``ModelAccess.shadow_stats``, and EZ-MIA with the base as reference).
 """
 
 from . import (  # noqa: F401
@@ -16,14 +18,17 @@ from . import (  # noqa: F401
     groups,
     con_recall,
     dcpdd,
+    ezmia,
     gradnorm,
     loss,
+    lira,
     lowercase,
     mia_tuner,
     mink,
     neighborhood,
     recall,
     reference,
+    rmia,
     specs,
     spv,
     userinference,
@@ -50,6 +55,7 @@ MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
 FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
 GROUP_SCORERS = ("user_inference",)
 SPV_SCORERS = ("spv_mia", "spv_reference", "spv_pv")  # SPV-MIA and its two ablations (fine-tuned targets)
+REFERENCE_SCORERS = ("lira", "rmia", "ez_mia")  # fine-tuned targets: shadow fine-tunes (LiRA, RMIA), the base (EZ-MIA)
 
 __all__ = [
     "BudgetExceeded",
@@ -63,6 +69,7 @@ __all__ = [
     "FitBudget",
     "FitMeter",
     "MODEL_SCORERS",
+    "REFERENCE_SCORERS",
     "InProcessAccess",
     "ModelAccess",
     "Scorer",

@@ -24,6 +24,7 @@ METHOD_CAPABILITY = {
     "logprobs": "logprobs",
     "conditional_logprobs": "logprobs",
     "reference": "reference",
+    "shadow_stats": "reference",
     "gradient_norms": "gradients",
     "generate": "generate",
     "soft_prompt": "fit",
@@ -65,6 +66,16 @@ class ModelAccess:
 
     def reference(self, texts: list[str]):
         """``reference``: per-token statistics of texts on the declared reference model."""
+        raise NotImplementedError
+
+    def shadow_stats(self, train_texts: list[str], score_texts: list[str], n_shadows: int, *, seed: int = 0):
+        """``reference``, for a fine-tuned target built from a recipe: ``n_shadows`` shadow models
+        (the target's recipe fine-tuned from its base, each on its half of ``train_texts``, every
+        text in exactly half of them; built once and cached as targets), and per shadow the
+        per-token statistics of ``score_texts``. Returns ``(stats, keep)``: a list of TokenStats
+        (one per shadow, rows as ``score_texts``) and a boolean array (n_shadows x
+        len(score_texts)), True where the shadow trained on that text. The reference attacks
+        (LiRA, RMIA) use it; in-process only for now (the sandbox proxy does not offer it)."""
         raise NotImplementedError
 
     def gradient_norms(self, texts: list[str]):

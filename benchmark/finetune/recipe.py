@@ -41,6 +41,9 @@ KINDS = ("finetune", "generated", "pretrain")
 ASSIGN = ("sample", "user")
 METHODS = ("lora", "full")
 CLIP_MODES = ("batch", "per_example")
+OPTIMIZERS = ("adamw", "sgd")
+ACCOUNTANTS = ("rdp", "prv")  # Opacus's privacy accountants (RDP: Mironov 2017; PRV: Gopi et al. 2021)
+STEPS_RULES = ("uncapped",)  # train.steps given as a rule instead of a number
 STYLES = ("continuation", "self_instruct")
 POOL_PARTS = ("members", "nonmembers", "all")
 
@@ -56,6 +59,12 @@ TRAIN_DEFAULTS = {
     "warmup_ratio": 0.0,
     "weight_decay": 0.0,
     "checkpoint_every": 50,
+    "optimizer": "adamw",  # adamw | sgd
+    "momentum": 0.0,  # sgd only (recorded as null under adamw)
+    # None: `epochs` decide the optimizer steps; N: exactly N steps (the data loader runs on into
+    # further epochs); "uncapped": as many steps as the recipe takes without its per-user cap (a
+    # step-matched cap variant)
+    "steps": None,
 }
 PRETRAIN_DEFAULTS = {"epochs": 16, "lr": 2e-3, "batch_size": 16}  # the demo target's trainer
 SIZES_DEFAULTS = {
@@ -67,6 +76,9 @@ SIZES_DEFAULTS = {
     "reference_pool": 512,  # unused pool texts kept beside the split as its pool.parquet (0: none)
 }
 EARLY_STOPPING_DEFAULTS = {"patience": 3, "eval_every": 20, "min_delta": 0.0}
+# DP-SGD (Abadi et al. 2016) through Opacus: the noise multiplier is solved from (epsilon, delta),
+# the sampling rate (Poisson sampling, batch_size / trained texts) and the planned steps
+DP_DEFAULTS = {"epsilon": None, "delta": 1e-5, "max_grad_norm": 1.0, "accountant": "rdp"}
 GENERATE_DEFAULTS = {
     "style": "continuation",
     "prompt_tokens": 8,  # prompt: the first tokens of a pool text
@@ -76,6 +88,9 @@ GENERATE_DEFAULTS = {
     "top_k": 50,
     "template": "### Instruction:\n{instruction}\n\n### Response:\n",
     "evaluate_on": None,  # the base's pretraining split (default: the split of the base's recipe)
+    # the model that writes the texts: None = the base itself; else a registry target, a local
+    # model directory, or ft/<id> of a recipe here (built first)
+    "generator": None,
 }
 PII_DEFAULTS = {"fraction": 0.3, "seed": 0}
 
@@ -275,9 +290,25 @@ def normalize(entry: dict, declared_in: str = "") -> Recipe:
         train["warmup_ratio"] = _number(f"{where}: train.warmup_ratio", train["warmup_ratio"], 0.0, 1.0)
         train["weight_decay"] = _number(f"{where}: train.weight_decay", train["weight_decay"], 0.0)
         train["checkpoint_every"] = _positive_int(f"{where}: train.checkpoint_every", train["checkpoint_every"])
+        train["optimizer"] = _choice(f"{where}: train.optimizer", train["optimizer"], OPTIMIZERS)
+        if train["optimizer"] == "sgd":
+            train["momentum"] = _number(f"{where}: train.momentum", train["momentum"], 0.0, 1.0)
+        elif train["momentum"] not in (None, 0, 0.0):
+            raise MembenchError(f"{where}: train.momentum applies to optimizer sgd only",
+                                "drop it, or set train.optimizer: sgd")
+        else:  # unused by AdamW: not part of the recipe
+            train["momentum"] = None
+        steps = train["steps"]
+        if isinstance(steps, str):
+            train["steps"] = _choice(f"{where}: train.steps", steps, STEPS_RULES)
+        else:
+            train["steps"] = _positive_int(f"{where}: train.steps", steps, none=True)
     out["train"] = train
 
     out["defences"] = _defences(where, entry.get("defences"), kind, out)
+    if kind != "pretrain" and train["steps"] == "uncapped" and out["defences"]["per_user_cap"] is None:
+        raise MembenchError(f"{where}: train.steps: uncapped matches the steps of the uncapped recipe, "
+                            "but this recipe has no per_user_cap", "set defences.per_user_cap, or give a number")
     if kind == "generated":
         gen = {**GENERATE_DEFAULTS, **_check_fields(f"{where}: generate", entry.get("generate"), tuple(GENERATE_DEFAULTS))}
         gen["style"] = _choice(f"{where}: generate.style", gen["style"], STYLES)
@@ -286,6 +317,9 @@ def normalize(entry: dict, declared_in: str = "") -> Recipe:
         gen["temperature"] = _number(f"{where}: generate.temperature", gen["temperature"], open_lo=True)
         if gen["evaluate_on"] is not None and not isinstance(gen["evaluate_on"], str):
             raise MembenchError(f"{where}: generate.evaluate_on must be a split id", "or leave it out")
+        if gen["generator"] is not None and (not isinstance(gen["generator"], str) or not gen["generator"]):
+            raise MembenchError(f"{where}: generate.generator must be a target id or a model directory",
+                                "or leave it out (the base generates)")
         if gen["style"] == "self_instruct":
             gen["instruction_tokens"] = _positive_int(f"{where}: generate.instruction_tokens",
                                                       gen["instruction_tokens"] or GENERATE_DEFAULTS["instruction_tokens"])
@@ -311,7 +345,7 @@ def normalize(entry: dict, declared_in: str = "") -> Recipe:
 
 
 def _defences(where: str, block, kind: str, out: dict) -> dict:
-    allowed = ("per_user_cap", "clip", "early_stopping")
+    allowed = ("per_user_cap", "clip", "early_stopping", "dp")
     block = _check_fields(f"{where}: defences", block, allowed)
     if kind == "pretrain" and any(block.get(k) is not None for k in allowed):
         raise MembenchError(f"{where}: defences apply to fine-tuning recipes", "drop `defences`")
@@ -335,7 +369,25 @@ def _defences(where: str, block, kind: str, out: dict) -> dict:
         if not out["sizes"]["validation"]:
             raise MembenchError(f"{where}: early stopping needs a held-out set",
                                 "set sizes.validation (samples, or users for a per-user recipe)")
-    return {"per_user_cap": cap, "clip": clip, "early_stopping": stop}
+    dp = block.get("dp")
+    if dp is not None:
+        dp = {**DP_DEFAULTS, **_check_fields(f"{where}: defences.dp", dp, tuple(DP_DEFAULTS))}
+        if dp["epsilon"] is None:
+            raise MembenchError(f"{where}: defences.dp needs an epsilon", "state the privacy budget, e.g. epsilon: 8")
+        dp["epsilon"] = _number(f"{where}: defences.dp.epsilon", dp["epsilon"], open_lo=True)
+        dp["delta"] = _number(f"{where}: defences.dp.delta", dp["delta"], 0.0, 1.0, open_lo=True)
+        if dp["delta"] >= 1.0:
+            raise MembenchError(f"{where}: defences.dp.delta must be below 1, got {dp['delta']!r}",
+                                "use a delta well below 1 / (trained texts), e.g. 1e-5")
+        dp["max_grad_norm"] = _number(f"{where}: defences.dp.max_grad_norm", dp["max_grad_norm"], open_lo=True)
+        dp["accountant"] = _choice(f"{where}: defences.dp.accountant", dp["accountant"], ACCOUNTANTS)
+        if clip is not None:
+            raise MembenchError(f"{where}: defences.dp clips every example itself (max_grad_norm)",
+                                "drop defences.clip, or drop defences.dp")
+    out_block = {"per_user_cap": cap, "clip": clip, "early_stopping": stop}
+    if kind != "pretrain":  # (a pretrain recipe's normalized form, and so its hash, stay as they were)
+        out_block["dp"] = dp
+    return out_block
 
 
 def _merge(parent: dict, child: dict) -> dict:
