@@ -7,8 +7,9 @@ records of ``user_inference`` (group level) and ``loss`` (sample level) on the v
 split: both AUCs with their 95% intervals, and from the records' ``provenance.recipe.built``
 what the defence was and did (optimizer, steps taken, the clipped fraction, the epsilon spent),
 and what it cost (held-out loss; the base's held-out loss for comparison). Also, per variant, the
-Pearson correlation of its LOSS scores with the undefended recipe's, over the texts both splits
-hold (how much the defence changed what the attack sees). Prints a Markdown table (or JSON).
+Pearson correlation of its LOSS scores (and of its user-inference scores) with the undefended
+recipe's, over the texts (users) both splits hold: how much the defence changed what the attack
+sees. Prints a Markdown table (or JSON).
 """
 
 from __future__ import annotations
@@ -45,10 +46,17 @@ def _auc(record: dict | None) -> str:
     return f"{m['auc']:.3f} [{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}]"
 
 
+def _correlation(base: tuple | None, mine: tuple | None) -> float | None:
+    if base is None or mine is None:
+        return None
+    a, b = _scores(*base), _scores(*mine)
+    both = a.index.intersection(b.index)
+    return float(np.corrcoef(a[both], b[both])[0, 1]) if len(both) > 2 else None
+
+
 def rows(results: Path) -> list[dict]:
     table = _records(results)
-    base_loss = table.get(BASELINE, {}).get("loss")
-    base_scores = _scores(*base_loss) if base_loss else None
+    baseline = table.get(BASELINE, {})
     out = []
     for recipe in sorted(table, key=lambda r: (r != BASELINE, r)):
         got = table[recipe]
@@ -57,12 +65,6 @@ def rows(results: Path) -> list[dict]:
         defence, utility = built.get("defence") or {}, built.get("utility") or {}
         clip = defence.get("clipping") or {}
         dp = defence.get("dp") or {}
-        corr = None
-        if base_scores is not None and "loss" in got:
-            mine = _scores(*got["loss"])
-            both = base_scores.index.intersection(mine.index)
-            if len(both) > 2:
-                corr = float(np.corrcoef(base_scores[both], mine[both])[0, 1])
         out.append({
             "recipe": recipe, "defences": any_record["provenance"]["recipe"].get("defences"),
             "user_inference": _auc(got.get("user_inference", (None,))[0]), "loss": _auc(got.get("loss", (None,))[0]),
@@ -70,7 +72,8 @@ def rows(results: Path) -> list[dict]:
             "epsilon": dp.get("epsilon_spent"), "delta": dp.get("delta"),
             "clipped_fraction": clip.get("fraction_clipped"), "heldout_loss": utility.get("heldout_loss"),
             "base_heldout_loss": utility.get("base_heldout_loss"), "train_loss": utility.get("train_loss"),
-            "loss_score_correlation": corr,
+            "loss_score_correlation": _correlation(baseline.get("loss"), got.get("loss")),
+            "user_score_correlation": _correlation(baseline.get("user_inference"), got.get("user_inference")),
         })
     return out
 
@@ -80,13 +83,14 @@ def markdown(table: list[dict]) -> str:
         return "-" if x is None else f"{x:.{d}f}"
 
     lines = ["| recipe | user inference AUC [95% CI] | LOSS AUC [95% CI] | optimizer | steps | epsilon (delta) "
-             "| clipped | held-out loss (base) | train loss | LOSS corr. with none |",
-             "|---|---|---|---|---:|---|---:|---|---:|---:|"]
+             "| clipped | held-out loss (base) | train loss | corr. with none: LOSS, user inf. |",
+             "|---|---|---|---|---:|---|---:|---|---:|---|"]
     for r in table:
         eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f} ({r['delta']:g})"
         lines.append(f"| `{r['recipe']}` | {r['user_inference']} | {r['loss']} | {r['optimizer'] or '-'} | "
                      f"{r['steps']} | {eps} | {f(r['clipped_fraction'])} | {f(r['heldout_loss'])} "
-                     f"({f(r['base_heldout_loss'])}) | {f(r['train_loss'])} | {f(r['loss_score_correlation'])} |")
+                     f"({f(r['base_heldout_loss'])}) | {f(r['train_loss'])} | {f(r['loss_score_correlation'])}, "
+                     f"{f(r['user_score_correlation'])} |")
     return "\n".join(lines)
 
 

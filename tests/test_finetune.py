@@ -396,13 +396,12 @@ def test_poisson_batches_are_seeded_and_train_what_they_drew():
 def defended(home, bases, pool_file):
     """A per-user recipe (full fine-tuning) and its defence variants, built once."""
     users = {"assign": "user", "method": {"kind": "full"},
-             "sizes": {"members": 8, "nonmembers": 8, "attacker_per_user": 2, "min_user_samples": 6,
+             "sizes": {"members": 6, "nonmembers": 6, "attacker_per_user": 1, "min_user_samples": 5,
                        "reference_pool": 0},
-             "train": {"epochs": 2, "lr": 3e-3, "batch_size": 4, "block_size": 32}}
+             "train": {"epochs": 2, "lr": 3e-3, "batch_size": 4, "block_size": 24}}
     entries = [
         recipe("u-none", bases["gpt_neox"], pool_file, **users),
-        {"id": "u-cap", "extends": "u-none", "defences": {"per_user_cap": 2}},
-        {"id": "u-cap-steps", "extends": "u-cap", "train": {"steps": "uncapped"}},
+        {"id": "u-cap-steps", "extends": "u-none", "defences": {"per_user_cap": 2}, "train": {"steps": "uncapped"}},
         {"id": "u-clip-sgd", "extends": "u-none", "train": {"optimizer": "sgd", "momentum": 0.9, "lr": 0.05},
          "defences": {"clip": {"mode": "per_example", "max_norm": 0.5}}},
         {"id": "u-dp", "extends": "u-none", "defences": {"dp": {"epsilon": 4, "max_grad_norm": 0.5}}},
@@ -418,11 +417,19 @@ def defended(home, bases, pool_file):
 
 
 def test_step_matched_cap_trains_as_many_steps_as_the_uncapped_recipe(defended):
-    steps = {rid: targets.get_target(f"ft/{rid}").extra["training"]["steps"] for rid in ("u-none", "u-cap", "u-cap-steps")}
-    assert steps["u-cap"] < steps["u-none"] and steps["u-cap-steps"] == steps["u-none"], steps
-    capped, matched = finetune.read_manifest("ft/u-cap"), finetune.read_manifest("ft/u-cap-steps")
-    assert matched["trained_uids"] == capped["trained_uids"]  # the same texts, seen in more epochs
-    assert matched["defence"]["steps_rule"] == "uncapped" and capped["defence"]["steps_rule"] is None
+    file, _ = defended
+    uncapped, matched = finetune.read_manifest("ft/u-none"), finetune.read_manifest("ft/u-cap-steps")
+    assert matched["training"]["steps"] == uncapped["training"]["steps"]
+    # ... on the capped texts (at most 2 per member user), so in more epochs than the uncapped recipe
+    samples = suite.ensure("finetune/u-cap-steps").samples.set_index("uid")
+    assert samples.loc[matched["trained_uids"]].groupby("group").size().max() == 2
+    assert len(matched["trained_uids"]) < len(uncapped["trained_uids"])
+    assert matched["training"]["epochs"] > uncapped["training"]["epochs"]
+    capped = finetune.get_recipe("u-cap-steps", file)
+    plain = finetune.derive(capped, "u-cap", train={"steps": None})  # the cap alone: fewer steps
+    assert matched["defence"]["steps_rule"] == "uncapped" and uncapped["defence"]["steps_rule"] is None
+    n_capped = len(matched["trained_uids"])
+    assert plain.train["epochs"] * -(-n_capped // plain.train["batch_size"]) < matched["training"]["steps"]
 
 
 def test_clipping_and_dp_record_what_they_did_and_every_target_its_utility(defended, home):
@@ -441,13 +448,13 @@ def test_clipping_and_dp_record_what_they_did_and_every_target_its_utility(defen
     users = block["user_level"]
     assert users["max_trained_texts_per_user"] >= 1 and users["epsilon"] == pytest.approx(
         users["max_trained_texts_per_user"] * block["epsilon_spent"], rel=1e-3)
-    for rid in ("u-none", "u-cap", "u-cap-steps", "u-clip-sgd", "u-dp"):
+    for rid in ("u-none", "u-cap-steps", "u-clip-sgd", "u-dp"):
         manifest = finetune.read_manifest(f"ft/{rid}")
         utility = manifest["utility"]
         assert utility["heldout_texts"] == len(manifest["nonmember_uids"]) > 0
         assert utility["heldout_loss"] > 0 and utility["base_heldout_loss"] > 0 and utility["train_loss"] > 0
         split = suite.ensure(f"finetune/{rid}")
-        assert split.manifest["notes"]["utility"] == utility
+        assert split.manifest["utility"] == utility
     # a fine-tuned model learns its members: lower loss on them than on held-out texts
     none = finetune.read_manifest("ft/u-none")["utility"]
     assert none["train_loss"] < none["heldout_loss"]

@@ -192,7 +192,7 @@ def test_reference_attacks_find_the_members_and_record_their_cost(target, home):
     specs = ["lira:n_shadows=2", "lira:n_shadows=2,online=false", "rmia:n_shadows=2", "ez_mia", "loss"]
     records = {r["scorer"]["name"]: r for r in runner.run(target_id, split_id, specs, results_dir=home / "results",
                                                            progress=False)}
-    for name in ("lira(n_shadows=2)", "lira(n_shadows=2, online=False)", "rmia(n_shadows=2)", "ez_mia"):
+    for name in ("lira(n_shadows=2)", "lira(n_shadows=2,online=false)", "rmia(n_shadows=2)", "ez_mia"):
         record = records[name]
         assert record["metrics"]["auc"] > 0.5, (name, record["metrics"]["auc"])
         assert record["scorer"]["details"]["cost"]["wall_seconds"] >= 0

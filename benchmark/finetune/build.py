@@ -22,8 +22,8 @@ defences did and cost:
   group-privacy bound for a user's k trained texts), the optimizer and the steps rule.
 
 Both also go into the registry entry's ``recipe.built`` (so into every record's
-``provenance.recipe.built``) and into the split's manifest (``notes.utility`` and
-``notes.defence``).
+``provenance.recipe.built``) and into the split's manifest (``utility`` and
+``defence``).
 """
 
 from __future__ import annotations
