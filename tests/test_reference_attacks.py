@@ -17,10 +17,11 @@ from finetune_helpers import make_base, module_home, write_recipes
 from benchmark import finetune, runner, suite, targets
 from benchmark.attacks.ezmia import ez_score
 from benchmark.attacks.lira import lira_scores, logit_confidence
-from benchmark.attacks.rmia import rmia_scores
+from benchmark.attacks.rmia import rmia_scores, tune_offline_a
 from benchmark.errors import MembenchError
 from benchmark.finetune import pools
 from benchmark.finetune.build import shadow_keep
+from benchmark.results.naming import scorer_label
 from benchmark.suite.store import make_uid
 
 # -- transcriptions of the reference code ----------------------------------------------------------
@@ -150,6 +151,20 @@ def test_rmia_is_privacy_meters_run_rmia_and_a_hand_computation():
     assert online.tolist() == [0.5]
 
 
+def test_rmia_tunes_offline_a_on_a_paired_shadow():
+    # language-model signals are far below 1: only a = 1 (the references alone) separates members
+    rng = np.random.default_rng(7)
+    k, n, m = 4, 60, 40
+    keep = shadow_keep(n, k, seed=2)
+    difficulty = rng.uniform(0.001, 0.02, size=n)  # per text, how likely any model finds it
+    p_x = difficulty * np.exp(0.5 * keep + 0.05 * rng.normal(size=(k, n)))
+    p_z = rng.uniform(0.001, 0.02, size=m) * np.exp(0.05 * rng.normal(size=(k, m)))
+    a, aucs = tune_offline_a(p_x, keep, p_z)
+    assert a == 1.0 and aucs["1.0"] > 0.9 and aucs["0.0"] < aucs["1.0"] and len(aucs) == 11
+    with pytest.raises(MembenchError, match="n_shadows >= 4"):
+        tune_offline_a(p_x[:2], keep[:2], p_z[:2])
+
+
 def test_ez_score_is_the_reference_kernel():
     # the hand-computed case: errors at positions 1, 2, 4 (0 dropped as the first prediction)
     hit = np.array([True, False, False, True, False])
@@ -189,10 +204,11 @@ def target(home):
 
 def test_reference_attacks_find_the_members_and_record_their_cost(target, home):
     target_id, split_id = target
-    specs = ["lira:n_shadows=2", "lira:n_shadows=2,online=false", "rmia:n_shadows=2", "ez_mia", "loss"]
+    specs = ["lira:n_shadows=2", "lira:n_shadows=2,online=false", "rmia:n_shadows=2,offline_a=1", "ez_mia", "loss"]
     records = {r["scorer"]["name"]: r for r in runner.run(target_id, split_id, specs, results_dir=home / "results",
                                                            progress=False)}
-    for name in ("lira(n_shadows=2)", "lira(n_shadows=2,online=false)", "rmia(n_shadows=2)", "ez_mia"):
+    rmia = scorer_label("rmia", {"n_shadows": 2, "offline_a": 1.0})
+    for name in ("lira(n_shadows=2)", "lira(n_shadows=2,online=false)", rmia, "ez_mia"):
         record = records[name]
         assert record["metrics"]["auc"] > 0.5, (name, record["metrics"]["auc"])
         assert record["scorer"]["details"]["cost"]["wall_seconds"] >= 0
@@ -209,8 +225,9 @@ def test_reference_attacks_find_the_members_and_record_their_cost(target, home):
         assert shadow["trained"] == {make_uid(t) for t, inside in zip(texts, keep[k]) if inside}
         assert targets.get_target(shadow["target"]).extra["split"] is None  # no membership split of their own
     # every later record of the run reused them (built once)
-    assert records["rmia(n_shadows=2)"]["provenance"]["usage"]["shadows_built"] == 0
-    assert records["rmia(n_shadows=2)"]["scorer"]["details"]["population"] == 16
+    assert records[rmia]["provenance"]["usage"]["shadows_built"] == 0
+    assert records[rmia]["scorer"]["details"]["population"] == 16
+    assert records[rmia]["scorer"]["details"]["offline_a"] == 1.0
     ez = records["ez_mia"]["scorer"]["details"]
     assert ez["reference"] and ez["mean_error_zone_tokens"] > 2 and ez["cost"]["reference_forward_tokens"] > 0
 

@@ -17,13 +17,24 @@ Privacy Meter uses for LLMs (exp of the mean token log-probability).
     LR(x, z) = (p_target(x) / p(x)) / (p_target(z) / p(z))
     score(x) = fraction of z in Z with LR(x, z) > gamma          (higher = member)
 
-with a = ``offline_a`` (0.3, Privacy Meter's default; it can tune a on a paired model, which we
-do not) and gamma = ``gamma`` (1, as Privacy Meter). Difference from Privacy Meter's code: for
-the population it averages p_shadow(z) over all shadows, where its ``get_rmia_out_signals``
-keeps the larger half of them (it sorts the OUT signals in descending order and keeps as many as
-a text has OUT models); for the evaluated texts the two agree (each text is OUT in exactly half
-of the shadows, and those are all kept). One query per text; no augmentations. NaN for a text
-with no scored token. ``details`` records the shadows, the population size and the cost.
+with gamma = ``gamma`` (1, as Privacy Meter) and a = ``offline_a``. By default (``offline_a``
+unset) a is tuned as Privacy Meter's ``MIA.run_mia`` does when its config gives none
+(``tune_offline_a``): shadow 0 is attacked as a "paired" model of known membership, with the
+other shadows as its references, for a = 0, 0.1, ..., 1, and the a of the highest AUC (the first
+on ties) is used; with a given ``offline_a`` nothing is tuned. The tuning matters for language
+models: a sequence probability is far below 1 (exp of a mean log-probability of -5 is 0.007), so
+with a fixed a = 0.3 (Privacy Meter's fallback) the constant (1 - a)/2 dominates p(x) and RMIA
+orders texts as LOSS does.
+
+Differences from Privacy Meter's code: for the population it averages p_shadow(z) over all
+shadows, where its ``get_rmia_out_signals`` keeps the larger half of them (it sorts the OUT
+signals in descending order and keeps as many as a text has OUT models); for the evaluated texts
+the two agree (each text is OUT in exactly half of the shadows, and those are all kept). Its
+tuning uses one reference per text (converting an IN reference's signal to an OUT estimate) and
+the target's population signals; ours uses the paired shadow's own population signals and every
+OUT reference among the other shadows (so tuning needs ``n_shadows`` >= 4). One query per text;
+no augmentations. NaN for a text with no scored token. ``details`` records the shadows, the
+population size, a (and the paired AUC of each candidate a when tuned) and the cost.
 """
 
 from __future__ import annotations
@@ -69,6 +80,30 @@ def rmia_scores(p_target_x: np.ndarray, p_shadow_x: np.ndarray, keep_x: np.ndarr
     return scores
 
 
+def tune_offline_a(p_shadow_x: np.ndarray, keep_x: np.ndarray, p_shadow_z: np.ndarray, *, gamma: float = 1.0,
+                   grid=tuple(round(0.1 * i, 1) for i in range(11))) -> tuple[float, dict]:
+    """(a, {a: AUC}): RMIA run on shadow 0 (the paired model, membership ``keep_x[0]``) with the
+    other shadows as references, for each a of ``grid``; the a of the highest AUC, the first on
+    ties (Privacy Meter's ``tune_offline_a``, with the differences the module docstring names)."""
+    from sklearn.metrics import roc_auc_score
+
+    keep_x = np.asarray(keep_x, dtype=bool)
+    if keep_x.shape[0] < 4:
+        raise MembenchError("tuning RMIA's offline_a attacks one shadow with the others: it needs n_shadows >= 4",
+                            "use n_shadows=4 or more, or give offline_a")
+    labels = keep_x[0].astype(int)
+    aucs, best, best_auc = {}, 0.0, -1.0
+    for a in grid:
+        scores = rmia_scores(p_shadow_x[0], p_shadow_x[1:], keep_x[1:], p_shadow_z[0], p_shadow_z[1:],
+                             offline_a=a, gamma=gamma)
+        ok = np.isfinite(scores)
+        auc = float(roc_auc_score(labels[ok], scores[ok]))
+        aucs[str(a)] = round(auc, 6)
+        if auc > best_auc:
+            best, best_auc = float(a), auc
+    return best, aucs
+
+
 def sequence_probability(stats) -> np.ndarray:
     """p(x) = exp(mean token log-probability), per text (NaN with no scored token)."""
     return np.exp(mean_logprob(stats))
@@ -85,17 +120,17 @@ class RMIA(Scorer):
     requires = ("features", "logprobs", "reference")
     needs_pool = True
 
-    def __init__(self, n_shadows: int = 8, online: bool = False, offline_a: float = 0.3, gamma: float = 1.0,
+    def __init__(self, n_shadows: int = 8, online: bool = False, offline_a: float | None = None, gamma: float = 1.0,
                  max_population: int = 1000, seed: int = 0):
         if n_shadows < 2 or n_shadows % 2:
             raise ValueError(f"n_shadows must be an even number >= 2, got {n_shadows}")
-        if not 0 <= offline_a <= 1:
+        if offline_a is not None and not 0 <= offline_a <= 1:
             raise ValueError(f"offline_a must be in [0, 1], got {offline_a}")
         if gamma <= 0 or max_population < 1:
             raise ValueError("gamma must be > 0 and max_population >= 1")
         self.n_shadows = int(n_shadows)
         self.online = bool(online)
-        self.offline_a = float(offline_a)
+        self.offline_a = None if offline_a is None else float(offline_a)
         self.gamma = float(gamma)
         self.max_population = int(max_population)
         self.seed = int(seed)
@@ -123,15 +158,21 @@ class RMIA(Scorer):
         stats_x, keep = access.shadow_stats(texts, texts, self.n_shadows, seed=self.seed)
         stats_z, _ = access.shadow_stats(texts, population, self.n_shadows, seed=self.seed)
         p_target_z = sequence_probability(access.logprobs(population))
-        out = rmia_scores(sequence_probability(inputs.features), np.stack([sequence_probability(s) for s in stats_x]),
-                          keep, p_target_z, np.stack([sequence_probability(s) for s in stats_z]),
-                          offline_a=self.offline_a, gamma=self.gamma, online=self.online)
+        p_shadow_x = np.stack([sequence_probability(s) for s in stats_x])
+        p_shadow_z = np.stack([sequence_probability(s) for s in stats_z])
+        a, tuning = self.offline_a, None
+        if a is None and not self.online:
+            a, tuning = tune_offline_a(p_shadow_x, keep, p_shadow_z, gamma=self.gamma)
+        out = rmia_scores(sequence_probability(inputs.features), p_shadow_x, keep, p_target_z, p_shadow_z,
+                          offline_a=0.0 if a is None else a, gamma=self.gamma, online=self.online)
         usage = getattr(access, "usage", {})
         self.details = {
             "variant": "online" if self.online else "offline",
             "signal": "exp(mean token log-probability)",
             "shadows": list(getattr(access, "shadow_targets", [])),
             "population": len(population),
+            "offline_a": None if self.online else a,
+            "offline_a_tuning": tuning,
             "cost": {key: usage.get(key) for key in ("shadows_built", "shadows_reused", "shadow_training_steps",
                                                        "shadow_training_tokens", "shadow_training_seconds",
                                                        "shadow_forward_tokens", "target_forward_tokens")}
