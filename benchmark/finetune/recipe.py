@@ -9,16 +9,20 @@ Kinds:
 
 - ``finetune``: fine-tune ``base`` (a registry target or a local model directory) on the
   members of a text ``pool``, assigned per sample or per user;
-- ``generated``: the base first generates texts from prompts drawn from ``pool`` (plain
-  continuation or a self-instruct template), then is fine-tuned on the generated members;
-  ``membench finetune`` then compares base and fine-tuned model on the base's own
-  pretraining split (AUCs and PII extraction);
+- ``generated``: a generator (``generate.generator``; by default the base itself) first writes
+  texts from prompts drawn from ``pool`` (plain continuation or a self-instruct template), then
+  the base is fine-tuned on the generated members; ``membench finetune`` then compares base and
+  fine-tuned model on the base's own pretraining split (AUCs, PII prefix reconstruction and
+  template extraction);
 - ``pretrain``: train a small model and its tokenizer from scratch on the members (the demo
   target's trainer), optionally with synthetic PII planted in a recorded set of texts: the
   offline bases of the demo recipes.
 
 ``extends: <recipe id>`` copies another entry and overrides the fields given (blocks are
-merged key by key), so a defence variant is a few lines.
+merged key by key), so a defence variant is a few lines. The defences: ``per_user_cap``,
+``clip`` (batch or per example, no noise), ``early_stopping``, and ``dp`` (DP-SGD through Opacus
+with a stated epsilon and delta); with ``train.optimizer`` (AdamW or SGD) and ``train.steps``
+(a number, or ``uncapped`` for a cap variant trained as long as the uncapped recipe).
 """
 
 from __future__ import annotations
