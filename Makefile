@@ -10,7 +10,7 @@ export MEMBENCH_HOME ?= $(CURDIR)/.membench
 # retrying unreachable hosts (run `membench` directly, without this, for Hub work).
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install clean leaderboard serve leaderboard-results finetune-results attack-results bench-site submissions bench
+.PHONY: demo test test-fast install clean leaderboard serve leaderboard-results finetune-results attack-results bench-site submissions bench
 
 install: $(STAMP)
 
@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/membench demo
 
+# Everything; the demo targets the slow tests need are built once first (tests/conftest.py).
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The edit-test loop: every test that needs no trained demo target.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 # The leaderboard from the published results in leaderboard_site/results/ (into leaderboard_site/build/).
 PUBLISHED := leaderboard_site/results
@@ -89,6 +94,7 @@ attack-results: $(STAMP)
 	  $(VENV)/bin/membench run --target ft/$$r --split finetune/$$r --results-dir $(PUBLISHED) \
 	    --scorer user_inference --scorer loss || exit 1; \
 	done
+	$(VENV)/bin/membench results validate $(PUBLISHED)
 
 # Evaluate every example in submissions/ in the sandbox on the demo track and publish the
 # results (after leaderboard-results, which writes the blind baseline they are compared with).
@@ -97,6 +103,7 @@ submissions: $(STAMP)
 	  $(VENV)/bin/membench evaluate $$d --split demo/pydoc --target demo/neox-tiny --results-dir $(PUBLISHED) || exit 1; \
 	done
 	$(VENV)/bin/membench calibration derive demo/pydoc --results-dir $(PUBLISHED)
+	$(VENV)/bin/membench results validate $(PUBLISHED)
 	$(VENV)/bin/membench leaderboard build --results $(PUBLISHED)
 
 # Harness throughput and speed-up over a per-sample batch-size-1 loop (figures in BENCHMARKS.md):

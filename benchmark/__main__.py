@@ -1,5 +1,7 @@
-"""``python -m benchmark``: the `membench` program."""
+"""``python -m benchmark``: the `membench` command line."""
 
-from .program import entry
+import sys
 
-entry()
+from .cli import main
+
+sys.exit(main())

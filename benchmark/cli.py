@@ -10,19 +10,19 @@ shows its default (``_Formatter``).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 
-from . import __version__
+from . import __version__, profiling
+from .commands import (bench, calibration, cards, demo, diagnose, evaluate, finetune, grid, leaderboard, results,
+                       run, serve, suite, targets, tokens, validate, worker)
 from .errors import MembenchError
-from .exiting import exit_now
 
 # In the order of the pipeline: data, scoring, diagnostics, publishing, submissions.
 COMMANDS = (
-    "demo", "suite", "targets", "finetune", "run", "calibration", "grid", "bench", "diagnose", "cards",
-    "results", "leaderboard", "serve", "validate", "evaluate", "worker", "tokens", "engine",
+    demo, suite, targets, finetune, run, calibration, grid, bench, diagnose, cards,
+    results, leaderboard, serve, validate, evaluate, worker, tokens,
 )
 
 _FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
@@ -86,12 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="membench",
         description="Benchmark membership-inference attacks on language models.",
+        allow_abbrev=False,  # a command's own option (`bench --profile`) is never taken for a prefix of these
     )
     parser.add_argument("--version", action="version", version=f"membench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    # `membench bench --profile` runs commands with these (profiling.run_profiled): not for users
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-launched", type=float, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
-        importlib.import_module(f".commands.{name}", __package__).register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 
@@ -106,6 +110,14 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.profile_to:
+        return profiling.profiled(lambda: _run(args), args.profile_to, args.profile_launched,
+                                  sys.argv[1:] if argv is None else list(argv))
+    return _run(args)
+
+
+def _run(args) -> int:
+    """The command's exit status; an input error is one line (or one JSON object), exit 2."""
     as_json = bool(getattr(args, "json", False))
     try:
         return int(args.func(args) or 0)
@@ -115,5 +127,5 @@ def main(argv=None) -> int:
         return _error("interrupted", "what was cached is kept and will be reused", 130, as_json)
 
 
-if __name__ == "__main__":  # the commands in this process (`membench` itself is benchmark.program)
-    exit_now(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import attacks, suite
-from .attacks.budget import FitBudget, FitMeter
+from .attacks.fit_budget import FitBudget, FitMeter
 from .errors import MembenchError
 from .results.recompute import operating_point_rates
 

@@ -10,7 +10,7 @@ For a scorer that declares ``groups`` the harness (never the scorer) picks the r
 
 Each row comes with its group (``ScoringInput.groups``) and the target's token statistics of
 its text (computed here for attacker-held rows, counted in the record's usage). The scorer
-returns one score per group (``attacks.groups.group_scores`` checks it); labels are those of
+returns one score per group (``api.group_scores`` checks it); labels are those of
 ``group_labels.parquet`` (one per group), read here after scoring and used for metrics alone.
 A wrong output, or a split without groups, is one line before the run writes anything.
 """
@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from . import attacks, features
-from .attacks.groups import group_scores
+from .api import group_scores
 from .errors import MembenchError
 from .hashing import sha256_json
-from .suite import groups as split_groups
+from .suite import user_level as split_groups
 
 def needs_groups(scorer) -> bool:
     return "groups" in getattr(scorer, "requires", ())
@@ -91,7 +91,7 @@ def per_user_view(split, ids: list[str], labels, scores, base_loss: dict | None)
 
 def outcome(split, table, which: str, output, scorer_name: str, feature_tokens: int = 0,
             base_loss: dict | None = None) -> GroupOutcome:
-    """Check a group scorer's ``output`` (``attacks.groups.group_scores``) and pair it with the
+    """Check a group scorer's ``output`` (``api.group_scores``) and pair it with the
     groups' labels (read here, after scoring); ``base_loss`` feeds the per-user view."""
     groups = table["group"].tolist()
     ids = sorted(set(groups))

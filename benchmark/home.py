@@ -90,19 +90,6 @@ def scratch_dir(*parts: str) -> Path:
     return subdir("scratch", *parts)
 
 
-def engine_dir() -> Path:
-    """The warm engine's socket, pid, lock and log files (``benchmark.engine``); mode 0700."""
-    path = subdir("engine")
-    path.chmod(0o700)
-    return path
-
-
-def engine_socket() -> Path:
-    """The warm engine's socket in ``engine_dir()``, found without creating that folder (every
-    `membench run` looks for it)."""
-    return home().joinpath("engine", "engine.sock")
-
-
 def cache_dir(name: str) -> Path:
     """Small derived caches (e.g. DC-PDD's token-frequency tables under ``freq``)."""
     return subdir(name)

@@ -157,7 +157,7 @@ def make_scorers(specs) -> list:
 
 def result_name(scorer, params: dict) -> str:
     """The scorer's name in result files: its name plus canonical non-default parameters."""
-    return results.scorer_label(scorer.name, type(scorer).canonical_params(params))
+    return results.scorer_label(scorer.name, attacks.canonical_params(type(scorer), params))
 
 
 def default_scorer_set(pool_available: bool, reference: str | None) -> tuple[list[str], list[dict]]:

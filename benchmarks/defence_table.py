@@ -9,7 +9,7 @@ what the defence was and did (optimizer, steps taken, the clipped fraction, the 
 and what it cost (held-out loss; the base's held-out loss for comparison). Also, per variant, the
 Pearson correlation of its LOSS scores (and of its user-inference scores) with the undefended
 recipe's, over the texts (users) both splits hold: how much the defence changed what the attack
-sees. Prints a Markdown table (or JSON).
+sees. Prints a Markdown table (or JSON); an interval's width is printed after it.
 """
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ def _scores(record: dict, path: Path) -> pd.Series:
 
 
 def _auc(record: dict | None) -> str:
+    """AUC [95% interval] (the interval's width), or '-' without a record."""
     if record is None:
         return "-"
     m = record["metrics"]
-    return f"{m['auc']:.3f} [{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}]"
+    low, high = m["auc_ci95"]
+    return f"{m['auc']:.3f} [{low:.3f}, {high:.3f}] ({high - low:.2f})"
 
 
 def _correlation(base: tuple | None, mine: tuple | None) -> float | None:
@@ -69,7 +71,7 @@ def rows(results: Path) -> list[dict]:
             "recipe": recipe, "defences": any_record["provenance"]["recipe"].get("defences"),
             "user_inference": _auc(got.get("user_inference", (None,))[0]), "loss": _auc(got.get("loss", (None,))[0]),
             "optimizer": defence.get("optimizer"), "steps": built.get("steps"),
-            "epsilon": dp.get("epsilon_spent"), "delta": dp.get("delta"),
+            "epsilon": dp.get("epsilon"), "epsilon_spent": dp.get("epsilon_spent"), "delta": dp.get("delta"),
             "clipped_fraction": clip.get("fraction_clipped"), "heldout_loss": utility.get("heldout_loss"),
             "base_heldout_loss": utility.get("base_heldout_loss"), "train_loss": utility.get("train_loss"),
             "loss_score_correlation": _correlation(baseline.get("loss"), got.get("loss")),
@@ -82,11 +84,12 @@ def markdown(table: list[dict]) -> str:
     def f(x, d=3):
         return "-" if x is None else f"{x:.{d}f}"
 
-    lines = ["| recipe | user inference AUC [95% CI] | LOSS AUC [95% CI] | optimizer | steps | epsilon (delta) "
+    lines = ["| recipe | user inference AUC [95% CI] (width) | LOSS AUC [95% CI] (width) | optimizer | steps "
+             "| epsilon stated, spent (delta) "
              "| clipped | held-out loss (base) | train loss | corr. with none: LOSS, user inf. |",
              "|---|---|---|---|---:|---|---:|---|---:|---|"]
     for r in table:
-        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f} ({r['delta']:g})"
+        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:g}, {r['epsilon_spent']:.3f} ({r['delta']:g})"
         lines.append(f"| `{r['recipe']}` | {r['user_inference']} | {r['loss']} | {r['optimizer'] or '-'} | "
                      f"{r['steps']} | {eps} | {f(r['clipped_fraction'])} | {f(r['heldout_loss'])} "
                      f"({f(r['base_heldout_loss'])}) | {f(r['train_loss'])} | {f(r['loss_score_correlation'])}, "

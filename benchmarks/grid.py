@@ -28,11 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # tiny_grid: test scaffolding
+
 SCORERS = ["loss", "zlib", "min_k:k=0.1"]
 
 
 def _home(root: Path, name: str):
-    from benchmark.grid.tiny import build_tiny_grid
+    from tiny_grid import build_tiny_grid
 
     os.environ["MEMBENCH_HOME"] = str(root / name)
     return build_tiny_grid()

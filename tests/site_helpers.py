@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmark import metrics
 from benchmark.results import write
-from benchmark.results.synthetic import synthetic_record
+from benchmark.results.gate import publish
+from synthetic_results import synthetic_record
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO / "leaderboard_site" / "results"
@@ -23,8 +25,9 @@ MODEL_FREE = "text_only_ratio"
 def make_results(root: Path, *, published: bool = False, xss: bool = True) -> Path:
     """Two splits and a control, three attacks on two Pythia sizes and two checkpoints, blind
     baselines, a diagnostics file, a model-free submission (no capability) and (with ``xss``)
-    a submitted scorer whose name and description hold a script tag. Records on pythia-1.4b
-    carry a counted parameter number; those on pythia-160m do not (older records)."""
+    a submitted scorer whose name and description hold a script tag, all through the publication
+    gate. Records on pythia-1.4b carry a counted parameter number; those on pythia-160m do not
+    (older records)."""
     root = Path(root)
     if published and PUBLISHED.is_dir():
         shutil.copytree(PUBLISHED, root, dirs_exist_ok=True)
@@ -62,7 +65,16 @@ def make_results(root: Path, *, published: bool = False, xss: bool = True) -> Pa
         "baselines": {"bag_of_words": {"auc": 0.985, "tpr_at_fpr": {"0.01": {"value": 0.6, "resolvable": True}}},
                       "date_detection": {"auc": 0.93}},
     }))
+    report = publish(root)
+    assert report.ok, [str(r) for r in report.rejected]
     return root
+
+
+@pytest.fixture()
+def local_home(tmp_path, monkeypatch):
+    """A MEMBENCH_HOME of the test's own (import this fixture into a test module)."""
+    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 def result_files(root: Path):
@@ -77,11 +89,12 @@ def materialize_local_split(split_id: str = "local/site-test", n: int = 160, see
 
     rng = np.random.default_rng(seed)
     spec = suite.register_split({
-        "id": split_id, "family": "local", "track": "pretraining", "domain": "test", "source": {"kind": "local"},
+        "id": split_id, "family": "local", "track": "pretraining", "domain": "test",
+        "source": {"kind": "written", "made_by": "tests/site_helpers.py"},
         "fields": {"text": "text", "label": "label"}, "valid_targets": ["*"], "label_meaning": "1 = member",
     }, replace=True)
     texts = [" ".join(f"w{rng.integers(1000)}" for _ in range(int(rng.integers(5, 200)))) + f" #{i}" for i in range(n)]
-    return materialize(spec, texts[: n // 2], texts[n // 2:], source={"kind": "local"})
+    return materialize(spec, texts[: n // 2], texts[n // 2:], source=dict(spec.source))
 
 
 def record_on_split(split, scorer: str, *, target: str = "pythia-160m", strength: float = 1.0, seed: int = 0,

@@ -11,8 +11,11 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
+from benchmark.results import write
+from benchmark.results.gate import publish
+from synthetic_results import synthetic_record
+from benchmark.server import create_app
 from benchmark.site import build_site, served_by
-from benchmark.site.app import create_app
 from site_helpers import MODEL_FREE, XSS, free_port, live_server, make_results, result_files
 
 N_RESULTS = 41
@@ -46,7 +49,7 @@ def test_results_endpoint_filters(client):
 def test_splits_and_diagnostics(client):
     splits = {s["id"]: s for s in client.get("/api/splits").json()}
     assert set(splits) == {"wikimia/32", "mimir/wikipedia_en/ngram_13_0.8", "control/wikimia_vs_wikimia24"}
-    assert splits["wikimia/32"]["verdict"] == "shifted" and splits["wikimia/32"]["best_blind_auc"] == 0.985
+    assert splits["wikimia/32"]["verdict"] == "shifted" and splits["wikimia/32"]["best_blind_auc"] == 0.98  # as published
     assert splits["control/wikimia_vs_wikimia24"]["track"] == "control"
     diag = client.get("/api/splits/wikimia/32/diagnostics")
     assert diag.status_code == 200 and diag.json()["verdict"] == "shifted"
@@ -56,12 +59,86 @@ def test_splits_and_diagnostics(client):
     assert unknown.status_code == 404 and "no results for split" in unknown.json()["detail"]
 
 
-def test_scorers_carry_hash_and_submission(client):
+@pytest.mark.parametrize("path", [
+    "/api/splits/../../../../etc/passwd/diagnostics",
+    "/api/splits/..%2F..%2F..%2Fetc%2Fpasswd/diagnostics",
+    "/api/splits/wikimia/32/../../wikimia/32/none/blind_bow/diagnostics",
+    "/api/splits/%2Fetc%2Fpasswd/diagnostics",
+    "/api/splits/wikimia/../_diagnostics/wikimia/32/diagnostics",
+])
+def test_a_split_id_in_a_path_is_resolved_against_known_splits_never_joined_onto_a_folder(client, folders, path):
+    """The diagnostics endpoint answers for the splits that have results only: a request path that
+    names a file of the results folder or of the host gets a 404 and none of its bytes."""
+    secret = folders[0] / "leak.json"
+    secret.write_text(json.dumps({"secret": "label oracle"}))
+    try:
+        r = client.get(path)
+        assert r.status_code == 404 and "secret" not in r.text and "root:" not in r.text
+        assert client.get(f"/api/splits/{folders[0]}/leak/diagnostics").status_code == 404
+    finally:
+        secret.unlink()
+
+
+def test_scorers_carry_hash_settings_and_submission(client):
     scorers = {s["name"]: s for s in client.get("/api/scorers").json()}
     assert {"loss", "zlib", "min_k", "blind_bow", XSS, MODEL_FREE} == set(scorers)
     assert scorers["loss"]["n_results"] == 12 and len(scorers["loss"]["code_sha256"][0]) == 64
     assert scorers["min_k"]["paper_name"] == "Min-K% Prob" and scorers[XSS]["paper_name"] == XSS
     assert scorers[XSS]["kind"] == "submission" and scorers[XSS]["submission"]["description"] == XSS
+    assert scorers["min_k"]["settings"] == [{"name": "Min-K% Prob", "setting": "", "page": "scorer/min_k.html",
+                                             "n_results": 12}]
+
+
+def test_unknown_query_parameters_are_a_400_naming_the_accepted_ones(client):
+    r = client.get("/api/results", params={"scorr": "loss"})
+    assert r.status_code == 400
+    assert "unknown query parameter(s) scorr" in r.json()["detail"] and "scorer" in r.json()["detail"]
+    assert client.get("/api/splits", params={"private": "1"}).status_code == 400
+    assert client.get("/api/health", params={"x": "1"}).status_code == 400
+    assert client.get("/api/results", params={"scorer": "loss", "unit": "sample"}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def settings_client(tmp_path_factory):
+    """Records of one scorer in several settings, on a whole split and on a calibration rest,
+    per sample and per group."""
+    root = tmp_path_factory.mktemp("settings")
+    for epochs in (None, 5):
+        rec, uids, scores = synthetic_record("synthetic/s", "pythia-160m", "mia_tuner" if epochs is None else
+                                             f"mia_tuner(epochs={epochs})", n=60, seed=epochs or 0)
+        rec["scorer"]["params"] = {} if epochs is None else {"epochs": epochs}
+        write(root, rec, uids, scores)
+    rec, uids, scores = synthetic_record("synthetic/s", "pythia-160m", "loss", n=60)
+    rec["evaluation_subset"] = {"name": "cal10", "excluded": "calibration", "n": 54, "n_calibration": 6,
+                                "calibration_sha256": "a" * 64, "rest_sha256": "b" * 64}
+    write(root, rec, uids, scores)
+    rec, uids, scores = synthetic_record("synthetic/s", "pythia-160m", "user_inference", n=40)
+    rec["kind"] = "group"
+    write(root, rec, uids, scores)
+    publish(root)
+    return TestClient(create_app(root / "no-site", root, include_submissions=False))
+
+
+def test_scorer_filter_matches_the_base_name_and_answers_with_the_setting(settings_client):
+    every = settings_client.get("/api/results", params={"scorer": "mia_tuner"}).json()
+    assert sorted((r["scorer"]["name"], r["leaderboard"]["name"], r["leaderboard"]["setting"]) for r in every) == [
+        ("mia_tuner", "MIA-Tuner", "default"), ("mia_tuner(epochs=5)", "MIA-Tuner (epochs=5)", "epochs=5")]
+    one = settings_client.get("/api/results", params={"scorer": "mia_tuner(epochs=5)"}).json()
+    assert [r["leaderboard"]["setting"] for r in one] == ["epochs=5"]
+    assert one[0]["leaderboard"]["page"] == "scorer/mia_tuner--epochs-5.html"
+
+
+def test_results_filter_by_subset_and_unit(settings_client):
+    rest = settings_client.get("/api/results", params={"subset": "cal10"}).json()
+    assert [(r["scorer"]["name"], r["leaderboard"]["evaluated_on"]) for r in rest] == [("loss", "cal10")]
+    whole = settings_client.get("/api/results", params={"subset": "whole"}).json()
+    assert len(whole) == 3 and all(r["leaderboard"]["evaluated_on"] == "whole" for r in whole)
+    groups = settings_client.get("/api/results", params={"unit": "group"}).json()
+    assert [(r["scorer"]["name"], r["leaderboard"]["unit"]) for r in groups] == [("user_inference", "group")]
+    assert len(settings_client.get("/api/results", params={"unit": "sample"}).json()) == 3
+    for param, value in (("subset", "cal11"), ("unit", "users")):
+        r = settings_client.get("/api/results", params={param: value})
+        assert r.status_code == 400 and f"unknown {param} '{value}'" in r.json()["detail"]
 
 
 def test_openapi_docs_schema_and_site(client):
@@ -71,6 +148,7 @@ def test_openapi_docs_schema_and_site(client):
     assert {"SplitSummary", "ScorerSummary", "RejectedFile"} <= set(spec["components"]["schemas"])
     assert client.get("/docs").status_code == 200
     assert client.get("/api/schema").json()["properties"]["schema"]["const"] == "membench-result-v1"
+    assert client.get("/scorers.html").status_code == 200
     index = client.get("/")
     assert index.status_code == 200 and "membench leaderboard" in index.text
     assert client.get("/split/wikimia-32.html").status_code == 200

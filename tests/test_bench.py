@@ -86,18 +86,3 @@ def test_bench_profile_times_the_phases_of_cold_and_warm_runs(tiny_demo_home, ca
     assert cold["imported"]["torch"] and not single["imported"]["torch"] and not single["imported"]["transformers"]
     assert set(r["scorer_seconds_per_2000_texts"]) == {"loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd", "reference"}
     assert r["warm_single_over_help"] > 0 and len(r["load_average"]) == 3
-
-
-def test_bench_profile_through_the_engine(tiny_demo_home, capsys):
-    """--engine: the same cold run and a warm single-scorer run handed to an engine started
-    for the measurement (and stopped after): both forward passes ran in the engine's child."""
-    from benchmark.cli import main
-
-    assert main(["bench", "--profile", "--engine", "--repeat", "1", "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)
-    cold, single = r["cold_engine"], r["warm_single_engine"]
-    forward = {row["model"] for row in cold["phases"] if row["phase"] == "forward" and row["seconds"] > 0}
-    assert forward == {"demo/neox-tiny", "demo/neox-tiny-ref"}
-    assert not any(row["phase"] == "forward" for row in single["phases"])
-    assert 0 < cold["non_forward_share"] < 1 and r["warm_single_engine_over_help"] > 0
-    assert not (tiny_demo_home / "engine" / "engine.sock").exists()  # the engine it started is stopped

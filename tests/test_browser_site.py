@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.server import create_app
 from benchmark.site import build_site
 from site_helpers import XSS, live_server, make_results
 
@@ -136,6 +137,41 @@ def test_overview_figure_tabs_tables_split_page_scorer_page_and_offline_docs(tmp
         assert _overflowing_tables(driver) == []
         driver.save_screenshot(str(ARTIFACTS / "split.png"))
 
+        # values papers reported: a column beside the AUC; reported-only rows after the ranked ones,
+        # sorted among themselves, filtered with them; each links its row on the paper's page
+        split_url = driver.current_url
+        driver.get((report.out_dir / "split" / "wikimia-32.html").as_uri())
+        tid = "split-wikimia-32"
+        heads = [h.text.strip() for h in driver.find_elements(By.CSS_SELECTOR, f"#{tid} thead th")]
+        at = heads.index("reported")
+        assert heads[at - 1].startswith("AUC")
+        only = f"#{tid} tbody.reported-only tr"
+        assert len(driver.find_elements(By.CSS_SELECTOR, only)) > 10
+        bodies = "return Array.from(document.querySelectorAll('#%s tbody tr')).map(function (r) { return r.parentNode.className; });" % tid
+        order = ["pinned", "ranked", "reported-only"]
+        for _ in range(2):  # ascending, then descending
+            driver.find_element(By.CSS_SELECTOR, f"#{tid} thead th:nth-child({at + 1}) button").click()
+            kinds = driver.execute_script(bodies)
+            assert kinds == sorted(kinds, key=order.index) and kinds[-1] == "reported-only"
+            values = [float(r.find_elements(By.TAG_NAME, "td")[at].get_attribute("data-sort"))
+                      for r in driver.find_elements(By.CSS_SELECTOR, only)]
+            ascending = driver.find_element(By.CSS_SELECTOR, f"#{tid} thead th:nth-child({at + 1})").get_attribute("aria-sort") == "ascending"
+            assert values == sorted(values, reverse=not ascending)
+        assert all("reported only" in r.text for r in driver.find_elements(By.CSS_SELECTOR, only))
+        driver.find_element(By.CSS_SELECTOR, f'input.filter[data-table="{tid}"]').send_keys("LLaMA-13B")
+        shown = [r for r in driver.find_elements(By.CSS_SELECTOR, f"#{tid} tbody tr") if r.is_displayed()]
+        assert shown and all("LLaMA-13B" in r.text for r in shown if "blind" not in (r.get_attribute("class") or ""))
+        assert _overflowing_tables(driver) == []
+        link = next(a for a in driver.find_elements(By.CSS_SELECTOR, f"{only} .reported-value a") if a.is_displayed())
+        anchor = link.get_attribute("href").split("#", 1)[1]
+        link.click()
+        assert "/paper/zhang2025minkpp.html" in driver.current_url
+        assert driver.find_element(By.ID, anchor).is_displayed()
+        assert "reported only" in driver.find_element(By.ID, "status").text
+        assert _overflowing_tables(driver) == []
+        driver.save_screenshot(str(ARTIFACTS / "paper.png"))
+        driver.get(split_url)
+
         # a scorer page: paper name, definition from the docstring, ROC curves linear and log-log
         driver.find_element(By.CSS_SELECTOR, "#results tbody.ranked td:first-child a:not(.permalink)").click()
         assert "/scorer/" in driver.current_url
@@ -148,8 +184,6 @@ def test_overview_figure_tabs_tables_split_page_scorer_page_and_offline_docs(tmp
         assert _severe(driver) == []
 
         # /docs from a live server renders Swagger UI from local assets
-        from benchmark.site.app import create_app
-
         with live_server(create_app(report.out_dir, results, include_submissions=False)) as base:
             driver.get(f"{base}/docs")
             WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
@@ -162,5 +196,5 @@ def test_overview_figure_tabs_tables_split_page_scorer_page_and_offline_docs(tmp
         driver.quit()
         shutil.rmtree(tmp_path / "profile", ignore_errors=True)
     assert logs == []
-    for name in ("overview.png", "split.png", "scorer.png", "docs.png"):
+    for name in ("overview.png", "split.png", "paper.png", "scorer.png", "docs.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

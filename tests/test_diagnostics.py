@@ -306,6 +306,7 @@ def test_demo_split_is_clean_and_its_blind_results_are_written(tmp_path, monkeyp
     assert (tmp_path / "home-diagnostics" / "demo" / "pydoc.json").exists()
 
 
+@pytest.mark.slow
 def test_control_split_run_reports_shift_sensitivity(tmp_path, monkeypatch):
     from benchmark import suite, targets
     from benchmark.runner import run

@@ -1,4 +1,4 @@
-"""The feature engine: sharded cache with resume, hash-checked shards, OOM halving."""
+"""The feature pass: sharded cache with resume, hash-checked shards, OOM halving."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark import features
-from benchmark.features import cache, engine
+from benchmark.features import cache, forward
 
 TEXTS = [f"sample {i} " + "word " * (i % 13) + "end" for i in range(23)] + ["x"]
 
@@ -151,10 +151,10 @@ def test_statistics_are_fp32_from_bf16_weights(tiny_neox):
 
 
 def test_statistics_do_not_depend_on_the_chunk_size(tiny_neox, monkeypatch):
-    monkeypatch.setattr(engine, "STATS_CHUNK_TOKENS", 16)  # forces many chunks
+    monkeypatch.setattr(forward, "STATS_CHUNK_TOKENS", 16)  # forces many chunks
     seqs = [[1 + (i * j) % 90 for j in range(20)] for i in range(1, 7)]
     a = features.compute(tiny_neox, seqs, pad_id=0)
-    monkeypatch.setattr(engine, "STATS_CHUNK_TOKENS", 100_000)
+    monkeypatch.setattr(forward, "STATS_CHUNK_TOKENS", 100_000)
     b = features.compute(tiny_neox, seqs, pad_id=0)
     np.testing.assert_allclose(a.values["sigma"], b.values["sigma"], atol=1e-6)
 
@@ -177,7 +177,7 @@ def test_chunked_head_gives_the_models_own_logits(tiny_neox):
     import torch
     from transformers import OPTConfig, OPTForCausalLM
 
-    from benchmark.features import engine
+    from benchmark.features import forward
 
     torch.manual_seed(0)
     opt = OPTForCausalLM(OPTConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
@@ -186,13 +186,13 @@ def test_chunked_head_gives_the_models_own_logits(tiny_neox):
     ids = torch.tensor([[5, 17, 3, 42, 8, 8, 1], [9, 2, 60, 7, 0, 0, 0]])
     mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
     for model in (tiny_neox, opt):
-        trunk, head = engine.trunk_and_head(model)
+        trunk, head = forward.trunk_and_head(model)
         with torch.no_grad():
             full = model(input_ids=ids, attention_mask=mask).logits
             chunked = head(trunk(input_ids=ids, attention_mask=mask).last_hidden_state)
         torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-5)
-        fast = engine.batch_stats(model, ids, mask)
-        slow = engine.batch_stats(_OOMAbove(model, rows=99), ids, mask)  # no config: full logits
+        fast = forward.batch_stats(model, ids, mask)
+        slow = forward.batch_stats(_OOMAbove(model, rows=99), ids, mask)  # no config: full logits
         for a, b in zip(fast, slow):
             for name in ("logprob", "mu", "sigma"):
                 np.testing.assert_allclose(a[name], b[name], atol=1e-5)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from finetune_helpers import module_home
 
+from benchmark.results.gate import publish, validate_dir
 from benchmark import finetune, results, suite, targets
 from benchmark.finetune import pii, pools
 from benchmark.generated_data import finetune_and_compare
@@ -67,7 +68,7 @@ def test_generated_recipe_reports_both_aucs_their_difference_and_pii(generated):
             assert block["n_items"] > 0 and 0 <= block["rate"] <= 1
             # template extraction targets the contacts (e-mail, phone), one per planted person
             assert 0 < template[side]["n_items"] == block["n_items"] - block["by_kind"]["name"]["n_items"]
-    scan = results.validate_dir(res)
+    scan = validate_dir(res)
     assert scan.ok, [str(r) for r in scan.rejected]
     by_target = {}
     for _, record in scan.records:
@@ -149,6 +150,7 @@ def test_site_shows_the_track_the_recipe_and_the_comparison(generated, tmp_path)
     from benchmark.site import build_site
 
     out, res = generated
+    publish(res)  # the publication gate, which the site reads
     report = build_site(res, tmp_path / "site")
     assert not report.rejected
     page = (tmp_path / "site" / "finetune.html").read_text()

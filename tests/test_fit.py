@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from fit_helpers import SPLIT, TARGET, TEST_SCORERS, Spy, make_env
 
+from benchmark.results.gate import validate_dir
 from benchmark import results, suite
-from benchmark.attacks.base import _SCORERS, register
+from benchmark.attacks.registry import register, unregister
 from benchmark.cli import main
 from benchmark.runner import run
 
@@ -29,7 +30,7 @@ def env(tmp_path_factory):
             yield env
         finally:
             for cls in TEST_SCORERS:
-                _SCORERS.pop(cls.name, None)
+                unregister(cls.name)
 
 
 def _run(env, scorers, out, *, target="chat", **kw):
@@ -69,7 +70,7 @@ def test_fit_sees_calibration_rows_and_labels_only_and_score_the_rest_only(env, 
     assert loss_rest["evaluation_subset"]["rest_sha256"] == spy["evaluation_subset"]["rest_sha256"]
     assert loss_rest["evaluation_subset"]["derived_from"]["per_sample_sha256"] == \
         results.read(results.record_path(out, SPLIT, TARGET, "loss"))["per_sample"]["sha256"]
-    scan = results.validate_dir(out)
+    scan = validate_dir(out)
     assert scan.ok and len(scan.recomputed) == len(scan.records) == 3
 
 
@@ -145,7 +146,7 @@ def test_mia_tuner_trains_within_its_budget_on_a_tiny_target(env, tmp_path):
     # zlib is also recomputed on the same 20% the tuner was scored on
     zlib_rest = results.read(results.record_path(tmp_path / "r", SPLIT, TARGET, "zlib", subset="cal80"))
     assert zlib_rest["evaluation_subset"]["rest_sha256"] == tuner["evaluation_subset"]["rest_sha256"]
-    assert results.validate_dir(tmp_path / "r").ok
+    assert validate_dir(tmp_path / "r").ok
 
 
 def test_aligned_mia_tuner_scores_a_probability_of_yes(env, tmp_path):
@@ -197,13 +198,13 @@ def test_threshold_calibration_reports_its_operating_point_on_the_rest(env, tmp_
     t = point["base_threshold"]
     assert ((cal_scores >= t)[cal_y == 0]).mean() <= 0.2
     assert ((cal_scores >= t)[cal_y == 1]).mean() == pytest.approx(point["calibration"]["tpr"])
-    assert results.validate_dir(out).ok
+    assert validate_dir(out).ok
 
 
 def test_records_on_a_rest_are_checked_against_the_subset(env, tmp_path):
     out = tmp_path / "r"
     _run(env, ["test_fit_spy", "loss"], out, calibration="cal10")
-    assert results.validate_dir(out).ok
+    assert validate_dir(out).ok
     path = results.record_path(out, SPLIT, TARGET, "loss", subset="cal10")
     record = json.loads(path.read_text())
     # a calibration sample slipped into the evaluated rows is refused, naming the field
@@ -217,14 +218,14 @@ def test_records_on_a_rest_are_checked_against_the_subset(env, tmp_path):
 
     record["per_sample"]["sha256"] = sha256_file(per_sample)
     path.write_text(json.dumps(record))
-    scan = results.validate_dir(out)
+    scan = validate_dir(out)
     (refused,) = scan.rejected
     assert refused.field == "per_sample.file" and "calibration sample" in refused.message
     # a record claiming another subset definition is refused too
     record = json.loads(path.read_text())
     record["evaluation_subset"]["calibration_sha256"] = "0" * 64
     path.write_text(json.dumps(record))
-    assert results.validate_dir(out).rejected[0].field == "evaluation_subset.calibration_sha256"
+    assert validate_dir(out).rejected[0].field == "evaluation_subset.calibration_sha256"
 
 
 def test_a_run_keeps_records_on_a_rest_up_to_date_and_derive_adds_them(env, tmp_path, capsys):
@@ -237,7 +238,7 @@ def test_a_run_keeps_records_on_a_rest_up_to_date_and_derive_adds_them(env, tmp_
     assert main(["calibration", "derive", SPLIT, "--results-dir", str(out), "--json"]) == 0
     written = json.loads(capsys.readouterr().out)["written"]["cal80"]
     assert len(written) == 2 and results.record_path(out, SPLIT, TARGET, "loss", subset="cal80").is_file()
-    assert results.validate_dir(out).ok
+    assert validate_dir(out).ok
 
 
 def test_soft_prompt_training_follows_the_exact_gradient_of_the_objective(env):
@@ -246,7 +247,7 @@ def test_soft_prompt_training_follows_the_exact_gradient_of_the_objective(env):
     import torch
 
     from benchmark import attacks, targets
-    from benchmark.attacks.budget import FitBudget, FitMeter
+    from benchmark.attacks.fit_budget import FitBudget, FitMeter
     from benchmark.attacks.mia_tuner import unaligned_objective
 
     target = targets.load_target(str(env["chat"]))

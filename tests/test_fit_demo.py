@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmark.results.gate import validate_dir
 from benchmark import attacks, results, suite, targets
 from benchmark.runner import run
 
@@ -32,4 +33,4 @@ def test_mia_tuner_trains_within_its_budget_on_the_demo_target(tmp_path):
     assert loss["counts"]["n_samples"] == len(subset.calibration) + len(subset.rest)
     on_rest = results.read(results.record_path(tmp_path, targets.DEMO_SPLIT, "demo/neox-tiny", "loss", subset="cal80"))
     assert on_rest["evaluation_subset"]["rest_sha256"] == tuner["evaluation_subset"]["rest_sha256"]
-    assert results.validate_dir(tmp_path).ok
+    assert validate_dir(tmp_path).ok

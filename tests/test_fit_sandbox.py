@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fit_helpers import SPLIT, make_env
 
+from benchmark.results.gate import validate_dir
 from benchmark import results, suite
 from benchmark.cli import main
 from benchmark.runner import run
@@ -27,7 +28,7 @@ capabilities: {caps}
 
 SPY = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class Spy(Scorer):
     name = "{name}"
@@ -47,7 +48,7 @@ class Spy(Scorer):
 
 PEEK = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class Peek(Scorer):
     name = "fit_peek"
@@ -100,7 +101,7 @@ def test_a_submission_fits_in_the_jail_on_calibration_labels_only(env, tmp_path,
     # loss is recomputed on the same rest, beside it
     loss_rest = results.read(results.record_path(out, SPLIT, record["target"]["id"], "loss", subset="cal80"))
     assert loss_rest["evaluation_subset"]["rest_sha256"] == record["evaluation_subset"]["rest_sha256"]
-    assert results.validate_dir(out).ok
+    assert validate_dir(out).ok
 
 
 def test_validate_runs_fit_in_the_jail(env, tmp_path, capsys):

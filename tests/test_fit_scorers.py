@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from benchmark.attacks import CalibrationLabels, FitBudget, FitMeter, ScoringInput, specs
-from benchmark.attacks.base import DeniedAccess
-from benchmark.attacks.budget import BudgetExceeded
+from benchmark.api import DeniedAccess
+from benchmark.attacks.fit_budget import BudgetExceeded
 from benchmark.attacks.calibrated import choose_threshold
 from benchmark.attacks.con_recall import GAMMAS, ConReCaLL
 from benchmark.errors import MembenchError

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from benchmark import features
-from benchmark.features import budget as budget_mod
-from benchmark.features.budget import TokenBudget
+from benchmark.features import batching as budget_mod
+from benchmark.features.batching import TokenBudget
 from benchmark.features.throughput import device_peak, matmul_parameters, mfu
 
 
@@ -57,7 +57,7 @@ def test_budget_halves_on_out_of_memory_and_never_grows_past_a_failure():
     probe.batch = 4_000
     b.after_batch(4_000)  # memory says 8,500 would fit, but 8,000 failed: stay under the ceiling
     assert b.tokens == 4_000
-    from benchmark.features.engine import next_batch
+    from benchmark.features.forward import next_batch
 
     assert len(next_batch(list(range(50)), 0, [100] * 50, b.tokens, b.max_rows)) == 8  # 40 by tokens, 8 by the cap
 
@@ -84,13 +84,13 @@ def test_an_adaptive_budget_changes_batches_but_not_scores(tiny_neox, monkeypatc
     seqs = [rng.integers(1, 97, size=int(n)).tolist() for n in rng.integers(2, 60, size=40)]
     fixed = features.compute(tiny_neox, seqs, pad_id=0, batch_tokens=60)
     probe = FakeProbe(free=50_000_000, per_token=2_000)
-    real = features.engine.batch_stats
+    real = features.forward.batch_stats
 
     def sized(model, ids, mask, *a, **k):
         probe.batch = int(ids.numel())
         return real(model, ids, mask, *a, **k)
 
-    monkeypatch.setattr(features.engine, "batch_stats", sized)
+    monkeypatch.setattr(features.forward, "batch_stats", sized)
     adaptive_budget = TokenBudget(60, probe)
     counter: dict = {}
     adaptive = features.compute(tiny_neox, seqs, pad_id=0, budget=adaptive_budget, counter=counter)

@@ -20,10 +20,11 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from benchmark import results, runner  # noqa: E402
+from benchmark.results.gate import validate_dir  # noqa: E402
 from benchmark.cli import main  # noqa: E402
 from benchmark.grid import FAULT_ENV, finished_records, plan_grid, run_grid  # noqa: E402
 from benchmark.grid.plan import match_targets  # noqa: E402
-from benchmark.grid.tiny import build_tiny_grid  # noqa: E402
+from tiny_grid import build_tiny_grid  # noqa: E402
 
 SCORERS = ["loss", "zlib", "min_k:k=0.1"]
 
@@ -81,7 +82,7 @@ def test_killed_job_alone_is_retried_and_the_grid_completes(killed_run):
     # killed mid-run: the first attempt had cached the features, so the retry ran no forward pass
     assert jobs[victim]["forward_tokens"] == 0
     assert all(j["forward_tokens"] > 0 for k, j in jobs.items() if k != victim)
-    scan = results.validate_dir(out)
+    scan = validate_dir(out)
     assert scan.ok and len(scan.records) == 4 * len(SCORERS)
 
 

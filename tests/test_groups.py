@@ -15,8 +15,9 @@ from finetune_helpers import module_home
 from submission_helpers import write_submission
 from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
+from benchmark.results.gate import publish, validate_dir
 from benchmark import attacks, finetune, metrics, results, runner, suite
-from benchmark.attacks.groups import group_scores
+from benchmark.api import group_scores
 from benchmark.errors import MembenchError
 
 home = module_home("groups-home")
@@ -77,7 +78,7 @@ def test_user_inference_beats_chance_over_users_from_attacker_samples_only(user_
     path = results.record_path(home / "results", "finetune/users", "ft/users", "user_inference", unit="group")
     assert path.name.startswith("user_inference.groups-") and path.exists()
     scores = results.read_scores(path)
-    labels = suite.groups.labels(split)
+    labels = suite.user_level.labels(split)
     assert sorted(scores.index) == sorted(labels.index)
     assert record["metrics"]["auc"] == pytest.approx(metrics.auc(labels.reindex(scores.index), scores.to_numpy()))
     assert records[1]["scorer"]["name"] == "loss" and "kind" not in records[1]
@@ -101,7 +102,7 @@ def test_group_metrics_count_groups_and_mark_unresolvable():
 
 
 def test_group_records_validate_recompute_and_reach_the_site_and_api(user_records, home, tmp_path):
-    scan = results.validate_dir(home / "results")
+    scan = validate_dir(home / "results")
     assert scan.ok, [str(r) for r in scan.rejected]
     group_paths = [p for p, r in scan.records if r.get("kind") == "group"]
     assert group_paths and all(p in scan.recomputed for p in group_paths)
@@ -121,15 +122,16 @@ def test_group_records_validate_recompute_and_reach_the_site_and_api(user_record
     import json
 
     path.write_text(json.dumps(record))
-    scan = results.validate_dir(bad)
+    scan = validate_dir(bad)
     assert [r.field for r in scan.rejected] == ["per_sample.file"] and "lacks 1" in scan.rejected[0].message
     # site and API
     from fastapi.testclient import TestClient
 
+    from benchmark.server import create_app
     from benchmark.site import build_site
-    from benchmark.site.app import create_app
 
     out = tmp_path / "site"
+    publish(home / "results")  # the publication gate, which the site reads
     build_site(home / "results", out)
     page = (out / "scorer" / "user_inference.html").read_text()
     assert "14 / 14 groups" in page and "finetune/users" in page
@@ -170,9 +172,9 @@ class BadGroups(attacks.Scorer):
                                           ("extra", "not among its inputs' groups"), ("nan", "non-finite")])
 def test_wrong_group_outputs_are_refused_and_nothing_is_published(user_records, home, tmp_path, mode, message,
                                                                   monkeypatch):
-    from benchmark.attacks import base
+    from benchmark.attacks import registry
 
-    monkeypatch.setitem(base._SCORERS, BadGroups.name, BadGroups)
+    monkeypatch.setitem(registry._SCORERS, BadGroups.name, BadGroups)
     out = tmp_path / "results"
     with pytest.raises(MembenchError, match=message) as err:
         runner.run("ft/users", "finetune/users", ["loss", f"{BadGroups.name}:mode={mode}"], results_dir=out,
@@ -198,9 +200,9 @@ def test_group_scorer_on_a_split_without_groups_is_one_line(tmp_path):
         samples = pd.DataFrame({"uid": ["u"], "text": ["t"]})
 
     with pytest.raises(MembenchError, match="has no group labels"):
-        suite.groups.labels(Plain())
+        suite.user_level.labels(Plain())
     with pytest.raises(MembenchError, match="has no groups"):
-        suite.groups.rows(Plain())
+        suite.user_level.rows(Plain())
 
 
 GROUP_YAML = """\
@@ -214,7 +216,7 @@ capabilities: ["features", "groups"]
 
 GROUP_SCORER = """\
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class UserMeanLogprob(Scorer):
     name = "{name}"
@@ -258,8 +260,9 @@ def test_a_submitted_groups_scorer_runs_in_the_sandbox_and_is_published(user_rec
     assert record["kind"] == "group" and record["scorer"]["kind"] == "submission"
     assert record["groups"]["rows"] == "attacker-held" and record["metrics"]["n_members"] == 14
     assert "groups" in record["usage"]["capabilities_used"]
-    scan = results.validate_dir(out)
+    scan = validate_dir(out)
     assert scan.ok and len(scan.recomputed) == 1, [str(r) for r in scan.rejected]
+    publish(out)
     build_site(out, tmp_path / "site")
     page = (tmp_path / "site" / "scorer" / "user_mean_lp.html").read_text()
     assert "14 / 14 groups" in page

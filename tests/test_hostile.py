@@ -48,7 +48,7 @@ license: MIT
 HEAD = """\
 import ctypes, errno, json, os, signal, socket, struct, sys, threading, time
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class S(Scorer):
     name = "{name}"

@@ -17,7 +17,7 @@ from benchmark.submissions.api import create_app
 from benchmark.submissions.queue import Queue
 
 YAML = b'name: ok_sub\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
-SCORER = b"import numpy as np\nfrom benchmark.attacks import Scorer\n"
+SCORER = b"import numpy as np\nfrom benchmark.api import Scorer\n"
 
 
 def _zip(members: dict, symlinks=()) -> bytes:
@@ -188,7 +188,7 @@ def test_post_refusals(client):
 
 
 def test_the_site_app_serves_the_submission_endpoints(tmp_path):
-    from benchmark.site.app import create_app as site_app
+    from benchmark.server import create_app as site_app
 
     app = site_app(tmp_path / "site", tmp_path / "results")
     app.state.submission_queue = Queue(tmp_path / "q")
@@ -208,7 +208,7 @@ def test_a_job_done_but_not_published_is_published_by_the_next_worker(tmp_path):
         pytest.skip("no full jail here")
     d = _folder(tmp_path)
     (d / "scorer.py").write_text(
-        "import numpy as np\nfrom benchmark.attacks import Scorer\n\nclass S(Scorer):\n    name = 'ok_sub'\n"
+        "import numpy as np\nfrom benchmark.api import Scorer\n\nclass S(Scorer):\n    name = 'ok_sub'\n"
         "    requires = ()\n\n    def score(self, inputs):\n        return np.array([len(t) for t in inputs.texts], float)\n")
     q = Queue(tmp_path / "q")
     job_id = q.submit_folder(d, split="demo/pydoc", target="demo/neox-tiny")
@@ -249,7 +249,7 @@ def test_publishing_keeps_the_per_sample_columns(tmp_path):
     import pandas as pd
 
     from benchmark import results
-    from benchmark.results.synthetic import synthetic_record
+    from synthetic_results import synthetic_record
     from benchmark.submissions.worker import WorkerConfig, publish
 
     q = Queue(tmp_path / "q")
@@ -262,3 +262,36 @@ def test_publishing_keeps_the_per_sample_columns(tmp_path):
     (path,) = map(Path, written)
     table = pd.read_parquet(path.with_name(results.read(path)["per_sample"]["file"]))
     assert table["truncated"].tolist() == truncated.tolist() and table["score"].tolist() == list(scores)
+
+
+def test_a_private_split_has_a_quota_per_owner_and_day(tmp_path, monkeypatch):
+    """Each upload to a private split queries its secret labels (the Ladder answers them): at
+    most PRIVATE_SPLIT_PER_DAY per owner and split in any 24 hours, refused with 429 naming the
+    quota and when it frees one; a public split, and another owner, are not held back."""
+    from benchmark.submissions import queue as queue_module
+
+    app = create_app(tmp_path / "q")
+    q = app.state.submission_queue
+    alice, _ = tokens.add(q, "alice", per_day=100)
+    bob, _ = tokens.add(q, "bob", per_day=100)
+    private = "/api/submissions?split=demo/pydoc-private&target=demo/neox-tiny-private"
+    quota = queue_module.PRIVATE_SPLIT_PER_DAY
+    with TestClient(app) as c:
+        def post(url, who):
+            return c.post(url, content=_zip({"scorer.py": SCORER, "submission.yaml": YAML}),
+                          headers={"Authorization": f"Bearer {who}"})
+
+        codes = [post(private, alice).status_code for _ in range(quota + 1)]
+        assert codes == [201] * quota + [429]
+        refused = post(private, alice)
+        detail = refused.json()["detail"]
+        assert f"the quota is {quota} per private split per day" in detail and "demo/pydoc-private" in detail
+        assert "frees one at" in detail and " UTC" in detail and 0 < int(refused.headers["retry-after"]) <= 86400
+        assert post("/api/submissions?split=demo/pydoc&target=demo/neox-tiny", alice).status_code == 201
+        assert post(private, bob).status_code == 201
+    assert q.counts()["pending"] == quota + 2
+    later = time.time() + queue_module.DAY + 1  # a day on, the quota has freed every slot
+    monkeypatch.setattr(queue_module.time, "time", lambda: later)
+    job = q.submit_archive(_zip({"scorer.py": SCORER, "submission.yaml": YAML}), split="demo/pydoc-private",
+                           target="demo/neox-tiny-private", owner="alice", per_split_day=quota)
+    assert q.get(job)["status"] == "pending"

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER = """
 import sys, uvicorn
 from pathlib import Path
-from benchmark.site.app import create_app
+from benchmark.server import create_app
 from benchmark.submissions.queue import Queue
 root, port = Path(sys.argv[1]), int(sys.argv[2])
 app = create_app(root / "site", root / "published")
@@ -53,7 +53,7 @@ sys.exit(main(["worker", *sys.argv[1:]]))
 SCORER = """\
 import zlib
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class S(Scorer):

@@ -19,7 +19,7 @@ ENTRY = {
     "family": "user",
     "track": "user",
     "domain": "notes",
-    "source": {"kind": "local", "file": "/tmp/x.jsonl"},
+    "source": {"kind": "local_file", "path": "/tmp/x.jsonl"},
     "fields": {"text": "text", "label": "label"},
     "valid_targets": ["pythia-*"],
     "label_meaning": "1 = member",
@@ -45,6 +45,17 @@ def test_registered_split_never_shadows_or_replaces(home):
     registered.entry_file("splits", "demo/pydoc").write_text("id: demo/pydoc\n")
     with pytest.raises(MembenchError, match="reuses an id"):
         suite.get_split("demo/pydoc")
+
+
+def test_a_registered_entry_is_checked_like_a_shipped_one(home):
+    with pytest.raises(MembenchError, match=r"split user/my-split in the entry to register: unknown field 'colour'"):
+        suite.register_split({**ENTRY, "colour": "red"})
+    registered.entry_file("splits", "user/typo").write_text(
+        "id: user/typo\nfamily: f\ntrack: t\ndomain: d\nlabel_meaning: m\nfields: {text: text, label: label}\n"
+        "source: {kind: local_file, paht: /tmp/x.jsonl}\n")
+    with pytest.raises(MembenchError, match=r"user__typo.yaml: unknown field 'source.paht'") as err:
+        suite.splits()
+    assert "valid fields: kind, path, config, sha256" in err.value.hint
 
 
 def test_unreadable_registered_file_is_named(home):

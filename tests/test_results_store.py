@@ -1,4 +1,5 @@
-"""The result schema and the results store: valid files pass, bad ones are refused by name."""
+"""The record models, their generated schema and the results store: valid files pass, bad ones are
+refused by name; the gate's check recomputes every figure where the split is materialized."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from benchmark.results import (
     record_path,
     schema_errors,
     scores_path,
-    validate_dir,
     write,
 )
-from benchmark.results.synthetic import synthetic_record
+from benchmark.results.gate import validate_dir
+from benchmark.results.schema import render
+from synthetic_results import synthetic_record
 from site_helpers import PUBLISHED, result_files
 
 
@@ -41,12 +43,21 @@ def test_schema_is_valid_draft_2020_12_and_accepts_written_records(store):
     assert scan.ok and len(scan.records) == 2
 
 
-def test_published_results_pass_the_schema():
+def test_the_committed_schema_is_generated_from_the_record_models():
+    """`membench results schema --write` regenerates it; this fails when a model changed without it."""
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == render(), "run `membench results schema --write`"
+    doc = json.loads(SCHEMA_FILE.read_text())
+    assert doc["title"].startswith("membench result record") and doc["properties"]["schema"]["const"] == "membench-result-v1"
+
+
+def test_published_results_pass_the_models_and_went_through_the_gate():
     if not any(PUBLISHED.rglob("*.json")):
         pytest.skip("no published results yet (make leaderboard-results)")
     scan = validate_dir(PUBLISHED)
     assert scan.ok, [str(r) for r in scan.rejected]
     assert {rec["scorer"]["kind"] for _, rec in scan.records} >= {"attack", "blind_baseline"}
+    stamped = ResultsStore(PUBLISHED, require_gate=True).scan()  # what the site reads: every record, unchanged
+    assert stamped.ok and len(stamped.records) == len(scan.records), [str(r) for r in stamped.rejected]
 
 
 @pytest.mark.parametrize(
@@ -112,17 +123,27 @@ def test_result_file_names_are_collision_free(tmp_path, a, b):
 
 
 def test_file_names_derive_from_the_whole_key():
-    base = record_path("R", "wikimia/32", "pythia-160m", "loss")
-    assert base.parent == record_path("R", "wikimia/32", "pythia-160m", "zlib").parent
-    assert base.name.startswith("loss-") and base.name.endswith(".json")
-    assert base == record_path("R", "wikimia/32", "pythia-160m", "loss", "main")  # main is no revision
-    others = {record_path("R", "wikimia/64", "pythia-160m", "loss"), record_path("R", "wikimia/32", "pythia-70m", "loss"),
-              record_path("R", "wikimia/32", "pythia-160m", "loss", "step1000"), base}
-    assert len({p.name for p in others}) == 4  # the name alone differs for every key
+    from benchmark.results import path_for
+
+    rec, _, _ = synthetic_record("wikimia/32", "pythia-160m", "loss", n=60)
+    base = path_for("R", rec)
+    assert base.parent.as_posix() == "R/wikimia/32/pythia-160m" and base.name.startswith("loss-")
+    variants = []
+    for change in (lambda r: r["target"].update(dtype="bfloat16"), lambda r: r["target"].update(context_rule="sliding-window"),
+                   lambda r: r["scorer"].update(version="2"), lambda r: r["scorer"]["params"].update(source="word-swap"),
+                   lambda r: r["split"].update(content_hash="c" * 64), lambda r: r["target"].update(weights_sha256="d" * 64),
+                   lambda r: r.update(submission={"version": "3"}), lambda r: r.update(kind="group")):
+        other = json.loads(json.dumps(rec))
+        change(other)
+        variants.append(path_for("R", other))
+    assert len({p.name for p in variants + [base]}) == len(variants) + 1  # every key part changes the name
     assert scores_path(base).name == base.name[: -len(".json")] + ".scores.parquet"
+    # a name that holds no record: the coarse key's own name, which no record ever takes
+    missing = record_path("R", "wikimia/32", "pythia-160m", "loss")
+    assert not missing.exists() and missing.parent == base.parent and missing != base
 
 
-def test_writing_a_key_again_replaces_an_older_file_of_that_key(tmp_path):
+def test_writing_a_key_again_replaces_an_older_unkeyed_file_of_that_key(tmp_path):
     rec, uids, scores = synthetic_record("wikimia/32", "pythia-160m", "loss", n=60)
     path = write(tmp_path, rec, uids, scores)
     legacy = path.with_name("loss.json")  # the name files had before names carried the key hash
@@ -180,6 +201,7 @@ def test_store_refuses_missing_per_sample_file_and_duplicate_keys(store):
 def test_results_validate_cli(store, capsys):
     assert main(["results", "validate", str(store)]) == 0
     assert "2 valid" in capsys.readouterr().out
+    assert all("gate" in json.loads(p.read_text()) for p in result_files(store))  # the gate stamped them
     rec_path = result_files(store)[0]
     rec = json.loads(rec_path.read_text())
     del rec["scorer"]["code_sha256"]
@@ -188,7 +210,7 @@ def test_results_validate_cli(store, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["valid"] == 1
     assert payload["rejected"] == [
-        {"path": str(rec_path), "field": "scorer.code_sha256", "message": "'code_sha256' is a required property"}
+        {"path": str(rec_path), "field": "scorer.code_sha256", "message": "required field is missing"}
     ]
     assert main(["results", "validate", str(store / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -321,8 +343,7 @@ def test_records_of_splits_not_materialized_here_are_accepted_and_said_unchecked
 def test_recomputation_rules_are_chosen_by_record_kind(materialized):
     import pandas as pd
 
-    from benchmark.results import RECOMPUTERS
-    from benchmark.results import recompute_record as recompute
+    from benchmark.results.recompute import RECOMPUTERS, recompute
 
     assert set(RECOMPUTERS) >= {"attack", "submission", "blind_baseline"}
     rec, uids, scores = _scored(materialized)

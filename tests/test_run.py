@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from benchmark import attacks, targets
-from benchmark.attacks.base import _SCORERS, Scorer, register
-from benchmark.features import engine
+from benchmark.api import Scorer
+from benchmark.attacks.registry import register, unregister
+from benchmark.features import forward
 
 ALL = ["loss", "zlib", "lowercase", "min_k", "min_k_plus_plus", "reference", "gradnorm", "neighborhood",
        "recall", "dc_pdd"]
@@ -20,6 +21,7 @@ ABOVE_05 = ["recall", "dc_pdd"]
 # The module fixture trains the demo reference model once (about 30 s on an idle 2-core CPU)
 # and runs every attack; on a shared, loaded machine that can take far longer.
 pytestmark = pytest.mark.timeout(2400)
+DEMO_TARGETS = ("demo/neox-tiny", "demo/neox-tiny-ref")  # the runs below score `reference` too
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def demo_run(tmp_path_factory):
     return out, {r["scorer"]["name"].split("(")[0]: r for r in records}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_every_attack_is_oriented_on_the_demo_target(demo_run):
     _, by_name = demo_run
     aucs = {name: round(r["metrics"]["auc"], 3) for name, r in by_name.items()}
@@ -54,7 +56,7 @@ def test_every_attack_is_oriented_on_the_demo_target(demo_run):
     assert by_name["neighborhood"]["scorer"]["details"]["neighbour_source"] == "word-swap"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_records_carry_usage_counts_and_the_blind_excess(demo_run):
     _, by_name = demo_run
     for name, r in by_name.items():
@@ -70,7 +72,7 @@ def test_records_carry_usage_counts_and_the_blind_excess(demo_run):
     assert by_name["recall"]["provenance"]["pool"]["n_texts"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_new_feature_scorer_on_a_cached_split_runs_no_forward_pass(demo_run, monkeypatch):
     from benchmark.runner import run
 
@@ -84,14 +86,14 @@ def test_new_feature_scorer_on_a_cached_split_runs_no_forward_pass(demo_run, mon
             return self.per_sample(inputs, lambda s, _: -float(np.mean(s["entropy"])))
 
     calls = []
-    real = engine.batch_stats
-    monkeypatch.setattr(engine, "batch_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = forward.batch_stats
+    monkeypatch.setattr(forward, "batch_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
     try:
         counter: dict = {}
         (record,) = run("demo/neox-tiny", targets.DEMO_SPLIT, ["test_mean_entropy"], results_dir=out,
                         progress=False, counter=counter)
     finally:
-        _SCORERS.pop("test_mean_entropy", None)
+        unregister("test_mean_entropy")
     assert calls == [] and counter["forward_passes"] == 0
     assert record["counts"]["n_scored"] == 390
 
@@ -218,6 +220,7 @@ def test_blind_auc_is_read_from_membench_home_when_the_results_folder_has_none(t
     assert best_blind_auc(results, "demo/pydoc", "abc") == 0.7  # the results folder's own copy first
 
 
+@pytest.mark.slow
 def test_pool_that_overlaps_the_split_is_refused(tmp_path):
     import pandas as pd
 
@@ -233,7 +236,7 @@ def test_pool_that_overlaps_the_split_is_refused(tmp_path):
         run("demo/neox-tiny", targets.DEMO_SPLIT, ["dc_pdd"], results_dir=tmp_path, progress=False, pool=bad)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_cli_run_json_with_a_parameterized_scorer(demo_run, capsys):
     from benchmark.cli import main
 
@@ -248,9 +251,9 @@ def test_cli_run_json_with_a_parameterized_scorer(demo_run, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_two_settings_of_one_scorer_keep_their_own_records(demo_run):
-    from benchmark.results import validate_dir
+    from benchmark.results.gate import validate_dir
     from benchmark.runner import run
 
     out, by_name = demo_run
@@ -265,7 +268,7 @@ def test_two_settings_of_one_scorer_keep_their_own_records(demo_run):
     assert again[0]["metrics"]["auc"] == by_name["min_k"]["metrics"]["auc"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_a_grid_is_scored_from_one_cached_pass(demo_run):
     from benchmark.runner import run
 
@@ -279,7 +282,7 @@ def test_a_grid_is_scored_from_one_cached_pass(demo_run):
     assert len({r["per_sample"]["file"] for r in records}) == 3
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_cli_compare_uses_the_records_of_this_run(demo_run, capsys):
     from benchmark import metrics
     from benchmark.cli import main
@@ -301,7 +304,7 @@ def test_cli_compare_uses_the_records_of_this_run(demo_run, capsys):
     assert pair["p_holm"] == pair["p_value"]  # one pair: nothing to adjust
 
 
-@pytest.mark.slow
+@pytest.mark.slow(needs=DEMO_TARGETS)
 def test_cli_compare_of_several_gives_every_pair_holm_adjusted(demo_run, capsys):
     from benchmark.cli import main
     from benchmark.metrics import holm

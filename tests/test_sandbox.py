@@ -22,7 +22,7 @@ from benchmark.submissions.evaluation import _check_used, describe_usage
 SCORER = """\
 import os
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class T(Scorer):
     name = "t"
@@ -151,7 +151,8 @@ def test_jailed_run_has_every_piece(tmp_path):
                "         'status': dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines()\n"
                "                        if l.startswith(('NoNewPrivs', 'Seccomp', 'CapEff', 'CapBnd')))}\n"
                "missing = []\n"
-               "for mod in ('torch', 'transformers', 'boto3', 'yaml', 'benchmark.suite', 'benchmark.submissions'):\n"
+               "for mod in ('torch', 'transformers', 'boto3', 'yaml', 'pydantic', 'benchmark.suite', 'benchmark.submissions',\n"
+               "            'benchmark.features', 'benchmark.attacks', 'benchmark.api'):\n"
                "    try:\n        __import__(mod)\n    except ImportError:\n        missing.append(mod)\n"
                "facts['missing'] = missing\n"
                "open('scratch.txt', 'w').write('ok')\n"
@@ -164,7 +165,8 @@ def test_jailed_run_has_every_piece(tmp_path):
     assert facts["uid"] == jail.JAIL_UID and facts["pids"][0] == 1 and max(facts["pids"]) < 10
     assert facts["cwd"] == "/tmp" and facts["sub_write"] == 30  # read-only file system
     assert len(facts["fds"]) <= 5  # 0, 1, 2, the socket, and listdir's own
-    assert facts["missing"] == ["torch", "transformers", "boto3", "yaml", "benchmark.suite", "benchmark.submissions"]
+    assert facts["missing"] == ["torch", "transformers", "boto3", "yaml", "pydantic", "benchmark.suite",
+                                "benchmark.submissions", "benchmark.features", "benchmark.attacks"]  # benchmark.api is there
     status = {k: v.strip() for k, v in facts["status"].items()}
     assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"  # no new privileges; a filter
     assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0  # no capability at all
@@ -286,17 +288,37 @@ def test_token_ids_cross_the_protocol():
     np.testing.assert_array_equal(back.sample(1)["token_id"], [9])
 
 
-def test_the_sandbox_sees_only_the_interface_of_the_harness():
-    """The sandbox's `benchmark` package: the scorer interface and what it imports, nothing of
-    the suite, its seeds or the demo builder."""
+def test_the_sandbox_sees_only_the_interface_of_the_harness(tmp_path):
+    """The sandbox's `benchmark` package is benchmark/api/ as it is (with the error type and the
+    package's __init__), bound over empty mount points: nothing is copied or generated, and
+    the interface imports nothing of the harness beyond benchmark.errors, nor torch or pandas."""
+    import ast
+    import sys
+
     from benchmark.submissions.jail import view
 
-    mods = view.interface_modules()
-    assert {"benchmark.attacks.base", "benchmark.features.engine", "benchmark.__init__",
-            "benchmark.attacks.__init__", "benchmark.features.__init__"} <= set(mods)
-    assert not any(m.startswith(("benchmark.suite", "benchmark.targets", "benchmark.submissions",
-                                 "benchmark.diagnostics", "benchmark.runner")) for m in mods)
-    assert "from benchmark.attacks.base import Scorer" in mods["benchmark.attacks.__init__"]
+    package = view.PACKAGE_ROOT / "benchmark"
+    assert [host for host, _ in view.interface_entries()] == [str(package / "__init__.py"), str(package / "errors.py"),
+                                                              str(package / "api")]
+    dest = view.write_view(tmp_path / "view")
+    lib = dest / "lib" / "benchmark"
+    assert sorted(p.name for p in lib.iterdir()) == ["__init__.py", "api", "errors.py"]
+    assert not any((lib / "api").iterdir()) and (lib / "errors.py").stat().st_size == 0  # mount points only
+    allowed = set(sys.stdlib_module_names) | {"numpy", "benchmark"}
+    for path in [package / "__init__.py", package / "errors.py", *sorted((package / "api").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [] if node.level == 1 else [node.module or ""]
+                if node.level == 2:
+                    assert node.module == "errors", f"{path.name} imports ..{node.module}: the jail has only errors.py"
+                    continue
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}, which the sandbox does not have"
+                assert not name.startswith("benchmark.") or name == "benchmark.errors", f"{path.name} imports {name}"
     assert os.path.basename(view.python_binary()).startswith("python")
 
 

@@ -31,7 +31,7 @@ capabilities: []
 SCORER = """\
 import os, socket, time
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class T(Scorer):
     name = "{name}"

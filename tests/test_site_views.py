@@ -13,11 +13,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from benchmark.results import write
-from benchmark.results.synthetic import synthetic_record
+from benchmark.results.gate import publish
+from synthetic_results import synthetic_record
 from benchmark.site import build_site
 from benchmark.site.precision import decimals_for
 from benchmark.site.tables import safe_cell
-from site_helpers import materialize_local_split, record_on_split
+from site_helpers import local_home, materialize_local_split, record_on_split  # noqa: F401 - a fixture
 
 
 # --- rounding ---------------------------------------------------------------------------------
@@ -38,6 +39,7 @@ def test_decimals_follow_the_interval_half_width(lo, hi, decimals):
 def test_published_figures_are_rounded_to_their_interval(tmp_path):
     rec, uids, scores = synthetic_record("synthetic/r", "pythia-160m", "loss", n=400, strength=1.0)
     write(tmp_path / "results", rec, uids, scores)
+    publish(tmp_path / "results")
     report = build_site(tmp_path / "results", tmp_path / "site")
     row = json.loads((report.out_dir / "data" / "scorer-loss.json").read_text())["rows"][0]
     d = decimals_for(*rec["metrics"]["auc_ci95"])
@@ -65,6 +67,7 @@ def test_hostile_names_are_neutralized_in_the_downloaded_csv(tmp_path):
     name = "\n=HYPERLINK(\"http://evil\",\"x\")"
     rec, uids, scores = synthetic_record("synthetic/csv", "pythia-160m", name, kind="submission", n=60)
     write(tmp_path / "results", rec, uids, scores)
+    publish(tmp_path / "results")
     report = build_site(tmp_path / "results", tmp_path / "site")
     csv = pd.read_csv(report.out_dir / "data" / "track-pretraining.csv")
     assert csv.loc[0, "scorer"] == "'" + name and csv.loc[0, "scorer_name"] == "'" + name
@@ -89,14 +92,15 @@ def test_latex_export_escapes_every_special_character():
 
 # --- private splits ---------------------------------------------------------------------------
 
-def test_private_split_results_are_shown_apart_and_labels_said_private(tmp_path):
+def test_private_split_results_are_shown_apart_and_labels_said_private(local_home, tmp_path):
     root = tmp_path / "results"
-    for split, private in (("synthetic/public", False), ("synthetic/secret", True)):
+    for split_id, private in (("synthetic/public", False), ("synthetic/secret", True)):
+        split = materialize_local_split(split_id, n=80, seed=int(private))  # the Ladder decides where labels are
         for seed, scorer in enumerate(("loss", "zlib")):
-            rec, uids, scores = synthetic_record(split, "pythia-160m", scorer, n=80, strength=1.0, seed=seed)
-            if private:
-                rec["split"]["private"] = True
+            rec, uids, scores = record_on_split(split, scorer, strength=1.0, seed=seed)
+            rec["split"]["private"] = private
             write(root, rec, uids, scores)
+    assert publish(root).ok
     report = build_site(root, tmp_path / "site")
     html = (report.out_dir / "index.html").read_text()
     public_table = html.split('id="track-pretraining"')[1].split("</table>")[0]
@@ -120,23 +124,19 @@ def test_private_split_results_are_shown_apart_and_labels_said_private(tmp_path)
 def _api(root):
     from fastapi.testclient import TestClient
 
-    from benchmark.site.app import create_app
+    from benchmark.server import create_app
 
     return TestClient(create_app(root.parent / "no-site", root, include_submissions=False))
 
 
 # --- per-class views --------------------------------------------------------------------------
 
-@pytest.fixture()
-def local_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMBENCH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def test_scorer_page_shows_class_histograms_and_auc_by_length_bucket(local_home, tmp_path):
     split = materialize_local_split()
     rec, uids, scores = record_on_split(split, "loss", strength=0.5, length_effect=2.0)
-    write(tmp_path / "results", rec, uids, scores)
+    path = write(tmp_path / "results", rec, uids, scores)
+    publish(tmp_path / "results")  # the gate, which reads the labels, writes the views into the record
+    assert json.loads(path.read_text())["views"]["length_stats"]["members"]["n"] == 80
     report = build_site(tmp_path / "results", tmp_path / "site")
     html = (report.out_dir / "scorer" / "loss.html").read_text()
     classes = html.split('id="classes"')[1].split("</section>")[0]
@@ -165,12 +165,12 @@ def test_scorer_page_shows_class_histograms_and_auc_by_length_bucket(local_home,
 
 
 def test_histogram_fractions_sum_to_one_per_class(local_home):
-    from benchmark.site import persample
+    from benchmark.results import views
 
     split = materialize_local_split()
     labels = split.labels()
     frame = pd.DataFrame({"score": np.linspace(0, 1, len(labels)), "label": labels.to_numpy(), "words": 10})
-    h = persample.class_histogram(frame)
+    h = views.class_histogram(frame)
     assert sum(h["members"]) == pytest.approx(1) and sum(h["nonmembers"]) == pytest.approx(1)
     assert h["n_members"] == h["n_nonmembers"] == 80
 
@@ -178,18 +178,21 @@ def test_histogram_fractions_sum_to_one_per_class(local_home):
 def test_per_class_views_say_why_when_the_split_is_not_at_hand(tmp_path, local_home):
     rec, uids, scores = synthetic_record("synthetic/absent", "pythia-160m", "loss", n=60)
     write(tmp_path / "results", rec, uids, scores)
+    publish(tmp_path / "results")
     report = build_site(tmp_path / "results", tmp_path / "site")
     html = (report.out_dir / "scorer" / "loss.html").read_text()
-    assert "Per-class views left out:" in html and "unknown split" in html
+    assert "Per-class views left out:" in html and "not materialized where the publication gate ran" in html
 
 
 def test_a_record_whose_content_hash_differs_from_the_materialized_split_gets_no_views(local_home, tmp_path):
     split = materialize_local_split()
     rec, uids, scores = record_on_split(split, "loss")
     rec["split"]["content_hash"] = "0" * 64
-    write(tmp_path / "results", rec, uids, scores)
+    path = write(tmp_path / "results", rec, uids, scores)
+    report = publish(tmp_path / "results")
+    assert "another content hash" in report.not_recomputed[0][1] and "views" not in json.loads(path.read_text())
     html = (build_site(tmp_path / "results", tmp_path / "site").out_dir / "scorer" / "loss.html").read_text()
-    assert "content hash" in html and "<svg" not in html.split('id="classes"')[1].split("</section>")[0]
+    assert "not materialized where" in html and "<svg" not in html.split('id="classes"')[1].split("</section>")[0]
 
 
 # --- tracks are data --------------------------------------------------------------------------
@@ -208,6 +211,7 @@ def test_a_new_track_and_group_level_records_need_no_new_code(tmp_path):
         write(root, rec, uids, scores)
     rec, uids, scores = synthetic_record("newtrack/x", "pythia-160m", "loss", track="brand-new", family="new", n=40)
     write(root, rec, uids, scores)
+    publish(root)
     report = build_site(root, tmp_path / "site")
     html = (report.out_dir / "index.html").read_text()
     assert re.findall(r'data-tab="section-([a-z-]+)"', html) == ["finetune", "brand-new"]
@@ -232,14 +236,18 @@ def test_records_of_a_real_run_carry_the_counted_parameters(demo_results, tmp_pa
     attack_recs = [r for r in recs if r["scorer"]["kind"] == "attack"]
     assert attack_recs and {r["target"]["n_parameters"] for r in attack_recs} == {counted}
     assert counted != 1_000_000  # the registry's nominal size is "1m"
-    report = build_site(demo_results, tmp_path / "site")
+    import shutil
+
+    shutil.copytree(demo_results, tmp_path / "results")
+    publish(tmp_path / "results")
+    report = build_site(tmp_path / "results", tmp_path / "site")
     page = (report.out_dir / "target" / "demo-neox-tiny.html").read_text()
     assert f"{counted:,} parameters (counted from the loaded model)" in page
 
 
 # --- diagnostics from MEMBENCH_HOME -------------------------------------------------------------
 
-def test_diagnostics_under_membench_home_reach_a_results_folder_without_them(local_home, tmp_path):
+def test_the_gate_copies_diagnostics_under_membench_home_into_a_results_folder_without_them(local_home, tmp_path):
     rec, uids, scores = synthetic_record("synthetic/diag", "pythia-160m", "loss", n=60)
     write(tmp_path / "results", rec, uids, scores)
     rec2, uids2, scores2 = synthetic_record("synthetic/other", "pythia-160m", "loss", n=60)
@@ -249,6 +257,10 @@ def test_diagnostics_under_membench_home_reach_a_results_folder_without_them(loc
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"subject": {"id": split_id, "content_hash": content_hash}, "blind_auc": 0.77,
                                     "blind_auc_ci95": [0.7, 0.84], "verdict": "shifted"}))
+    before = build_site(tmp_path / "results", tmp_path / "site0")  # the site never reads MEMBENCH_HOME
+    assert before.n_results == 0
+    copied = publish(tmp_path / "results").diagnostics
+    assert [p.relative_to(tmp_path / "results").as_posix() for p in copied] == ["_diagnostics/synthetic/diag.json"]
     report = build_site(tmp_path / "results", tmp_path / "site")
     page = (report.out_dir / "split" / "synthetic-diag.html").read_text()
     assert "best blind-baseline AUC <strong>0.77</strong>" in page and "verdict shifted" in page

@@ -11,6 +11,7 @@ import pytest
 from finetune_helpers import module_home
 from test_finetune import docs, make_base, pool_file, recipe, write_recipes  # noqa: F401  (module fixtures)
 
+from benchmark.results.gate import validate_dir
 from benchmark import finetune, results, runner, targets
 from benchmark.attacks import spv
 from benchmark.errors import MembenchError
@@ -65,7 +66,7 @@ def test_ablations_are_scorers_of_their_own_and_share_the_cached_reference(recor
 
 
 def test_spv_records_validate(records, home):
-    scan = results.validate_dir(home / "results")
+    scan = validate_dir(home / "results")
     assert scan.ok and len(scan.recomputed) == 3, [str(r) for r in scan.rejected]
 
 

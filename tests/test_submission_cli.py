@@ -16,7 +16,7 @@ YAML = 'name: {name}\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: 
 SCORER = """\
 import random
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 class T(Scorer):
     name = "{name}"

@@ -33,6 +33,7 @@ def test_readme_example_is_the_real_file_and_short():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_examples_validate(example, tmp_path):
     report = validate(example, split_id="demo/pydoc", target_id="demo/neox-tiny", n=32, log_path=tmp_path / "log")
@@ -88,7 +89,7 @@ def test_validation_slice_keeps_the_token_ids():
 
 
 OFFSETS_SCORER = '''import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class S(Scorer):

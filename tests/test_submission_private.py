@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 REBUILD = '''\
 import re
 import numpy as np
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 def _members(seed):

@@ -68,7 +68,7 @@ def test_registry_declares_the_whole_suite():
     assert table["mimir/wikipedia_en/ngram_13_0.8"].source["config"] == "wikipedia_(en)"
     assert table["mimir/full_pile"].source["cache"] == "cache_100_200_10000_512"
     for spec in table.values():
-        assert spec.track in {"pretraining", "control", "finetune", "demo"}
+        assert spec.track in {"pretraining", "controlled", "control", "finetune", "demo"}
         assert spec.source.get("revision"), spec.id
         assert spec.label_meaning and spec.description and spec.domain and spec.fields, spec.id
 
@@ -192,7 +192,7 @@ def test_fetching_every_control_offline_builds_what_it_can(home, capsys):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme[readme.index("| control | needs |"):].split("\n\n")[0]
     for spec in controls:  # the README says which parents each control needs
-        for parent in suite.loaders.parent_ids(spec):
+        for parent in spec.source_model.parents():
             assert f"`{parent}`" in table or f"`{re.sub(r'/[0-9]+$', '/<n>', parent)}`" in table, parent
 
 

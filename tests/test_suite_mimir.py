@@ -17,7 +17,7 @@ import pytest
 from benchmark import suite
 from benchmark.cli import main
 from benchmark.errors import MembenchError
-from benchmark.suite import loaders
+from benchmark.suite.sources import mimir_paths
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 N = 6
@@ -35,7 +35,7 @@ def write_mirror(root: Path, config: str, subset: str | None, *, neighbors: bool
     """Write one MIMIR config/sub-split in the Hub layout under ``root``; returns ``root``."""
     spec_source = {"cache": "cache_100_200_10000_512" if config == "full_pile" else "cache_100_200_1000_512",
                    "config": config, "subset": subset}
-    paths = loaders.mimir_paths(spec_source)
+    paths = mimir_paths(spec_source)
     members, nonmembers = _texts("member", config, subset), _texts("nonmember", config, subset)
     content = {"members": members, "nonmembers": nonmembers}
     if neighbors:

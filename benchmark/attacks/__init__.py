@@ -1,61 +1,58 @@
-"""Built-in scorers, one file per attack family; all registered by name.
+"""Built-in scorers, one file per attack family, discovered from this folder.
 
-Public face: ``Scorer``, ``ScoringInput``, ``ModelAccess``, ``InProcessAccess``,
-``register``, ``get_scorer``, ``scorer_class``, ``scorers``, ``specs`` (command-line scorer
-specs and grids: ``specs.expand``), ``DeniedAccess``, ``FEATURE_SCORERS`` (the default set: functions
-of the cached token statistics, no extra forward pass) and ``MODEL_SCORERS`` (those that need
-more model access: extra forward passes, a reference model or gradients), ``FIT_SCORERS``
-(trainable: they learn from a calibration subset's labels in ``fit`` and are scored on the
-evaluated rest), ``CalibrationLabels``, ``take_rows``, ``FitBudget``, ``FitMeter``,
-``BudgetExceeded`` (the metered, capped budget of ``fit``: ``budget``), ``GROUP_SCORERS`` (the
-``groups`` capability: one score per user; ``groups.group_scores`` checks such output),
-``REFERENCE_SCORERS`` (attacks of the fine-tuned literature with reference models: LiRA and RMIA
-with shadow fine-tunes, ``ModelAccess.shadow_stats``, and EZ-MIA with the base as reference).
+A new attack is one file here: importing this package imports every module of the folder
+(``discover``) and registers every ``Scorer`` subclass a module defines with a ``name``
+(``registry.register``: a taken name or title is refused). The class attributes say the rest:
+``default_set`` places it in a default set, ``requires`` what it needs (see ``benchmark.api``).
+
+Public face: the interface re-exported from ``benchmark.api`` (``Scorer``, ``ScoringInput``,
+``ModelAccess``, ``DeniedAccess``, ``CalibrationLabels``, ``CAPABILITIES``, ``take_rows``);
+``InProcessAccess`` (the metered model access of built-in scorers); the registry
+(``register``, ``get_scorer``, ``scorer_class``, ``scorers``, ``default_set``, ``listing``);
+``specs`` (command-line specs, grids and ``canonical_params``, the pydantic check of a
+scorer's parameters); the fit budget (``FitBudget``, ``FitMeter``, ``BudgetExceeded``); and
+the default sets as views of the registry: ``FEATURE_SCORERS`` (functions of the cached token
+statistics, no extra forward pass: `membench run`'s default), ``MODEL_SCORERS`` (more model
+access: extra forward passes, a reference model or gradients), ``FIT_SCORERS`` (trainable on a
+calibration subset's labels), ``GROUP_SCORERS`` (one score per user) and ``SPV_SCORERS``
+(attacks on fine-tuned targets).
 """
 
-from . import (  # noqa: F401
-    calibrated,
-    groups,
-    con_recall,
-    dcpdd,
-    ezmia,
-    gradnorm,
-    loss,
-    lira,
-    lowercase,
-    mia_tuner,
-    mink,
-    neighborhood,
-    recall,
-    reference,
-    rmia,
-    specs,
-    spv,
-    userinference,
-    zlib,
-)
-from .access import InProcessAccess
-from .base import (
-    CAPABILITIES,
-    CalibrationLabels,
-    DeniedAccess,
-    ModelAccess,
-    Scorer,
-    ScoringInput,
-    get_scorer,
-    register,
-    scorer_class,
-    scorers,
-    take_rows,
-)
-from .budget import BudgetExceeded, FitBudget, FitMeter
+from __future__ import annotations
 
-FEATURE_SCORERS = ("loss", "zlib", "min_k", "min_k_plus_plus", "dc_pdd")
-MODEL_SCORERS = ("lowercase", "reference", "neighborhood", "gradnorm", "recall")
-FIT_SCORERS = ("mia_tuner", "mia_tuner_aligned", "con_recall", "calibrated")
-GROUP_SCORERS = ("user_inference",)
-SPV_SCORERS = ("spv_mia", "spv_reference", "spv_pv")  # SPV-MIA and its two ablations (fine-tuned targets)
-REFERENCE_SCORERS = ("lira", "rmia", "ez_mia")  # fine-tuned targets: shadow fine-tunes (LiRA, RMIA), the base (EZ-MIA)
+import importlib
+import pkgutil
+
+from ..api import CAPABILITIES, CalibrationLabels, DeniedAccess, ModelAccess, Scorer, ScoringInput, take_rows
+from . import specs
+from .access import InProcessAccess
+from .fit_budget import BudgetExceeded, FitBudget, FitMeter
+from .registry import default_set, get_scorer, listing, register, scorer_class, scorers
+from .specs import canonical_params
+
+
+def discover() -> list[str]:
+    """Import every module of this package's folders (``__path__``) and register the scorers
+    they define; returns the names registered. Run once when the package is imported; a
+    folder appended to ``__path__`` (a test's temporary attacks folder) is searched too."""
+    found = []
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for value in list(vars(module).values()):
+            if (isinstance(value, type) and issubclass(value, Scorer) and value.__module__ == module.__name__
+                    and value.name):
+                register(value)
+                found.append(value.name)
+    return found
+
+
+discover()
+
+FEATURE_SCORERS = default_set("features")
+MODEL_SCORERS = default_set("model")
+FIT_SCORERS = default_set("fit")
+GROUP_SCORERS = default_set("groups")
+SPV_SCORERS = default_set("finetune")
 
 __all__ = [
     "BudgetExceeded",
@@ -65,16 +62,19 @@ __all__ = [
     "FEATURE_SCORERS",
     "FIT_SCORERS",
     "GROUP_SCORERS",
+    "MODEL_SCORERS",
     "SPV_SCORERS",
     "FitBudget",
     "FitMeter",
-    "MODEL_SCORERS",
-    "REFERENCE_SCORERS",
     "InProcessAccess",
     "ModelAccess",
     "Scorer",
     "ScoringInput",
+    "canonical_params",
+    "default_set",
+    "discover",
     "get_scorer",
+    "listing",
     "register",
     "scorer_class",
     "scorers",

@@ -4,7 +4,7 @@ One instance is made per scorer with the capabilities that scorer declared; any 
 raises. Every call is counted in ``usage`` (texts and tokens forwarded on the target and on
 the reference, tokens back-propagated, tokens generated), which the runner records in the
 result. Inside ``fitting(meter)`` (a scorer's ``fit``) every call is also charged to the fit
-meter before it runs, and refused when it would pass the run's fit budget (``budget``). The
+meter before it runs, and refused when it would pass the run's fit budget (``fit_budget``). The
 sandboxed proxy for submitted scorers implements the same interface.
 """
 
@@ -15,8 +15,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import features
+from ..api import ModelAccess, undeclared
 from ..errors import MembenchError
-from .base import ModelAccess, undeclared
+from .softprompt import SoftPrompt
 
 
 class InProcessAccess(ModelAccess):
@@ -47,12 +48,12 @@ class InProcessAccess(ModelAccess):
             "gradient_tokens": 0,
             "generated_tokens": 0,
         }
-        self.meter = None  # a budget.FitMeter while the scorer's fit() runs
+        self.meter = None  # a fit_budget.FitMeter while the scorer's fit() runs
         self.bars = []  # progress bars of fit's training, closed when fit ends (however it ends)
 
     @contextmanager
     def fitting(self, meter):
-        """Charge every call made inside the block to ``meter`` (a ``budget.FitMeter``)."""
+        """Charge every call made inside the block to ``meter`` (a ``fit_budget.FitMeter``)."""
         self.meter = meter
         try:
             yield meter
@@ -97,8 +98,6 @@ class InProcessAccess(ModelAccess):
 
     def soft_prompt(self, num_virtual_tokens: int = 50, init_text: str = "", *, learning_rate: float = 5e-4,
                     total_steps: int = 1, seed: int = 0):
-        from .softprompt import SoftPrompt
-
         self._need("fit", "soft_prompt")
         if self.meter is None:
             raise MembenchError(f"scorer {self.scorer} asked for a soft prompt outside fit()",

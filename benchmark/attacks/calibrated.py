@@ -21,10 +21,15 @@ the choice and stay NaN.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Annotated
 
+import numpy as np
+from pydantic import AfterValidator
+
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register, scorer_class
+from .registry import scorer_class
+from .specs import expand
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_fpr: float) -> dict:
@@ -48,8 +53,6 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_fpr: float) 
 
 
 def _base_setting(base: str) -> tuple[str, dict]:
-    from .specs import expand
-
     spec = base.replace("(", ":", 1).rstrip(")") if "(" in base else base
     try:
         settings = expand(spec)
@@ -64,32 +67,37 @@ def _base_setting(base: str) -> tuple[str, dict]:
     return name, params
 
 
-@register
+def _setting_text(name: str, params: dict) -> str:
+    return name + (":" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) if params else "")
+
+
+def _canonical_base(base: str) -> str:
+    """A base setting in the canonical form of its own parameters (``min_k:k=0.2`` is ``min_k``)."""
+    return _setting_text(*_base_setting(base))
+
+
+# The `base` parameter as the harness checks it (``specs.canonical_params``): put in canonical form.
+BaseSetting = Annotated[str, AfterValidator(_canonical_base)]
+
+
 class Calibrated(Scorer):
     name = "calibrated"
+    title = "Threshold calibration"
+    method = "calibrated"
+    citation = ""  # membench's own operating-point rule (no paper)
+    default_set = "fit"
     requires = ("features", "fit")
     default_calibration = "cal10"
 
-    def __init__(self, base: str = "loss", target_fpr: float = 0.05):
+    def __init__(self, base: BaseSetting = "loss", target_fpr: float = 0.05):
         if not 0 <= target_fpr < 1:
             raise ValueError(f"target_fpr must be in [0, 1), got {target_fpr}")
         name, params = _base_setting(base)
-        self.base = name + (":" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) if params else "")
+        self.base = _setting_text(name, params)
         self.target_fpr = float(target_fpr)
         self.base_scorer = scorer_class(name)(**params)
         self.needs_pool = self.base_scorer.needs_pool
         self.point: dict | None = None
-
-    @classmethod
-    def canonical_params(cls, params: dict) -> dict:
-        out = super().canonical_params(params)
-        if "base" in out:
-            name, base_params = _base_setting(out["base"])
-            out["base"] = name + (":" + ",".join(f"{k}={v}" for k, v in sorted(base_params.items()))
-                                  if base_params else "")
-            if out["base"] == "loss":
-                out.pop("base")
-        return out
 
     def _base_scores(self, inputs: ScoringInput) -> np.ndarray:
         self.base_scorer.details = {}

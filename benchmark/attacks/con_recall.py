@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput, take_rows
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register, take_rows
 from .lowercase import mean_logprob
 
 GAMMAS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -33,9 +33,12 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels[keep], scores[keep]))
 
 
-@register
 class ConReCaLL(Scorer):
     name = "con_recall"
+    title = "Con-ReCall"
+    method = "con_recall"
+    citation = "Wang et al. 2024 (arXiv 2409.03363)"
+    default_set = "fit"
     requires = ("features", "logprobs", "fit")
     default_calibration = "cal10"
 

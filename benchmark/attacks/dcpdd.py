@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
 from ..hashing import sha256_json
 from ..home import cache_dir
-from .base import Scorer, ScoringInput, register
 from .pool import checked_pool
 
 
@@ -62,9 +62,12 @@ def dcpdd_scores(stats, freq: np.ndarray, a: float) -> np.ndarray:
     return out
 
 
-@register
 class DCPDD(Scorer):
     name = "dc_pdd"
+    title = "DC-PDD"
+    method = "dc_pdd"
+    citation = "Zhang et al. 2024, EMNLP 2024 (arXiv 2409.14781)"
+    default_set = "features"
     requires = ("features",)
     needs_pool = True
 

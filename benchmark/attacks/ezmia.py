@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 
 
 def ez_score(target_lp: np.ndarray, ref_lp: np.ndarray, target_top1_hit: np.ndarray, *, ignore_first: bool = True,
@@ -91,7 +91,6 @@ def token_pass(model, token_ids: list[list[int]], *, pad_id: int, device: str, b
     return out
 
 
-@register
 class EZMIA(Scorer):
     name = "ez_mia"
     title = "EZ-MIA"

@@ -8,12 +8,15 @@ sign makes higher = member. Needs ``gradients``; NaN for texts with fewer than t
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 
-@register
 class GradNorm(Scorer):
     name = "gradnorm"
+    title = "GradNorm"
+    method = "gradnorm"
+    citation = "Wang et al. 2024, Pandora's White-Box (arXiv 2402.17012)"
+    default_set = "model"
     requires = ("gradients",)
 
     def score(self, inputs: ScoringInput) -> np.ndarray:

@@ -45,8 +45,8 @@ import time
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 from .loss import mean_logprob
 
 
@@ -90,13 +90,12 @@ def lira_scores(target_phi: np.ndarray, shadow_phi: np.ndarray, keep: np.ndarray
         return _norm_logpdf(target_phi, mu_in, sigma_in + 1e-30) - _norm_logpdf(target_phi, mu_out, sigma_out + 1e-30)
 
 
-@register
 class LiRA(Scorer):
     name = "lira"
     title = "LiRA"
     method = "lira"
     citation = "Carlini et al. 2022 (arXiv 2112.03570)"
-    default_set = None  # trains shadow models: run it by name on a fine-tuned target
+    default_set = "finetune"  # attacks on fine-tuned targets (it trains shadow fine-tunes: name it to run it)
     version = "1"
     requires = ("features", "reference")
 

@@ -6,7 +6,7 @@ That is minus the usual loss, so that higher = member. NaN when nothing was scor
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 
 
 def sample_index(stats) -> np.ndarray:
@@ -28,9 +28,12 @@ def mean_logprob(stats, keep: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-@register
 class Loss(Scorer):
     name = "loss"
+    title = "LOSS"
+    method = "loss"
+    citation = "Yeom et al. 2018, CSF 2018 (arXiv 1709.01604)"
+    default_set = "features"
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         return mean_logprob(inputs.features)

@@ -8,13 +8,16 @@ the lowercased texts); NaN when either form has no scored token.
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 from .loss import mean_logprob
 
 
-@register
 class Lowercase(Scorer):
     name = "lowercase"
+    title = "Lowercase"
+    method = "lowercase"
+    citation = "Carlini et al. 2021, USENIX Security 2021 (arXiv 2012.07805)"
+    default_set = "model"
     requires = ("features", "logprobs")
 
     def score(self, inputs: ScoringInput) -> np.ndarray:

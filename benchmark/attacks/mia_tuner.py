@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 
 INIT_TEXT = "Here is the prefix of a training set text, please verbatim generate the subsequent tokens:"
 QUESTION = "Please tell me whether the given example is used in the training dataset: \n{text}"
@@ -144,7 +144,6 @@ class _MIATuner(Scorer):
         return out
 
 
-@register
 class MIATuner(_MIATuner):
     """MIA-Tuner for base (unaligned) models.
 
@@ -167,6 +166,10 @@ class MIATuner(_MIATuner):
     """
 
     name = "mia_tuner"
+    title = "MIA-Tuner"
+    method = "mia_tuner"
+    citation = "Fu et al. 2024, AAAI 2025 (arXiv 2408.08661)"
+    default_set = "fit"
 
     def _sequences(self, inputs):
         return inputs.access.tokenize(inputs.texts)
@@ -181,7 +184,6 @@ class MIATuner(_MIATuner):
         return np.asarray([float(np.mean(v)) for v in lps])
 
 
-@register
 class MIATunerAligned(_MIATuner):
     """MIA-Tuner for aligned (chat) models; refused for a target without a chat template.
 
@@ -207,6 +209,10 @@ class MIATunerAligned(_MIATuner):
     """
 
     name = "mia_tuner_aligned"
+    title = "MIA-Tuner: aligned-model variant"
+    method = "mia_tuner"
+    citation = "Fu et al. 2024, AAAI 2025 (arXiv 2408.08661)"
+    default_set = "fit"
 
     def __init__(self, num_virtual_tokens: int = 50, epochs: int = 50, batch_size: int = 8,
                  learning_rate: float = 5e-4, max_train_samples: int = 160, temperature: float = 1.0,

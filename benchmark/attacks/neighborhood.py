@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 from .loss import mean_logprob
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,12 @@ class MaskFiller:
         return out
 
 
-@register
 class Neighborhood(Scorer):
     name = "neighborhood"
+    title = "Neighbourhood comparison"
+    method = "neighborhood"
+    citation = "Mattern et al. 2023, Findings of ACL 2023 (arXiv 2305.18462)"
+    default_set = "model"
     requires = ("features", "logprobs")
 
     def __init__(self, n_neighbors: int = 10, fraction: float = 0.1, mask_model: str = "roberta-base",

@@ -11,14 +11,17 @@ NaN when x has no scored token.
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 from .loss import mean_logprob
 from .pool import checked_pool
 
 
-@register
 class ReCaLL(Scorer):
     name = "recall"
+    title = "ReCaLL"
+    method = "recall"
+    citation = "Xie et al. 2024, EMNLP 2024 (arXiv 2406.15968)"
+    default_set = "model"
     requires = ("features", "logprobs")
     needs_pool = True
 

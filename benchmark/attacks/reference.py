@@ -15,7 +15,7 @@ common span.
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 from .loss import mean_logprob, sample_index
 
 
@@ -27,9 +27,12 @@ def covered_chars(stats, texts) -> np.ndarray | None:
     return np.where(stats.text_chars >= 0, stats.text_chars, full)
 
 
-@register
 class Reference(Scorer):
     name = "reference"
+    title = "Reference model"
+    method = "reference"
+    citation = "Carlini et al. 2021, USENIX Security 2021 (arXiv 2012.07805)"
+    default_set = "model"
     requires = ("features", "reference")
 
     def score(self, inputs: ScoringInput) -> np.ndarray:

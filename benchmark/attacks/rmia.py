@@ -43,8 +43,8 @@ import time
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
-from .base import Scorer, ScoringInput, register
 from .loss import mean_logprob
 
 
@@ -109,13 +109,12 @@ def sequence_probability(stats) -> np.ndarray:
     return np.exp(mean_logprob(stats))
 
 
-@register
 class RMIA(Scorer):
     name = "rmia"
     title = "RMIA"
     method = "rmia"
     citation = "Zarifzadeh et al. 2024 (arXiv 2312.03262)"
-    default_set = None  # trains shadow models: run it by name on a fine-tuned target
+    default_set = "finetune"  # attacks on fine-tuned targets (it trains shadow fine-tunes: name it to run it)
     version = "1"
     requires = ("features", "logprobs", "reference")
     needs_pool = True

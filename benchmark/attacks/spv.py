@@ -65,9 +65,9 @@ import time
 
 import numpy as np
 
+from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
 from ..hashing import sha256_json
-from .base import Scorer, ScoringInput, register
 from .lowercase import mean_logprob
 
 log = logging.getLogger(__name__)
@@ -334,21 +334,30 @@ class _SPV(Scorer):
         return out
 
 
-@register
 class SPVMIA(_SPV):
     name = "spv_mia"
+    title = "SPV-MIA"
+    method = "spv_mia"
+    citation = "Fu et al. 2024, NeurIPS 2024 (arXiv 2311.06062)"
+    default_set = "finetune"
     requires = ("features", "logprobs", "generate")
 
 
-@register
 class SPVReference(_SPV):
     name = "spv_reference"
+    title = "SPV-MIA: self-prompt reference only"
+    method = "spv_mia"
+    citation = "Fu et al. 2024, NeurIPS 2024 (arXiv 2311.06062)"
+    default_set = "finetune"
     requires = ("features", "generate")
     uses_pv = False
 
 
-@register
 class SPVProbabilisticVariation(_SPV):
     name = "spv_pv"
+    title = "SPV-MIA: probabilistic variation only"
+    method = "spv_mia"
+    citation = "Fu et al. 2024, NeurIPS 2024 (arXiv 2311.06062)"
+    default_set = "finetune"
     requires = ("features", "logprobs")
     uses_reference = False

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import Scorer, register
+from ..api import Scorer
 
 
 def per_text_loglik(stats, per_token: bool = False) -> np.ndarray:
@@ -55,9 +55,12 @@ def group_means(values: np.ndarray, groups: list[str], group_ids: list[str]) -> 
     return means.reindex(group_ids).to_numpy(float)
 
 
-@register
 class UserInference(Scorer):
     name = "user_inference"
+    title = "User inference"
+    method = "user_inference"
+    citation = "Kandpal et al. 2023 (arXiv 2310.09266)"
+    default_set = "groups"
     version = "1"
     requires = ("features", "reference", "groups")
 

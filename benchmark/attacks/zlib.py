@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from .base import Scorer, ScoringInput, register
+from ..api import Scorer, ScoringInput
 from .loss import mean_logprob
 
 
@@ -19,9 +19,12 @@ def zlib_bytes(text: str) -> int:
     return len(zlib.compress(text.encode("utf-8")))
 
 
-@register
 class Zlib(Scorer):
     name = "zlib"
+    title = "Zlib"
+    method = "zlib"
+    citation = "Carlini et al. 2021, USENIX Security 2021 (arXiv 2012.07805)"
+    default_set = "features"
 
     def score(self, inputs: ScoringInput) -> np.ndarray:
         feats = inputs.features

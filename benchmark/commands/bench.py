@@ -3,7 +3,7 @@ a real run's time goes.
 
 Throughput (the default), in one process, same model, texts, device and dtype:
 
-1. **harness**: the feature engine (tokenize once, sort by length, batch under a token budget
+1. **harness**: the feature pass (tokenize once, sort by length, batch under a token budget
    that adapts to the free memory on a GPU, one forward pass, fp32 statistics) followed by every
    feature-based scorer (LOSS, zlib, Min-K%, Min-K%++, DC-PDD) computed from the statistics;
 2. **per-sample loop**: what a plain script does: for each text alone (batch size 1), a
@@ -19,19 +19,30 @@ random token texts.
 ``--profile`` times real `membench run` processes instead: a cold run (the feature-cache
 entries of the target and its reference on the split removed first, so both forward passes
 run), the same run warm, a warm single-scorer run and `membench --help`, each phase (start-up,
-loading, tokenization, forward, statistics, scoring, metrics, writing) per model. With
-``--engine`` it adds the same cold run and the warm single-scorer run handed to a warm engine
-(`membench engine`; one is started for the measurement and stopped after, unless one already
-runs).
+loading, tokenization, forward, statistics, scoring, metrics, writing) per model.
 """
 
 from __future__ import annotations
 
+import os
+import resource
+import shutil
+import statistics
+import tempfile
 import time
 import zlib as _zlib
 
 import numpy as np
 
+from .. import attacks, features, suite, targets
+from ..attacks import dcpdd
+from ..errors import MembenchError
+from ..features import cache, key_parts
+from ..features.throughput import device_peak, matmul_parameters, mfu
+from ..profiling import run_profiled, time_process
+from ..results import environment
+from ..runner import default_pool, default_reference, load_pool
+from ..targets import check_device
 from . import emit, table
 
 
@@ -61,9 +72,6 @@ def register(sub):
                    "e.g. demo/neox-tiny-ref for the demo)")
     p.add_argument("--repeat", type=int, default=3,
                    help="with --profile: warm runs and `membench --help` runs to take the median of (default: %(default)s)")
-    p.add_argument("--engine", action="store_true",
-                   help="with --profile: also time the cold and the warm single-scorer run through a warm engine "
-                   "(`membench engine`)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     p.set_defaults(func=handle)
 
@@ -76,8 +84,6 @@ def _sync(device: str) -> None:
 
 
 def _peak(device: str, override: float | None) -> tuple[str | None, float | None]:
-    from ..features.throughput import device_peak
-
     if override:
         return "given by --peak-tflops", override * 1e12
     if not str(device).startswith("cuda"):
@@ -90,9 +96,6 @@ def _peak(device: str, override: float | None) -> tuple[str | None, float | None
 
 def feature_scores(stats, texts, freq) -> dict[str, np.ndarray]:
     """The five feature-based scores through the registered scorers (the harness path)."""
-    from .. import attacks
-    from ..attacks import dcpdd
-
     inputs = attacks.ScoringInput(uids=[str(i) for i in range(len(texts))], texts=texts, features=stats)
     out = {name: attacks.get_scorer(name).score(inputs) for name in ("loss", "zlib", "min_k", "min_k_plus_plus")}
     out["dc_pdd"] = dcpdd.dcpdd_scores(stats, freq, attacks.get_scorer("dc_pdd").a)
@@ -135,9 +138,6 @@ def per_sample_loop(model, token_ids, texts, freq, device, k=0.2, a=0.01, progre
 
 def _inputs(args):
     """(model, tokenizer or None, token ids, texts, pool token ids, description)."""
-    from .. import features, suite, targets
-    from ..runner import default_pool, load_pool
-
     if args.random_init:
         model = targets.random_init_model(args.target, dtype=args.dtype, device=args.device)
         if args.compile:
@@ -166,18 +166,11 @@ def _peak_memory(device: str) -> dict:
         import torch
 
         return {"peak_gpu_bytes": int(torch.cuda.max_memory_allocated(torch.device(device)))}
-    import resource
-
     return {"peak_host_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
 
 
 def measure(args) -> dict:
     import torch
-
-    from .. import features
-    from ..attacks import dcpdd
-    from ..features.throughput import matmul_parameters, mfu
-    from ..results import environment
 
     torch.manual_seed(0)
     progress = not args.json
@@ -189,7 +182,7 @@ def measure(args) -> dict:
     freq = dcpdd.smoothed_frequency(counts)
     pad = features.pad_id(tokenizer) if tokenizer is not None else 0
     n_tokens = sum(len(t) for t in token_ids)
-    budget = features.TokenBudget(args.batch_tokens, features.budget.probe_for(args.device))
+    budget = features.TokenBudget(args.batch_tokens, features.batching.probe_for(args.device))
     # warm-up (allocator, kernels, compilation) on a few texts, untimed; it also probes the budget
     features.compute(model, token_ids[:2], pad_id=pad, device=args.device, budget=budget)
     if str(args.device).startswith("cuda"):
@@ -274,9 +267,6 @@ def _text(r: dict) -> str:
 
 
 def handle(args) -> int:
-    from ..errors import MembenchError
-    from ..targets import check_device
-
     check_device(args.device)
     if args.random_init and args.dtype != "float32" and not args.device.startswith("cuda"):
         raise MembenchError("half-precision benchmarks need a GPU", "use --dtype float32 on CPU")
@@ -295,10 +285,6 @@ def handle(args) -> int:
 
 def _clear_features(handles, split) -> list[str]:
     """Remove the feature-cache entries of these targets on ``split`` (a cold run recomputes them)."""
-    import shutil
-
-    from ..features import cache, key_parts
-
     removed = []
     for handle in handles:
         key = cache.cache_key(key_parts(handle, split))
@@ -323,14 +309,6 @@ def _summary(run: dict) -> dict:
 def profile(args) -> dict:
     """Cold and warm `membench run` of the target on the split (with its reference), a warm
     single-scorer run and `membench --help`, each in a fresh process."""
-    import os
-    import statistics
-    import tempfile
-
-    from .. import suite, targets
-    from ..profiling import run_profiled, time_process
-    from ..runner import default_reference
-
     spec = targets.get_target(args.target)
     reference = args.reference or default_reference(spec.id)
     split = suite.ensure(args.split)
@@ -348,8 +326,6 @@ def profile(args) -> dict:
         cold = run_profiled(full)
         warm = _median_run(full, repeat)
         single = _median_run(base + ["--scorer", "loss"], repeat)
-        through = (_through_engine(full, base + ["--scorer", "loss"], handles, split, repeat)
-                   if getattr(args, "engine", False) else None)
     help_s = statistics.median(time_process(["--help"]) for _ in range(repeat))
     n = len(split.samples)
     scoring = {}
@@ -368,39 +344,16 @@ def profile(args) -> dict:
         "warm_single_over_help": round(single["process_s"] / help_s, 2),
         "scorer_seconds_per_2000_texts": scoring,
         "repeat": repeat,
-        **({"cold_engine": _summary(through[0]), "warm_single_engine": _summary(through[1]),
-            "warm_single_engine_over_help": round(through[1]["process_s"] / help_s, 2)} if through else {}),
     }
 
 
-def _median_run(argv, repeat: int, engine: bool = False) -> dict:
+def _median_run(argv, repeat: int) -> dict:
     """The profiled run of ``repeat`` fresh processes whose wall time is the median."""
-    from ..profiling import run_profiled
-
-    return sorted((run_profiled(argv, engine=engine) for _ in range(repeat)), key=lambda r: r["process_s"])[repeat // 2]
-
-
-def _through_engine(argv, single, handles, split, repeat) -> tuple[dict, dict]:
-    """The cold run again and the warm single-scorer run (median of ``repeat``), handed to a
-    warm engine (started here unless one runs; stopped after)."""
-    from .. import engine
-    from ..errors import MembenchError
-    from ..profiling import run_profiled
-
-    started = engine.start()
-    try:
-        why = engine.usable_here(engine.ping() or {"fingerprint": {}})
-        if why:
-            raise MembenchError(f"the running engine cannot take this run: {why}", "`membench engine stop`, then retry")
-        _clear_features(handles, split)
-        return run_profiled(argv, engine=True), _median_run(single, repeat, engine=True)
-    finally:
-        if started["started"]:
-            engine.stop()
+    return sorted((run_profiled(argv) for _ in range(repeat)), key=lambda r: r["process_s"])[repeat // 2]
 
 
 def profile_text(r: dict) -> str:
-    runs = [("cold", r["cold"]), ("warm", r["warm"])] + ([("engine cold", r["cold_engine"])] if "cold_engine" in r else [])
+    runs = [("cold", r["cold"]), ("warm", r["warm"])]
     keys = []
     for _, run in runs:
         for row in run["phases"]:
@@ -426,7 +379,4 @@ def profile_text(r: dict) -> str:
         f"({r['help_s']:.3f} s; medians of {r['repeat']}); it imported {modules}",
         f"scorer time per 2,000 texts (warm run): {per_2000}",
     ]
-    if "warm_single_engine" in r:
-        lines.append(f"through the engine, the warm single-scorer run: {r['warm_single_engine']['wall_s']:.3f} s = "
-                     f"{r['warm_single_engine_over_help']}x `membench --help`")
     return "\n".join(lines)

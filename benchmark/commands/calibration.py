@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import results, suite
+from ..home import results_dir
 from . import emit, table
 
 
@@ -34,8 +36,6 @@ def register(sub):
 
 
 def handle_list(args) -> int:
-    from .. import suite
-
     spec = suite.get_split(args.split)
     split = suite.load(spec) if suite.is_materialized(spec.id) else None
     out = []
@@ -61,9 +61,6 @@ def handle_list(args) -> int:
 
 
 def handle_derive(args) -> int:
-    from .. import results, suite
-    from ..home import results_dir
-
     split = suite.ensure(args.split)
     folder = args.results_dir or results_dir()
     names = args.subset or results.subsets_in(folder, split.id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import suite
+from ..diagnostics import cards
 from . import emit, table
 
 
@@ -26,9 +28,6 @@ def register(sub):
 
 
 def handle(args) -> int:
-    from .. import suite
-    from ..diagnostics import cards
-
     specs = suite.match_splits(args.splits) if args.splits else list(suite.splits().values())
     results = cards.write_cards(specs, args.dir or cards.CARDS_DIR, check=args.check)
     rows = [[r.split, r.status, r.verdict or "never diagnosed", r.path] for r in results]

@@ -40,7 +40,7 @@ def handle(args) -> int:
     sub = load(args.path)  # metadata errors before any heavy work
     suite.get_split(args.split)
     targets.get_target(args.target)
-    from ..attacks.budget import FitBudget
+    from ..attacks.fit_budget import FitBudget
 
     fit_budget = FitBudget.parse(args.fit_budget)
     if args.calibration:

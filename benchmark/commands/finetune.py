@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import finetune, targets
+from .. import generated_data as generated_report
+from ..errors import MembenchError
 from . import emit, table
+from .run import check_device
 
 
 def register(sub):
@@ -28,8 +32,6 @@ def register(sub):
 
 
 def _status(recipe) -> str:
-    from .. import targets
-
     spec = targets.targets().get(recipe.target_id)
     if spec is None:
         return "not built"
@@ -37,8 +39,6 @@ def _status(recipe) -> str:
 
 
 def _list(args) -> int:
-    from .. import finetune
-
     rows, payload = [], []
     for recipe in finetune.recipes(args.recipes).values():
         status = _status(recipe)
@@ -61,10 +61,6 @@ def _p(value: float) -> str:
 
 
 def handle(args) -> int:
-    from .. import finetune
-    from ..errors import MembenchError
-    from .run import check_device
-
     if args.list:
         return _list(args)
     if not args.recipe:
@@ -78,7 +74,6 @@ def handle(args) -> int:
         emit(args, payload, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True).rstrip())
         return 0
     check_device(args.device)
-    from .. import generated_data as generated_report
 
     out = generated_report.finetune_and_compare(args.recipe, recipes_file=args.recipes, device=args.device,
                                                 replace=args.replace, progress=not args.json,

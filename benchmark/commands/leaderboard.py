@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import MembenchError
+from ..site import CARDS_DIR, build_site, default_folders, served_by
 from . import emit
 
 
@@ -13,11 +15,13 @@ def register(sub):
     b = ss.add_parser(
         "build",
         help="render result files into the site folder (default: leaderboard_site/build/)",
-        description="Reads every result file under --results (refusing, and listing, files that fail "
-        "the schema, whose per-sample hash does not match, or that duplicate a key) and writes the "
-        "overview, one page per split, scorer and target, CSV/JSON/LaTeX/Markdown downloads, the "
-        "per-sample scores and the schema. The site is written beside --out and swapped in whole, so "
-        "a failed build leaves the old site untouched.",
+        description="Reads every result file under --results that the publication gate (`membench results "
+        "validate`) stamped, refusing and listing the others (not through the gate, changed since, failing "
+        "the record model, a per-sample hash that does not match, a duplicate key), and writes the overview, "
+        "the scorer catalog, one page per split, scorer setting and target, CSV/JSON/LaTeX/Markdown downloads, "
+        "the per-sample scores of public splits and the schema. Reads JSON only: the same results folder gives "
+        "the same pages anywhere. The site is written beside --out and swapped in whole, so a failed build "
+        "leaves the old site untouched.",
     )
     b.add_argument("--results", type=Path, default=None, help="results folder (default: $MEMBENCH_HOME/results, "
                    "the folder `membench run` and `membench serve` use)")
@@ -35,9 +39,6 @@ def register(sub):
 
 
 def handle_build(args) -> int:
-    from ..errors import MembenchError
-    from ..site import CARDS_DIR, build_site, default_folders, served_by
-
     default_results, default_site = default_folders()
     results, out = Path(args.results or default_results), Path(args.out or default_site)
     server = served_by(out)

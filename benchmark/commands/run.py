@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import attacks
 from . import emit, table
 
 
@@ -36,9 +37,8 @@ def register(sub):
         "(e.g. min_k:k=0.1), or a grid with several values per key (min_k:k=0.05,0.1,0.2,0.5: every "
         "setting from one cached feature pass); repeatable. Default: every built-in feature-based "
         "scorer (dc_pdd only when the split declares a pool or --pool is given: otherwise it is "
-        "skipped and the output says so), plus `reference` when --reference is given. Built in: "
-        "loss, zlib, min_k, min_k_plus_plus, dc_pdd, lowercase, reference, neighborhood, gradnorm, recall; "
-        "trainable (fit on a calibration subset, see --calibration): mia_tuner, mia_tuner_aligned, con_recall, calibrated",
+        "skipped and the output says so), plus `reference` when --reference is given. Registered, by default set "
+        "(`fit`: trainable on a calibration subset, see --calibration): " + attacks.listing(),
     )
     p.add_argument("--reference", default=None,
                    help="reference model for `reference` (registry id or local directory; "
@@ -48,8 +48,8 @@ def register(sub):
                    ".txt) for recall, dc_pdd and neighbour vocabularies; must be disjoint from "
                    "the split (default: the split's pool.parquet when it has one)")
     p.add_argument("--calibration", default=None, metavar="SUBSET",
-                   help="calibration subset for trainable scorers (mia_tuner, mia_tuner_aligned, con_recall, "
-                   "calibrated: they fit on its labels and are scored on the evaluated rest only); every other "
+                   help=f"calibration subset for trainable scorers ({', '.join(attacks.default_set('fit'))}: they fit "
+                   "on its labels and are scored on the evaluated rest only); every other "
                    "record of the split is then also recomputed on that rest (`membench calibration list SPLIT`: "
                    "the subsets; default: each trainable scorer's own, cal80 for MIA-Tuner, cal10 otherwise)")
     p.add_argument("--fit-budget", default=None, metavar="CAPS",

@@ -5,6 +5,13 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import uvicorn
+
+from ..errors import MembenchError
+from ..server import create_app
+from ..site import build_site, default_folders
+from ..site.serving import mark_served, unmark_served
+
 
 def _exit_on_term(signum, frame):
     raise SystemExit(0)
@@ -31,13 +38,6 @@ def register(sub):
 
 
 def handle(args) -> int:
-    import uvicorn
-
-    from ..errors import MembenchError
-    from ..site import build_site, default_folders
-    from ..site.app import create_app
-    from ..site.serving import mark_served, unmark_served
-
     default_results, default_site = default_folders()
     results, site = Path(args.results or default_results), Path(args.site or default_site)
     if not results.is_dir():

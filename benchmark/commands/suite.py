@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from .. import suite
 from ..errors import MembenchError
+from ..suite import lock as lockfile, split_dir
 from . import emit, table
 
 
@@ -72,8 +74,6 @@ def register(sub):
 
 
 def _manifest(spec):
-    from ..suite import split_dir
-
     file = split_dir(spec.id) / "manifest.json"
     try:
         return json.loads(file.read_text()) if file.exists() else None
@@ -81,13 +81,22 @@ def _manifest(spec):
         return None
 
 
-def handle_list(args) -> int:
-    from .. import suite
+def fetch_route(spec, pins: dict) -> str:
+    """How a split that is not materialized here can be: from the Hub at its pinned revision (or
+    a local copy with --from-dir), built offline, or only after the parents it names."""
+    missing = suite.missing_parents(spec)
+    if missing:
+        return f"needs {', '.join(missing)}"
+    return spec.source_model.route(spec, pins)
 
+
+def handle_list(args) -> int:
     specs = suite.match_splits(args.patterns) if args.patterns else list(suite.splits().values())
+    pins = lockfile.read_lock().get("splits", {})
     rows = []
     for spec in specs:
         manifest = _manifest(spec)
+        status = suite.status(spec)
         rows.append(
             {
                 "id": spec.id,
@@ -95,12 +104,14 @@ def handle_list(args) -> int:
                 "track": spec.track,
                 "domain": spec.domain,
                 "size": manifest["counts"]["total"] if manifest else None,
-                "status": suite.status(spec),
+                "status": status,
+                "fetch": fetch_route(spec, pins) if status == "not fetched" else None,
             }
         )
     text = table(
-        [[r["id"], r["family"], r["track"], r["size"] if r["size"] is not None else "-", r["status"]] for r in rows],
-        ["split", "family", "track", "size", "status"],
+        [[r["id"], r["family"], r["track"], r["size"] if r["size"] is not None else "-", r["status"], r["fetch"] or "-"]
+         for r in rows],
+        ["split", "family", "track", "size", "status", "to materialize"],
     )
     emit(args, rows, text)
     return 0
@@ -108,8 +119,6 @@ def handle_list(args) -> int:
 
 def handle_fetch(args) -> int:
     from tqdm import tqdm
-
-    from .. import suite
 
     specs = suite.match_splits(args.patterns)
     rows = []
@@ -162,8 +171,6 @@ def handle_fetch(args) -> int:
 
 
 def handle_add(args) -> int:
-    from .. import suite
-
     split = suite.add_local_split(args.name, args.file, text_field=args.text_field, label_field=args.label_field,
                                   valid_for=args.valid_for, config=args.config, track=args.track,
                                   description=args.description, replace=args.replace)
@@ -187,8 +194,6 @@ def handle_add(args) -> int:
 
 
 def handle_remove(args) -> int:
-    from .. import suite
-
     removed = suite.remove_split(args.name)
     emit(args, {"id": args.name, "removed": removed},
          "\n".join(f"removed {p}" for p in removed) or f"{args.name}: nothing to remove")
@@ -196,8 +201,6 @@ def handle_remove(args) -> int:
 
 
 def handle_verify(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else None
     reports = suite.verify(specs)
     failed = [r for r in reports if r["status"] != "ok"]
@@ -216,9 +219,6 @@ def handle_verify(args) -> int:
 
 
 def handle_show(args) -> int:
-    from .. import suite
-    from ..suite import lock as lockfile
-
     spec = suite.get_split(args.split)
     manifest = _manifest(spec)
     entry = lockfile.read_lock().get("splits", {}).get(spec.id)
@@ -269,8 +269,6 @@ def handle_show(args) -> int:
 
 
 def handle_freeze(args) -> int:
-    from .. import suite
-
     specs = suite.match_splits(args.patterns) if args.patterns else None
     out = suite.freeze(specs, args.lock)
     lines = [f"froze {sid}  {e['content_hash'][:16]}" for sid, e in out["frozen"].items()]

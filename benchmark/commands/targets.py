@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from .. import suite
+from ..errors import MembenchError
+from ..targets import get_target, load_target, random_init_model, targets
 from . import emit, table
 
 
@@ -56,8 +59,6 @@ def _row(t) -> dict:
 
 
 def handle_list(args) -> int:
-    from ..targets import targets
-
     rows = [_row(t) for t in targets().values()]
     text = table(
         [
@@ -72,9 +73,6 @@ def handle_list(args) -> int:
 
 
 def handle_show(args) -> int:
-    from .. import suite
-    from ..targets import get_target
-
     t = get_target(args.target, revision=args.revision)
     valid = [s.id for s in suite.splits().values() if s.labels_are_membership and s.labels_valid_for(t.id)]
     controls = [s.id for s in suite.splits().values() if s.is_control and s.labels_valid_for(t.id)]
@@ -100,9 +98,6 @@ def handle_show(args) -> int:
 
 
 def handle_build(args) -> int:
-    from ..errors import MembenchError
-    from ..targets import get_target, load_target, random_init_model
-
     spec = get_target(args.target, revision=args.revision)
     started = time.perf_counter()
     if args.random_init:

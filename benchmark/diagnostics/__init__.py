@@ -8,32 +8,21 @@ Public face: ``diagnose`` (texts + labels), ``diagnose_split``, ``load_labelled`
 file), ``write_blind_results`` (result records + diagnostics JSON for a split), ``save``,
 ``load_saved``, ``read_saved`` (a split's saved diagnostics, results folder first), ``control_fields``, ``verdict``, ``BASELINES``, ``BLIND_SCORER``,
 ``out_of_fold_scores``; cards in ``benchmark.diagnostics.cards``.
-
-The names that need scikit-learn (the baselines, the reports that fit them) are imported on
-first use, so a run that only reads a split's saved diagnostics (a warm ``membench run``)
-does not import it.
 """
 
 from __future__ import annotations
 
-from .. import lazy
-
+from .baselines import BASELINES
+from .blind import bag_of_words, naive_bayes
 from .controls import control_fields
+from .crossval import out_of_fold_scores
+from .files import load_labelled
+from .report import diagnose, diagnose_split, load_saved, public, save, write_blind_results
 from .saved import read_saved
 from .verdict import RULE as VERDICT_RULE
 from .verdict import verdict
 
 BLIND_SCORER = "blind_bow"
-
-_LAZY = {  # name -> the module that defines it
-    "BASELINES": "baselines", "bag_of_words": "blind", "naive_bayes": "blind",
-    "out_of_fold_scores": "crossval", "load_labelled": "files", "diagnose": "report",
-    "diagnose_split": "report", "load_saved": "report", "public": "report", "save": "report",
-    "write_blind_results": "report",
-}
-
-
-__getattr__ = lazy.attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -254,6 +254,9 @@ def block_validity(spec, manifest, diag) -> str:
         return (f"Labels are **not** membership for any target. The control's premise (both classes share "
                 f"membership status) holds for targets matching {pats}; there, an AUC away from 0.5 "
                 "measures shift.")
+    if not spec.valid_targets:
+        return ("No registry target is declared valid for these labels (the description says for which models "
+                "they hold): `membench run` refuses every pair unless run with `--allow-invalid`, and marks it.")
     text = f"Labels are membership ground truth for targets matching {pats}."
     if spec.extra.get("opt_caveat"):
         text += f" Not for OPT: {spec.extra['opt_caveat']}."

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import profiling
+from ..api import STATS, TokenStats
 from ..targets import CONTEXT_RULE, context_windows
 from . import cache
-from .budget import TokenBudget, probe_for
-from .engine import FEATURE_SET_VERSION, STATS, TokenStats, compute, encode, plan_batches, tokenize
+from .batching import TokenBudget, probe_for
+from .forward import FEATURE_SET_VERSION, compute, encode, plan_batches, tokenize
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..api import STATS, TokenStats
 from ..hashing import sha256_bytes, sha256_json
 from ..home import features_dir
-from .engine import STATS, TokenStats
 
 # Per-text facts saved beside the statistics when the pass had them (texts, fast tokenizer).
 OPTIONAL = ("n_text_tokens", "text_chars", "char_end")

@@ -116,14 +116,8 @@ def evaluation_split(recipe: Recipe, table: dict[str, Recipe]) -> str:
 
 
 def check(recipe: Recipe, table: dict[str, Recipe], *, replace: bool = False) -> None:
-    """Every refusal that needs no training, before anything is written."""
-    pools.check(recipe)
-    if recipe.kind != "pretrain" and _base_recipe(recipe, table) is None:
-        _base_spec(recipe)
-    if recipe.kind == "generated":
-        evaluation_split(recipe, table)
-        if recipe.generate["generator"] is not None and _generator_recipe(recipe, table) is None:
-            _generator_spec(recipe)
+    """Every refusal that needs no training, before anything is written (names taken first: they
+    need no hashing of the base)."""
     existing = targets.targets().get(recipe.target_id)
     if existing is not None and not replace:
         if existing.extra.get("recipe", {}).get("sha256") != recipe.sha256:
@@ -133,6 +127,13 @@ def check(recipe: Recipe, table: dict[str, Recipe], *, replace: bool = False) ->
     if split is not None and split.source.get("recipe") != recipe.id and not replace:
         raise MembenchError(f"split {recipe.split_id} is already registered by something else",
                             "pass --replace, or give the recipe another id")
+    pools.check(recipe)
+    if recipe.kind != "pretrain" and _base_recipe(recipe, table) is None:
+        _base_spec(recipe)
+    if recipe.kind == "generated":
+        evaluation_split(recipe, table)
+        if recipe.generate["generator"] is not None and _generator_recipe(recipe, table) is None:
+            _generator_spec(recipe)
 
 
 def _reusable(recipe: Recipe, key: str):

@@ -23,6 +23,11 @@ merged key by key), so a defence variant is a few lines. The defences: ``per_use
 ``clip`` (batch or per example, no noise), ``early_stopping``, and ``dp`` (DP-SGD through Opacus
 with a stated epsilon and delta); with ``train.optimizer`` (AdamW or SGD) and ``train.steps``
 (a number, or ``uncapped`` for a cap variant trained as long as the uncapped recipe).
+
+Each kind is a pydantic model (``FinetuneEntry``, ``GeneratedEntry``, ``PretrainEntry``, told
+apart by ``kind``; every block forbids unknown fields). ``normalize`` validates an entry and
+returns the normalized dict those models give: the same fields, defaults and types for every
+recipe of a kind, so that the hash of a recipe changes only with what it declares.
 """
 
 from __future__ import annotations
@@ -31,131 +36,407 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictFloat,
+                      StrictInt, Tag, TypeAdapter, ValidationError, model_validator)
+from pydantic_core import PydanticCustomError
 
 from ..errors import MembenchError, unknown
 from ..hashing import sha256_json
+from ..targets.registry import DEMO_ARCH
 
 REGISTRY_FILE = Path(__file__).with_name("recipes.yaml")
 RECIPE_VERSION = 1
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+DEFAULT_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n"
 
-KINDS = ("finetune", "generated", "pretrain")
-ASSIGN = ("sample", "user")
-METHODS = ("lora", "full")
-CLIP_MODES = ("batch", "per_example")
-OPTIMIZERS = ("adamw", "sgd")
-ACCOUNTANTS = ("rdp", "prv")  # Opacus's privacy accountants (RDP: Mironov 2017; PRV: Gopi et al. 2021)
-STEPS_RULES = ("uncapped",)  # train.steps given as a rule instead of a number
-STYLES = ("continuation", "self_instruct")
-POOL_PARTS = ("members", "nonmembers", "all")
+
+def refuse(problem: str, hint: str = "fix the recipe"):
+    """A rule of a recipe that does not hold: one line, with what to do."""
+    return PydanticCustomError("recipe_rule", "{problem}", {"problem": problem, "hint": hint})
+
+
+def _int(lo: int):
+    def check(value: int) -> int:
+        if value < lo:
+            raise ValueError(f"must be {'a positive' if lo == 1 else 'a non-negative'} integer")
+        return value
+
+    return Annotated[StrictInt, AfterValidator(check)]
+
+
+def _number(lo: float = 0.0, hi: float | None = None, *, open_lo: bool = False):
+    def check(value) -> float:
+        value = float(value)
+        if value < lo or (open_lo and value == lo) or (hi is not None and value > hi):
+            raise ValueError(f"must be {'>' if open_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else ""))
+        return value
+
+    return Annotated[StrictInt | StrictFloat, AfterValidator(check)]
+
+
+PositiveInt, Count = _int(1), _int(0)
+PositiveNumber = _number(open_lo=True)
+
+
+def _empty_is_default(value):
+    """A block written as null or left empty takes every default."""
+    return {} if value is None else value
+
+
+MISSING_HINT = {"base": "name a registry target or a local model directory"}
+
+
+def _some_base(base: str) -> str:
+    if not base:
+        raise refuse("no `base`", MISSING_HINT["base"])
+    return base
+
+
+def _some_generator(generator: str) -> str:
+    if not generator:
+        raise refuse("generate.generator must be a target id or a model directory", "or leave it out (the base generates)")
+    return generator
+
+
+def _module_names(names: list[str]) -> list[str]:
+    if not names:
+        raise refuse("method.target_modules must be a list of module names", "or leave it out")
+    return names
+
+
+class Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --- pool: where the texts come from --------------------------------------------------------
+
+class BuiltinPool(Block):
+    builtin: str
+    seed: StrictInt = 0
+
+
+class SplitPool(Block):
+    split: str
+    part: Literal["members", "nonmembers", "all"] = "all"
+
+
+class FilePool(Block):
+    file: str
+    text: str = "text"
+    user: str | None = None
+
+
+POOL_KINDS = ("builtin", "split", "file")
+
+
+def _pool_kind(value) -> str | None:
+    found = [k for k in POOL_KINDS if k in value] if isinstance(value, dict) else []
+    return found[0] if len(found) == 1 else None
+
+
+def _one_pool(value):
+    if not isinstance(value, dict) or not value:
+        raise refuse("pool is missing or empty",
+                     "give {builtin: NAME}, {split: SPLIT_ID} or {file: PATH, text: COLUMN, user: COLUMN}")
+    if _pool_kind(value) is None:
+        raise refuse("pool must name exactly one of builtin, split, file")
+    return value
+
+
+Pool = Annotated[Union[Annotated[BuiltinPool, Tag("builtin")], Annotated[SplitPool, Tag("split")],  # noqa: UP007
+                       Annotated[FilePool, Tag("file")]], Discriminator(_pool_kind), BeforeValidator(_one_pool)]
+
+
+# --- blocks ------------------------------------------------------------------------------------
+
+class Sizes(Block):
+    members: PositiveInt | None = None  # samples (per-sample) or users (per-user); None = half of what is eligible
+    nonmembers: Count | None = None  # 0: a target with no membership split (e.g. a reference model)
+    validation: Count = 0  # held-out samples (per-sample) or users (per-user) for early stopping
+    attacker_per_user: Count | None = 2  # per-user only: samples per user the attacker holds, never trained on
+    min_user_samples: PositiveInt | None = 4  # per-user only: users with fewer samples in the pool are not used
+    reference_pool: Count = 512  # unused pool texts kept beside the split as its pool.parquet (0: none)
+
 
 # SPV-MIA's LoRA defaults (Fu et al. 2024): r 64, alpha 16, dropout 0.1, lr 1e-4.
 # target_modules None = peft's default for the architecture (query_key_value for GPT-NeoX,
 # q_proj/v_proj for OPT and Llama); the resolved list is recorded in the target.
-LORA_DEFAULTS = {"r": 64, "alpha": 16, "dropout": 0.1, "target_modules": None}
-TRAIN_DEFAULTS = {
-    "epochs": 3,
-    "lr": 1e-4,
-    "batch_size": 8,
-    "block_size": 128,
-    "warmup_ratio": 0.0,
-    "weight_decay": 0.0,
-    "checkpoint_every": 50,
-    "optimizer": "adamw",  # adamw | sgd
-    "momentum": 0.0,  # sgd only (recorded as null under adamw)
+class Lora(Block):
+    kind: Literal["lora"] = "lora"
+    r: PositiveInt = 64
+    alpha: PositiveNumber = 16
+    dropout: _number(0.0, 0.99) = 0.1
+    target_modules: Annotated[list[str], AfterValidator(_module_names)] | None = None
+
+
+class Full(Block):
+    kind: Literal["full"]
+
+
+def _method(value):
+    value = _empty_is_default(value)
+    return {"kind": "lora", **value} if isinstance(value, dict) and "kind" not in value else value
+
+
+Method = Annotated[Union[Lora, Full], Field(discriminator="kind"), BeforeValidator(_method)]  # noqa: UP007
+
+
+class Train(Block):
+    epochs: PositiveInt = 3
+    lr: PositiveNumber = 1e-4
+    batch_size: PositiveInt = 8
+    block_size: PositiveInt = 128
+    warmup_ratio: _number(0.0, 1.0) = 0.0
+    weight_decay: _number(0.0) = 0.0
+    checkpoint_every: PositiveInt = 50
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: _number(0.0, 1.0) | None = 0.0  # sgd only (recorded as null under adamw)
     # None: `epochs` decide the optimizer steps; N: exactly N steps (the data loader runs on into
     # further epochs); "uncapped": as many steps as the recipe takes without its per-user cap (a
     # step-matched cap variant)
-    "steps": None,
-}
-PRETRAIN_DEFAULTS = {"epochs": 16, "lr": 2e-3, "batch_size": 16}  # the demo target's trainer
-SIZES_DEFAULTS = {
-    "members": None,  # samples (per-sample) or users (per-user); None = half of what is eligible
-    "nonmembers": None,
-    "validation": 0,  # held-out samples (per-sample) or users (per-user) for early stopping
-    "attacker_per_user": 2,  # per-user only: samples per user the attacker holds, never trained on
-    "min_user_samples": 4,  # per-user only: users with fewer samples in the pool are not used
-    "reference_pool": 512,  # unused pool texts kept beside the split as its pool.parquet (0: none)
-}
-EARLY_STOPPING_DEFAULTS = {"patience": 3, "eval_every": 20, "min_delta": 0.0}
+    steps: PositiveInt | Literal["uncapped"] | None = None
+
+    @model_validator(mode="after")
+    def _momentum(self):
+        if self.optimizer != "sgd":
+            if self.momentum not in (None, 0, 0.0):
+                raise refuse("train.momentum applies to optimizer sgd only", "drop it, or set train.optimizer: sgd")
+            self.momentum = None  # unused by AdamW: not part of the recipe
+        elif self.momentum is None:
+            self.momentum = 0.0
+        return self
+
+
+class PretrainTrain(Block):  # the demo target's trainer
+    epochs: PositiveInt = 16
+    lr: PositiveNumber = 2e-3
+    batch_size: PositiveInt = 16
+
+
+class Clip(Block):
+    mode: Literal["batch", "per_example"] = "batch"
+    max_norm: PositiveNumber = 1.0
+
+
+class EarlyStopping(Block):
+    patience: PositiveInt = 3
+    eval_every: PositiveInt = 20
+    min_delta: _number(0.0) = 0.0
+
+
+def _below_one(value: float) -> float:
+    if value >= 1.0:
+        raise refuse(f"defences.dp.delta must be below 1, got {value!r}",
+                     "use a delta well below 1 / (trained texts), e.g. 1e-5")
+    return value
+
+
 # DP-SGD (Abadi et al. 2016) through Opacus: the noise multiplier is solved from (epsilon, delta),
-# the sampling rate (Poisson sampling, batch_size / trained texts) and the planned steps
-DP_DEFAULTS = {"epsilon": None, "delta": 1e-5, "max_grad_norm": 1.0, "accountant": "rdp"}
-GENERATE_DEFAULTS = {
-    "style": "continuation",
-    "prompt_tokens": 8,  # prompt: the first tokens of a pool text
-    "max_new_tokens": 64,
-    "instruction_tokens": 24,  # self_instruct: tokens the base adds to the prompt as the instruction
-    "temperature": 1.0,
-    "top_k": 50,
-    "template": "### Instruction:\n{instruction}\n\n### Response:\n",
-    "evaluate_on": None,  # the base's pretraining split (default: the split of the base's recipe)
+# the sampling rate (Poisson sampling, batch_size / trained texts) and the planned steps.
+class Dp(Block):
+    epsilon: PositiveNumber | None = None
+    delta: Annotated[_number(0.0, 1.0, open_lo=True), AfterValidator(_below_one)] = 1e-5
+    max_grad_norm: PositiveNumber = 1.0
+    accountant: Literal["rdp", "prv"] = "rdp"  # Opacus's accountants (RDP: Mironov 2017; PRV: Gopi et al. 2021)
+
+    @model_validator(mode="after")
+    def _stated(self):
+        if self.epsilon is None:
+            raise refuse("defences.dp needs an epsilon", "state the privacy budget, e.g. epsilon: 8")
+        return self
+
+
+class Defences(Block):
+    per_user_cap: PositiveInt | None = None  # max texts trained per user
+    clip: Clip | None = None
+    early_stopping: EarlyStopping | None = None
+    dp: Dp | None = None
+
+    @model_validator(mode="after")
+    def _dp_clips(self):
+        if self.dp is not None and self.clip is not None:
+            raise refuse("defences.dp clips every example itself (max_grad_norm)", "drop defences.clip, or drop defences.dp")
+        return self
+
+    def pretrain_dump(self) -> dict:
+        """A pretrain recipe's defences (all None; no ``dp`` key, so its hash stays as it was)."""
+        return self.model_dump(exclude={"dp"})
+
+
+class Generate(Block):
+    style: Literal["continuation", "self_instruct"] = "continuation"
+    prompt_tokens: PositiveInt = 8  # prompt: the first tokens of a pool text
+    max_new_tokens: PositiveInt = 64
+    instruction_tokens: PositiveInt | None = 24  # self_instruct: tokens the base adds to the prompt as the instruction
+    temperature: PositiveNumber = 1.0
+    top_k: PositiveInt = 50
+    template: str | None = DEFAULT_TEMPLATE
+    evaluate_on: str | None = None  # the base's pretraining split (default: the split of the base's recipe)
     # the model that writes the texts: None = the base itself; else a registry target, a local
     # model directory, or ft/<id> of a recipe here (built first)
-    "generator": None,
-}
-PII_DEFAULTS = {"fraction": 0.3, "seed": 0}
-
-TOP_FIELDS = ("id", "description", "kind", "extends", "base", "arch", "pool", "assign", "sizes",
-              "seed", "method", "train", "defences", "generate", "pii")
+    generator: Annotated[str, AfterValidator(_some_generator)] | None = None
 
 
-def _check_fields(where: str, block, allowed) -> dict:
-    if block is None:
-        return {}
-    if not isinstance(block, dict):
-        raise MembenchError(f"{where} must be a mapping, got {type(block).__name__}", "see benchmark/finetune/recipes.yaml")
-    bad = sorted(set(block) - set(allowed))
-    if bad:
-        raise MembenchError(f"{where}: unknown field '{bad[0]}'", f"valid fields: {', '.join(allowed)}")
-    return dict(block)
+class Pii(Block):
+    fraction: _number(0.0, 1.0, open_lo=True) = 0.3
+    seed: StrictInt = 0
 
 
-def _positive_int(where: str, value, *, zero: bool = False, none: bool = False):
-    if value is None and none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
-        kind = "a non-negative" if zero else "a positive"
-        raise MembenchError(f"{where} must be {kind} integer, got {value!r}", "fix the recipe")
-    return value
+# --- recipes, one model per kind ------------------------------------------------------------------
+
+def _not_here(problem: str, hint: str):
+    """A field this kind of recipe does not take (it belongs to another kind)."""
+
+    def check(value):
+        if value is not None:
+            raise refuse(problem, hint)
+        return value
+
+    return Annotated[Any, AfterValidator(check)]
 
 
-def _number(where: str, value, lo: float = 0.0, hi: float | None = None, *, open_lo: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MembenchError(f"{where} must be a number, got {value!r}", "fix the recipe")
-    if value < lo or (open_lo and value == lo) or (hi is not None and value > hi):
-        rng = f"{'>' if open_lo else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
-        raise MembenchError(f"{where} must be {rng}, got {value!r}", "fix the recipe")
-    return float(value)
+class _Entry(Block):
+    id: str
+    description: str = ""
+    pool: Pool
+    assign: Literal["sample", "user"] = "sample"
+    sizes: Annotated[Sizes, BeforeValidator(_empty_is_default)] = Sizes()
+    seed: StrictInt = 0
+    defences: Annotated[Defences, BeforeValidator(_empty_is_default)] = Defences()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_id(cls, entry):
+        rid = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(rid, str) or not _ID.match(rid):
+            raise refuse(f"recipe id {rid!r} is not valid",
+                         "use lower-case letters, digits, '.', '_' and '-' (it names ft/<id> and finetune/<id>)")
+        return entry
+
+    @model_validator(mode="after")
+    def _rules(self):
+        sizes, defences = self.sizes, self.defences
+        if self.assign == "user":
+            if sizes.attacker_per_user is None or sizes.min_user_samples is None:
+                raise refuse("a per-user recipe needs sizes.attacker_per_user and sizes.min_user_samples")
+            if sizes.min_user_samples <= sizes.attacker_per_user:
+                raise refuse("sizes.min_user_samples must exceed sizes.attacker_per_user",
+                             "every user needs at least one sample that can be trained on")
+        if defences.per_user_cap is not None and self.assign != "user":
+            raise refuse("defences.per_user_cap needs assign: user", "assign per user, or drop the cap")
+        if defences.early_stopping is not None and not sizes.validation:
+            raise refuse("early stopping needs a held-out set",
+                         "set sizes.validation (samples, or users for a per-user recipe)")
+        return self
+
+    def _common(self) -> dict:
+        sizes = self.sizes.model_dump()
+        if self.assign == "sample":  # user-only sizes mean nothing here: record them as unused
+            sizes["attacker_per_user"] = sizes["min_user_samples"] = None
+        return {"id": self.id, "description": self.description.strip(), "kind": self.kind,
+                "recipe_version": RECIPE_VERSION}, {"pool": self.pool.model_dump(), "assign": self.assign,
+                                                    "sizes": sizes, "seed": self.seed}
 
 
-def _choice(where: str, value, choices) -> str:
-    if value not in choices:
-        raise MembenchError(f"{where} is {value!r}", f"valid choices: {', '.join(choices)}")
-    return value
+class FinetuneEntry(_Entry):
+    """``finetune``: fine-tune ``base`` on the members of ``pool``."""
+
+    kind: Literal["finetune"]
+    base: Annotated[str, AfterValidator(_some_base)]
+    method: Method = Lora()
+    train: Annotated[Train, BeforeValidator(_empty_is_default)] = Train()
+    arch: _not_here("`arch` applies to pretrain recipes only", "drop it") = None
+    generate: _not_here("`generate` applies to kind generated only", "drop it, or set kind: generated") = None
+    pii: _not_here("`pii` applies to kind pretrain only", "drop it") = None
+
+    @model_validator(mode="after")
+    def _uncapped_needs_cap(self):
+        if self.train.steps == "uncapped" and self.defences.per_user_cap is None:
+            raise refuse("train.steps: uncapped matches the steps of the uncapped recipe, but this recipe has no "
+                         "per_user_cap", "set defences.per_user_cap, or give a number")
+        return self
+
+    def normalized(self) -> dict:
+        head, rest = self._common()
+        out = {**head, "base": self.base, **rest, "method": self.method.model_dump(), "train": self.train.model_dump(),
+               "defences": self.defences.model_dump()}
+        return out
 
 
-def _pool(where: str, pool) -> dict:
-    if not isinstance(pool, dict) or not pool:
-        raise MembenchError(f"{where} is missing or empty",
-                            "give {builtin: NAME}, {split: SPLIT_ID} or {file: PATH, text: COLUMN, user: COLUMN}")
-    kinds = [k for k in ("builtin", "split", "file") if k in pool]
-    if len(kinds) != 1:
-        raise MembenchError(f"{where} must name exactly one of builtin, split, file", "fix the recipe")
-    kind = kinds[0]
-    allowed = {"builtin": ("builtin", "seed"), "split": ("split", "part"),
-               "file": ("file", "text", "user")}[kind]
-    out = _check_fields(where, pool, allowed)
-    if kind == "builtin":
-        out["seed"] = out.get("seed", 0)
-    if kind == "split":
-        out["part"] = _choice(f"{where}.part", out.get("part", "all"), POOL_PARTS)
-    if kind == "file":
-        out["text"] = str(out.get("text", "text"))
-        out["user"] = out.get("user")
-    return out
+class GeneratedEntry(FinetuneEntry):
+    """``generated``: the base generates the texts, then is fine-tuned on the generated members."""
+
+    kind: Literal["generated"]
+    generate: Annotated[Generate, BeforeValidator(_empty_is_default)] = Generate()
+
+    @model_validator(mode="after")
+    def _generated_rules(self):
+        if self.assign == "user":
+            raise refuse("per-user assignment applies to kind finetune only", "use assign: sample")
+        if self.sizes.members is None or self.sizes.nonmembers is None:
+            raise refuse("a generated recipe needs sizes.members and sizes.nonmembers",
+                         "say how many generated texts to train on and to hold out")
+        if self.generate.style == "self_instruct" and "{instruction}" not in (self.generate.template or DEFAULT_TEMPLATE):
+            raise refuse("generate.template has no {instruction} slot", "add one")
+        return self
+
+    def normalized(self) -> dict:
+        out = super().normalized()
+        gen = self.generate.model_dump()
+        if gen["style"] == "self_instruct":
+            gen["instruction_tokens"] = gen["instruction_tokens"] or Generate.model_fields["instruction_tokens"].default
+            gen["template"] = gen["template"] or DEFAULT_TEMPLATE
+        else:  # unused by plain continuation: not part of the recipe
+            gen["template"] = gen["instruction_tokens"] = None
+        out["generate"] = gen
+        return out
+
+
+class PretrainEntry(_Entry):
+    """``pretrain``: train a small model and its tokenizer from scratch (the demo target's trainer)."""
+
+    kind: Literal["pretrain"]
+    base: _not_here("a pretrain recipe trains from scratch and takes no base", "drop `base`, or use kind finetune") = None
+    arch: Annotated[dict, BeforeValidator(_empty_is_default)] = {}
+    method: Annotated[dict | None, BeforeValidator(_empty_is_default)] = None
+    train: Annotated[PretrainTrain, BeforeValidator(_empty_is_default)] = PretrainTrain()
+    pii: Pii | None = None
+    generate: _not_here("`generate` applies to kind generated only", "drop it, or set kind: generated") = None
+
+    @model_validator(mode="after")
+    def _pretrain_rules(self):
+        if self.assign == "user":
+            raise refuse("per-user assignment applies to kind finetune only", "use assign: sample")
+        bad = sorted(set(self.arch) - set(ARCH_FIELDS))
+        if bad:
+            raise PydanticCustomError("extra_forbidden", "unknown field", {"field": f"arch.{bad[0]}"})
+        if self.method and self.method != {"kind": "full"}:
+            raise refuse("a pretrain recipe trains every weight", "drop `method` (or write kind: full)")
+        if any(v is not None for v in self.defences.model_dump().values()):
+            raise refuse("defences apply to fine-tuning recipes", "drop `defences`")
+        return self
+
+    def normalized(self) -> dict:
+        head, rest = self._common()
+        return {**head, "arch": {**DEMO_ARCH, **self.arch}, "base": None, **rest, "method": {"kind": "full"},
+                "train": self.train.model_dump(), "defences": self.defences.pretrain_dump(),
+                "pii": None if self.pii is None else self.pii.model_dump()}
+
+
+ARCH_FIELDS = (*DEMO_ARCH, "max_position_embeddings")
+
+
+def _kind(entry) -> str:
+    return entry.get("kind", "finetune") if isinstance(entry, dict) else getattr(entry, "kind", None)
+
+
+Entry = TypeAdapter(Annotated[Union[Annotated[FinetuneEntry, Tag("finetune")],  # noqa: UP007
+                                    Annotated[GeneratedEntry, Tag("generated")],
+                                    Annotated[PretrainEntry, Tag("pretrain")]], Discriminator(_kind)])
+KINDS = ("finetune", "generated", "pretrain")
 
 
 @dataclass(frozen=True)
@@ -205,193 +486,66 @@ class Recipe:
 
 def normalize(entry: dict, declared_in: str = "") -> Recipe:
     """Check one (already ``extends``-resolved) entry and fill in its defaults."""
-    entry = _check_fields("recipe", entry, TOP_FIELDS)
+    if not isinstance(entry, dict):
+        raise MembenchError(f"a recipe must be a mapping, got {type(entry).__name__}", "see benchmark/finetune/recipes.yaml")
+    entry = {k: v for k, v in entry.items() if k != "extends"}
+    if "kind" in entry and entry["kind"] not in KINDS:
+        raise MembenchError(f"recipe {entry.get('id')}: kind is {entry['kind']!r}", f"valid choices: {', '.join(KINDS)}")
+    try:
+        model = Entry.validate_python({"kind": "finetune", **entry} if "kind" not in entry else entry)
+    except ValidationError as exc:
+        raise _problem(entry, exc) from None
+    return Recipe(model.normalized(), declared_in)
+
+
+def _problem(entry: dict, exc: ValidationError) -> MembenchError:
+    """One line for the first thing wrong with ``entry`` (an unknown field first)."""
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     rid = entry.get("id")
-    if not isinstance(rid, str) or not _ID.match(rid):
-        raise MembenchError(f"recipe id {rid!r} is not valid",
-                            "use lower-case letters, digits, '.', '_' and '-' (it names ft/<id> and finetune/<id>)")
-    where = f"recipe {rid}"
-    kind = _choice(f"{where}: kind", entry.get("kind", "finetune"), KINDS)
-    out: dict = {"id": rid, "description": str(entry.get("description", "")).strip(), "kind": kind,
-                 "recipe_version": RECIPE_VERSION}
-    if kind == "pretrain":
-        if entry.get("base") is not None:
-            raise MembenchError(f"{where}: a pretrain recipe trains from scratch and takes no base",
-                                "drop `base`, or use kind finetune")
-        from ..targets.registry import DEMO_ARCH
-
-        arch = _check_fields(f"{where}: arch", entry.get("arch"), tuple(DEMO_ARCH) + ("max_position_embeddings",))
-        out["arch"] = {**DEMO_ARCH, **arch}
-        out["base"] = None
+    where = f"recipe {rid}" if isinstance(rid, str) and _ID.match(rid) else "recipe"
+    loc = [str(p) for p in error["loc"][1:] if str(p) not in POOL_KINDS + KINDS + ("lora", "full")
+           or p == error["loc"][-1]]
+    ctx = error.get("ctx") or {}
+    if error["type"] == "recipe_rule":
+        message = ctx["problem"] if where in ctx["problem"] else f"{where}: {ctx['problem']}"
+        return MembenchError(message, ctx.get("hint"))
+    if error["type"] == "extra_forbidden":
+        path = ctx.get("field", ".".join(loc)).split(".")
+        block = ": " + ".".join(path[:-1]) if len(path) > 1 else ""
+        return MembenchError(f"{where}{block}: unknown field '{path[-1]}'", f"valid fields: {_valid_fields(entry, path)}")
+    if error["type"] == "missing":
+        return MembenchError(f"{where}: no `{'.'.join(loc)}`", MISSING_HINT.get(".".join(loc), "see benchmark/finetune/recipes.yaml"))
+    if loc and loc[-1] in ("int", "float"):  # a number (int or float) of neither type
+        loc, message = loc[:-1], "must be a number"
+    elif error["type"] in ("int_type", "int_parsing"):
+        message = "must be an integer"
+    elif error["type"] == "literal_error":
+        choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
+        return MembenchError(f"{where}: {'.'.join(loc)} is {error['input']!r}", f"valid choices: {', '.join(choices)}")
     else:
-        if entry.get("arch") is not None:
-            raise MembenchError(f"{where}: `arch` applies to pretrain recipes only", "drop it")
-        base = entry.get("base")
-        if not isinstance(base, str) or not base:
-            raise MembenchError(f"{where}: no `base`", "name a registry target or a local model directory")
-        out["base"] = base
-    out["pool"] = _pool(f"{where}: pool", entry.get("pool"))
-    out["assign"] = _choice(f"{where}: assign", entry.get("assign", "sample"), ASSIGN)
-    if out["assign"] == "user" and kind != "finetune":
-        raise MembenchError(f"{where}: per-user assignment applies to kind finetune only", "use assign: sample")
-    sizes = {**SIZES_DEFAULTS, **_check_fields(f"{where}: sizes", entry.get("sizes"), tuple(SIZES_DEFAULTS))}
-    sizes["members"] = _positive_int(f"{where}: sizes.members", sizes["members"], none=True)
-    # 0 non-members: a target with no membership split (e.g. a reference model, `finetune_like`)
-    sizes["nonmembers"] = _positive_int(f"{where}: sizes.nonmembers", sizes["nonmembers"], zero=True, none=True)
-    for key in ("validation", "reference_pool"):
-        sizes[key] = _positive_int(f"{where}: sizes.{key}", sizes[key], zero=True)
-    if out["assign"] == "sample":  # user-only sizes mean nothing here: record them as unused
-        sizes["attacker_per_user"] = sizes["min_user_samples"] = None
-    else:
-        sizes["attacker_per_user"] = _positive_int(f"{where}: sizes.attacker_per_user",
-                                                   sizes["attacker_per_user"], zero=True)
-        sizes["min_user_samples"] = _positive_int(f"{where}: sizes.min_user_samples", sizes["min_user_samples"])
-    if out["assign"] == "user" and sizes["min_user_samples"] <= sizes["attacker_per_user"]:
-        raise MembenchError(f"{where}: sizes.min_user_samples must exceed sizes.attacker_per_user",
-                            "every user needs at least one sample that can be trained on")
-    if kind == "generated" and (sizes["members"] is None or sizes["nonmembers"] is None):
-        raise MembenchError(f"{where}: a generated recipe needs sizes.members and sizes.nonmembers",
-                            "say how many generated texts to train on and to hold out")
-    out["sizes"] = sizes
-    seed = entry.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise MembenchError(f"{where}: seed must be an integer, got {seed!r}", "fix the recipe")
-    out["seed"] = seed
-
-    method = entry.get("method") or {}
-    if kind == "pretrain":
-        if method and method != {"kind": "full"}:
-            raise MembenchError(f"{where}: a pretrain recipe trains every weight", "drop `method` (or write kind: full)")
-        out["method"] = {"kind": "full"}
-    else:
-        mkind = _choice(f"{where}: method.kind", (method or {}).get("kind", "lora"), METHODS)
-        if mkind == "lora":
-            lora = _check_fields(f"{where}: method", method, ("kind",) + tuple(LORA_DEFAULTS))
-            lora.pop("kind", None)
-            lora = {**LORA_DEFAULTS, **lora}
-            lora["r"] = _positive_int(f"{where}: method.r", lora["r"])
-            lora["alpha"] = _number(f"{where}: method.alpha", lora["alpha"], open_lo=True)
-            lora["dropout"] = _number(f"{where}: method.dropout", lora["dropout"], 0.0, 0.99)
-            tm = lora["target_modules"]
-            if tm is not None and (not isinstance(tm, list) or not tm or not all(isinstance(m, str) for m in tm)):
-                raise MembenchError(f"{where}: method.target_modules must be a list of module names", "or leave it out")
-            out["method"] = {"kind": "lora", **lora}
-        else:
-            _check_fields(f"{where}: method", method, ("kind",))
-            out["method"] = {"kind": "full"}
-
-    train_allowed = tuple(TRAIN_DEFAULTS)
-    defaults = dict(TRAIN_DEFAULTS)
-    if kind == "pretrain":
-        train_allowed = tuple(PRETRAIN_DEFAULTS)
-        defaults = dict(PRETRAIN_DEFAULTS)
-    train = {**defaults, **_check_fields(f"{where}: train", entry.get("train"), train_allowed)}
-    train["epochs"] = _positive_int(f"{where}: train.epochs", train["epochs"])
-    train["batch_size"] = _positive_int(f"{where}: train.batch_size", train["batch_size"])
-    train["lr"] = _number(f"{where}: train.lr", train["lr"], open_lo=True)
-    if kind != "pretrain":
-        train["block_size"] = _positive_int(f"{where}: train.block_size", train["block_size"])
-        train["warmup_ratio"] = _number(f"{where}: train.warmup_ratio", train["warmup_ratio"], 0.0, 1.0)
-        train["weight_decay"] = _number(f"{where}: train.weight_decay", train["weight_decay"], 0.0)
-        train["checkpoint_every"] = _positive_int(f"{where}: train.checkpoint_every", train["checkpoint_every"])
-        train["optimizer"] = _choice(f"{where}: train.optimizer", train["optimizer"], OPTIMIZERS)
-        if train["optimizer"] == "sgd":
-            train["momentum"] = _number(f"{where}: train.momentum", train["momentum"], 0.0, 1.0)
-        elif train["momentum"] not in (None, 0, 0.0):
-            raise MembenchError(f"{where}: train.momentum applies to optimizer sgd only",
-                                "drop it, or set train.optimizer: sgd")
-        else:  # unused by AdamW: not part of the recipe
-            train["momentum"] = None
-        steps = train["steps"]
-        if isinstance(steps, str):
-            train["steps"] = _choice(f"{where}: train.steps", steps, STEPS_RULES)
-        else:
-            train["steps"] = _positive_int(f"{where}: train.steps", steps, none=True)
-    out["train"] = train
-
-    out["defences"] = _defences(where, entry.get("defences"), kind, out)
-    if kind != "pretrain" and train["steps"] == "uncapped" and out["defences"]["per_user_cap"] is None:
-        raise MembenchError(f"{where}: train.steps: uncapped matches the steps of the uncapped recipe, "
-                            "but this recipe has no per_user_cap", "set defences.per_user_cap, or give a number")
-    if kind == "generated":
-        gen = {**GENERATE_DEFAULTS, **_check_fields(f"{where}: generate", entry.get("generate"), tuple(GENERATE_DEFAULTS))}
-        gen["style"] = _choice(f"{where}: generate.style", gen["style"], STYLES)
-        for key in ("prompt_tokens", "max_new_tokens", "top_k"):
-            gen[key] = _positive_int(f"{where}: generate.{key}", gen[key])
-        gen["temperature"] = _number(f"{where}: generate.temperature", gen["temperature"], open_lo=True)
-        if gen["evaluate_on"] is not None and not isinstance(gen["evaluate_on"], str):
-            raise MembenchError(f"{where}: generate.evaluate_on must be a split id", "or leave it out")
-        if gen["generator"] is not None and (not isinstance(gen["generator"], str) or not gen["generator"]):
-            raise MembenchError(f"{where}: generate.generator must be a target id or a model directory",
-                                "or leave it out (the base generates)")
-        if gen["style"] == "self_instruct":
-            gen["instruction_tokens"] = _positive_int(f"{where}: generate.instruction_tokens",
-                                                      gen["instruction_tokens"] or GENERATE_DEFAULTS["instruction_tokens"])
-            gen["template"] = gen["template"] or GENERATE_DEFAULTS["template"]
-            if not isinstance(gen["template"], str) or "{instruction}" not in gen["template"]:
-                raise MembenchError(f"{where}: generate.template has no {{instruction}} slot", "add one")
-        else:  # unused by plain continuation: not part of the recipe
-            gen["template"] = gen["instruction_tokens"] = None
-        out["generate"] = gen
-    elif entry.get("generate") is not None:
-        raise MembenchError(f"{where}: `generate` applies to kind generated only", "drop it, or set kind: generated")
-    if kind == "pretrain":
-        pii = entry.get("pii")
-        if pii is not None:
-            pii = {**PII_DEFAULTS, **_check_fields(f"{where}: pii", pii, tuple(PII_DEFAULTS))}
-            pii["fraction"] = _number(f"{where}: pii.fraction", pii["fraction"], 0.0, 1.0, open_lo=True)
-            if isinstance(pii["seed"], bool) or not isinstance(pii["seed"], int):
-                raise MembenchError(f"{where}: pii.seed must be an integer", "fix the recipe")
-        out["pii"] = pii
-    elif entry.get("pii") is not None:
-        raise MembenchError(f"{where}: `pii` applies to kind pretrain only", "drop it")
-    return Recipe(out, declared_in)
+        message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("must"):
+        return MembenchError(f"{where}: {'.'.join(loc)} {message}, got {error['input']!r}", "fix the recipe")
+    return MembenchError(f"{where}: {'.'.join(loc)}: {message} (got {error['input']!r})", "fix the recipe")
 
 
-def _defences(where: str, block, kind: str, out: dict) -> dict:
-    allowed = ("per_user_cap", "clip", "early_stopping", "dp")
-    block = _check_fields(f"{where}: defences", block, allowed)
-    if kind == "pretrain" and any(block.get(k) is not None for k in allowed):
-        raise MembenchError(f"{where}: defences apply to fine-tuning recipes", "drop `defences`")
-    cap = block.get("per_user_cap")
-    if cap is not None:
-        cap = _positive_int(f"{where}: defences.per_user_cap", cap)
-        if out["assign"] != "user":
-            raise MembenchError(f"{where}: defences.per_user_cap needs assign: user", "assign per user, or drop the cap")
-    clip = block.get("clip")
-    if clip is not None:
-        clip = _check_fields(f"{where}: defences.clip", clip, ("mode", "max_norm"))
-        clip = {"mode": _choice(f"{where}: defences.clip.mode", clip.get("mode", "batch"), CLIP_MODES),
-                "max_norm": _number(f"{where}: defences.clip.max_norm", clip.get("max_norm", 1.0), open_lo=True)}
-    stop = block.get("early_stopping")
-    if stop is not None:
-        stop = {**EARLY_STOPPING_DEFAULTS,
-                **_check_fields(f"{where}: defences.early_stopping", stop, tuple(EARLY_STOPPING_DEFAULTS))}
-        stop["patience"] = _positive_int(f"{where}: defences.early_stopping.patience", stop["patience"])
-        stop["eval_every"] = _positive_int(f"{where}: defences.early_stopping.eval_every", stop["eval_every"])
-        stop["min_delta"] = _number(f"{where}: defences.early_stopping.min_delta", stop["min_delta"], 0.0)
-        if not out["sizes"]["validation"]:
-            raise MembenchError(f"{where}: early stopping needs a held-out set",
-                                "set sizes.validation (samples, or users for a per-user recipe)")
-    dp = block.get("dp")
-    if dp is not None:
-        dp = {**DP_DEFAULTS, **_check_fields(f"{where}: defences.dp", dp, tuple(DP_DEFAULTS))}
-        if dp["epsilon"] is None:
-            raise MembenchError(f"{where}: defences.dp needs an epsilon", "state the privacy budget, e.g. epsilon: 8")
-        dp["epsilon"] = _number(f"{where}: defences.dp.epsilon", dp["epsilon"], open_lo=True)
-        dp["delta"] = _number(f"{where}: defences.dp.delta", dp["delta"], 0.0, 1.0, open_lo=True)
-        if dp["delta"] >= 1.0:
-            raise MembenchError(f"{where}: defences.dp.delta must be below 1, got {dp['delta']!r}",
-                                "use a delta well below 1 / (trained texts), e.g. 1e-5")
-        dp["max_grad_norm"] = _number(f"{where}: defences.dp.max_grad_norm", dp["max_grad_norm"], open_lo=True)
-        dp["accountant"] = _choice(f"{where}: defences.dp.accountant", dp["accountant"], ACCOUNTANTS)
-        if clip is not None:
-            raise MembenchError(f"{where}: defences.dp clips every example itself (max_grad_norm)",
-                                "drop defences.clip, or drop defences.dp")
-    out_block = {"per_user_cap": cap, "clip": clip, "early_stopping": stop}
-    if kind != "pretrain":  # (a pretrain recipe's normalized form, and so its hash, stay as they were)
-        out_block["dp"] = dp
-    return out_block
+def _valid_fields(entry: dict, path: list[str]) -> str:
+    kind = entry.get("kind", "finetune")
+    model = {"finetune": FinetuneEntry, "generated": GeneratedEntry, "pretrain": PretrainEntry}.get(kind, FinetuneEntry)
+    blocks = {"sizes": Sizes, "train": PretrainTrain if kind == "pretrain" else Train, "defences": Defences,
+              "clip": Clip, "early_stopping": EarlyStopping, "dp": Dp, "generate": Generate, "pii": Pii,
+              "method": Lora if (entry.get("method") or {}).get("kind", "lora") == "lora" else Full}
+    if path[:1] == ["arch"]:
+        return ", ".join(ARCH_FIELDS)
+    if path[:1] == ["pool"]:
+        pool = entry.get("pool") or {}
+        model = {"builtin": BuiltinPool, "split": SplitPool, "file": FilePool}.get(_pool_kind(pool) or "", model)
+        return ", ".join(model.model_fields)
+    for part in path[:-1]:
+        model = blocks.get(part, model)
+    fields = [f for f in model.model_fields if model is not FinetuneEntry or f not in ("arch", "generate", "pii")]
+    return ", ".join((["extends"] if model in (FinetuneEntry, GeneratedEntry, PretrainEntry) else []) + fields)
 
 
 def _merge(parent: dict, child: dict) -> dict:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MembenchError
+from ..targets.context import CONTEXT_RULE
 from .job import forwarded_env, run_job
 from .plan import Job, Plan, finished_records
 
@@ -177,6 +178,7 @@ def run_grid(
     batch_tokens: int = 16384,
     allow_invalid: bool = False,
     reference: str | None = None,
+    context_rule: str = CONTEXT_RULE,
     progress: bool = True,
     on_event=None,
 ) -> GridReport:
@@ -186,7 +188,8 @@ def run_grid(
     worker dies (or that raises anything but an input error) is retried alone, at most
     ``max_retries`` times. ``on_event(kind, job_key, info)`` is called for every attempt's
     start (``"started"``, with the worker's pid and host) and every job's outcome
-    (``"done"``/``"failed"``).
+    (``"done"``/``"failed"``). ``context_rule``: what is scored of a text longer than the
+    context (``targets.CONTEXT_RULES``), for every job.
     """
     started = time.time()
     ray_address = None if ray_address == "local" else ray_address
@@ -204,7 +207,7 @@ def run_grid(
     reports: dict[str, JobReport] = {}
     pending = []
     for job in plan.jobs:
-        records = finished_records(job, results_dir, dtype)
+        records = finished_records(job, results_dir, dtype, context_rule)
         if records is None:
             pending.append(job)
         else:
@@ -218,7 +221,7 @@ def run_grid(
     if pending:
         settings = {"results_dir": str(Path(results_dir).resolve()), "dtype": dtype,
                     "batch_tokens": batch_tokens, "allow_invalid": allow_invalid,
-                    "reference": reference, "env": forwarded_env()}
+                    "reference": reference, "context_rule": context_rule, "env": forwarded_env()}
         cluster = _run_on_ray(pending, reports, settings, ray_address=ray_address, gpus_per_job=gpus_per_job,
                               cpus_per_job=cpus_per_job, max_retries=max_retries, progress=progress,
                               on_event=on_event)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .. import results, runner
 from ..errors import MembenchError
+from ..targets.context import CONTEXT_RULE
 
 FAULT_ENV = "MEMBENCH_GRID_FAULT"
 # What a job needs from the driver's environment (on a cluster, workers do not inherit it).
@@ -94,7 +95,7 @@ def _arm_fault(job, results_dir: Path):
 
 def run_job(job, settings: dict, monitor=None) -> dict:
     """Run ``job`` (a ``plan.Job``) with ``settings`` (results_dir, dtype, batch_tokens,
-    gpus, allow_invalid, reference, env); report the start to ``monitor`` (a Ray queue)."""
+    gpus, allow_invalid, reference, context_rule, env); report the start to ``monitor`` (a Ray queue)."""
     _apply_env(settings.get("env", {}))
     started = time.time()
     where = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -109,6 +110,7 @@ def run_job(job, settings: dict, monitor=None) -> dict:
             device="cuda" if settings.get("gpus", 0) > 0 else "cpu", dtype=settings["dtype"],
             batch_tokens=settings["batch_tokens"], allow_invalid=settings.get("allow_invalid", False),
             progress=False, reference=settings.get("reference"), counter=counter,
+            context_rule=settings.get("context_rule", CONTEXT_RULE),
         )
     except MembenchError as exc:
         out = {"status": "failed", "error": str(exc), "seconds": time.time() - started, **where}

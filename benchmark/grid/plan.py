@@ -9,7 +9,7 @@ split ids. A pair outside the split's label validity is skipped and listed, exac
 
 A job is *finished* when every requested scorer's record is in the results store, valid (the
 schema, the per-sample file and its hash) and made for this job: the same key (split, target,
-revision, scorer), the same split content hash, dtype and scorer code. Nothing else is kept
+revision, scorer), the same split content hash, dtype, context rule and scorer code. Nothing else is kept
 about a grid, so a restarted grid (or a different grid over the same pairs) skips exactly
 what is already there.
 """
@@ -110,6 +110,25 @@ def _result_names(scorer_specs) -> tuple[tuple[str, ...], tuple[str, ...], tuple
     return names, tuple(type(s).code_hash() for s, _ in made), units
 
 
+def valid_pairs(target_patterns, split_patterns, *, allow_invalid: bool = False) -> tuple[list, list[dict]]:
+    """The (split spec, target spec) pairs of a grid, split-major, whose labels are valid for the
+    target (all of them with ``allow_invalid``), and the pairs left out with the reason. Needs
+    no data: what ``plan_grid`` loads and what ``--plan`` estimates start from here."""
+    if not target_patterns:
+        raise MembenchError("the grid names no target", "pass --targets PATTERN [PATTERN ...]")
+    if not split_patterns:
+        raise MembenchError("the grid names no split", "pass --splits PATTERN [PATTERN ...]")
+    tspecs = match_targets(target_patterns)
+    pairs, skipped = [], []
+    for sspec in suite.match_splits(split_patterns):
+        for tspec in tspecs:
+            if not allow_invalid and not sspec.labels_valid_for(tspec.id):
+                skipped.append({"target": tspec.id, "split": sspec.id, "reason": sspec.validity(tspec.id)["reason"]})
+            else:
+                pairs.append((sspec, tspec))
+    return pairs, skipped
+
+
 def plan_grid(target_patterns, split_patterns, scorer_specs=None, *, allow_invalid: bool = False,
          reference: str | None = None) -> Plan:
     """Expand patterns into jobs (one per valid pair) and the pairs skipped, with reasons.
@@ -118,45 +137,36 @@ def plan_grid(target_patterns, split_patterns, scorer_specs=None, *, allow_inval
     (the feature-based set; those needing a pool only where the split declares one;
     ``reference`` when a reference model is given).
     """
-    if not target_patterns:
-        raise MembenchError("the grid names no target", "pass --targets PATTERN [PATTERN ...]")
-    if not split_patterns:
-        raise MembenchError("the grid names no split", "pass --splits PATTERN [PATTERN ...]")
-    tspecs = match_targets(target_patterns)
-    sspecs = suite.match_splits(split_patterns)
+    pairs, skipped = valid_pairs(target_patterns, split_patterns, allow_invalid=allow_invalid)
     if scorer_specs:
         fixed = (tuple(scorer_specs), *_result_names(scorer_specs))
-    out = Plan()
+    out = Plan(skipped=skipped)
     loaded: dict[str, object] = {}
-    for sspec in sspecs:
-        for tspec in tspecs:
-            if not allow_invalid and not sspec.labels_valid_for(tspec.id):
-                out.skipped.append({"target": tspec.id, "split": sspec.id,
-                                    "reason": sspec.validity(tspec.id)["reason"]})
-                continue
-            if sspec.id not in loaded:
-                try:
-                    loaded[sspec.id] = suite.ensure(sspec.id)
-                except MembenchError as exc:
-                    loaded[sspec.id] = exc
-            split = loaded[sspec.id]
-            if isinstance(split, MembenchError):
-                out.skipped.append({"target": tspec.id, "split": sspec.id, "reason": str(split)})
-                continue
-            if scorer_specs:
-                specs, names, hashes, units = fixed
-            else:  # as `membench run` chooses them for this split
-                specs = tuple(runner.default_scorers(runner.default_pool(split) is not None, reference))
-                names, hashes, units = _result_names(specs)
-            out.jobs.append(Job(target=tspec.id, split=sspec.id, scorers=specs, result_names=names,
-                                code_hashes=hashes, revision=tspec.revision,
-                                content_hash=split.content_hash, units=units))
+    for sspec, tspec in pairs:  # one job per valid pair whose split can be loaded here
+        if sspec.id not in loaded:
+            try:
+                loaded[sspec.id] = suite.ensure(sspec.id)
+            except MembenchError as exc:
+                loaded[sspec.id] = exc
+        split = loaded[sspec.id]
+        if isinstance(split, MembenchError):
+            out.skipped.append({"target": tspec.id, "split": sspec.id, "reason": str(split)})
+            continue
+        if scorer_specs:
+            specs, names, hashes, units = fixed
+        else:  # as `membench run` chooses them for this split
+            specs = tuple(runner.default_scorers(runner.default_pool(split) is not None, reference))
+            names, hashes, units = _result_names(specs)
+        out.jobs.append(Job(target=tspec.id, split=sspec.id, scorers=specs, result_names=names,
+                            code_hashes=hashes, revision=tspec.revision,
+                            content_hash=split.content_hash, units=units))
     return out
 
 
-def finished_records(job: Job, results_dir: Path, dtype: str) -> dict[str, dict] | None:
+def finished_records(job: Job, results_dir: Path, dtype: str,
+                     context_rule: str = targets.CONTEXT_RULE) -> dict[str, dict] | None:
     """The job's records (by scorer name) when every one is present, valid and made for this
-    job; None when any is missing, invalid or stale."""
+    job (dtype and context rule included); None when any is missing, invalid or stale."""
     store = results.ResultsStore(results_dir)
     found = {}
     for name, code_hash, unit in zip(job.result_names, job.code_hashes, job.units or (None,) * len(job.result_names)):
@@ -169,9 +179,10 @@ def finished_records(job: Job, results_dir: Path, dtype: str) -> dict[str, dict]
             return None
         if store.check(path, record) is not None:
             return None
-        if (results.record_key(record) != results.make_key(job.split, job.target, job.revision, name, unit=unit)
+        if (results.coarse_key(record) != results.make_key(job.split, job.target, job.revision, name, unit=unit)
                 or record["split"].get("content_hash") != job.content_hash
                 or record["target"].get("dtype") != dtype
+                or record["target"].get("context_rule", targets.CONTEXT_RULE) != context_rule
                 or record["scorer"].get("code_sha256") != code_hash):
             return None
         found[name] = record

@@ -1,9 +1,8 @@
 """Self-checking results: every figure of a record recomputed from its per-sample scores and
 the split's labels, whenever the split is materialized here.
 
-``results validate`` and the results store's scan (what the site and the API publish) call
-``check``; a record whose figures differ from the recomputed ones is refused, naming the file
-and the field. How a record is recomputed depends on its kind (``RECOMPUTERS``):
+The publication gate (``gate``: ``membench results validate``) calls ``check``; a record whose
+figures differ from the recomputed ones is refused, naming the file and the field. How a record is recomputed depends on its kind (``RECOMPUTERS``):
 
 - ``attack`` and ``submission``: the per-sample file holds every sample of the split (NaN where
   a text had nothing to score); metrics over the finite scores; ``counts.n_samples`` is the
@@ -20,13 +19,14 @@ on the rest are recomputed too.
 
 A group-level record (top-level ``kind: group``, any scorer kind) is recomputed over groups:
 its per-sample file holds one row per group (``uid`` = the group id), which must be exactly the
-groups of the rows a group scorer sees on the split (``suite.groups.rows``: the attacker-held
+groups of the rows a group scorer sees on the split (``suite.user_level.rows``: the attacker-held
 samples, else the split's samples; their uid hash must match ``groups.rows_sha256``), every score
 finite, and the figures are those of ``metrics.summarize_groups`` against the split's
 ``group_labels.parquet``.
 
-A kind with no rule is reported as not recomputed, never silently passed as checked. Verdicts are cached under ``MEMBENCH_HOME/recomputed`` keyed by
-the record's bytes, the per-sample file's hash and the split's content hash, so a scan only
+A kind with no rule is reported as not recomputed, never silently passed as checked. Verdicts
+are cached under ``MEMBENCH_HOME/recomputed`` keyed by the record's content (without what the
+gate itself writes), the per-sample file's hash and the split's content hash, so the gate only
 recomputes what changed.
 """
 
@@ -40,8 +40,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import metrics
-from ..hashing import sha256_bytes, sha256_json
+from .. import metrics, suite
+from ..errors import MembenchError
+from ..hashing import sha256_json
+from ..suite import user_level as groups
+from .store import content_digest
 
 TOLERANCE = 1e-6  # absolute; recomputation on the same inputs is exact up to float noise
 RULE_VERSION = "recompute-v2"  # v2: group-level records
@@ -74,9 +77,6 @@ class SplitLabels:
 
     @staticmethod
     def _load(split_id: str):
-        from .. import suite
-        from ..errors import MembenchError
-
         try:
             if not suite.is_materialized(split_id):
                 return None, None, f"split {split_id} is not materialized here"
@@ -241,9 +241,6 @@ def _subset_problem(record: dict, uids: pd.Series, subset) -> Outcome | None:
 
 def recompute_groups(record: dict, scores: pd.DataFrame, split, where: str) -> Outcome:
     """A group-level record's figures from its per-group scores and the split's group labels."""
-    from ..errors import MembenchError
-    from ..suite import groups
-
     if not {"uid", "score"} <= set(scores.columns):
         return Outcome("mismatch", "per_sample.file", "the per-group file has no uid and score columns")
     ids = scores["uid"].astype(str)
@@ -323,19 +320,16 @@ class Recomputer:
     def subset(self, split_id: str, name: str):
         """The calibration subset as declared now (a ``Subset``), or a message saying why not."""
         if (split_id, name) not in self._subsets:
-            from .. import suite
-            from ..errors import MembenchError
-
             try:
                 self._subsets[(split_id, name)] = suite.calibration.select(suite.load(suite.get_split(split_id)), name)
             except MembenchError as exc:
                 self._subsets[(split_id, name)] = f"calibration subset {name!r} of split {split_id}: {exc.message}"
         return self._subsets[(split_id, name)]
 
-    def _cache_file(self, record_bytes: bytes, scores_sha: str, content_hash: str, extra: str = "") -> Path | None:
+    def _cache_file(self, record: dict, scores_sha: str, content_hash: str, extra: str = "") -> Path | None:
         if self.cache_dir is None:
             return None
-        key = sha256_json([RULE_VERSION, sha256_bytes(record_bytes), scores_sha, content_hash] + ([extra] if extra else []))
+        key = sha256_json([RULE_VERSION, content_digest(record), scores_sha, content_hash] + ([extra] if extra else []))
         return Path(self.cache_dir) / key[:2] / f"{key}.json"
 
     def check(self, path: Path, record: dict, scores_file: Path, scores_sha: str) -> Outcome:
@@ -351,7 +345,7 @@ class Recomputer:
         if isinstance(block, dict):
             subset = self.subset(split_id, str(block.get("name")))
             extra = subset if isinstance(subset, str) else subset.calibration_sha256 + subset.rest_sha256
-        cache = self._cache_file(Path(path).read_bytes(), scores_sha, content_hash, extra)
+        cache = self._cache_file(record, scores_sha, content_hash, extra)
         if cache is not None and cache.is_file():
             try:
                 return Outcome(**json.loads(cache.read_text()))
@@ -363,8 +357,6 @@ class Recomputer:
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
             return Outcome("mismatch", "per_sample.file", f"the per-sample file cannot be read ({type(exc).__name__})")
         if record.get("kind") == "group":
-            from .. import suite
-
             outcome = recompute_groups(record, scores, suite.load(suite.get_split(split_id)), where)
         else:
             outcome = recompute(record, scores, labels, where, subset)

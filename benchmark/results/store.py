@@ -1,43 +1,66 @@
 """Result files and the results store.
 
-One JSON record per (scorer, target, split), validated against the published JSON Schema
-(``result.schema.json``); per-sample scores beside it as parquet, referenced by SHA-256.
-File names are decided by ``naming`` from the record's whole key (a readable slug plus a
-hash of the key), so two keys never share a file::
+One JSON record per key (``naming``), validated by the record models (``records``); per-sample
+scores beside it as parquet, referenced by SHA-256. File names are derived from the record's
+whole key, so two keys never share a file::
 
     <split id>/<target slug>[@<revision>]/<scorer slug>-<key hash>.json
     <split id>/<target slug>[@<revision>]/<scorer slug>-<key hash>.scores.parquet
 
-Folders whose name starts with ``_`` (``_diagnostics/``) hold other files and are skipped.
+Writing a record whose key is already stored replaces it, says so (a warning naming the file
+and what changed) and keeps the previous record and its per-sample file under
+``<results>/_history/`` (a rerun that changes nothing but the time it was made is not kept).
+A record of another kind (attack, blind baseline, submission) or owner is never replaced.
 
-``ResultsStore.scan`` is what the site and the API read: it refuses (and reports, naming the
-file and the field) every file that is not JSON, fails the schema, whose per-sample file is
-missing or does not match its hash, whose figures differ from those recomputed from its
-per-sample scores and the split's labels (when the split is materialized here; see
-``recompute``), or that repeats the key (split, target, revision, scorer) of a file already
-accepted.
+Folders whose name starts with ``_`` (``_diagnostics/``, ``_history/``) hold other files and are
+skipped. ``ResultsStore.scan`` is what readers (the site, the API) use: it refuses (and
+reports, naming the file and the field) every file that is not JSON, breaks the record model,
+whose per-sample file is missing or does not match its hash, or that repeats the key of a file
+already accepted; with ``require_gate`` also every record that has not been through the
+publication gate (``benchmark.results.gate``) or was changed after it. Recomputing figures
+from labels is the gate's, not the store's.
+
+``migrate`` re-keys a folder: every record file is moved to the name its whole key gives
+(records written under earlier keys, or before names carried a key).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import MembenchError
-from ..hashing import sha256_file
-from .naming import is_keyed_name, path_for, record_key, scores_path
-from .recompute import Outcome, Recomputer
-from .schema import schema_errors
+from ..hashing import sha256_file, sha256_json
+from .naming import (
+    GROUP_UNIT,
+    candidates,
+    coarse_key,
+    coarse_path,
+    folder_of,
+    history_dir,
+    key_parts,
+    make_key,
+    path_for,
+    record_key,
+    scores_path,
+)
+from .records import GATE_BLOCKS, SCHEMA_VERSION, problems
 
-SCHEMA_VERSION = "membench-result-v1"
+log = logging.getLogger(__name__)
+
+# Fields that differ between two runs that produced the same figures: a rewrite that changes
+# only these replaces nothing worth keeping.
+VOLATILE = (("provenance", "created_at"), ("provenance", "derived_at"))
 
 
-def _schema_problem(path, record) -> MembenchError | None:
-    errors = schema_errors(record)
+def _problem(path, record) -> MembenchError | None:
+    errors = problems(record)
     if not errors:
         return None
     fld, message = errors[0]
@@ -48,30 +71,23 @@ def _schema_problem(path, record) -> MembenchError | None:
     )
 
 
-def _same_key_files(folder: Path, key: tuple) -> list[Path]:
-    """Record files in ``folder`` that hold ``key`` (under any name: files written before the
-    names carried the key hash are replaced, not duplicated, when the key is written again)."""
-    out = []
-    if folder.is_dir():
-        for other in sorted(folder.glob("*.json")):
-            if is_keyed_name(other.name):
-                continue  # a name derived from another key: it cannot hold this one
-            try:
-                if record_key(_load_json(other)) == key:
-                    out.append(other)
-            except (MembenchError, KeyError, TypeError, AttributeError):
-                continue
+def content_digest(record: dict) -> str:
+    """SHA-256 of a record as the publication gate checks it: everything but the gate's own
+    blocks. The gate stamps it; readers compare it, so a record changed after the gate is
+    refused."""
+    return sha256_json({k: v for k, v in record.items() if k not in GATE_BLOCKS})
+
+
+def _substance(record: dict) -> dict:
+    """What a rewrite must keep to replace nothing: the record without the gate's blocks, the
+    times it was made and the per-sample file's name (its content hash stays)."""
+    out = {k: v for k, v in record.items() if k not in GATE_BLOCKS}
+    if isinstance(out.get("per_sample"), dict):
+        out["per_sample"] = {k: v for k, v in out["per_sample"].items() if k != "file"}
+    for block, name in VOLATILE:
+        if isinstance(out.get(block), dict) and name in out[block]:
+            out[block] = {k: v for k, v in out[block].items() if k != name}
     return out
-
-
-def _remove_record(path: Path) -> None:
-    try:
-        per_sample = _load_json(path).get("per_sample", {}).get("file")
-    except MembenchError:
-        per_sample = None
-    path.unlink(missing_ok=True)
-    if per_sample and "/" not in per_sample and "\\" not in per_sample:
-        (path.parent / per_sample).unlink(missing_ok=True)
 
 
 def replacement_problem(old: dict, new: dict) -> str | None:
@@ -84,39 +100,102 @@ def replacement_problem(old: dict, new: dict) -> str | None:
     return None
 
 
+def _what_changed(old: dict, new: dict) -> str:
+    parts = []
+    o, n = (old.get("metrics") or {}).get("auc"), (new.get("metrics") or {}).get("auc")
+    if o != n:
+        parts.append(f"AUC {o if o is None else f'{o:.4f}'} -> {n if n is None else f'{n:.4f}'}")
+    oc, nc = (old.get("scorer") or {}).get("code_sha256"), (new.get("scorer") or {}).get("code_sha256")
+    if oc != nc:
+        parts.append(f"code {str(oc)[:12]} -> {str(nc)[:12]}")
+    if (old.get("per_sample") or {}).get("sha256") != (new.get("per_sample") or {}).get("sha256") and not parts:
+        parts.append("per-sample scores changed")
+    return ", ".join(parts) or "provenance changed"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A record that a write replaced: where it was, where the previous version is kept, and
+    what changed."""
+
+    path: Path
+    kept: Path
+    change: str
+
+    def __str__(self) -> str:
+        return f"replaced result {self.path} (same key): {self.change}; the previous record is kept in {self.kept}"
+
+
+def _keep(results_dir: Path, path: Path, record: dict) -> Path:
+    """Move a record file and its per-sample file into the history; return the kept record."""
+    folder = history_dir(results_dir, path)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = str((record.get("provenance") or {}).get("created_at") or "undated")
+    name = f"{len(list(folder.glob('*.json'))):04d}-{''.join(c if c.isalnum() else '-' for c in stamp)}"
+    per_sample = (record.get("per_sample") or {}).get("file")
+    if per_sample and "/" not in per_sample and "\\" not in per_sample and (path.parent / per_sample).is_file():
+        shutil.move(str(path.parent / per_sample), folder / f"{name}.scores.parquet")
+        record = {**record, "per_sample": {**record["per_sample"], "file": f"{name}.scores.parquet"}}
+    kept = folder / f"{name}.json"
+    kept.write_text(json.dumps(record, indent=2) + "\n")
+    path.unlink(missing_ok=True)
+    return kept
+
+
+def _atomic_json(path: Path, record: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def _same_key(results_dir: Path, path: Path, record: dict) -> list[tuple[Path, dict]]:
+    """Stored records of ``record``'s key: its own file, and any file of an earlier naming that
+    holds the same key (an unreadable file at ``path`` counts, and is simply replaced)."""
+    key = record_key(record)
+    folder = folder_of(results_dir, record["split"]["id"], record["target"]["id"], record["target"].get("revision"))
+    scorer = record["scorer"]["name"]
+    sub = (record.get("evaluation_subset") or {}).get("name")
+    found = []
+    for other in candidates(folder, scorer, sub, "group" if record.get("kind") == "group" else None):
+        try:
+            old = _load_json(other)
+            same = record_key(old) == key
+        except (MembenchError, KeyError, TypeError, AttributeError):
+            old, same = None, other == path
+        if other == path and not same and old is not None:
+            # only a truncated-hash collision gets here
+            raise MembenchError(f"result file {path} already holds another key ({record_key(old)}); "
+                                f"{key} maps to the same file", "rename the scorer or target so their keys differ")
+        if same:
+            found.append((other, old))
+    return found
+
+
 def write(results_dir: Path, record: dict, uids, scores, columns: dict | None = None) -> Path:
     """Write a record and its per-sample scores (plus ``columns``, e.g. a per-sample
-    ``truncated`` flag); refuse a record that fails the schema.
-
-    Writing a key again replaces its file (and any older file of the same key in the folder)."""
+    ``truncated`` flag); refuse a record that breaks the record model."""
     return write_record(results_dir, record, uids, scores, columns)[0]
 
 
 def write_record(results_dir: Path, record: dict, uids, scores, columns: dict | None = None) -> tuple[Path, dict]:
-    """``write``, returning the file and the record as written (what ``read`` of it gives:
-    the schema version and the per-sample file filled in), without reading it back."""
+    """``write``, returning the file and the record as written (what ``read`` of it gives: the
+    schema version and the per-sample file filled in). A stored record of the same key is
+    replaced, with a warning saying what changed, and kept in the history."""
+    path, written, _ = store_record(results_dir, record, uids, scores, columns)
+    return path, written
+
+
+def store_record(results_dir: Path, record: dict, uids, scores,
+                 columns: dict | None = None) -> tuple[Path, dict, list[Replaced]]:
+    """``write_record``, also returning what it replaced."""
+    results_dir = Path(results_dir)
+    record = {k: v for k, v in record.items() if k not in GATE_BLOCKS}  # the gate writes those, not producers
     path = path_for(results_dir, record)
-    key = record_key(record)
-    old = None
-    if path.exists():
-        try:
-            old = _load_json(path)
-            old_key = record_key(old)
-        except (MembenchError, KeyError, TypeError):
-            old, old_key = None, None  # an unreadable old file is simply replaced
-        if old_key is not None and old_key != key:  # only a truncated-hash collision gets here
-            raise MembenchError(
-                f"result file {path} already holds {old_key}; {key} maps to the same file",
-                "rename the scorer or target so their keys differ",
-            )
-    older = [p for p in _same_key_files(path.parent, key) if p != path]
-    for existing in ([path] if old is not None else []) + older:
-        try:
-            problem = replacement_problem(_load_json(existing), record)
-        except MembenchError:
-            problem = None  # unreadable: replaced like any unreadable file
+    existing = _same_key(results_dir, path, record)
+    for other, old in existing:
+        problem = replacement_problem(old, record) if old is not None else None
         if problem:
-            raise MembenchError(f"result file {existing} is not replaced: {problem}",
+            raise MembenchError(f"result file {other} is not replaced: {problem}",
                                 "a record is replaced only by one of the same kind and owner")
     path.parent.mkdir(parents=True, exist_ok=True)
     scores_file = scores_path(path)
@@ -126,17 +205,31 @@ def write_record(results_dir: Path, record: dict, uids, scores, columns: dict | 
     record["schema"] = SCHEMA_VERSION
     record["per_sample"] = {"file": scores_file.name, "sha256": sha256_file(tmp_scores)}
     written = json.loads(json.dumps(record, default=str))
-    problem = _schema_problem(path, written)
+    problem = _problem(path, written)
     if problem is not None:
         tmp_scores.unlink()
         raise problem
+    replaced = []
+    for other, old in existing:
+        if old is None:
+            other.unlink(missing_ok=True)
+            continue
+        if _substance(old) == _substance(written):
+            _remove(other, old, keep_scores=other == path)
+            continue
+        kept = _keep(results_dir, other, old)
+        replaced.append(Replaced(other, kept, _what_changed(old, written)))
+        log.warning("%s", replaced[-1])
     tmp_scores.replace(scores_file)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
-    for old in older:
-        _remove_record(old)
-    return path, written
+    _atomic_json(path, written)
+    return path, written, replaced
+
+
+def _remove(path: Path, record: dict, keep_scores: bool = False) -> None:
+    per_sample = (record.get("per_sample") or {}).get("file")
+    path.unlink(missing_ok=True)
+    if not keep_scores and per_sample and "/" not in per_sample and "\\" not in per_sample:
+        (path.parent / per_sample).unlink(missing_ok=True)
 
 
 def read_per_sample(path: Path, record: dict | None = None) -> pd.DataFrame:
@@ -174,15 +267,16 @@ def _load_json(path: Path) -> dict:
 
 
 def read(path: Path) -> dict:
-    """One record, checked against the schema (raises MembenchError naming file and field)."""
+    """One record, checked against the record model (raises MembenchError naming file and field)."""
     record = _load_json(path)
-    problem = _schema_problem(path, record)
+    problem = _problem(path, record)
     if problem is not None:
         raise problem
     return record
 
 
-def _result_files(root: Path):
+def result_files(root: Path):
+    """Every record file under ``root`` in path order (``_`` and ``.`` folders skipped)."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("_") and not d.startswith("."))
         for name in sorted(filenames):
@@ -192,8 +286,42 @@ def _result_files(root: Path):
 
 def iter_records(results_dir: Path):
     """(path, record) for every result file under ``results_dir``; raises on a bad file."""
-    for path in _result_files(Path(results_dir)):
+    for path in result_files(Path(results_dir)):
         yield path, read(path)
+
+
+def find(results_dir: Path, split: str, target: str, scorer: str, revision: str | None = None,
+         subset: str | None = None, unit: str | None = None, **parts) -> Path | None:
+    """The record file of (split, target, revision, scorer result name[, subset][, unit]) under
+    ``results_dir``, with any further key part given (``dtype="bfloat16"``, ``context_rule=...``,
+    see ``naming.key_parts``) matching too; None when there is none. Several matches are refused,
+    naming the key parts that tell them apart."""
+    want = make_key(split, target, revision, scorer, subset, unit)
+    found = []
+    for path in candidates(folder_of(results_dir, split, target, revision), scorer, subset, unit):
+        try:
+            record = _load_json(path)
+            if coarse_key(record) != want:
+                continue
+            have = key_parts(record)
+        except (MembenchError, KeyError, TypeError, AttributeError):
+            continue
+        if all(str(have.get(k)) == str(v) for k, v in parts.items()):
+            found.append((path, have))
+    if len(found) > 1:
+        differ = sorted(k for k in found[0][1] if len({str(h[k]) for _, h in found}) > 1)
+        raise MembenchError(
+            f"{len(found)} records of {scorer} on {split} / {target} differ in {', '.join(differ)}",
+            "name the one you mean by those key parts (e.g. dtype=..., context_rule=...)")
+    return found[0][0] if found else None
+
+
+def record_path(results_dir: Path, split: str, target: str, scorer: str, revision: str | None = None,
+                subset: str | None = None, unit: str | None = None, **parts) -> Path:
+    """``find``'s file; where no record matches, the path a record of the coarse key alone would
+    take, which does not exist (so ``.is_file()`` says there is none)."""
+    path = find(results_dir, split, target, scorer, revision, subset, unit, **parts)
+    return path if path is not None else coarse_path(results_dir, split, target, scorer, revision, subset, unit)
 
 
 @dataclass(frozen=True)
@@ -214,8 +342,8 @@ class Rejected:
 @dataclass
 class Scan:
     """What a results folder holds: accepted (path, record) pairs and rejected files; of the
-    accepted, which were recomputed from their per-sample scores and the split's labels
-    (``recomputed``) and which could not be, with the reason (``not_recomputed``)."""
+    accepted, which the gate recomputed from their per-sample scores and the split's labels
+    (``recomputed``) and which it could not, with the reason (``not_recomputed``)."""
 
     records: list[tuple[Path, dict]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
@@ -227,33 +355,25 @@ class Scan:
         return not self.rejected
 
 
+NOT_GATED = "not through the publication gate"
+
+
 class ResultsStore:
-    """A results folder that accepts only valid, hash-consistent, self-consistent (figures
-    recomputed where the split is materialized) and unique result files.
+    """A results folder that accepts only valid, hash-consistent and unique result files (and,
+    with ``require_gate``, only records the publication gate stamped, unchanged since)."""
 
-    ``recompute=False`` skips the recomputation (schema, hashes and keys only)."""
-
-    def __init__(self, root: Path, *, recompute: bool = True):
+    def __init__(self, root: Path, *, require_gate: bool = False):
         self.root = Path(root)
-        self.recomputer = None
-        if recompute:
-            from ..home import cache_dir
-
-            self.recomputer = Recomputer(cache_dir("recomputed"))
-        self.last_outcome: Outcome | None = None
+        self.require_gate = require_gate
 
     def check(self, path: Path, record: dict) -> Rejected | None:
-        """Why ``record`` (read from ``path``) must be refused, or None when it is fine.
-        The recomputation's outcome is left in ``last_outcome``."""
-        self.last_outcome = None
-        errors = schema_errors(record)
+        """Why ``record`` (read from ``path``) must be refused, or None when it is fine."""
+        errors = problems(record)
         if errors:
             fld, message = errors[0]
             if len(errors) > 1:
                 message += f" (and {len(errors) - 1} more problems)"
             return Rejected(path, fld, message)
-        if record["schema"] != SCHEMA_VERSION:  # pragma: no cover - the schema pins it
-            return Rejected(path, "schema", f"unknown schema {record['schema']!r}")
         per_sample = Path(path).parent / record["per_sample"]["file"]
         if not per_sample.is_file():
             return Rejected(path, "per_sample.file", f"per-sample file {per_sample.name} is missing")
@@ -265,10 +385,13 @@ class ResultsStore:
                 f"per-sample file {per_sample.name} has SHA-256 {digest[:12]}..., "
                 f"the record says {record['per_sample']['sha256'][:12]}...",
             )
-        if self.recomputer is not None:
-            self.last_outcome = outcome = self.recomputer.check(path, record, per_sample, digest)
-            if outcome.status == "mismatch":
-                return Rejected(path, outcome.field or "<record>", outcome.message)
+        if self.require_gate:
+            stamp = record.get("gate")
+            if not isinstance(stamp, dict):
+                return Rejected(path, "gate", f"{NOT_GATED}: run `membench results validate {self.root}`")
+            if stamp.get("content_sha256") != content_digest(record):
+                return Rejected(path, "gate.content_sha256", "the record changed after the publication gate: "
+                                f"run `membench results validate {self.root}`")
         return None
 
     def scan(self) -> Scan:
@@ -279,32 +402,71 @@ class ResultsStore:
                 "pass --results DIR, or run `membench run` / `make demo` first",
             )
         seen: dict[tuple, Path] = {}
-        for path in _result_files(self.root):
+        for path in result_files(self.root):
             record, problem = _parse(path)
-            if problem is not None:
-                out.rejected.append(problem)
-                continue
-            problem = self.check(path, record)
+            if problem is None:
+                problem = self.check(path, record)
             if problem is None:
                 key = record_key(record)
                 if key in seen:
-                    problem = Rejected(
-                        path, "<key>", f"duplicates {seen[key]} (same split, target, revision and scorer {key})"
-                    )
+                    problem = Rejected(path, "<key>", f"duplicates {seen[key]} (the same key: {describe_key(record)})")
                 else:
                     seen[key] = path
             if problem is None:
                 out.records.append((path, record))
-                if self.last_outcome is not None and self.last_outcome.status == "ok":
-                    out.recomputed.append(path)
-                elif self.last_outcome is not None:
-                    out.not_recomputed.append((path, self.last_outcome.message))
             else:
                 out.rejected.append(problem)
         return out
 
 
-def validate_dir(results_dir: Path, *, recompute: bool = True) -> Scan:
-    """Check every result file under ``results_dir``: schema, per-sample hash, unique keys,
-    and (``recompute``) every figure against its per-sample scores and the split's labels."""
-    return ResultsStore(results_dir, recompute=recompute).scan()
+def describe_key(record: dict) -> str:
+    """The coarse key in words, for messages."""
+    split, target, scorer = record["split"]["id"], record["target"]["id"], record["scorer"]["name"]
+    rev = record["target"].get("revision")
+    extra = [f"subset {s}" for s in [(record.get("evaluation_subset") or {}).get("name")] if s]
+    if record.get("kind") == "group":
+        extra.append(GROUP_UNIT)
+    return ", ".join([f"split {split}", f"target {target}" + (f"@{rev}" if rev not in (None, "", "main") else ""),
+                      f"scorer {scorer}"] + extra)
+
+
+def migrate(results_dir: Path) -> list[tuple[Path, Path]]:
+    """Move every readable record file under ``results_dir`` to the name its whole key gives
+    (and its per-sample file beside it); return the (old, new) moves. Where the new name is
+    taken by a record of the same key, the older of the two (by ``created_at``) goes to the
+    history."""
+    results_dir = Path(results_dir)
+    moves = []
+    for path in list(result_files(results_dir)):
+        try:
+            record = read(path)
+            target = path_for(results_dir, record)
+        except (MembenchError, KeyError, TypeError):
+            continue  # refused files are reported by the scan, not moved
+        if target == path:
+            continue
+        if target.is_file():
+            other = _load_json(target)
+            if record_key(other) == record_key(record):
+                newer = str(record["provenance"].get("created_at")) > str(other["provenance"].get("created_at"))
+                if not newer:
+                    kept = _keep(results_dir, path, record)
+                    log.warning("%s", Replaced(path, kept, "an older record of the same key under an earlier name"))
+                    continue
+                kept = _keep(results_dir, target, other)
+                log.warning("%s", Replaced(target, kept, "an older record of the same key"))
+        old_scores = path.parent / record["per_sample"]["file"]
+        new_scores = scores_path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if old_scores.is_file():
+            shutil.move(str(old_scores), new_scores)
+        moved = {**record, "per_sample": {**record["per_sample"], "file": new_scores.name}}
+        _atomic_json(target, moved)
+        path.unlink()
+        moves.append((path, target))
+    return moves
+
+
+__all__ = ["Rejected", "Replaced", "ResultsStore", "Scan", "content_digest", "find", "iter_records", "migrate",
+           "read", "read_per_sample", "read_scores", "record_path", "result_files", "store_record", "write",
+           "write_record"]

@@ -24,7 +24,7 @@ import numpy as np
 from .. import metrics
 from ..errors import MembenchError
 from .naming import evaluation_subset
-from .store import _load_json, _result_files, read, read_per_sample, read_scores, write
+from .store import _load_json, read, read_per_sample, read_scores, result_files, write
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _records_of(results_dir: Path, split_id: str, checked: bool = True):
     folder = Path(results_dir).joinpath(*split_id.split("/"))
     if not folder.is_dir():
         return
-    for path in _result_files(folder):
+    for path in result_files(folder):
         try:
             record = read(path) if checked else _load_json(path)
             if record["split"]["id"] != split_id:

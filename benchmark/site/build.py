@@ -1,16 +1,24 @@
-"""The static leaderboard: validated result files in, plain HTML/CSS/SVG/CSV/JSON out.
+"""The static leaderboard: published result files in, plain HTML/CSS/SVG/CSV/JSON out.
 
-Reads only JSON, parquet and (for per-class views) the suite cache; never imports torch or
-model code.
+A pure function of the results folder (plus the templates, static files and data cards of the
+repository): it reads the records the publication gate stamped and the folder's diagnostics
+JSON, copies public per-sample files, and never reads labels, imports the suite, the targets,
+the attacks or torch, or looks at MEMBENCH_HOME, so the same folder gives byte-identical pages
+anywhere (no build date on any page: the footer dates the newest result).
 
 Output layout (``home.BUILD_DIR``, i.e. ``leaderboard_site/build/``, by default)::
 
     index.html                 overview: per track, the AUC-vs-blind figure, then the tables
     split/<slug>.html          verdict and figure, results (blind baselines pinned), data card
-    scorer/<slug>.html         name, citation, definition; ROC (linear, log-log), per-class
-                               histograms, AUC by length, AUC vs size / checkpoint, controls
+    scorers.html               the catalog: each method with its ablations and their settings
+    scorer/<slug>.html         one page per scorer setting: its name, the base method's name,
+                               definition and citation, its own definition; ROC (linear,
+                               log-log), per-class histograms, AUC by length, AUC vs size /
+                               checkpoint, controls (ROC and per-class views: public splits only)
     target/<slug>.html         counted parameters, facts, every result on one target (and, if
                                fine-tuned, the recipe that built it)
+    paper/<key>.html           one page per paper of ``_reported/``: its tables, where each value
+                               was read, the preset that reproduces it, every row and its status
     finetune.html              the fine-tuned track by recipe family; generated-data before/after
     data/<table id>.csv|.json|.tex|.md   every table, as data and as LaTeX / Markdown
     data/scores/<sha256>.parquet         per-sample scores of every row (public splits)
@@ -24,7 +32,6 @@ as it was, and a server never serves half a site.
 
 from __future__ import annotations
 
-import datetime as _dt
 import fcntl
 import json
 import logging
@@ -37,11 +44,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .. import __version__
 from ..errors import MembenchError
-from ..hashing import sha256_file
 from ..home import BUILD_DIR, REPO_ROOT, SITE_ROOT
 from ..results import SCHEMA_FILE, Rejected
 from .model import SiteData, collect_data, fmt
@@ -54,10 +58,10 @@ log = logging.getLogger(__name__)
 TEMPLATES = SITE_ROOT / "templates"
 STATIC = SITE_ROOT / "static"
 CARDS_DIR = REPO_ROOT / "data_cards"
-SPLITS_REGISTRY = REPO_ROOT / "benchmark" / "suite" / "splits.yaml"
 DEFAULT_OUT = BUILD_DIR
 SITE_MARKER = ".membench-site.json"
-GENERATED = ("index.html", "split", "scorer", "target", "data", "schema", "static", SITE_MARKER, SERVING_MARKER)
+GENERATED = ("index.html", "scorers.html", "finetune.html", "split", "scorer", "target", "paper", "data", "schema",
+             "static", SITE_MARKER, SERVING_MARKER)
 _STAGING = re.compile(r"^\.(?P<name>.+)\.(partial|old)-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
@@ -80,19 +84,6 @@ class BuildReport:
             "seconds": round(self.seconds, 3), "rejected": [r.as_dict() for r in self.rejected],
             "served_by": self.served_by,
         }
-
-
-def suite_version() -> str:
-    """The suite version from the split registry (its ``version`` key, else v1) and its hash."""
-    if not SPLITS_REGISTRY.is_file():
-        return "v1"
-    version = "v1"
-    try:
-        doc = yaml.safe_load(SPLITS_REGISTRY.read_text()) or {}
-        version = str(doc.get("version") or doc.get("suite_version") or version)
-    except yaml.YAMLError:
-        pass
-    return f"{version} (registry {sha256_file(SPLITS_REGISTRY)[:10]})"
 
 
 def check_out_dir(out_dir: Path) -> None:
@@ -156,23 +147,26 @@ def _swap(staging: Path, out_dir: Path) -> None:
 
 
 def _render(data: SiteData, out: Path, cards_dir: Path) -> Renderer:
-    for name in ("split", "scorer", "target", "data", "schema"):
+    for name in ("split", "scorer", "target", "paper", "data", "schema"):
         (out / name).mkdir()
     shutil.copytree(STATIC, out / "static")
     shutil.copy2(SCHEMA_FILE, out / "schema" / "result.schema.json")
     common = {
-        "version": __version__, "suite_version": suite_version(), "built": _dt.date.today().isoformat(),
+        "version": __version__, "suite_version": ", ".join(data.suite_versions) or "unknown",
         "last_update": (data.last_update or "")[:10] or None,
     }
     r = Renderer(data, out, TEMPLATES, cards_dir, common)
     r.publish_scores()
     r.index()
+    r.catalog()
     for split in data.splits.values():
         r.split(split)
-    for scorer in data.scorers.values():
-        r.scorer(scorer)
+    for page in data.scorers.values():
+        r.scorer(page)
     for target in data.targets.values():
         r.target(target)
+    for paper in data.reported["papers"]:
+        r.paper(paper)
     r.finetune()
     return r
 
@@ -185,11 +179,11 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
     """
     start = time.perf_counter()
     data: SiteData = collect_data(Path(results_dir))
-    for r in data.rejected:
+    for r in data.refused:
         log.warning("refused result file %s", r)
     out_dir = Path(out_dir)
     report = BuildReport(index=out_dir / "index.html", out_dir=out_dir, n_results=len(data.rows), pages=0, tables=0,
-                         rejected=data.rejected, served_by=served_by(out_dir))
+                         rejected=data.refused, served_by=served_by(out_dir))
     if strict and data.rejected:
         report.written = False
         report.seconds = time.perf_counter() - start
@@ -203,7 +197,6 @@ def build_site(results_dir: Path, out_dir: Path = DEFAULT_OUT, *, cards_dir: Pat
         renderer = _render(data, staging, Path(cards_dir))
         (staging / SITE_MARKER).write_text(json.dumps({
             "membench_version": __version__, "results": str(Path(results_dir).resolve()),
-            "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }))
         _swap(staging, out_dir)
     except BaseException:

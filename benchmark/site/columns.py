@@ -36,7 +36,8 @@ SCORER_COLUMNS = [col("setting_text", "setting"), TARGET, SPLIT, AUC_CI, TPR1, T
 TARGET_COLUMNS = [SCORER, SPLIT, AUC_CI, TPR1, TPR01, VS_BLIND, RANK, N, SCORES]
 
 RESULT_FIELDS = {
-    "scorer": "scorer", "scorer_name": "scorer_label", "setting": "setting_text", "scorer_version": "scorer_version",
+    "scorer": "scorer", "scorer_name": "scorer_label", "setting": "setting_text", "scorer_id": "scorer_id",
+    "method": "method", "scorer_version": "scorer_version",
     "kind": "kind", "model_free": "model_free", "target": "target", "split": "split", "track": "track",
     "private_split": "private", "auc": "auc", "auc_ci95_lo": "auc_lo", "auc_ci95_hi": "auc_hi",
     "tpr_at_10pct_fpr": "tpr10", "tpr_at_1pct_fpr": "tpr1", "tpr_at_0.1pct_fpr": "tpr01",

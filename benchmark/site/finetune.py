@@ -90,21 +90,24 @@ def _pii_rows(pii: dict | None) -> list[dict]:
     return rows
 
 
-def generated_comparisons(records: list[dict]) -> list[dict]:
-    """One comparison per generated recipe found in ``records`` (see the module docstring)."""
+def generated_comparisons(site_rows: list[dict]) -> list[dict]:
+    """One comparison per generated recipe found in the rows' published records (see the module
+    docstring; a private split's records carry none)."""
     by_recipe: dict[str, list[dict]] = defaultdict(list)
-    for record in records:
-        block = record.get("generated_data")
+    for row in site_rows:
+        block = row["record"].get("generated_data")
         if isinstance(block, dict) and block.get("recipe"):
-            by_recipe[block["recipe"]].append(record)
+            by_recipe[block["recipe"]].append(row)
     out = []
-    for rid, recs in sorted(by_recipe.items()):
+    for rid, site in sorted(by_recipe.items()):
+        recs = [r["record"] for r in site]
         rows = []
-        for record in sorted(recs, key=lambda r: r["scorer"]["name"]):
+        for row in sorted(site, key=lambda r: r["scorer_label"]):
+            record = row["record"]
             g = record["generated_data"]
             d = g["difference"]
             rows.append({
-                "scorer": record["scorer"]["name"], "scorer_slug": page_slug(record["scorer"]["name"]),
+                "scorer": row["scorer_label"], "scorer_slug": row["scorer_slug"],
                 "base_auc": g["base"]["auc"], "base_ci": g["base"]["auc_ci95"],
                 "finetuned_auc": g["finetuned"]["auc"], "finetuned_ci": g["finetuned"]["auc_ci95"],
                 "base_text": f"{fmt(g['base']['auc'])} [{fmt(g['base']['auc_ci95'][0])}, {fmt(g['base']['auc_ci95'][1])}]",

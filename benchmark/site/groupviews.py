@@ -6,6 +6,9 @@
 - ``defence_rows``: the defence comparison on the fine-tuned page: every group-level record of
   one scorer on the fine-tuned track, one row per recipe with its defences, so a recipe and its
   variants (``extends:``) with one defence knob each sit side by side.
+
+Both read published records (``results.disclose``): a private split's records carry no
+per-user view, and their AUCs are already rounded.
 """
 
 from __future__ import annotations
@@ -43,17 +46,18 @@ def _auc_text(m: dict) -> str:
     return f"{text(m['auc'], d)} [{text(lo, d)}, {text(hi, d)}]"
 
 
-def defence_rows(records: list[dict]) -> list[dict]:
-    """One row per (scorer, recipe) of group-level records on the fine-tuned track."""
+def defence_rows(site_rows: list[dict]) -> list[dict]:
+    """One row per (scorer setting, recipe) of group-level records on the fine-tuned track."""
     rows = []
-    for rec in records:
+    for row in site_rows:
+        rec = row["record"]
         recipe = (rec.get("provenance") or {}).get("recipe")
         if rec.get("kind") != "group" or rec["split"].get("track") != "finetune" or not isinstance(recipe, dict):
             continue
         m = rec["metrics"]
         tpr = (m.get("tpr_at_fpr") or {}).get("0.1") or {}
         built = recipe.get("built") or {}
-        rows.append({"scorer": rec["scorer"]["name"], "scorer_slug": page_slug(rec["scorer"]["name"]),
+        rows.append({"scorer": row["scorer_label"], "scorer_slug": row["scorer_slug"],
                      "recipe": str(recipe.get("id")), "target": rec["target"]["id"],
                      "target_slug": page_slug(rec["target"]["id"]), "defences": _defences(recipe.get("defences")),
                      "auc": _auc_text(m), "auc_value": m["auc"],

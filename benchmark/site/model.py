@@ -1,38 +1,47 @@
-"""What the site shows, computed from the accepted result records (no rendering here).
+"""What the site shows, computed from the published records of a results folder (no rendering).
 
-Rows keep a sortable value apart from the text they display (as HELM does), and every figure
-is rounded to the precision its interval supports (``precision``). Tracks are whatever the
-records say (``split.track``): a new track needs no code here. Within a track, results on
-private splits (``split.private: true``, a secret assignment) are kept apart from results on
-public splits, whose labels anyone can read.
+A pure function of the results folder: the records the publication gate stamped (``membench
+results validate``), each read through ``results.disclose`` (what may leave about it: on a
+private split only rounded aggregates, and only of the records the Ladder shows:
+``published_records``), and the diagnostics JSON the folder holds
+(``_diagnostics/``, through ``results.disclose_diagnostics``). Nothing here reads labels,
+imports the suite, the targets, the attacks or the diagnostics, or looks at MEMBENCH_HOME, so
+the same folder gives the same pages anywhere. The server's API serves slices of this same
+``SiteData``.
 
-Rank groups: on one (split, target), scorers sorted by AUC; the first opens group 1 and every
-scorer whose 95% interval overlaps the group leader's joins it; the first that does not opens
-the next group and leads it. Blind baselines are never ranked; they are pinned above the
-ranked rows. Rank groups and "AUC − blind" mean nothing for a model-free scorer (it is a blind
-baseline of its own) or on a control split (both classes share membership status, so any AUC
-above 0.5 is shift): there they are "not applicable", and so is "vs blind".
+Rows keep a sortable value apart from the text they display (as HELM does); every value, shown
+or sorted by, is the published one: rounded to the precision its interval supports
+(``precision``). Tables sort by those values and break ties by the row's label, target and
+split, so two rows shown equal stand in an order that no label decides. Tracks are whatever
+the records say (``split.track``); within a track, results on private splits (``split.private``)
+are kept apart from those on public splits.
 
-A record on the evaluated rest of a calibration subset (``evaluation_subset``: a trainable
-scorer's, or another scorer's recomputed on that rest) belongs to a table of its own: on the
-split page one table per subset, with its own pinned blind baselines, "vs blind" and rank
-groups (``split["rests"]``); elsewhere its "evaluated on" cell names the subset, and means over
+Rank groups: on one (split, target), scorers sorted by published AUC; the first opens group 1
+and every scorer whose published 95% interval overlaps the group leader's joins it; the first
+that does not opens the next group and leads it. Blind baselines are never ranked; they are
+pinned above the ranked rows. Rank groups and "AUC − blind" mean nothing for a model-free
+scorer or on a control split: there they are "not applicable", and so is "vs blind".
+
+A record on the evaluated rest of a calibration subset (``evaluation_subset``) belongs to a table
+of its own: on the split page one table per subset, with its own pinned blind baselines, "vs
+blind" and rank groups; elsewhere its "evaluated on" cell names the subset, and means over
 splits use whole-split rows only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..diagnostics import read_saved
-from ..results import Rejected, ResultsStore, record_key, roc_on_grid
+from ..home import diagnostics_file
+from ..results import Rejected, ResultsStore, disclose_diagnostics
+from ..results.published import disclose_rejected, published_records
 from . import precision
-from .catalog import scorer_info, setting_text
+from .labels import label_rows, setting_pages, unique_slugs
+from .reported import attach_reported
 
 BUDGETS = {"tpr10": "0.1", "tpr1": "0.01", "tpr01": "0.001"}
 UNRESOLVABLE = "unresolvable"
@@ -67,16 +76,6 @@ def checkpoint_step(revision) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def nominal_size(target_id: str) -> str | None:
-    """The registry's nominal size ("1m", "160m") of a target, or None."""
-    try:  # the registry is plain data; importing it never loads torch
-        from ..targets.registry import get_target
-
-        return get_target(target_id).params or None
-    except Exception:  # noqa: BLE001 - a local model directory or an unknown id has no size
-        return None
-
-
 def target_label(target: dict) -> str:
     rev = target.get("revision")
     return target["id"] if rev in (None, "", "main") else f"{target['id']}@{rev}"
@@ -96,7 +95,9 @@ def unit_of(record: dict) -> str:
 
 
 def _tpr(metrics: dict, budget: str, decimals: int) -> tuple[float | None, str, str | None]:
-    entry = metrics["tpr_at_fpr"].get(budget) or {}
+    if metrics.get("tpr_pending"):  # a private split's open round: its TPRs come with the final figures
+        return None, "n/a", str(metrics["tpr_pending"])
+    entry = (metrics.get("tpr_at_fpr") or {}).get(budget) or {}
     if not entry.get("resolvable"):
         return None, UNRESOLVABLE, UNRESOLVABLE
     ci = entry.get("ci95")
@@ -109,54 +110,59 @@ def _tpr(metrics: dict, budget: str, decimals: int) -> tuple[float | None, str, 
 class SiteData:
     rows: list[dict] = field(default_factory=list)
     splits: dict = field(default_factory=dict)
-    scorers: dict = field(default_factory=dict)
+    scorers: dict = field(default_factory=dict)  # one page per scorer setting, by page slug
+    methods: list[dict] = field(default_factory=list)  # the catalog: methods, their classes and settings
     targets: dict = field(default_factory=dict)
     tracks: list[dict] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)  # as pages may name them (``disclose_rejected``)
+    refused: list[Rejected] = field(default_factory=list)  # with their full paths, for the maintainer's command
     last_update: str | None = None
-    records: list[dict] = field(default_factory=list)  # the accepted records themselves
+    suite_versions: list[str] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)  # the published records (``results.disclose``)
+    reported: dict = field(default_factory=dict)  # what papers reported, paired with the rows (``site.reported``)
 
 
 def evaluated_on(record: dict) -> dict:
     """The calibration subset whose evaluated rest a record is on (None: the whole split)."""
     sub = record.get("evaluation_subset")
     if not isinstance(sub, dict):
-        return {"subset": None, "evaluated_on": "whole split", "subset_n": None, "subset_n_calibration": None}
-    return {"subset": str(sub.get("name")), "subset_n": sub.get("n"), "subset_n_calibration": sub.get("n_calibration"),
-            "evaluated_on": f"rest of {sub.get('name')} ({sub.get('n')}; {sub.get('n_calibration')} calibration "
-                            "texts out)"}
+        return {"subset": None, "subset_n": None, "subset_n_calibration": None, "evaluated_on": "whole split"}
+    return {"subset": sub.get("name"), "subset_n": sub.get("n"), "subset_n_calibration": sub.get("n_calibration"),
+            "evaluated_on": f"rest of {sub.get('name')} ({sub.get('n')} texts)"}
 
 
 def make_row(path: Path, record: dict) -> dict:
+    """One table row from one published record (``results.disclose``)."""
     m, split, target, scorer = record["metrics"], record["split"], record["target"], record["scorer"]
-    label = target_label(target)
-    info = scorer_info(scorer["name"])
+    display, stamp = record["display"], record.get("gate") or {}
+    private = split.get("private") is True
     lo, hi = m["auc_ci95"]
-    d = precision.decimals_for(lo, hi)
+    d = m["shown_decimals"] if private and isinstance(m.get("shown_decimals"), int) else precision.decimals_for(lo, hi)
     blind = scorer["kind"] == "blind_baseline"
     model_free = is_model_free(record)
+    per_sample = record.get("per_sample") if not private else None
     row = {
-        "path": str(path),
-        "scores_path": str(Path(path).parent / record["per_sample"]["file"]),
-        "scores_sha256": record["per_sample"]["sha256"],
-        "key": record_key(record),
+        "scores_path": str(Path(path).parent / per_sample["file"]) if per_sample else None,
+        "scores_sha256": per_sample["sha256"] if per_sample else None,
         "split": split["id"],
         "split_slug": page_slug(split["id"]),
         "track": split["track"],
         "family": split["family"],
-        "private": split.get("private") is True,
+        "private": private,
         "control": split["track"] in CONTROL_TRACKS,
         "scorer": scorer["name"],
-        "scorer_name": info.name,
+        "scorer_id": display["scorer"],
+        "display": display,
+        "title": display["title"],
+        "method": display["method"],
+        "method_title": display["method_title"],
         "params": scorer.get("params") if isinstance(scorer.get("params"), dict) else {},
-        "setting": "",
-        "scorer_slug": page_slug(scorer["name"]),
         "scorer_version": scorer["version"],
         "kind": scorer["kind"],
         "requires": list(scorer.get("requires") or []),
         "model_free": model_free,
         "code_sha256": scorer["code_sha256"],
-        "target": label,
+        "target": target_label(target),
         "target_id": target["id"],
         "target_slug": None if model_free and target["id"] == "none" else page_slug(target["id"]),
         "revision": target.get("revision"),
@@ -172,13 +178,13 @@ def make_row(path: Path, record: dict) -> dict:
         "n_members": m["n_members"],
         "n_nonmembers": m["n_nonmembers"],
         "label_valid": (split.get("label_validity") or {}).get("valid", True),
-        # a private split's labels are secret: its ROC only on the public grid (a curve with one
-        # step per sample would hand over every label in score order)
-        "roc": roc_on_grid(m["roc"]["fpr"], m["roc"]["tpr"]) if split.get("private") is True else m["roc"],
+        "roc": m.get("roc") if not private else None,  # never on a private split (``results.disclose``)
+        "views": record.get("views") if not private else None,
         "created_at": record["provenance"]["created_at"],
         "submission": record.get("submission"),
         "recipe": (record.get("provenance") or {}).get("recipe"),
         "n_parameters": target.get("n_parameters") if isinstance(target.get("n_parameters"), int) else None,
+        "nominal_size": stamp.get("nominal_size"),
         "size": None,
         "size_measured": False,
         "step": checkpoint_step(target.get("revision")),
@@ -189,10 +195,9 @@ def make_row(path: Path, record: dict) -> dict:
         "vs_blind_why": NO_BLIND,
         "rank": None,
         "rank_why": None,
+        "record": record,
         **evaluated_on(record),
     }
-    row["auc_full"] = m["auc"]  # unrounded, for comparisons only; never displayed or written
-    row["auc_lo_full"], row["auc_hi_full"] = lo, hi
     row["rank_text"] = row["vs_blind_text"] = "–"
     if row["n_parameters"]:
         row["size"], row["size_measured"] = float(row["n_parameters"]), True
@@ -208,10 +213,21 @@ def make_row(path: Path, record: dict) -> dict:
     return row
 
 
+def order(row: dict) -> tuple:
+    """A fixed order among rows that no label decides: names, then target, split and subset."""
+    return (row.get("scorer_label") or "", row.get("target") or "", row.get("split") or "", row.get("subset") or "",
+            row.get("anchor") or "")
+
+
+def by_auc(row: dict) -> tuple:
+    """Published AUC, highest first; ties in the fixed order (``order``)."""
+    return (-(row["auc"] if row["auc"] is not None else -1),) + order(row)
+
+
 def rank_groups(rows: list[dict]) -> None:
     """Assign ``rank`` to the ranked rows of one (split, target); see the module docstring."""
     ranked = sorted((r for r in rows if not r["blind"] and not r.get("model_free") and not r.get("control")),
-                    key=lambda r: -r["auc"])
+                    key=by_auc)
     group, leader = 0, None
     for row in ranked:
         if leader is None or row["auc_hi"] < leader["auc_lo"]:
@@ -221,45 +237,6 @@ def rank_groups(rows: list[dict]) -> None:
 
 def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _unique_slugs(rows: list[dict]) -> None:
-    """Names that share a page slug ('a b' and 'a-b') get a short hash each, so no page is
-    overwritten by another."""
-    for kind, name_key in (("split", "split"), ("scorer", "scorer"), ("target", "target_id")):
-        names_by_slug = defaultdict(set)
-        for row in rows:
-            if row[kind + "_slug"]:
-                names_by_slug[row[kind + "_slug"]].add(row[name_key])
-        for row in rows:
-            slug = row[kind + "_slug"]
-            if slug and len(names_by_slug[slug]) > 1:
-                row[kind + "_slug"] = f"{slug}-{hashlib.sha256(row[name_key].encode()).hexdigest()[:8]}"
-
-
-def _name_settings(rows: list[dict]) -> None:
-    """Label each row's scorer setting (the parameters that differ from the defaults) and give
-    every row an anchor that is unique on the whole site."""
-    varying = defaultdict(set)
-    values = defaultdict(lambda: defaultdict(set))
-    for row in rows:
-        for k, v in row["params"].items():
-            values[row["scorer"]][k].add(json.dumps(v, sort_keys=True, default=str))
-    for scorer, by_key in values.items():
-        varying[scorer] = {k for k, vs in by_key.items() if len(vs) > 1}
-    for row in rows:
-        row["setting"] = setting_text(row["scorer"], row["params"], varying[row["scorer"]])
-        row["setting_text"] = row["setting"] or "default"
-        row["scorer_label"] = row["scorer_name"] + (f" ({row['setting']})" if row["setting"] else "")
-        base = page_slug(f"{row['split']}--{row['target']}--{row['scorer']}" + (f"--{row['setting']}" if row["setting"] else "")
-                         + (f"--rest-{row['subset']}" if row["subset"] else ""))
-        row["anchor"] = "r-" + base
-    seen = defaultdict(int)
-    for row in rows:  # settings that print alike (or keys beyond the four) still get distinct anchors
-        seen[row["anchor"]] += 1
-    for row in rows:
-        if seen[row["anchor"]] > 1:
-            row["anchor"] += "-" + hashlib.sha256(repr(row["key"]).encode()).hexdigest()[:8]
 
 
 def _mean(values):
@@ -301,8 +278,8 @@ def scorer_target_matrix(prefix: str, means: list[dict]) -> dict:
             row.setdefault(f"t{i}", None)
             row.setdefault(f"t{i}_text", None)
             row.setdefault(f"t{i}_n", 0)
-        row["best"] = max(row.pop("aucs"))
-    return {"targets": targets, "rows": sorted(rows.values(), key=lambda r: -r["best"])}
+        row["best"] = max(a for a in row.pop("aucs") if a is not None)
+    return {"targets": targets, "rows": sorted(rows.values(), key=lambda r: (-r["best"], r["scorer_label"]))}
 
 
 def _means(prefix: str, rows: list[dict]) -> list[dict]:
@@ -313,7 +290,7 @@ def _means(prefix: str, rows: list[dict]) -> list[dict]:
     means = []
     for (label, target), rs in groups.items():
         d = min(r["decimals"] for r in rs)
-        auc, n = _mean([r["auc_full"] for r in rs])
+        auc, n = _mean([r["auc"] for r in rs])
         tpr1, n1 = _mean([r["tpr1"] for r in rs])
         applicable = [r for r in rs if r["excess_why"] is None]
         excess, _ = _mean([r["excess"] for r in applicable])
@@ -330,7 +307,7 @@ def _means(prefix: str, rows: list[dict]) -> list[dict]:
             "mean_excess_text": precision.text(excess, d, sign=True) if excess is not None else "n/a",
             "mean_excess_why": None if excess is not None else (first["excess_why"] or NO_BLIND),
         })
-    means.sort(key=lambda r: -(r["mean_auc"] or 0))
+    means.sort(key=lambda r: (-(r["mean_auc"] or 0), r["scorer_label"], r["target"]))
     return means
 
 
@@ -339,9 +316,8 @@ def _panels(splits: list[dict]) -> list[dict]:
     panels = []
     for split in splits:
         target = primary_target(split["rows"])
-        rows = sorted((r for r in split["rows"] if r["target"] == target), key=lambda r: -r["auc_full"])
-        rows += sorted((r for r in split["rows"] if r["model_free"] and r["target_id"] == "none"),
-                       key=lambda r: -r["auc_full"])
+        rows = sorted((r for r in split["rows"] if r["target"] == target), key=by_auc)
+        rows += sorted((r for r in split["rows"] if r["model_free"] and r["target_id"] == "none"), key=by_auc)
         if not rows:
             continue
         panels.append({"split": split, "target": target, "rows": rows})
@@ -349,14 +325,20 @@ def _panels(splits: list[dict]) -> list[dict]:
 
 
 def _blind_summary(split: dict) -> None:
+    """The split's best blind-baseline AUC as published: the diagnostics' (rounded to its
+    interval), else the best blind-baseline record's."""
     diag = split["diagnostics"] or {}
     best = diag.get("blind_auc") if _num(diag.get("blind_auc")) else None
     ci = diag.get("blind_auc_ci95")
     ci = ci if isinstance(ci, list) and len(ci) == 2 and all(map(_num, ci)) else None
-    if best is None and split["blind_rows"]:
-        top = max(split["blind_rows"], key=lambda r: r["auc_full"])
-        best, ci = top["auc_full"], [top["auc_lo_full"], top["auc_hi_full"]]
-    d = precision.decimals_for(*ci) if ci else precision.DEGENERATE_DECIMALS
+    if best is not None:
+        d = precision.decimals_for(*ci) if ci else precision.DEGENERATE_DECIMALS
+        best, ci = precision.rounded(best, d), ([precision.rounded(v, d) for v in ci] if ci else None)
+    elif split["blind_rows"]:
+        top = sorted(split["blind_rows"], key=by_auc)[0]
+        best, ci, d = top["auc"], [top["auc_lo"], top["auc_hi"]], top["decimals"]
+    else:
+        d = precision.DEGENERATE_DECIMALS
     split["blind_auc"] = best
     split["blind_ci"] = ci
     split["blind_auc_text"] = precision.text(best, d)
@@ -371,11 +353,11 @@ def _compare_to_blind(split: dict) -> None:
     for row in split["rows"]:
         if best is None or row["excess_why"] not in (None, NO_BLIND):
             continue
-        excess = row["auc_full"] - best
+        excess = row["auc"] - best
         row["excess"] = precision.rounded(excess, row["decimals"])
         row["excess_text"] = precision.text(excess, row["decimals"], sign=True)
         row["excess_why"] = None
-        row["vs_blind"] = "above" if row["auc_lo_full"] > best else "not above"
+        row["vs_blind"] = "above" if row["auc_lo"] > best else "not above"
         row["vs_blind_text"] = f"{row['vs_blind']} {row['excess_text']}"
         row["vs_blind_why"] = None
     for row in split["rows"]:
@@ -383,18 +365,53 @@ def _compare_to_blind(split: dict) -> None:
             row["vs_blind_text"] = "–"
 
 
+def read_diagnostics(results_dir: Path, split_id: str, content_hash: str | None, private: bool) -> dict | None:
+    """A split's diagnostics as published: ``<results>/_diagnostics/<split>.json`` (never anything
+    under MEMBENCH_HOME), passed over when made on another version of the split; an unreadable
+    one gives ``{"error": ...}``."""
+    path = diagnostics_file(split_id, results_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {"error": f"diagnostics file {path.name} is not valid JSON"}
+    if not isinstance(data, dict):
+        return None
+    subject = data.get("subject") if isinstance(data.get("subject"), dict) else {}
+    if content_hash and subject.get("content_hash") and subject["content_hash"] != content_hash:
+        return None
+    return disclose_diagnostics(data, private)
+
+
+def _published_rejected(scan_rejected, root: Path) -> list[Rejected]:
+    """Refused files as a page may name them: relative, key hash masked, no host path."""
+    return [Rejected(Path(disclose_rejected(Path(r.path), root)), r.field,
+                     r.message.replace(str(root), "<results folder>")) for r in scan_rejected]
+
+
 def collect_data(results_dir: Path) -> SiteData:
-    results_dir = Path(results_dir)
-    scan = ResultsStore(results_dir).scan()
-    data = SiteData(rejected=scan.rejected)
-    data.rows = [make_row(path, record) for path, record in scan.records]
-    data.records = [record for _, record in scan.records]
-    _unique_slugs(data.rows)
-    _name_settings(data.rows)
+    """Everything the pages show: the published records' rows, splits, targets, scorer pages
+    and tracks, and the values papers reported beside them (``site.reported``)."""
+    return attach_reported(_collect_records(Path(results_dir)), results_dir)
+
+
+def _collect_records(results_dir: Path) -> SiteData:
+    scan = ResultsStore(results_dir, require_gate=True).scan()
+    data = SiteData(rejected=_published_rejected(scan.rejected, results_dir), refused=list(scan.rejected))
+    hashes = {}
+    full = {str(path): record for path, record in scan.records}
+    for path, published in published_records(scan.records):  # a record the Ladder withholds is not among them
+        hashes.setdefault(published["split"]["id"], full[str(path)]["split"]["content_hash"])
+        data.records.append(published)
+        data.rows.append(make_row(path, published))
     if not data.rows:
         return data
+    label_rows(data.rows)
+    data.scorers, data.methods = setting_pages(data.rows)
+    unique_slugs(data.rows)
     data.last_update = max(r["created_at"] for r in data.rows)
-    nominal: dict[str, str | None] = {}
+    data.suite_versions = sorted({v for r in data.records if (v := (r.get("gate") or {}).get("suite_version"))})
     measured = {}
     for row in data.rows:
         if row["n_parameters"]:
@@ -404,19 +421,17 @@ def collect_data(results_dir: Path) -> SiteData:
             if row["target_id"] in measured:
                 row["size"], row["size_measured"] = float(measured[row["target_id"]]), True
             else:
-                if row["target_id"] not in nominal:
-                    nominal[row["target_id"]] = nominal_size(row["target_id"])
-                row["size"] = parse_size(nominal[row["target_id"]])
+                row["size"] = parse_size(row["nominal_size"])
 
     # splits: blind baselines, diagnostics, excess over the best blind baseline, rank groups
     for row in data.rows:
         if row["split"] not in data.splits:
-            rec = next(r for p, r in scan.records if r["split"]["id"] == row["split"])
             data.splits[row["split"]] = {
                 "id": row["split"], "slug": row["split_slug"], "track": row["track"], "family": row["family"],
-                "private": row["private"], "control": row["control"], "content_hash": rec["split"]["content_hash"],
+                "private": row["private"], "control": row["control"],
+                "content_hash": None if row["private"] else hashes[row["split"]],
                 "rows": [], "blind_rows": [], "rests": {},
-                "diagnostics": read_saved(row["split"], results_dir, rec["split"]["content_hash"]),
+                "diagnostics": read_diagnostics(results_dir, row["split"], hashes[row["split"]], row["private"]),
             }
         table = data.splits[row["split"]]
         if row["subset"]:  # the evaluated rest of a calibration subset: a table of its own
@@ -438,47 +453,31 @@ def collect_data(results_dir: Path) -> SiteData:
             for row in table["rows"]:
                 if row["rank"] is not None:
                     row["rank_text"] = str(row["rank"])
-            table["rows"].sort(key=lambda r: (r["target"], r["rank"] or 1e9, -r["auc_full"]))
-            table["blind_rows"].sort(key=lambda r: -r["auc_full"])
+            table["rows"].sort(key=lambda r: (r["target"], r["rank"] or 1e9) + by_auc(r))
+            table["blind_rows"].sort(key=by_auc)
         split["primary_target"] = primary_target(split["rows"])
 
-    # scorers and targets
+    # targets
     for row in data.rows:
-        info = scorer_info(row["scorer"])
-        s = data.scorers.setdefault(row["scorer"], {
-            "name": row["scorer"], "display": info.name, "info": info, "slug": row["scorer_slug"],
-            "kind": row["kind"], "model_free": row["model_free"], "rows": [], "versions": set(),
-            "code_hashes": set(), "submission": None, "settings": set(),
-        })
-        s["rows"].append(row)
-        s["versions"].add(row["scorer_version"])
-        s["code_hashes"].add(row["code_sha256"])
-        s["settings"].add(row["setting"])
-        if row["submission"] and s["submission"] is None:
-            s["submission"] = row["submission"]
         if row["target_slug"] is None:
             continue
         t = data.targets.setdefault(row["target_id"], {
             "id": row["target_id"], "slug": row["target_slug"], "rows": [], "revisions": set(),
-            "n_parameters": set(), "nominal": nominal.get(row["target_id"]), "records": [], "recipes": [],
+            "n_parameters": set(), "nominal": row["nominal_size"], "records": [], "recipes": [],
         })
         t["rows"].append(row)
         t["revisions"].add(row["revision"] or "main")
+        t["records"].append(row["record"]["target"])
         if row["n_parameters"]:
             t["n_parameters"].add(row["n_parameters"])
         if isinstance(row["recipe"], dict) and row["recipe"] not in t["recipes"]:
             t["recipes"].append(row["recipe"])
-    for _, record in scan.records:
-        if record["target"]["id"] in data.targets:
-            data.targets[record["target"]["id"]]["records"].append(record["target"])
-    for s in data.scorers.values():
-        s["versions"], s["code_hashes"] = sorted(s["versions"]), sorted(s["code_hashes"])
-        s["settings"] = sorted(s["settings"])
-        s["rows"].sort(key=lambda r: (r["track"], r["split"], r["target"], r["setting"]))
     for t in data.targets.values():
         t["revisions"] = sorted(t["revisions"])
         t["n_parameters"] = sorted(t["n_parameters"])
-        t["rows"].sort(key=lambda r: (r["split"], -r["auc_full"]))
+        t["rows"].sort(key=lambda r: (r["split"],) + by_auc(r))
+    for page in data.scorers.values():
+        page["rows"].sort(key=lambda r: (r["track"], r["split"], r["target"], r["scorer_label"], r["subset"] or ""))
 
     # tracks: per track, public and private splits apart, each with its own tables and figure
     by_track = defaultdict(list)
@@ -496,9 +495,9 @@ def collect_data(results_dir: Path) -> SiteData:
             means = _means(prefix, [r for r in rows if not r["subset"]])  # over whole splits only
             groups.append({
                 "private": private, "prefix": prefix, "splits": splits,
-                "pinned": sorted((r for r in rows if r["blind"]), key=lambda r: (r["split"], -r["auc_full"])),
+                "pinned": sorted((r for r in rows if r["blind"]), key=lambda r: (r["split"],) + by_auc(r)),
                 "rows": sorted((r for r in rows if not r["blind"]),
-                               key=lambda r: (r["split"], r["target"], r["rank"] or 1e9, -r["auc_full"])),
+                               key=lambda r: (r["split"], r["target"], r["rank"] or 1e9) + by_auc(r)),
                 "means": means, "matrix": scorer_target_matrix(prefix, means), "panels": _panels(splits),
             })
         data.tracks.append({"name": name, "slug": page_slug(name), "control": name in CONTROL_TRACKS,

@@ -16,12 +16,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
+from ..results.citations import dataset_bibtex as family_bibtex
+from ..results.citations import membench_bibtex
+from ..results.published import disclose_card
 from . import columns as C
 from . import finetune as ftsite
-from . import groupviews
-from . import persample, precision
-from .catalog import citations
-from .model import NOT_APPLICABLE, SiteData, page_slug
+from . import groupviews, precision
+from . import reported as R
+from .model import NOT_APPLICABLE, SiteData, by_auc, page_slug
 from .plots import MAX_SERIES, auc_vs_blind_svg, histogram_svg, line_svg, roc_svg
 from .tables import make_table, write_downloads
 
@@ -54,51 +56,31 @@ def _bib_key(text: str) -> str:
     return page_slug(text).replace(".", "-").replace("-", "_")
 
 
-def scorer_bibtex(scorer: dict) -> str:
-    sub = scorer.get("submission") or {}
-    if isinstance(sub.get("bibtex"), str) and sub["bibtex"].strip():
-        return sub["bibtex"].strip()
-    if scorer["info"].bibtex:
-        return scorer["info"].bibtex
-    authors = sub.get("authors")
-    if isinstance(authors, list):
-        authors = " and ".join(str(a.get("name", a)) if isinstance(a, dict) else str(a) for a in authors)
-    lines = [
-        f"@misc{{membench_scorer_{_bib_key(scorer['name'])},",
-        f"  title  = {{{scorer['name']}: a membership-inference scorer evaluated on membench (version {', '.join(scorer['versions'])})}},",
-    ]
-    if authors:
-        lines.append(f"  author = {{{authors}}},")
-    lines.append(f"  note   = {{code SHA-256 {scorer['code_hashes'][0]}}}")
-    return "\n".join(lines) + "\n}"
-
-
 def dataset_bibtex(split: dict) -> str:
-    cites = citations()
-    known = (cites.get("datasets") or {}).get(split["family"])
+    known = family_bibtex(split["family"])
     if known:
-        return known.strip()
-    if split["family"] in ("demo", "control") and cites.get("membench"):
-        return cites["membench"].strip()
-    return (
-        f"@misc{{membench_split_{_bib_key(split['id'])},\n  title = {{membench split {split['id']}}},\n"
-        f"  note  = {{content SHA-256 {split['content_hash']}}}\n}}"
-    )
+        return known
+    if split["family"] in ("demo", "control") and membench_bibtex():
+        return membench_bibtex()
+    note = f"content SHA-256 {split['content_hash']}" if split.get("content_hash") else "private split"
+    return f"@misc{{membench_split_{_bib_key(split['id'])},\n  title = {{membench split {split['id']}}},\n  note  = {{{note}}}\n}}"
 
 
 _BLIND_TABLE = re.compile(r"^\|\s*blind baseline\s*\|.*\n(?:\|.*(?:\n|$))*", re.M | re.I)
 
 
-def card_html(cards_dir: Path, split_id: str, md: MarkdownIt) -> Markup | None:
-    """A split's data card as HTML. Raw HTML in a card is shown as text (html=False);
-    markdown-it refuses javascript: links; the cards' block markers are dropped; the card's
-    blind-baseline table is left out, since the page shows the blind baselines once, pinned
-    on its results table."""
+def card_html(cards_dir: Path, split_id: str, md: MarkdownIt, private: bool = False) -> Markup | None:
+    """A split's data card as HTML, as it may be published (``results.disclose_card``: on a
+    private split without its generated per-class figures). Raw HTML in a card is shown as text
+    (html=False); markdown-it refuses javascript: links; the cards' block markers are dropped;
+    the card's blind-baseline table is left out, since the page shows the blind baselines once,
+    pinned on its results table."""
     *parents, last = split_id.split("/")
     path = Path(cards_dir, *parents, last + ".md")
     if not path.is_file():
         return None
-    text = re.sub(r"<!--.*?-->\n?", "", path.read_text(encoding="utf-8", errors="replace"), flags=re.S)
+    text = disclose_card(path.read_text(encoding="utf-8", errors="replace"), private)
+    text = re.sub(r"<!--.*?-->\n?", "", text, flags=re.S)
     text = _BLIND_TABLE.sub("*The blind baselines are pinned at the top of the results table above.*\n", text)
     return Markup(md.render(text))
 
@@ -173,7 +155,6 @@ class Renderer:
         self.md = MarkdownIt("commonmark", {"html": False}).enable("table")
         self.data_dir = out_dir / "data"
         self.pages = self.tables = 0
-        self._samples: dict[str, tuple] = {}
 
     def render(self, template: str, rel: str, page_tables=(), **ctx) -> None:
         path = self.out_dir / rel
@@ -186,12 +167,13 @@ class Renderer:
 
     # per-sample scores -------------------------------------------------------------------
     def publish_scores(self) -> None:
-        """Copy every row's per-sample file into data/scores/<sha256>.parquet (content
-        addressed, so two rows never collide) and link it from the row."""
+        """Copy every public row's per-sample file into data/scores/<sha256>.parquet (content
+        addressed, so two rows never collide) and link it from the row; a private split's rows
+        have none (``results.disclose`` keeps no per-sample file of theirs)."""
         scores_dir = self.data_dir / "scores"
         scores_dir.mkdir(parents=True, exist_ok=True)
         for row in self.data.rows:
-            if row["private"]:
+            if row["private"] or not row["scores_path"]:
                 row["scores_href"], row["scores_text"], row["scores_href_why"] = None, "private", PRIVATE_SCORES
                 continue
             name = f"{row['scores_sha256']}.parquet"
@@ -199,11 +181,6 @@ class Renderer:
                 shutil.copyfile(row["scores_path"], scores_dir / name)
             row["scores_href"] = f"data/scores/{name}"
             row["scores_text"] = "parquet"
-
-    def split_samples(self, split: dict):
-        if split["id"] not in self._samples:
-            self._samples[split["id"]] = persample.load_split_samples(split["id"], split["content_hash"])
-        return self._samples[split["id"]]
 
     # pages -------------------------------------------------------------------------------
     def _panel_rows(self, rows, root: str) -> list[dict]:
@@ -228,9 +205,10 @@ class Renderer:
         for track in self.data.tracks:
             for g in track["groups"]:
                 label = f"{track['name']} track" + (", private splits" if g["private"] else "")
+                columns = R.with_reported(C.with_subsets(C.TRACK_COLUMNS, g["rows"]), g["rows"] + g["pinned"])
                 g["table"] = make_table(f"track-{g['prefix']}", f"{label}: every (scorer, target, split)",
-                                        g["rows"], g["pinned"], columns=C.with_subsets(C.TRACK_COLUMNS, g["rows"]),
-                                        fields=C.RESULT_FIELDS)
+                                        g["rows"], g["pinned"], columns=columns,
+                                        fields=R.reported_fields(C.RESULT_FIELDS, columns))
                 targets = g["matrix"]["targets"]
                 g["matrix_table"] = make_table(
                     f"matrix-{g['prefix']}", f"{label}: scorers x targets, mean AUC over splits (number of splits)",
@@ -246,50 +224,68 @@ class Renderer:
                     for p in g["panels"]
                 ]
                 page_tables += [g["table"], g["matrix_table"], g["means_table"]]
+        reported = self.data.reported
+        papers_table = make_table("reported-papers", "values papers reported, by paper, and how many are reproduced here",
+                                  reported["papers"], columns=R.PAPERS_COLUMNS, fields=R.PAPERS_FIELDS)
+        if reported["papers"]:
+            page_tables.append(papers_table)
         self.render(
             "index.html.j2", "index.html", page_tables, tracks=self.data.tracks, rejected=self.data.rejected,
-            splits=sorted(self.data.splits.values(), key=lambda s: s["id"]),
-            scorers=sorted(self.data.scorers.values(), key=lambda s: s["display"].lower()),
-            targets=sorted(self.data.targets.values(), key=lambda t: t["id"]),
-            membench_bib=(citations().get("membench") or "").strip(),
+            reported=reported, papers_table=papers_table,
+            splits=sorted(self.data.splits.values(), key=lambda s: s["id"]), methods=self.data.methods,
+            targets=sorted(self.data.targets.values(), key=lambda t: t["id"]), membench_bib=membench_bibtex(),
         )
 
+    def catalog(self) -> None:
+        """The catalog: every method with its ablations and their settings, each linking its page."""
+        self.render("scorers.html.j2", "scorers.html", methods=self.data.methods)
+
     def split(self, split: dict) -> None:
-        control_rows = [r for r in self.data.rows if r["control"] and not r["blind"] and r["split"] != split["id"]]
+        control_rows = sorted((r for r in self.data.rows if r["control"] and not r["blind"] and r["split"] != split["id"]),
+                              key=lambda r: (r["split"],) + by_auc(r))
         pinned = split["blind_rows"] + diagnostics_baseline_rows(split)
+        columns = R.with_reported(C.SPLIT_COLUMNS, split["rows"] + pinned, split["reported_only"])
         results = make_table(f"split-{split['slug']}", f"results on {split['id']}", split["rows"], pinned,
-                             columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)
+                             columns=columns, fields=R.reported_fields(C.RESULT_FIELDS, columns),
+                             reported_only=split["reported_only"])
         controls = make_table(f"split-{split['slug']}-controls", "scorers on control splits (shift sensitivity)",
                               control_rows, columns=C.TRACK_COLUMNS, fields=C.RESULT_FIELDS)
         by_target = defaultdict(list)
         for r in split["rows"]:
             by_target[r["target"] if r["target_id"] != "none" else None].append(r)
-        model_free = sorted(by_target.pop(None, []), key=lambda r: -r["auc_full"])
+        model_free = sorted(by_target.pop(None, []), key=by_auc)
         figures = []
         for target in sorted(by_target, key=lambda t: (t != split["primary_target"], t)):
-            rows = sorted(by_target[target], key=lambda r: -r["auc_full"]) + model_free
+            rows = sorted(by_target[target], key=by_auc) + model_free
             figures.append({"target": target, "svg": self._figure(split, rows, f"{split['id']} on {target}", "../")})
         if not figures and model_free:
             figures.append({"target": "no model", "svg": self._figure(split, model_free, split["id"], "../")})
-        rests = [{**r, "table": make_table(f"split-{split['slug']}-rest-{r['slug']}",
-                                           f"results on {split['id']}, evaluated rest of calibration subset {r['name']}",
-                                           r["rows"], r["blind_rows"], columns=C.SPLIT_COLUMNS, fields=C.RESULT_FIELDS)}
-                 for r in split["rests"]]
+        rests = []
+        for r in split["rests"]:
+            columns = R.with_reported(C.SPLIT_COLUMNS, r["rows"] + r["blind_rows"], r["reported_only"])
+            rests.append({**r, "table": make_table(
+                f"split-{split['slug']}-rest-{r['slug']}",
+                f"results on {split['id']}, evaluated rest of calibration subset {r['name']}", r["rows"], r["blind_rows"],
+                columns=columns, fields=R.reported_fields(C.RESULT_FIELDS, columns), reported_only=r["reported_only"])})
         diag = split["diagnostics"]
         self.render(
             "split.html.j2", f"split/{split['slug']}.html", [results] + [r["table"] for r in rests] + [controls],
             split=split, results=results, rests=rests, controls=controls, figures=figures,
             diagnostics_json=json.dumps(diag, indent=2, default=str)[:20000] if diag else "",
-            card_html=card_html(self.cards_dir, split["id"], self.md), dataset_bib=dataset_bibtex(split),
+            card_html=card_html(self.cards_dir, split["id"], self.md, split["private"]),
+            dataset_bib=dataset_bibtex(split),
         )
 
     def _roc_plots(self, rows: list[dict]) -> list[dict]:
+        """ROC curves (linear and log-log) per split, of public rows only: a private split
+        publishes no ROC (``results.disclose``)."""
         by_split = defaultdict(list)
         for row in rows:
-            by_split[_where(row)].append(row)
+            if row["roc"]:
+                by_split[_where(row)].append(row)
         plots = []
         for split_id in sorted(by_split):
-            rs = sorted(by_split[split_id], key=lambda r: -r["auc_full"])
+            rs = sorted(by_split[split_id], key=by_auc)
             curves = [(f"{r['target']}{' ' + r['setting'] if r['setting'] else ''} (AUC {r['auc_text']})",
                        r["roc"]["fpr"], r["roc"]["tpr"]) for r in rs]
             n_pos = max(r["n_members"] for r in rs)
@@ -302,30 +298,35 @@ class Renderer:
             })
         return plots
 
-    def _class_views(self, scorer: dict) -> tuple[list[dict], list[dict], list[str]]:
-        """Per split (primary target): the score histogram per class and AUC by length."""
-        views, buckets, missing = [], [], []
+    def _class_views(self, page: dict) -> tuple[list[dict], list[dict], list[dict], list[str]]:
+        """Per split (primary target): the score histogram per class, AUC by length and the
+        per-class length statistics, as the gate wrote them into public records."""
+        views, buckets, stats, missing = [], [], [], []
         by_split = defaultdict(list)
-        for r in scorer["rows"]:
-            if not r["subset"]:  # per-class views need the whole split's rows
+        for r in page["rows"]:
+            if not r["subset"]:  # per-class views of the whole split's rows
                 by_split[r["split"]].append(r)
         for split_id in sorted(by_split):
             split = self.data.splits[split_id]
-            samples, why = self.split_samples(split)
-            if samples is None:
-                missing.append(why)
+            if split["private"]:
+                missing.append(f"{split_id}: a private split (per-class views would reveal its labels)")
                 continue
             rows = by_split[split_id]
             primary = [r for r in rows if r["target"] == split["primary_target"]] or rows
-            for row in primary:
-                v = persample.views(Path(row["scores_path"]), samples)
-                if v is None:
-                    missing.append(f"{split_id}: the per-sample ids of this record are not the split's samples "
-                                   f"(scored per {row['unit'][:-1]})")
+            for row in sorted(primary, key=lambda r: (r["target"], r["scorer_label"])):
+                v = row["views"]
+                if not v:
+                    why = (f"scored per {row['unit'][:-1]}" if row["unit"] != "samples" else
+                           "the split was not materialized where the publication gate ran")
+                    missing.append(f"{split_id}, {row['target']}: {why}")
                     continue
                 title = f"{row['scorer_label']} on {split_id}, {row['target']}"
-                views.append({"split": split_id, "target": row["target"], "svg": histogram_svg(v["histogram"], title=title)})
-                for i, b in enumerate(v["buckets"]):
+                views.append({"split": split_id, "target": row["target"],
+                              "svg": histogram_svg(v["histogram"], title=title)})
+                for name in ("members", "nonmembers"):
+                    st = v["length_stats"][name]
+                    stats.append({"split": split_id, "target": row["target"], "class": name, **st})
+                for i, b in enumerate(v["length_buckets"]):
                     ci = b["auc_ci95"]
                     d = precision.decimals_for(*ci) if ci else precision.DEGENERATE_DECIMALS
                     buckets.append({
@@ -342,31 +343,38 @@ class Renderer:
                         "n_members": b["n_members"], "n_nonmembers": b["n_nonmembers"],
                         "n_text": f"{b['n_members']} / {b['n_nonmembers']}", "n_total": b["n_members"] + b["n_nonmembers"],
                     })
-        return views, buckets, sorted(set(missing))
+        return views, buckets, stats, sorted(set(missing))
 
-    def scorer(self, scorer: dict) -> None:
-        rows = scorer["rows"]
-        results = make_table(f"scorer-{scorer['slug']}", f"results of {scorer['display']}", rows,
-                             columns=C.with_subsets(C.SCORER_COLUMNS, rows), fields=C.RESULT_FIELDS)
-        controls = make_table(f"scorer-{scorer['slug']}-controls",
-                              f"{scorer['display']} on control splits (AUC above 0.5 is shift)",
+    def scorer(self, page: dict) -> None:
+        """A scorer setting's page: its name, the base method's name, definition and citation,
+        its own definition, and its results."""
+        rows, name = page["rows"], page["name"]
+        columns = R.with_reported(C.with_subsets(C.SCORER_COLUMNS, rows), rows, page["reported_only"])
+        results = make_table(f"scorer-{page['slug']}", f"results of {name}", rows, columns=columns,
+                             fields=R.reported_fields(C.RESULT_FIELDS, columns), reported_only=page["reported_only"])
+        controls = make_table(f"scorer-{page['slug']}-controls", f"{name} on control splits (AUC above 0.5 is shift)",
                               [r for r in rows if r["control"]], columns=C.SCORER_COLUMNS, fields=C.RESULT_FIELDS)
-        views, buckets, missing = self._class_views(scorer)
-        bucket_table = make_table(f"scorer-{scorer['slug']}-length", f"{scorer['display']}: AUC by text length (words)",
+        views, buckets, stats, missing = self._class_views(page)
+        bucket_table = make_table(f"scorer-{page['slug']}-length", f"{name}: AUC by text length (words)",
                                   buckets, columns=C.BUCKET_COLUMNS, fields=C.BUCKET_FIELDS)
-        sub = scorer["submission"] if isinstance(scorer["submission"], dict) else None
+        sub = page["submission"] if isinstance(page["submission"], dict) else None
+        siblings = [p for m in self.data.methods if m["id"] == page["method"] for c in m["classes"] for p in c["pages"]
+                    if p is not page]
         self.render(
-            "scorer.html.j2", f"scorer/{scorer['slug']}.html", [results, controls, bucket_table],
-            scorer=scorer, info=scorer["info"], results=results, controls=controls, roc_plots=self._roc_plots(rows),
-            size_plot=_size_plot(rows), step_plot=_step_plot(rows), class_views=views, bucket_table=bucket_table,
-            views_missing=missing, bucket_resamples=persample.BUCKET_RESAMPLES,
-            submission_items=_submission_items(sub) if sub else [], scorer_bib=scorer_bibtex(scorer),
-            user_views=groupviews.per_user_views([r for r in self.data.records if r["scorer"]["name"] == scorer["name"]]),
+            "scorer.html.j2", f"scorer/{page['slug']}.html", [results, controls, bucket_table],
+            scorer=page, display=page["display"], results=results, controls=controls,
+            roc_plots=self._roc_plots(rows), size_plot=_size_plot(rows), step_plot=_step_plot(rows),
+            class_views=views, bucket_table=bucket_table, length_stats=stats, views_missing=missing,
+            bucket_resamples=next((r["views"]["bucket_resamples"] for r in rows if r["views"]), None),
+            submission_items=_submission_items(sub) if sub else [], siblings=siblings,
+            user_views=groupviews.per_user_views([r["record"] for r in rows]),
         )
 
     def target(self, target: dict) -> None:
-        results = make_table(f"target-{target['slug']}", f"results on {target['id']}", target["rows"],
-                             columns=C.with_subsets(C.TARGET_COLUMNS, target["rows"]), fields=C.RESULT_FIELDS)
+        columns = R.with_reported(C.with_subsets(C.TARGET_COLUMNS, target["rows"]), target["rows"],
+                                  target["reported_only"])
+        results = make_table(f"target-{target['slug']}", f"results on {target['id']}", target["rows"], columns=columns,
+                             fields=R.reported_fields(C.RESULT_FIELDS, columns), reported_only=target["reported_only"])
         facts = []
         for key in ("path", "weights_sha256", "tokenizer_sha256", "dtype", "context_rule", "max_length"):
             values = sorted({str(t.get(key)) for t in target["records"] if t.get(key) is not None})
@@ -382,6 +390,16 @@ class Renderer:
         self.render("target.html.j2", f"target/{target['slug']}.html", [results], target=target, results=results,
                     facts=facts, size_text=size_text, recipe_facts=ftsite.recipe_facts(target["recipes"]))
 
+    def paper(self, paper: dict) -> None:
+        """A paper's page: each of its reported tables, where it was read, the preset that would
+        reproduce it, and every row with its status (rows reproduced first, reported-only apart)."""
+        tables = [{**t, "table": {**make_table(t["table_id"], f"{paper['key']}, {t['title']}", t["compared"],
+                                               columns=R.PAPER_COLUMNS, fields=R.PAPER_FIELDS, reported_only=t["only"]),
+                                   "plain": True}}  # the status column says what the row tags say elsewhere
+                  for t in paper["tables"]]
+        self.render("paper.html.j2", f"paper/{paper['slug']}.html", [t["table"] for t in tables], paper=paper,
+                    tables=tables, statuses=R.STATUSES)
+
     def finetune(self) -> None:
         """The fine-tuned track's page: a table per recipe family, the generated-data comparisons."""
         families = ftsite.family_rows(self.data.rows)
@@ -393,8 +411,8 @@ class Renderer:
                                                     fields=C.RESULT_FIELDS)}
                   for f, rows in families.items()]
         self.render("finetune.html.j2", "finetune.html", [t["table"] for t in tables], family_tables=tables,
-                    comparisons=ftsite.generated_comparisons(self.data.records),
-                    defence_rows=groupviews.defence_rows(self.data.records))
+                    comparisons=ftsite.generated_comparisons(self.data.rows),
+                    defence_rows=groupviews.defence_rows(self.data.rows))
 
 
 def _where(row: dict) -> str:
@@ -422,4 +440,4 @@ def _step_plot(rows: list[dict]) -> Markup | None:
     return line_svg(series, xlabel="checkpoint step", title="AUC against checkpoint step") if series else None
 
 
-__all__ = ["NOT_APPLICABLE", "Renderer", "card_html", "dataset_bibtex", "scorer_bibtex"]
+__all__ = ["NOT_APPLICABLE", "Renderer", "card_html", "dataset_bibtex"]

@@ -18,8 +18,11 @@ import pandas as pd
 FORMULA_START = ("=", "+", "-", "@", "|", "%", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
-def col(key, label, *, sort=None, num=False, link=None, help=None, badge=None):
-    return {"key": key, "label": label, "sort": sort or key, "num": num, "link": link, "help": help, "badge": badge}
+def col(key, label, *, sort=None, num=False, link=None, help=None, badge=None, href=None):
+    """A column: ``link`` names a page kind (the row's ``<link>_slug`` picks the page), ``href`` a
+    row field holding an address (an http(s) URL, or a path within the site)."""
+    return {"key": key, "label": label, "sort": sort or key, "num": num, "link": link, "help": help, "badge": badge,
+            "href": href}
 
 
 def _ignorable(ch: str) -> bool:
@@ -48,14 +51,21 @@ def field_value(row: dict, key: str):
     return value
 
 
-def make_table(tid: str, caption: str, rows, pinned=(), *, columns, fields) -> dict:
+def make_table(tid: str, caption: str, rows, pinned=(), *, columns, fields, reported_only=()) -> dict:
+    """A table: ``pinned`` rows above (blind baselines), then ``rows`` (sorted and ranked), then
+    ``reported_only`` rows (values papers reported that no shown record reproduces: kept apart,
+    after the others, in a body of their own)."""
     return {"id": tid, "caption": caption, "rows": list(rows), "pinned": list(pinned), "columns": columns,
-            "fields": fields}
+            "fields": fields, "reported_only": list(reported_only)}
+
+
+def _all_rows(table: dict) -> list[dict]:
+    return list(table["pinned"]) + list(table["rows"]) + list(table.get("reported_only") or ())
 
 
 def _records(table: dict, page: str) -> list[dict]:
     out = []
-    for row in list(table["pinned"]) + list(table["rows"]):
+    for row in _all_rows(table):
         rec = {name: field_value(row, key) for name, key in table["fields"].items()}
         rec["permalink"] = f"{page}#{table['id']}--{row['anchor']}"
         out.append(rec)
@@ -65,7 +75,7 @@ def _records(table: dict, page: str) -> list[dict]:
 def _display_rows(table: dict) -> list[list[str]]:
     """The table as shown (display texts), for LaTeX and Markdown."""
     return [[str(row.get(c["key"]) if row.get(c["key"]) is not None else "–") for c in table["columns"]]
-            for row in list(table["pinned"]) + list(table["rows"])]
+            for row in _all_rows(table)]
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -1,4 +1,4 @@
-"""HTTP endpoints for submissions, as a FastAPI ``router`` (included by ``benchmark.site.app``).
+"""HTTP endpoints for submissions, as a FastAPI ``router`` (included by ``benchmark.server``).
 
 Every call but the counts needs ``Authorization: Bearer <token>`` (a token from
 ``membench tokens add NAME``): 401 without a valid one.
@@ -28,7 +28,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..errors import MembenchError
 from . import archive, tokens, untrusted
 from .metadata import ReservedName
-from .queue import NameTaken, Queue, RateLimited, default_root
+from .queue import PRIVATE_SPLIT_PER_DAY, NameTaken, Queue, RateLimited, default_root
 
 router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 DEFAULT_SPLIT = "demo/pydoc"
@@ -79,16 +79,17 @@ async def submit(request: Request, split: str = DEFAULT_SPLIT, target: str = DEF
     queue = get_queue(request)
     who = await _submitter(request, queue)
     try:
-        suite.get_split(split)
+        spec = suite.get_split(split)
         targets.get_target(target)
     except MembenchError as exc:
         raise HTTPException(422, untrusted.one_line(exc, 300)) from None
+    quota = PRIVATE_SPLIT_PER_DAY if spec.extra.get("private") is True else None  # each upload queries its labels
     data = await _read_body(request, archive.MAX_UPLOAD)
     if not data:
         raise HTTPException(400, "empty upload: send the zip or tar of a submission folder as the body")
     try:
         job_id = await run_in_threadpool(queue.submit_archive, data, split=split, target=target, owner=who.name,
-                                         per_day=who.per_day)
+                                         per_day=who.per_day, per_split_day=quota)
     except RateLimited as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except (NameTaken, ReservedName) as exc:
@@ -117,7 +118,7 @@ async def status(job_id: str, request: Request) -> dict:
 
 
 def create_app(queue_root: Path | None = None) -> FastAPI:
-    """A minimal app with only this router (the full app is ``benchmark.site.app.create_app``)."""
+    """A minimal app with only this router (the full app is ``benchmark.server.create_app``)."""
     app = FastAPI(title="membench submissions")
     app.state.submission_queue = Queue(queue_root) if queue_root is not None else None
     app.include_router(router)

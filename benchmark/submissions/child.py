@@ -3,7 +3,7 @@
 Started as ``python -s -S -B -u -P child.py FD CONFIG`` (no site-packages, no script folder
 on the path). Before any submitted code runs it closes every inherited descriptor but the
 socket FD and stdio, sets the per-process rlimits from CONFIG, and puts on ``sys.path`` only
-the interface modules, the allowed libraries and the submission folder. It speaks
+the scorer interface (``benchmark.api``), the allowed libraries and the submission folder. It speaks
 ``protocol`` over FD: it receives the inputs (ids, texts, token statistics as data; never
 labels), calls the scorer, and sends back the raw scores or the error. For a scorer that
 declares ``fit``, the inputs also hold the calibration subset (its ids, texts, statistics and,
@@ -74,8 +74,7 @@ def main(fd: int, config: dict) -> int:
     protocol = _load_file("membench_protocol", os.path.join(HERE, "protocol.py"))
     import numpy as np
 
-    from benchmark.attacks import CalibrationLabels, ModelAccess, Scorer, ScoringInput
-    from benchmark.features import TokenStats
+    from benchmark.api import CalibrationLabels, ModelAccess, Scorer, ScoringInput, TokenStats  # on the path now
 
     channel = protocol.Channel(protocol.fd_socket(fd), caps=protocol.UNCAPPED)  # the harness is trusted
 

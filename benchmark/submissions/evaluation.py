@@ -276,7 +276,7 @@ def _checked(sub, prep: Prepared, scores, n_scored) -> np.ndarray:
     """The output check: one finite float per sample, or (``groups``) one per group."""
     if prep.groups is None:
         return check_scores(scores, len(prep.uids), n_scored)
-    from ..attacks.groups import group_scores
+    from ..api import group_scores
 
     return group_scores(scores, sorted(set(prep.groups)), len(prep.uids), sub.name)
 

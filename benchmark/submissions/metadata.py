@@ -33,7 +33,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from ..attacks.base import CAPABILITIES
+from ..api import CAPABILITIES
 from ..errors import MembenchError
 from . import untrusted
 

@@ -11,7 +11,10 @@ Who submits: a job uploaded through the API carries its ``owner`` (the name of t
 that sent it, ``benchmark.submissions.tokens``); a job queued from a local folder by the
 operator has none (the maintainers). ``names`` records which owner first published each
 submission name: nobody else may publish under it (``claim_name``). Uploads per owner are
-rate-limited in the same transaction that queues them (``submit_archive(..., per_day=)``).
+rate-limited in the same transaction that queues them (``submit_archive(..., per_day=)``), and
+on a private split also per split (``per_split_day=``, ``PRIVATE_SPLIT_PER_DAY`` from the API):
+every upload there is a query to the split's secret labels, which the Ladder
+(``results.ladder``) answers with a guarantee that weakens as the owner's queries grow.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ STATUSES = ("pending", "running", "done", "failed")
 LOG_LIMIT = 64 * 1024  # characters of log returned by ``get``
 DAY = 86400.0
 MAINTAINERS = "maintainers"  # the owner of what the operator publishes without a token
+PRIVATE_SPLIT_PER_DAY = 5  # an owner's uploads to one private split in any 24 hours (Kaggle's usual daily limit)
 
 
 class RateLimited(MembenchError):
@@ -165,13 +169,14 @@ class Queue:
 
     # -- submitting -------------------------------------------------------------------------
     def submit_archive(self, data: bytes, *, split: str, target: str, owner: str | None = None,
-                       per_day: int | None = None) -> str:
+                       per_day: int | None = None, per_split_day: int | None = None) -> str:
         """Extract an uploaded archive safely, check its metadata (schema, reserved names, the
         name's owner) and queue it; return the job id. ``per_day``: the owner's limit of
-        uploads in any 24 hours (checked before extracting and again when queueing)."""
-        if owner is not None and per_day is not None:
+        uploads in any 24 hours; ``per_split_day``: their quota on this split in any 24 hours
+        (both checked before extracting and again when queueing)."""
+        if owner is not None and (per_day is not None or per_split_day is not None):
             with self._conn() as c:
-                self._check_rate(c, owner, per_day, time.time())
+                self._check_limits(c, owner, split, per_day, per_split_day, time.time())
         job_id = uuid.uuid4().hex
         jdir = self.job_dir(job_id)
         jdir.mkdir(parents=True)
@@ -183,7 +188,8 @@ class Queue:
             else:
                 (jdir / "upload").rename(jdir / "submission")
             meta = metadata.load(jdir / "submission").meta
-            self._insert(job_id, split, target, name=meta["name"], owner=owner, per_day=per_day)
+            self._insert(job_id, split, target, name=meta["name"], owner=owner, per_day=per_day,
+                         per_split_day=per_split_day)
         except BaseException:
             shutil.rmtree(jdir, ignore_errors=True)
             raise
@@ -221,13 +227,33 @@ class Queue:
             raise RateLimited(f"{owner} has sent {len(rows)} submissions in the last 24 hours (limit {per_day})",
                               f"try again in {wait} s", retry_after=wait)
 
+    @classmethod
+    def _check_limits(cls, c, owner: str, split: str, per_day: int | None, per_split_day: int | None,
+                      now: float) -> None:
+        if per_day is not None:
+            cls._check_rate(c, owner, per_day, now)
+        if per_split_day is not None:
+            cls._check_split_quota(c, owner, split, per_split_day, now)
+
+    @staticmethod
+    def _check_split_quota(c, owner: str, split: str, quota: int, now: float) -> None:
+        rows = c.execute("SELECT created_at FROM jobs WHERE owner = ? AND split = ? AND created_at > ? "
+                         "ORDER BY created_at", (owner, split, now - DAY)).fetchall()
+        if len(rows) >= quota:
+            frees = rows[0][0] + DAY
+            wait = int(frees - now) + 1
+            at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(frees))
+            raise RateLimited(f"{owner} has sent {len(rows)} submissions to split {untrusted.one_line(split, 80)} in "
+                              f"the last 24 hours: the quota is {quota} per private split per day",
+                              f"the quota frees one at {at} (in {wait} s)", retry_after=wait)
+
     def _insert(self, job_id: str, split: str, target: str, *, name: str | None, owner: str | None = None,
-                per_day: int | None = None) -> None:
+                per_day: int | None = None, per_split_day: int | None = None) -> None:
         label = untrusted.one_line(name, 64) if name else None
         now = time.time()
         with self._tx() as c:
-            if owner is not None and per_day is not None:
-                self._check_rate(c, owner, per_day, now)
+            if owner is not None:
+                self._check_limits(c, owner, split, per_day, per_split_day, now)
             if owner is not None and name:
                 held = c.execute("SELECT owner FROM names WHERE name = ?", (name,)).fetchone()
                 if held is not None and held[0] != owner:

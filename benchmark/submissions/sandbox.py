@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..attacks.budget import BudgetExceeded
+from ..attacks.fit_budget import BudgetExceeded
 from ..errors import MembenchError
 from . import protocol, untrusted
 from .access import CallTimeout, Refused

@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import MembenchError
 from ..home import scratch_dir
 from ..results import public_view
+from ..results.published import LADDER_PENDING, is_private
 from . import jail, untrusted
 from .evaluation import evaluate, validate
 from .folder import sweep_dead
@@ -150,11 +151,17 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
                           device=cfg.device, blind_from=cfg.results_dir, owner=owner)
         check_name(queue, cfg, record["scorer"]["name"], owner)
         # What the submitter sees (the job's result and log) is what the leaderboard shows: the
-        # metrics at the precision their intervals support, never the stored full precision.
-        m = public_view(record)["metrics"]
+        # metrics at the precision their intervals support, never the stored full precision; on a
+        # private split no figure at all here (the Ladder decides at publication what is shown).
         summary = {"scorer": record["scorer"]["name"], "split": job.split, "target": record["target"]["id"],
-                   "auc": m["auc"], "auc_ci95": m["auc_ci95"], "usage": record["usage"]}
-        _log(job, f"evaluate: AUC {m['auc']} {m['auc_ci95']} on {record['counts']['n_scored']} samples")
+                   "usage": record["usage"]}
+        if is_private(record):
+            summary["verdict"] = LADDER_PENDING
+            _log(job, f"evaluate: scored {record['counts']['n_scored']} samples; {LADDER_PENDING}")
+        else:
+            m = public_view(record)["metrics"]
+            summary.update(auc=m["auc"], auc_ci95=m["auc_ci95"])
+            _log(job, f"evaluate: AUC {m['auc']} {m['auc_ci95']} on {record['counts']['n_scored']} samples")
         if beat.lost or not queue.finish(job, "done", result=summary):
             _log(job, "lease lost to another worker; not publishing")
             return False

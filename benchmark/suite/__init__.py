@@ -7,13 +7,11 @@ the Hub or a local copy), ``ensure`` (materialize if it can be done offline, the
 ``add_local_split`` / ``remove_split`` (a researcher's own file as a split: ``membench suite
 add``), ``missing_parents`` (what a control still needs before it can be built offline),
 ``calibration`` (named, seeded calibration subsets disjoint from the evaluated rest by uid and
-by near-duplicates: ``calibration.subsets``, ``calibration.select``), ``groups`` (user-level
-splits: ``groups.rows`` a group scorer sees, ``groups.labels`` of the users).
+by near-duplicates: ``calibration.subsets``, ``calibration.select``), ``user_level`` (user-level
+splits: ``user_level.rows`` a group scorer sees, ``user_level.labels`` of the users).
 """
 
 from __future__ import annotations
-
-import pandas as pd
 
 import re
 import shutil
@@ -23,109 +21,65 @@ from .. import registered
 from ..errors import MembenchError
 from ..hashing import sha256_file
 from ..home import locked
-from . import calibration, demo, groups, loaders, sources
+from . import calibration, readers, sources, user_level
 from . import lock as lockfile
 from .registry import SplitSpec, get_split, match_splits, register_split, shipped, splits
 from .store import Split, is_materialized, load, make_uid, materialize, read_manifest, split_dir
 from .verify import status, verify_split
 
 
-def build_builtin(spec: SplitSpec) -> Split:
-    """Materialize a split that membench makes itself (no download)."""
-    source = spec.source
-    if source.get("builder") == "pydoc":
-        parts = demo.build(demo.secret_seed(spec.id) if source["seed"] == "secret" else int(source["seed"]))
-        pool = pd.DataFrame({"text": parts["pool"]})
-        return materialize(
-            spec,
-            parts["members"],
-            parts["nonmembers"],
-            source={**source, "text_from": "pydoc_data.topics"},
-            extra_files={"pool.parquet": pool},
-        )
-    raise MembenchError(f"split {spec.id}: no builder named {source.get('builder')!r}")
-
-
 def _offline_buildable(spec: SplitSpec) -> bool:
-    """Built without any download: builtin splits, local files that exist, and controls whose
-    parents are at hand."""
-    if spec.kind == "builtin":
-        return True
-    if spec.kind == LOCAL_FILE:
-        return Path(spec.source["path"]).exists()
-    if spec.kind == "control":
-        return not missing_parents(spec)
-    return False
+    """Built without any download: its kind builds offline and its parents (if any) are at hand."""
+    return spec.source_model.offline() and not missing_parents(spec)
 
 
 def missing_parents(spec: SplitSpec) -> list[str]:
-    """The splits a control is built from (directly or through other controls) that are not
-    materialized and cannot be built offline: fetch these first. Empty for other splits."""
-    if spec.kind != "control":
-        return []
+    """The splits a derived split (a control) is built from, directly or through other derived
+    splits, that are not materialized and cannot be built offline: fetch these first. Empty for
+    other splits."""
     out: list[str] = []
-    for parent in loaders.parent_ids(spec):
+    for parent in spec.source_model.parents():
         if is_materialized(parent):
             continue
         pspec = get_split(parent)
-        if pspec.kind == "control":
+        if pspec.source_model.parents():
             out += [p for p in missing_parents(pspec) if p not in out]
-        elif not _offline_buildable(pspec) and parent not in out:
+        elif not pspec.source_model.offline() and parent not in out:
             out.append(parent)
     return out
 
 
 def _local_only(spec: SplitSpec) -> bool:
-    """Builtin splits and controls derived from them: content depends on the local Python."""
-    if spec.kind == "builtin":
-        return True
-    return spec.kind == "control" and any(_local_only(get_split(p)) for p in loaders.parent_ids(spec))
+    """Content that depends on the local Python (the demo's pydoc text), directly or through a parent."""
+    return spec.source_model.local_only or any(_local_only(get_split(p)) for p in spec.source_model.parents())
 
 
-def _build_control(spec: SplitSpec) -> Split:
+def _parent_of(spec: SplitSpec):
+    """Loads a parent of ``spec``, building it first when that can be done offline."""
+
     def parent(split_id: str) -> Split:
-        pspec = get_split(split_id)
-        if not is_materialized(split_id) and not _offline_buildable(pspec):
+        if not is_materialized(split_id) and not _offline_buildable(get_split(split_id)):
             raise MembenchError(
                 f"control {spec.id} is built from {split_id}, which is not materialized",
                 f"run `membench suite fetch {split_id}` first (with --from-dir if offline)",
             )
         return ensure(split_id)
 
-    parts = loaders.load_control(spec, parent)
-    return materialize(spec, parts.members, parts.nonmembers, source=parts.source, notes=parts.notes)
+    return parent
 
 
 def fetch(split_id: str, from_dir=None, *, force: bool = False) -> Split:
-    """Materialize a split from the Hub (pinned revision) or from ``from_dir``, then load it.
-
-    Builtin splits are built, controls are derived from their parents; ``from_dir`` applies
-    to splits with a Hub source. An already materialized split is reloaded unless ``force``.
-    """
+    """Materialize a split from its source (``sources``: the Hub at its pinned revision or
+    ``from_dir``, a local copy of the same files; built offline for the demo; derived from its
+    parents for a control), then load it. An already materialized split is reloaded unless
+    ``force``."""
     spec = get_split(split_id)
     with locked(f"split-{split_id}"):
         if is_materialized(split_id) and not force:
             return load(spec)
-        if spec.kind == "builtin":
-            return build_builtin(spec)
-        if spec.kind == "control":
-            return _build_control(spec)
-        if spec.kind == LOCAL_FILE:
-            parts = loaders.load_local_file(spec)
-            return materialize(spec, parts.members, parts.nonmembers, source=parts.source, notes=parts.notes)
-        pinned = lockfile.read_lock().get("splits", {}).get(split_id, {}).get("hub_commit")
-        files = sources.files_for(spec, from_dir, revision=pinned)
-        if spec.kind == "mimir":
-            parts = loaders.load_mimir(spec, files)
-        elif spec.kind == "hf_dataset":
-            parts = loaders.load_hf_dataset(spec, files)
-        else:
-            raise MembenchError(f"split {spec.id}: unknown source kind {spec.kind!r}", "fix splits.yaml")
-        parts.source["registry_revision"] = spec.source.get("revision")
-        parts.source.setdefault("revision", None)  # the loaders spread files.describe(); a local copy has none
-        return materialize(
-            spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors, notes=parts.notes
-        )
+        parts = spec.source_model.build(spec, from_dir=from_dir, parent=_parent_of(spec))
+        return materialize(spec, parts.members, parts.nonmembers, source=parts.source, neighbors=parts.neighbors,
+                           notes=parts.notes, extra_files=parts.extra_files or None, groups=parts.groups)
 
 
 LOCAL_FILE = "local_file"
@@ -158,10 +112,10 @@ def add_local_split(
         raise MembenchError(f"split {split_id} is already registered",
                             f"choose another id, or replace it: membench suite add {split_id} --file ... --replace")
     path = Path(path).expanduser().resolve()
-    frame = loaders.read_local_table(path, config)  # read once now: a bad file registers nothing
-    text_field = text_field or loaders.default_text_field(frame, path)
+    frame = sources.read_local_table(path, config)  # read once now: a bad file registers nothing
+    text_field = text_field or sources.default_text_field(frame, path)
     label_field = label_field or "label"
-    members, nonmembers = loaders.labelled_texts(frame, path, text_field, label_field)
+    members, nonmembers = readers.labelled_texts(frame, path, text_field, label_field)
     if not members or not nonmembers:
         raise MembenchError(f"{path}: {len(members)} members and {len(nonmembers)} non-members; a split needs both",
                             f"label members 1 and non-members 0 in the '{label_field}' column")
@@ -258,7 +212,7 @@ __all__ = [
     "SplitSpec",
     "add_local_split",
     "calibration",
-    "groups",
+    "user_level",
     "ensure",
     "fetch",
     "freeze",

@@ -21,6 +21,8 @@ import re
 
 import numpy as np
 
+from ..home import secret_file
+
 MIN_WORDS, MAX_WORDS = 32, 256
 _RULE = re.compile(r"^\s*[*=\-~^]{3,}\s*$")
 
@@ -66,8 +68,6 @@ def secret_seed(split_id: str) -> int:
     """The secret seed of a private split, drawn (and kept) on first use."""
     import os
     import secrets
-
-    from ..home import secret_file
 
     path = secret_file(f"{split_id}.seed")
     try:

@@ -149,3 +149,28 @@ def find_table(root: Path, names: list[str], split: str | None = None) -> tuple[
         f"{'/'.join(TABLE_EXTS)} files or save_to_disk folders)",
         "pass --from-dir pointing at the folder that holds it",
     )
+
+
+def labelled_texts(frame: pd.DataFrame, path, text_col: str, label_col: str, member_value=1):
+    """(members, non-members) from a table with a text and a 0/1 label column; every bad row
+    is one error naming the file and the line (or row)."""
+    for col in (text_col, label_col):
+        if col not in frame.columns:
+            have = ", ".join(c for c in frame.columns if c != "_line")
+            raise MembenchError(f"{path}: no column '{col}' (it has: {have})",
+                                "name the text and label columns (--text-field, --label-field)")
+    lines = frame["_line"] if "_line" in frame.columns else [None] * len(frame)
+    members, nonmembers = [], []
+    for i, (text, label, line) in enumerate(zip(frame[text_col], frame[label_col], lines)):
+        where = f"line {line}" if line is not None and not pd.isna(line) else f"row {i}"
+        if not isinstance(text, str) or not text.strip():
+            raise MembenchError(f"{path}: {where}: '{text_col}' is empty or not text", "fix the file")
+        try:
+            number = float(label)
+            value = int(number) if number.is_integer() else None
+        except (TypeError, ValueError):
+            value = None
+        if value not in (0, 1):
+            raise MembenchError(f"{path}: {where}: label {label!r} is not 0 or 1", "fix the file (1 = member)")
+        (members if value == int(member_value) else nonmembers).append(text)
+    return members, nonmembers

@@ -188,27 +188,16 @@ def is_materialized(split_id: str) -> bool:
 def load(spec: SplitSpec) -> Split:
     path = split_dir(spec.id)
     if not (path / "manifest.json").exists():
-        raise MembenchError(
-            f"split {spec.id} is not materialized",
-            f"run `membench suite fetch {spec.id}` (or pass --from-dir)",
-        )
+        raise MembenchError(f"split {spec.id} is not materialized", spec.source_model.fetch_hint(spec))
     manifest = read_manifest(path)
     bad = verify_files(path, manifest)
     if bad:
         raise MembenchError(
             f"split {spec.id} is corrupt: file {bad[0]} does not match its manifest hash",
-            refetch_hint(spec),
+            spec.source_model.fetch_hint(spec, again=True),
         )
     samples = pd.read_parquet(path / "samples.parquet")
     return Split(spec=spec, samples=samples, manifest=manifest, path=path)
-
-
-def refetch_hint(spec: SplitSpec) -> str:
-    """How to rebuild a corrupt split: a plain fetch keeps what is there, ``--force`` replaces it."""
-    hint = f"materialize it again: membench suite fetch {spec.id} --force"
-    if spec.kind in ("mimir", "hf_dataset"):
-        hint += " (add --from-dir DIR for a local copy)"
-    return hint
 
 
 def read_manifest(path: Path) -> dict:

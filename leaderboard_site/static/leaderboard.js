@@ -19,9 +19,11 @@
     return String(a).localeCompare(String(b));
   }
 
+  // Sorting reorders the ranked rows among themselves, and the reported-only rows (values a
+  // paper reported that nothing here reproduces) among themselves, always after the ranked ones.
   function makeSortable(table) {
-    var body = table.querySelector("tbody.ranked");
-    if (!body) return;
+    var bodies = table.querySelectorAll("tbody.ranked, tbody.reported-only");
+    if (!bodies.length) return;
     var headers = table.querySelectorAll("thead th");
     headers.forEach(function (th, index) {
       var button = document.createElement("button");
@@ -35,12 +37,14 @@
         var ascending = th.getAttribute("aria-sort") !== "ascending";
         headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
         th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var c = compare(sortValue(a, index), sortValue(b, index));
-          return ascending ? c : -c;
+        bodies.forEach(function (body) {
+          var rows = Array.prototype.slice.call(body.rows);
+          rows.sort(function (a, b) {
+            var c = compare(sortValue(a, index), sortValue(b, index));
+            return ascending ? c : -c;
+          });
+          rows.forEach(function (r) { body.appendChild(r); });
         });
-        rows.forEach(function (r) { body.appendChild(r); });
       });
     });
   }
@@ -49,7 +53,7 @@
     var table = document.getElementById(input.getAttribute("data-table"));
     if (!table) return;
     var count = document.getElementById(table.id + "-count");
-    var rows = table.querySelectorAll("tbody.ranked tr");
+    var rows = table.querySelectorAll("tbody.ranked tr, tbody.reported-only tr");
     function apply() {
       var q = input.value.trim().toLowerCase();
       var shown = 0;

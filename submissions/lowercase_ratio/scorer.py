@@ -7,7 +7,7 @@ from one extra forward pass over the lowercased texts.
 
 import numpy as np
 
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class LowercaseRatio(Scorer):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class MinK30(Scorer):

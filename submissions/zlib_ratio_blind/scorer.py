@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from benchmark.attacks import Scorer
+from benchmark.api import Scorer
 
 
 class ZlibRatioBlind(Scorer):

@@ -256,6 +256,8 @@ class Jail:
         args += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "0700", "--size", str(self.limits.disk_mb << 20), "--tmpfs", WORK,
                  "--ro-bind", src(str(view_dir)), view.JAIL_ROOT]
+        for host, inside in view.interface_entries():
+            args += ["--ro-bind", src(host), inside]
         for host, name in view.site_entries():
             args += ["--ro-bind", src(host), f"{view.SITE}/{name}"]
         args += ["--ro-bind", src(str(self.snapshot)), SUBMISSION, "--chdir", WORK,
@@ -268,9 +270,10 @@ class Jail:
         return args
 
     def _start_plain(self, view_dir: Path, sock_fd: int, config: dict) -> subprocess.Popen:
-        """--allow-unsandboxed without bwrap: a plain process with the rlimits, nothing more."""
+        """--allow-unsandboxed without bwrap: a plain process with the rlimits, nothing more (the
+        interface is imported from the harness's own package folder)."""
         self.work = tempfile.mkdtemp(prefix="work-", dir=self.scratch)
-        paths = [str(view_dir / "lib"), *dict.fromkeys(str(Path(h).parent) for h, _ in view.site_entries())]
+        paths = [str(view.PACKAGE_ROOT), *dict.fromkeys(str(Path(h).parent) for h, _ in view.site_entries())]
         config = {**config, "paths": paths, "submission": str(self.snapshot)}
         env = _env(self.work)
         self.proc = subprocess.Popen(
