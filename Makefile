@@ -92,18 +92,23 @@ finetune-results: $(STAMP)
 	$(MAKE) attack-results
 
 # SPV-MIA and its ablations on the per-sample recipe (the self-prompt reference is a target of its
-# own, built once and reused), and user inference on the per-user recipe and on its variants with
-# one defence knob each (the defence comparison on the site's fine-tuned page).
-FT_DEFENCES := stdlib-users-full-cap stdlib-users-full-clip stdlib-users-full-early
+# own, built once and reused), the reference attacks LiRA and RMIA (4 shadow fine-tunes, built once
+# and reused) and EZ-MIA, and user inference on the per-user recipe and on its variants with one
+# defence knob each (the defence comparison on the site's fine-tuned page and in BENCHMARKS.md).
+FT_DEFENCES := stdlib-users-full-cap stdlib-users-full-cap-steps stdlib-users-full-clip stdlib-users-full-sgd \
+  stdlib-users-full-clip-sgd stdlib-users-full-dp8 stdlib-users-full-early
 attack-results: $(STAMP)
 	$(VENV)/bin/membench run --target ft/stdlib-docs-lora --split finetune/stdlib-docs-lora --results-dir $(PUBLISHED) \
 	  --scorer spv_mia:$(SPV_PERTURBATION) --scorer spv_reference --scorer spv_pv:$(SPV_PERTURBATION)
+	$(VENV)/bin/membench run --target ft/stdlib-docs-lora --split finetune/stdlib-docs-lora --results-dir $(PUBLISHED) \
+	  --scorer lira:n_shadows=4 --scorer lira:n_shadows=4,online=false --scorer rmia:n_shadows=4 --scorer ez_mia
 	for r in stdlib-users-full $(FT_DEFENCES); do \
 	  $(VENV)/bin/membench finetune $$r && \
 	  $(VENV)/bin/membench diagnose finetune/$$r --target ft/$$r --results-dir $(PUBLISHED) && \
 	  $(VENV)/bin/membench run --target ft/$$r --split finetune/$$r --results-dir $(PUBLISHED) \
 	    --scorer user_inference --scorer loss || exit 1; \
 	done
+	$(VENV)/bin/membench results validate $(PUBLISHED)
 
 # Evaluate every example in submissions/ in the sandbox on the demo track and publish the
 # results (after leaderboard-results, which writes the blind baseline they are compared with).

@@ -1,8 +1,12 @@
-"""Shared by the fine-tuned track's tests: a MEMBENCH_HOME of a test module's own."""
+"""Shared by the fine-tuned track's tests: a MEMBENCH_HOME of a test module's own, and a tiny
+random-weight base with a tokenizer trained on the test text."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 
 def module_home(name: str):
@@ -17,3 +21,30 @@ def module_home(name: str):
             yield root
 
     return home
+
+
+def make_base(folder: Path, model_type: str, texts: list[str]) -> Path:
+    """A tiny random-weight causal LM with a tokenizer trained on ``texts``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from benchmark.targets.demo import train_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(texts, folder)
+    ids = dict(vocab_size=len(tok), bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+               pad_token_id=tok.eos_token_id)
+    if model_type == "gpt_neox":
+        config = AutoConfig.for_model("gpt_neox", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                      intermediate_size=128, max_position_embeddings=128, rotary_pct=0.25, **ids)
+    else:
+        config = AutoConfig.for_model("opt", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128,
+                                      max_position_embeddings=128, word_embed_proj_dim=64, **ids)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return folder
+
+
+def write_recipes(path: Path, entries: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump({"recipes": entries}, sort_keys=False))
+    return path

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from finetune_helpers import module_home
+from finetune_helpers import make_base, module_home, write_recipes
 
 from benchmark import finetune, suite, targets
 from benchmark.evaluate import RunSpec, check_validity, run
@@ -33,38 +32,11 @@ def docs(home):
     return table[table["text"].str.split().str.len() <= 60].reset_index(drop=True)
 
 
-def make_base(folder: Path, model_type: str, texts: list[str]) -> Path:
-    """A tiny random-weight causal LM with a tokenizer trained on ``texts``."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from benchmark.targets.demo import train_tokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(texts, folder)
-    ids = dict(vocab_size=len(tok), bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-               pad_token_id=tok.eos_token_id)
-    if model_type == "gpt_neox":
-        config = AutoConfig.for_model("gpt_neox", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                      intermediate_size=128, max_position_embeddings=128, rotary_pct=0.25, **ids)
-    else:
-        config = AutoConfig.for_model("opt", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, ffn_dim=128,
-                                      max_position_embeddings=128, word_embed_proj_dim=64, **ids)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def bases(home, docs):
     # the tokenizer sees the whole pool (it is the base's), the weights are random
     texts = docs["text"].tolist()
     return {kind: make_base(home / "bases" / kind, kind, texts) for kind in ("gpt_neox", "opt")}
-
-
-def write_recipes(path: Path, entries: list[dict]) -> Path:
-    path.write_text(yaml.safe_dump({"recipes": entries}, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +267,8 @@ def test_killed_finetune_resumes_to_the_same_weights(home, bases, pool_file, tmp
 
 
 def _tree(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if "locks" not in p.parts)
+    """Every file under ``root`` (lock files aside); folders made empty by a lookup are no writes."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "locks" not in p.parts)
 
 
 BAD = {
@@ -355,3 +328,165 @@ def test_builtin_pool_is_disjoint_from_pydoc_and_grouped_by_module(docs):
     topics = {g for p in demo.passages(20240501) for g in pools._word_grams(p)}
     assert not any(pools._word_grams(t) & topics for t in table["text"])
     assert "logging.handlers" in set(table["user"])
+
+
+# -- defences: DP-SGD, SGD, what clipping did, step-matched cap, utility ---------------------------
+
+def _tiny_model(bases):
+    from transformers import AutoModelForCausalLM
+
+    from benchmark.finetune import trainer
+
+    model = AutoModelForCausalLM.from_pretrained(bases["gpt_neox"])  # dropout 0 in this config
+    model, named, _ = trainer.prepare_model(model, {"kind": "full"})
+    model.train()  # Opacus records per-example gradients in training mode only
+    return model, list(named.values())
+
+
+BATCH = [[5, 9, 14, 3, 7, 2, 11, 30], [8, 8, 8, 8], [40, 41, 42, 43, 44, 45]]
+
+
+def test_dp_step_is_the_clipped_sum_plus_calibrated_noise_over_the_expected_batch(bases):
+    import torch
+
+    from benchmark.finetune import trainer
+
+    model, params = _tiny_model(bases)
+    # by hand: each example's gradient clipped on its own (the per-example clipping path), summed
+    _, hand_norms = trainer.accumulate_gradients(model, params, BATCH, pad_id=0, clip={"mode": "per_example",
+                                                                                       "max_norm": 1e9})
+    bound = 0.5 * min(hand_norms)
+    trainer.accumulate_gradients(model, params, BATCH, pad_id=0, clip={"mode": "per_example", "max_norm": bound})
+    clipped_sum = torch.cat([p.grad.flatten() for p in params]) * len(BATCH)
+    for p in params:
+        p.grad = None
+    dp_cfg = {"epsilon": 8.0, "delta": 1e-5, "max_grad_norm": bound, "accountant": "rdp"}
+    dp = trainer.DPSGD(model, torch.optim.SGD(params, lr=0.0), dp_cfg, sample_rate=0.05, planned_steps=40,
+                       expected_batch=4)
+    assert dp.noise_multiplier > 0.3
+    dp.optimizer.noise_multiplier = 0.0  # noise off: Opacus's update is the clipped sum over the expected batch
+    _, norms = dp.step(BATCH, pad_id=0, device="cpu")
+    assert np.allclose(norms, hand_norms, rtol=1e-4)
+    got = torch.cat([p.grad.flatten() for p in dp.params])
+    tol = 1e-4 * clipped_sum.abs().max().item()
+    assert torch.allclose(got, clipped_sum / 4, rtol=1e-4, atol=tol)
+    # noise on: what is added is Gaussian with std noise_multiplier * max_grad_norm / expected batch
+    dp.optimizer.noise_multiplier = 2.0
+    dp.step(BATCH, pad_id=0, device="cpu")
+    noise = torch.cat([p.grad.flatten() for p in dp.params]) - clipped_sum / 4
+    assert abs(noise.std().item() / (2.0 * bound / 4) - 1) < 0.05, noise.std().item()
+    # the accountant: the planned steps spend the stated epsilon (to Opacus's 0.01 tolerance)
+    assert 7.9 <= dp.epsilon(40) <= 8.0 and dp.epsilon(20) < dp.epsilon(40) and dp.epsilon(0) == 0.0
+    # an empty Poisson batch is a noise-only step
+    loss, empty_norms = dp.step([], pad_id=0, device="cpu")
+    assert empty_norms == [] and np.isnan(loss)
+
+
+def test_poisson_batches_are_seeded_and_train_what_they_drew():
+    data = TrainingData([f"u{i}" for i in range(40)], [[1, 2]] * 40, batch_size=4, epochs=3, seed=5, poisson=True)
+    again = TrainingData([f"u{i}" for i in range(40)], [[1, 2]] * 40, batch_size=4, epochs=3, seed=5, poisson=True)
+    assert data.total_steps == 30 and data.sample_rate == pytest.approx(0.1)
+    sizes = [len(data.indices(s)) for s in range(data.total_steps)]
+    assert [again.indices(s) for s in range(30)] == [data.indices(s) for s in range(30)]
+    assert len(set(sizes)) > 1  # the batch size varies: independent draws, not a shuffled epoch
+    drawn = {f"u{i}" for s in range(30) for i in data.indices(s)}
+    assert set(data.uids_through(30)) == drawn
+    fixed = TrainingData([f"u{i}" for i in range(40)], [[1, 2]] * 40, batch_size=4, epochs=3, seed=5, steps=7)
+    assert fixed.total_steps == 7 and fixed.epochs == 1
+
+
+@pytest.fixture(scope="module")
+def defended(home, bases, pool_file):
+    """A per-user recipe (full fine-tuning) and its defence variants, built once."""
+    users = {"assign": "user", "method": {"kind": "full"},
+             "sizes": {"members": 6, "nonmembers": 6, "attacker_per_user": 1, "min_user_samples": 5,
+                       "reference_pool": 0},
+             "train": {"epochs": 2, "lr": 3e-3, "batch_size": 4, "block_size": 24}}
+    entries = [
+        recipe("u-none", bases["gpt_neox"], pool_file, **users),
+        {"id": "u-cap-steps", "extends": "u-none", "defences": {"per_user_cap": 2}, "train": {"steps": "uncapped"}},
+        {"id": "u-clip-sgd", "extends": "u-none", "train": {"optimizer": "sgd", "momentum": 0.9, "lr": 0.05},
+         "defences": {"clip": {"mode": "per_example", "max_norm": 0.5}}},
+        {"id": "u-dp", "extends": "u-none", "defences": {"dp": {"epsilon": 4, "max_grad_norm": 0.5}}},
+    ]
+    file = write_recipes(home / "defences.yaml", entries)
+    seen = {}
+    with pytest.MonkeyPatch.context() as mp:
+        for entry in entries:
+            loader = Yielded(mp)
+            finetune.finetune(entry["id"], recipes_file=file, progress=False)
+            seen[entry["id"]] = loader.uids
+    return file, seen
+
+
+def test_step_matched_cap_trains_as_many_steps_as_the_uncapped_recipe(defended):
+    file, _ = defended
+    uncapped, matched = finetune.read_manifest("ft/u-none"), finetune.read_manifest("ft/u-cap-steps")
+    assert matched["training"]["steps"] == uncapped["training"]["steps"]
+    # ... on the capped texts (at most 2 per member user), so in more epochs than the uncapped recipe
+    samples = suite.ensure("finetune/u-cap-steps").samples.set_index("uid")
+    assert samples.loc[matched["trained_uids"]].groupby("group").size().max() == 2
+    assert len(matched["trained_uids"]) < len(uncapped["trained_uids"])
+    assert matched["training"]["epochs"] > uncapped["training"]["epochs"]
+    capped = finetune.get_recipe("u-cap-steps", file)
+    plain = finetune.derive(capped, "u-cap", train={"steps": None})  # the cap alone: fewer steps
+    assert matched["defence"]["steps_rule"] == "uncapped" and uncapped["defence"]["steps_rule"] is None
+    n_capped = len(matched["trained_uids"])
+    assert plain.train["epochs"] * -(-n_capped // plain.train["batch_size"]) < matched["training"]["steps"]
+
+
+def test_clipping_and_dp_record_what_they_did_and_every_target_its_utility(defended, home):
+    _, seen = defended
+    clip = finetune.read_manifest("ft/u-clip-sgd")["defence"]
+    assert clip["optimizer"] == "sgd" and clip["clipping"]["mode"] == "per_example"
+    record = clip["clipping"]
+    assert record["examples_seen"] == len(seen["u-clip-sgd"]) and 0 <= record["fraction_clipped"] <= 1
+    assert record["examples_clipped"] == round(record["fraction_clipped"] * record["examples_seen"])
+    dp = finetune.read_manifest("ft/u-dp")
+    block = dp["defence"]["dp"]
+    assert block["epsilon"] == 4.0 and block["delta"] == 1e-5 and block["sampling"] == "poisson"
+    assert block["noise_multiplier"] > 0 and block["epsilon_spent"] <= 4.0 + 0.05
+    assert dp["defence"]["clipping"]["examples_seen"] == len(seen["u-dp"])
+    assert dp["trained_uids"] == sorted(set(seen["u-dp"]))  # Poisson draws: what was drawn is what is a member
+    users = block["user_level"]
+    assert users["max_trained_texts_per_user"] >= 1 and users["epsilon"] == pytest.approx(
+        users["max_trained_texts_per_user"] * block["epsilon_spent"], rel=1e-3)
+    for rid in ("u-none", "u-cap-steps", "u-clip-sgd", "u-dp"):
+        manifest = finetune.read_manifest(f"ft/{rid}")
+        utility = manifest["utility"]
+        assert utility["heldout_texts"] == len(manifest["nonmember_uids"]) > 0
+        assert utility["heldout_loss"] > 0 and utility["base_heldout_loss"] > 0 and utility["train_loss"] > 0
+        split = suite.ensure(f"finetune/{rid}")
+        assert split.manifest["utility"] == utility
+    # a fine-tuned model learns its members: lower loss on them than on held-out texts
+    none = finetune.read_manifest("ft/u-none")["utility"]
+    assert none["train_loss"] < none["heldout_loss"]
+    # records carry it: provenance.recipe.built
+    rec = run(RunSpec.build("ft/u-dp", "finetune/u-dp", ["loss"], results_dir=home / "results-dp", progress=False)).records[0]
+    built = rec["provenance"]["recipe"]["built"]
+    assert built["utility"]["heldout_loss"] == finetune.read_manifest("ft/u-dp")["utility"]["heldout_loss"]
+    assert built["defence"]["dp"]["epsilon_spent"] == block["epsilon_spent"]
+
+
+def test_defence_knobs_are_checked():
+    base = {"id": "x", "base": "b", "pool": {"builtin": "pydoc"}}
+    with pytest.raises(MembenchError, match="defences.dp needs an epsilon"):
+        finetune.recipe.normalize({**base, "defences": {"dp": {}}})
+    with pytest.raises(MembenchError, match="clips every example itself"):
+        finetune.recipe.normalize({**base, "defences": {"dp": {"epsilon": 1}, "clip": {"mode": "batch"}}})
+    with pytest.raises(MembenchError, match="train.optimizer is 'adam'"):
+        finetune.recipe.normalize({**base, "train": {"optimizer": "adam"}})
+    with pytest.raises(MembenchError, match="momentum applies to optimizer sgd only"):
+        finetune.recipe.normalize({**base, "train": {"momentum": 0.9}})
+    with pytest.raises(MembenchError, match="has no per_user_cap"):
+        finetune.recipe.normalize({**base, "train": {"steps": "uncapped"}})
+    with pytest.raises(MembenchError, match="unknown field 'sigma'"):
+        finetune.recipe.normalize({**base, "defences": {"dp": {"epsilon": 1, "sigma": 1}}})
+    ok = finetune.recipe.normalize({**base, "defences": {"dp": {"epsilon": 2}}})
+    assert ok.defences["dp"] == {"epsilon": 2.0, "delta": 1e-5, "max_grad_norm": 1.0, "accountant": "rdp"}
+    assert ok.train["optimizer"] == "adamw" and ok.train["momentum"] is None and ok.train["steps"] is None
+    table = finetune.recipes()
+    assert table["stdlib-users-full-cap-steps"].train["steps"] == "uncapped"
+    assert table["stdlib-users-full-dp8"].defences["dp"]["epsilon"] == 8.0
+    # a pretrain recipe's normalized form (and hash) has no new fields
+    assert "dp" not in table["pydoc-pii-base"].defences and "optimizer" not in table["pydoc-pii-base"].train

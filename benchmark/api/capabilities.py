@@ -11,6 +11,7 @@ METHOD_CAPABILITY = {
     "logprobs": "logprobs",
     "conditional_logprobs": "logprobs",
     "reference": "reference",
+    "shadow_stats": "reference",
     "gradient_norms": "gradients",
     "generate": "generate",
     "soft_prompt": "fit",

@@ -28,6 +28,16 @@ class ModelAccess:
         """``reference``: per-token statistics of texts on the declared reference model."""
         raise NotImplementedError
 
+    def shadow_stats(self, train_texts: list[str], score_texts: list[str], n_shadows: int, *, seed: int = 0):
+        """``reference``, for a fine-tuned target built from a recipe: ``n_shadows`` shadow models
+        (the target's recipe fine-tuned from its base, each on its half of ``train_texts``, every
+        text in exactly half of them; built once and cached as targets), and per shadow the
+        per-token statistics of ``score_texts``. Returns ``(stats, keep)``: a list of TokenStats
+        (one per shadow, rows as ``score_texts``) and a boolean array (n_shadows x
+        len(score_texts)), True where the shadow trained on that text. The reference attacks
+        (LiRA, RMIA) use it; in-process only for now (the sandbox proxy does not offer it)."""
+        raise NotImplementedError
+
     def gradient_norms(self, texts: list[str], reduction: str = "global-l2"):
         """``gradients``: per text, a norm of the gradient of the mean token loss with respect
         to the target's parameters (a float array): ``global-l2`` the L2 norm over all

@@ -19,7 +19,8 @@ def register(sub):
                        description="Train recipe RECIPE (benchmark/finetune/recipes.yaml, or --recipes FILE) "
                        "and register target ft/RECIPE and split finetune/RECIPE; a killed run resumes from "
                        "its last checkpoint. A generated recipe also compares base and fine-tuned model on "
-                       "the base's pretraining split (AUCs, paired difference, PII extraction).")
+                       "the base's pretraining split (AUCs, paired difference, PII prefix reconstruction and "
+                       "template extraction).")
     p.add_argument("recipe", nargs="?", help="recipe id (see --list)")
     p.add_argument("--recipes", type=Path, default=None, metavar="FILE",
                    help="your own recipe file (same format as benchmark/finetune/recipes.yaml)")
@@ -121,17 +122,32 @@ def handle(args) -> int:
              f"weights sha256 {(out['weights_sha256'] or '')[:16]}",
              f"steps {out['steps']}, tokens {out['tokens']}, wall {_fmt(out['wall_seconds'], 1)} s, "
              f"{_fmt(out['tokens_per_second'], 0)} tokens/s" + (", stopped early" if out["stopped_early"] else "")]
+    utility = out.get("utility") or {}
+    if utility:
+        lines.append(f"held-out loss {_fmt(utility.get('heldout_loss'))} (base {_fmt(utility.get('base_heldout_loss'))}, "
+                     f"trained texts {_fmt(utility.get('train_loss'))}), nats per token")
+    defence = out.get("defence") or {}
+    if defence.get("clipping"):
+        c = defence["clipping"]
+        lines.append(f"clipping ({c['mode']}, max norm {c['max_norm']}): {_fmt(c['fraction_clipped'])} of "
+                     f"{c['unit']} gradients were above the bound")
+    if defence.get("dp"):
+        d = defence["dp"]
+        lines.append(f"DP-SGD: epsilon {_fmt(d['epsilon_spent'], 2)} spent of {d['epsilon']} at delta {d['delta']:g} "
+                     f"({d['accountant']}), noise multiplier {_fmt(d['noise_multiplier'])}, sampling rate "
+                     f"{_fmt(d['sample_rate'], 4)}, per example")
     report = out.get("report")
     if report:
         rows = [[r["scorer"], _fmt(r["base_auc"]), _fmt(r["finetuned_auc"]), f"{r['difference']:+.3f}",
                  f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]", _p(r["p_value"])] for r in report["scorers"]]
         lines.append(f"\non {report['split']} (the base's pretraining membership split):")
         lines.append(table(rows, ["scorer", "AUC base", "AUC fine-tuned", "difference", "95% CI", "p"]))
-        pii = report.get("pii_extraction")
-        if pii:
-            for side in ("members", "nonmembers"):
-                b, f = pii["base"][side], pii["finetuned"][side]
-                lines.append(f"PII extraction, {side}' items (n={b['n_items']}): base {_fmt(b['rate'])}, "
+        for key, label in (("prefix_reconstruction", "PII prefix reconstruction"),
+                           ("template_extraction", "PII template extraction")):
+            measure = report.get(key)
+            for side in ("members", "nonmembers") if measure else ():
+                b, f = measure["base"][side], measure["finetuned"][side]
+                lines.append(f"{label}, {side}' items (n={b['n_items']}): base {_fmt(b['rate'])}, "
                              f"fine-tuned {_fmt(f['rate'])}")
     emit(args, out, "\n".join(lines))
     return 0

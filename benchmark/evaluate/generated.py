@@ -8,11 +8,14 @@ feature-based attack is run on the base and on the model fine-tuned on the base'
 texts (``membench run``'s records, one per scorer and target). For each attack the paired,
 class-stratified bootstrap of AUC(fine-tuned) - AUC(base) is taken over the same samples
 (``benchmark.metrics.paired_auc_difference``). When the split carries planted PII
-(``pii.parquet``), the exact-match extraction rate is measured on both models.
+(``pii.parquet``), two leakage measures are taken on both models (``finetune.pii``): prefix
+reconstruction (the true text before an item given) and template extraction (only the
+person's name given, Huang et al.'s templates).
 
 Each record of the fine-tuned model on that split gets a ``generated_data`` block (the
 schema describes it): the recipe, both AUCs with their intervals, the paired difference, and
-both models' PII extraction rates. The labels stay what they were: membership in the base's
+both models' ``prefix_reconstruction`` and ``template_extraction`` rates (``pii_extraction``
+repeats ``prefix_reconstruction``, its former name, for readers of older records). The labels stay what they were: membership in the base's
 pretraining data, which the fine-tuned model inherits (its weights start from the base); a
 registered base split records the fine-tuned target among its valid targets, a shipped one
 cannot, and its records are then marked as run outside validity.
@@ -64,9 +67,13 @@ def pii_items(split) -> list[dict]:
 
 
 def pii_rates(target_id: str, items: list[dict], *, device: str, progress: bool) -> dict:
+    """Both leakage measures of ``target_id``: ``{"prefix_reconstruction", "template_extraction"}``."""
     loaded = targets.load_target(target_id, device=device)
-    return pii.extraction_rates(loaded.model, loaded.tokenizer, items, max_length=loaded.max_length, device=device,
-                                progress=progress, desc=f"PII extraction {target_id}")
+    return {"prefix_reconstruction": pii.reconstruction_rates(
+                loaded.model, loaded.tokenizer, items, max_length=loaded.max_length, device=device, progress=progress,
+                desc=f"prefix reconstruction {target_id}"),
+            "template_extraction": pii.template_rates(loaded.model, loaded.tokenizer, items, device=device,
+                                                      progress=progress, desc=f"template extraction {target_id}")}
 
 
 def finetune_and_compare(recipe_id: str, *, recipes_file=None, device: str = "cpu", replace: bool = False,
@@ -92,10 +99,13 @@ def compare(recipe, table, *, results_dir: Path, device: str = "cpu", progress: 
                                    allow_invalid=allow)).records
     split = suite.ensure(split_id)
     items = pii_items(split)
-    pii_block = None
+    pii_block = leak = None
     if items:
-        pii_block = {"base": pii_rates(base_id, items, device=device, progress=progress),
-                     "finetuned": pii_rates(ft_id, items, device=device, progress=progress)}
+        rates = {"base": pii_rates(base_id, items, device=device, progress=progress),
+                 "finetuned": pii_rates(ft_id, items, device=device, progress=progress)}
+        leak = {measure: {model: rates[model][measure] for model in rates}
+                for measure in ("prefix_reconstruction", "template_extraction")}
+        pii_block = leak["prefix_reconstruction"]
     uids = split.samples["uid"].tolist()
     labels = split.labels().reindex(uids).to_numpy()
     rows = []
@@ -117,6 +127,7 @@ def compare(recipe, table, *, results_dir: Path, device: str = "cpu", progress: 
                           "weights_sha256": record["target"]["weights_sha256"]},
             "difference": {**diff, "definition": "AUC(fine-tuned) - AUC(base), paired bootstrap over the same samples"},
             "pii_extraction": pii_block,
+            **(leak or {"prefix_reconstruction": None, "template_extraction": None}),
         }
         scores = _scores(results_dir, record)
         record = {k: v for k, v in record.items() if k not in ("schema", "per_sample")}
@@ -125,4 +136,4 @@ def compare(recipe, table, *, results_dir: Path, device: str = "cpu", progress: 
         rows.append({"scorer": name, "base_auc": block["base"]["auc"], "finetuned_auc": block["finetuned"]["auc"],
                      "difference": diff["auc_difference"], "ci95": diff["ci95"], "p_value": diff["p_value"]})
     return {"split": split_id, "base": base_id, "finetuned": ft_id, "scorers": rows, "pii_extraction": pii_block,
-            "allowed_invalid": allow}
+            **(leak or {"prefix_reconstruction": None, "template_extraction": None}), "allowed_invalid": allow}

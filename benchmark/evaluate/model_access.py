@@ -23,12 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import features
+from .. import features, finetune, targets
 from ..api import ModelAccess, undeclared
 from ..attacks.dcpdd import leading_specials as _leading_specials
 from ..attacks.gradnorm import GRADIENT_REDUCTIONS
 from ..attacks.softprompt import SoftPrompt
 from ..errors import MembenchError
+from ..suite.store import make_uid
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,44 @@ class MeteredModelAccess(ModelAccess):
         stats = self._texts(ref, texts, "reference_forward_tokens", "reference")
         self._last_reference = (list(texts), stats)
         return stats
+
+    def _cached_or_new(self, model_target, texts: list[str], usage_key: str, desc: str):
+        """Statistics of ``texts`` on ``model_target``: from its feature cache when the texts are
+        this split's (computed and cached there once), else a new pass; charged either way."""
+        if self.split_texts is not None and list(texts) == self.split_texts.samples["text"].tolist():
+            counter: dict = {}
+            stats = features.get_features(model_target, self.split_texts, batch_tokens=self.batch_tokens,
+                                          progress=self.progress, counter=counter)
+            self.charge(forward_tokens=counter.get("forward_tokens", 0))
+            self.usage[usage_key] = self.usage.get(usage_key, 0) + counter.get("forward_tokens", 0)
+            return stats
+        self.usage.setdefault(usage_key, 0)
+        return self._texts(model_target, texts, usage_key, desc)
+
+    def shadow_stats(self, train_texts: list[str], score_texts: list[str], n_shadows: int, *, seed: int = 0):
+        """See ``ModelAccess.shadow_stats``. Shadows are built by ``finetune.shadow_models``
+        (reused when built before); usage records the shadows' forward tokens and their training
+        (steps, tokens, seconds; built or reused)."""
+        self._need("reference", "shadow_stats")
+        built = finetune.shadow_models(self.target.id, list(train_texts), int(n_shadows), seed=seed,
+                                       device=self.target.device, progress=self.progress)
+        uids = [make_uid(t) for t in score_texts]
+        stats = []
+        for k, shadow in enumerate(built):
+            model = targets.load_target(shadow["target"], device=self.target.device, dtype=self.target.dtype)
+            stats.append(self._cached_or_new(model, list(score_texts), "shadow_forward_tokens", f"shadow {k}"))
+            del model
+        keep = np.array([[u in shadow["trained"] for u in uids] for shadow in built], dtype=bool)
+        counted = getattr(self, "shadow_targets", [])
+        new = [s for s in built if s["target"] not in counted]  # each shadow's training counted once per run
+        for key, field in (("shadow_training_steps", "steps"), ("shadow_training_tokens", "tokens")):
+            self.usage[key] = self.usage.get(key, 0) + int(sum(s[field] or 0 for s in new))
+        self.usage["shadow_training_seconds"] = round(self.usage.get("shadow_training_seconds", 0.0)
+                                                      + sum(s["seconds"] or 0.0 for s in new), 3)
+        self.usage["shadows_built"] = self.usage.get("shadows_built", 0) + sum(not s["reused"] for s in new)
+        self.usage["shadows_reused"] = self.usage.get("shadows_reused", 0) + sum(bool(s["reused"]) for s in new)
+        self.shadow_targets = counted + [s["target"] for s in new]
+        return stats, keep
 
     def reference_seen(self, texts: list[str]):
         """The reference's statistics of exactly ``texts`` when the last ``reference`` call was on

@@ -11,6 +11,9 @@ Public face:
   this face, which attacks may use (SPV-MIA's reference is ``finetune_like``);
 - ``finetune_like(target_id, texts, new_id)``: fine-tune the base of a fine-tuned target with
   that target's recipe on other texts (e.g. SPV-MIA's self-prompt reference), one call;
+- ``shadow_models(target_id, texts, n)``: n shadow fine-tunes with the target's recipe, each on
+  its half of ``texts`` (every text in exactly half of them), cached like any built target (the
+  reference attacks LiRA and RMIA, through ``ModelAccess.shadow_stats``);
 - ``read_manifest(target_id)``: what a fine-tuned target was trained on, exactly.
 
 Nothing here imports torch at import time.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import finetune_like, read_manifest
+from .build import finetune_like, read_manifest, shadow_models
 from .recipe import Recipe, derive, get_recipe, recipes
 
 
@@ -34,4 +37,4 @@ def finetune(recipe_id: str, *, recipes_file: str | Path | None = None, device: 
                  progress=progress)
 
 
-__all__ = ["Recipe", "derive", "finetune", "finetune_like", "get_recipe", "read_manifest", "recipes"]
+__all__ = ["Recipe", "derive", "finetune", "finetune_like", "get_recipe", "read_manifest", "recipes", "shadow_models"]

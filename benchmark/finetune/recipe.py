@@ -9,16 +9,20 @@ Kinds:
 
 - ``finetune``: fine-tune ``base`` (a registry target or a local model directory) on the
   members of a text ``pool``, assigned per sample or per user;
-- ``generated``: the base first generates texts from prompts drawn from ``pool`` (plain
-  continuation or a self-instruct template), then is fine-tuned on the generated members;
-  ``membench finetune`` then compares base and fine-tuned model on the base's own
-  pretraining split (AUCs and PII extraction);
+- ``generated``: a generator (``generate.generator``; by default the base itself) first writes
+  texts from prompts drawn from ``pool`` (plain continuation or a self-instruct template), then
+  the base is fine-tuned on the generated members; ``membench finetune`` then compares base and
+  fine-tuned model on the base's own pretraining split (AUCs, PII prefix reconstruction and
+  template extraction);
 - ``pretrain``: train a small model and its tokenizer from scratch on the members (the demo
   target's trainer), optionally with synthetic PII planted in a recorded set of texts: the
   offline bases of the demo recipes.
 
 ``extends: <recipe id>`` copies another entry and overrides the fields given (blocks are
-merged key by key), so a defence variant is a few lines.
+merged key by key), so a defence variant is a few lines. The defences: ``per_user_cap``,
+``clip`` (batch or per example, no noise), ``early_stopping``, and ``dp`` (DP-SGD through Opacus
+with a stated epsilon and delta); with ``train.optimizer`` (AdamW or SGD) and ``train.steps``
+(a number, or ``uncapped`` for a cap variant trained as long as the uncapped recipe).
 
 Each kind is a pydantic model (``FinetuneEntry``, ``GeneratedEntry``, ``PretrainEntry``, told
 apart by ``kind``; every block forbids unknown fields). ``normalize`` validates an entry and
@@ -89,6 +93,12 @@ def _some_base(base: str) -> str:
     if not base:
         raise refuse("no `base`", MISSING_HINT["base"])
     return base
+
+
+def _some_generator(generator: str) -> str:
+    if not generator:
+        raise refuse("generate.generator must be a target id or a model directory", "or leave it out (the base generates)")
+    return generator
 
 
 def _module_names(names: list[str]) -> list[str]:
@@ -182,6 +192,22 @@ class Train(Block):
     warmup_ratio: _number(0.0, 1.0) = 0.0
     weight_decay: _number(0.0) = 0.0
     checkpoint_every: PositiveInt = 50
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: _number(0.0, 1.0) | None = 0.0  # sgd only (recorded as null under adamw)
+    # None: `epochs` decide the optimizer steps; N: exactly N steps (the data loader runs on into
+    # further epochs); "uncapped": as many steps as the recipe takes without its per-user cap (a
+    # step-matched cap variant)
+    steps: PositiveInt | Literal["uncapped"] | None = None
+
+    @model_validator(mode="after")
+    def _momentum(self):
+        if self.optimizer != "sgd":
+            if self.momentum not in (None, 0, 0.0):
+                raise refuse("train.momentum applies to optimizer sgd only", "drop it, or set train.optimizer: sgd")
+            self.momentum = None  # unused by AdamW: not part of the recipe
+        elif self.momentum is None:
+            self.momentum = 0.0
+        return self
 
 
 class PretrainTrain(Block):  # the demo target's trainer
@@ -201,10 +227,43 @@ class EarlyStopping(Block):
     min_delta: _number(0.0) = 0.0
 
 
+def _below_one(value: float) -> float:
+    if value >= 1.0:
+        raise refuse(f"defences.dp.delta must be below 1, got {value!r}",
+                     "use a delta well below 1 / (trained texts), e.g. 1e-5")
+    return value
+
+
+# DP-SGD (Abadi et al. 2016) through Opacus: the noise multiplier is solved from (epsilon, delta),
+# the sampling rate (Poisson sampling, batch_size / trained texts) and the planned steps.
+class Dp(Block):
+    epsilon: PositiveNumber | None = None
+    delta: Annotated[_number(0.0, 1.0, open_lo=True), AfterValidator(_below_one)] = 1e-5
+    max_grad_norm: PositiveNumber = 1.0
+    accountant: Literal["rdp", "prv"] = "rdp"  # Opacus's accountants (RDP: Mironov 2017; PRV: Gopi et al. 2021)
+
+    @model_validator(mode="after")
+    def _stated(self):
+        if self.epsilon is None:
+            raise refuse("defences.dp needs an epsilon", "state the privacy budget, e.g. epsilon: 8")
+        return self
+
+
 class Defences(Block):
     per_user_cap: PositiveInt | None = None  # max texts trained per user
     clip: Clip | None = None
     early_stopping: EarlyStopping | None = None
+    dp: Dp | None = None
+
+    @model_validator(mode="after")
+    def _dp_clips(self):
+        if self.dp is not None and self.clip is not None:
+            raise refuse("defences.dp clips every example itself (max_grad_norm)", "drop defences.clip, or drop defences.dp")
+        return self
+
+    def pretrain_dump(self) -> dict:
+        """A pretrain recipe's defences (all None; no ``dp`` key, so its hash stays as it was)."""
+        return self.model_dump(exclude={"dp"})
 
 
 class Generate(Block):
@@ -216,6 +275,9 @@ class Generate(Block):
     top_k: PositiveInt = 50
     template: str | None = DEFAULT_TEMPLATE
     evaluate_on: str | None = None  # the base's pretraining split (default: the split of the base's recipe)
+    # the model that writes the texts: None = the base itself; else a registry target, a local
+    # model directory, or ft/<id> of a recipe here (built first)
+    generator: Annotated[str, AfterValidator(_some_generator)] | None = None
 
 
 class Pii(Block):
@@ -290,6 +352,13 @@ class FinetuneEntry(_Entry):
     generate: _not_here("`generate` applies to kind generated only", "drop it, or set kind: generated") = None
     pii: _not_here("`pii` applies to kind pretrain only", "drop it") = None
 
+    @model_validator(mode="after")
+    def _uncapped_needs_cap(self):
+        if self.train.steps == "uncapped" and self.defences.per_user_cap is None:
+            raise refuse("train.steps: uncapped matches the steps of the uncapped recipe, but this recipe has no "
+                         "per_user_cap", "set defences.per_user_cap, or give a number")
+        return self
+
     def normalized(self) -> dict:
         head, rest = self._common()
         out = {**head, "base": self.base, **rest, "method": self.method.model_dump(), "train": self.train.model_dump(),
@@ -353,7 +422,7 @@ class PretrainEntry(_Entry):
     def normalized(self) -> dict:
         head, rest = self._common()
         return {**head, "arch": {**DEMO_ARCH, **self.arch}, "base": None, **rest, "method": {"kind": "full"},
-                "train": self.train.model_dump(), "defences": self.defences.model_dump(),
+                "train": self.train.model_dump(), "defences": self.defences.pretrain_dump(),
                 "pii": None if self.pii is None else self.pii.model_dump()}
 
 
@@ -465,7 +534,7 @@ def _valid_fields(entry: dict, path: list[str]) -> str:
     kind = entry.get("kind", "finetune")
     model = {"finetune": FinetuneEntry, "generated": GeneratedEntry, "pretrain": PretrainEntry}.get(kind, FinetuneEntry)
     blocks = {"sizes": Sizes, "train": PretrainTrain if kind == "pretrain" else Train, "defences": Defences,
-              "clip": Clip, "early_stopping": EarlyStopping, "generate": Generate, "pii": Pii,
+              "clip": Clip, "early_stopping": EarlyStopping, "dp": Dp, "generate": Generate, "pii": Pii,
               "method": Lora if (entry.get("method") or {}).get("kind", "lora") == "lora" else Full}
     if path[:1] == ["arch"]:
         return ", ".join(ARCH_FIELDS)

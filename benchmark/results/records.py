@@ -263,7 +263,9 @@ class PiiExtraction(Open):
 class GeneratedData(Open):
     """Fine-tuning on generated data: this scorer's AUC on the base and on the model fine-tuned on
     the base's generated texts (on the base's pretraining split), their paired difference and
-    both models' PII extraction rates."""
+    both models' PII leakage: ``prefix_reconstruction`` (the true text before an item given) and
+    ``template_extraction`` (only the person's name given); ``pii_extraction`` repeats
+    ``prefix_reconstruction`` under its former name."""
 
     recipe: Text
     base_target: Text
@@ -272,6 +274,8 @@ class GeneratedData(Open):
     finetuned: AucBlock
     difference: Difference
     pii_extraction: PiiExtraction | None = None
+    prefix_reconstruction: PiiExtraction | None = None
+    template_extraction: PiiExtraction | None = None
 
 
 # --- what the publication gate writes ---------------------------------------------------------
