@@ -12,10 +12,8 @@
   descriptor of the secrets folder (mode 0700, set through that descriptor), created with
   ``O_EXCL`` and mode 0600, and refused unless a regular file of the current user that nobody
   else may read.
-- **Nothing of ours in the jail's view** (``check_outside_jail``): refuse to run when
-  MEMBENCH_HOME, the results folder or the queue lies inside a folder the sandbox binds (the
-  system folders, the Python installation, the allowed libraries, the scorer interface), or
-  one of those lies inside them.
+- The jail's side of it (MEMBENCH_HOME, the results and the queue never inside a folder the
+  sandbox binds) is ``submissions.jail.view.check_outside_jail``, beside what the jail binds.
 
 Every refusal is one ``MembenchError`` naming the folder and the fix.
 """
@@ -153,39 +151,3 @@ def create_secret(folder: Path, key: str, data: bytes) -> bytes:
         return data
     finally:
         os.close(dfd)
-
-
-# --- the jail's view ------------------------------------------------------------------------------
-
-def jail_binds() -> list[str]:
-    """Host folders every sandbox binds (resolved): the system folders, the Python installation,
-    the allowed libraries' entries and the scorer interface."""
-    from .submissions.jail import view
-
-    out = [p for p in view.SYSTEM if os.path.isdir(p) and not os.path.islink(p)]
-    out.append(str(view.python_home()))
-    out += [host for host, _ in view.site_entries()]
-    out += [host for host, _ in view.interface_entries()]
-    return sorted({os.path.realpath(p) for p in out})
-
-
-def _within(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip("/") + "/")
-
-
-def check_outside_jail(*, home: Path | None = None, results: Path | None = None, queue: Path | None = None) -> None:
-    """Refuse when a folder of ours lies inside one the sandbox binds, or holds one."""
-    from .home import home as home_root
-
-    folders = {"MEMBENCH_HOME": home if home is not None else home_root(), "the results folder": results,
-               "the queue": queue}
-    binds = jail_binds()
-    for what, folder in folders.items():
-        if folder is None:
-            continue
-        real = os.path.realpath(folder)
-        for bind in binds:
-            if _within(real, bind) or _within(bind, real):
-                raise MembenchError(f"{what} ({folder}) lies {'inside' if _within(real, bind) else 'around'} {bind}, "
-                                    "a folder every sandboxed scorer can read",
-                                    "move it out of the system, Python and library folders (e.g. ~/.cache/membench)")

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from benchmark import home, home_guard
+from benchmark.submissions.jail import view as jail_view
 from benchmark.errors import MembenchError
 from benchmark.submissions import api_tokens as tokens
 from benchmark.submissions import owners
@@ -123,12 +124,12 @@ def test_a_home_inside_a_folder_the_jail_binds_is_refused(inside):
              "site": os.path.join(view.site_entries()[0][0], "mb"),
              "interface": str(REPO / "benchmark" / "api" / "mb")}.get(inside, inside)
     with pytest.raises(MembenchError, match="every sandboxed scorer can read"):
-        home_guard.check_outside_jail(home=Path(where))
+        jail_view.check_outside_jail(home=Path(where))
 
 
 def test_a_results_folder_holding_a_bound_folder_is_refused(fresh_home):
     with pytest.raises(MembenchError, match="around"):
-        home_guard.check_outside_jail(results=REPO)  # the checkout holds benchmark/api, which the jail binds
+        jail_view.check_outside_jail(results=REPO)  # the checkout holds benchmark/api, which the jail binds
 
 
 def test_the_worker_refuses_to_serve_with_its_folders_in_the_jails_view(fresh_home, tmp_path):
@@ -142,7 +143,7 @@ def test_the_worker_refuses_to_serve_with_its_folders_in_the_jails_view(fresh_ho
 
 
 def test_our_folders_outside_the_view_pass(fresh_home, tmp_path):
-    home_guard.check_outside_jail(results=tmp_path / "results", queue=tmp_path / "queue")
+    jail_view.check_outside_jail(results=tmp_path / "results", queue=tmp_path / "queue")
 
 
 # --- the owner table --------------------------------------------------------------------------------

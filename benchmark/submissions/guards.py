@@ -49,7 +49,6 @@ from . import safe_text
 
 log = logging.getLogger(__name__)
 
-MAX_ABS_SCORE = 1e30  # beyond this a score is refused: float32 stays finite, sums of a split do too
 MAX_CONFIG_BYTES = 1 << 20
 BUILD_HINT = "a maintainer builds it with `membench targets build ID` (the worker never builds or downloads a model)"
 ID_HINT = "name a target by its registry id (`membench targets list`); folders and uploads are never loaded"
@@ -129,22 +128,6 @@ def call_error(method: str, exc: BaseException, kwargs=None) -> str:
     if isinstance(exc, UnicodeError) or _unencodable(kwargs):
         what = "a text is not valid Unicode (e.g. a lone surrogate); send str values that encode as UTF-8"
     return safe_text.one_line(scrub_paths(f"the harness could not serve access.{method}() ({what})"), 500)
-
-
-# --- scores ------------------------------------------------------------------------------------------
-
-def check_score_range(scores: np.ndarray) -> None:
-    """Refuse finite scores beyond ``MAX_ABS_SCORE`` (NaN and inf are the finiteness check's)."""
-    from .sandbox import SandboxError
-
-    with np.errstate(invalid="ignore"):
-        big = np.isfinite(scores) & (np.abs(scores) > MAX_ABS_SCORE)
-    if big.any():
-        i = int(np.flatnonzero(big)[0])
-        raise SandboxError(f"the scorer returned {int(big.sum())} score(s) beyond ±{MAX_ABS_SCORE:g} "
-                           f"(first: {float(scores[i]):.3g} at index {i})",
-                           "only the order of scores matters: squash them (e.g. tanh, or a log) into a bounded range",
-                           kind="range")
 
 
 # --- models: registry ids, built, within a size budget ---------------------------------------------
@@ -260,16 +243,6 @@ def check_models(target: str, references=(), budget: ModelBudget | None = None) 
         folder = check_built(spec, what)
         if budget is not None:
             check_size(spec, folder, budget, what)
-
-
-def check_job(folder: Path, target: str, budget: ModelBudget) -> None:
-    """Before a job runs: the submission's metadata read (never executed), then its target and
-    reference models checked. A text-only submission needs no built target."""
-    from . import metadata
-
-    sub = metadata.load(folder)
-    if sub.capabilities:
-        check_models(target, sub.meta.get("reference_models") or (), budget)
 
 
 # --- the helper process ------------------------------------------------------------------------------

@@ -270,3 +270,11 @@ def check_class_name(sub: "Submission", loaded: dict) -> None:
         shown = safe_text.name(got, 100) if got else "nothing (no name attribute)"
         raise MembenchError(f"submission.yaml names the submission {sub.name!r} but {cls}.name is {shown}",
                             f"set name = {sub.name!r} in the scorer class, or rename the submission in submission.yaml")
+
+
+def check_job(folder: Path, target: str, budget: "guards.ModelBudget | None") -> None:
+    """Before a job runs: the submission's metadata read (never executed), then its target and
+    reference models checked. A text-only submission needs no built target."""
+    sub = load(folder)
+    if sub.capabilities:
+        guards.check_models(target, sub.meta.get("reference_models") or (), budget)

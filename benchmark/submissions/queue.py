@@ -17,7 +17,7 @@ every upload there is a query to the split's secret labels, which the Ladder
 (``results.ladder``) answers with a guarantee that weakens as the owner's queries grow.
 A refused upload (``refusals``) counts against both limits like an accepted one, so no refusal
 can be probed for free; ``submit_archive`` also asks the owner table (``owners``) and refuses a
-target or reference model that is not a built registry target (``guards.check_job``).
+target or reference model that is not a built registry target (``metadata.check_job``).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class Queue:
             meta = metadata.load(jdir / "submission").meta
             if owner is not None:
                 owners.check(meta["name"], owner, queue=self)
-            guards.check_job(jdir / "submission", target, budget=None)  # ids only, built only: never built here
+            metadata.check_job(jdir / "submission", target, budget=None)  # ids only, built only: never built here
             self._insert(job_id, split, target, name=meta["name"], owner=owner, per_day=per_day,
                          per_split_day=per_split_day)
         except BaseException as exc:

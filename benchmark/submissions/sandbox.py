@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from ..attacks.fit_budget import BudgetExceeded
-from .. import home_guard
 from ..errors import MembenchError
 from . import guards, safe_text, wire
 from .capability_server import CallTimeout, Refused
 from .folder import copy_folder
 from . import jail as _jail
 from .jail import Jail, JailError, Limits
+from .jail import view as jail_view
 from .joblog import ScorerOutput, harness_line
 
 
@@ -184,7 +184,7 @@ def run_scorer(
             kind="no_sandbox",
         )
     log_path = Path(log_path)
-    home_guard.check_outside_jail()  # MEMBENCH_HOME (labels, secrets, the queue) never in the jail's view
+    jail_view.check_outside_jail()  # MEMBENCH_HOME (labels, secrets, the queue) never in the jail's view
     with Jail(limits) as jail:
         copy_folder(submission_dir, jail.snapshot)
         harness_line(log_path, "sandbox run: " + ("jailed (" + ", ".join(jail.pieces) + ")" if jail.sandboxed
@@ -377,7 +377,7 @@ def _timeout(limits: Limits) -> SandboxError:
 
 
 def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
-    """The output check before any metric: one finite float per sample, within ±``guards.MAX_ABS_SCORE``.
+    """The output check before any metric: one finite float per sample, within ±``MAX_ABS_SCORE``.
 
     NaN is accepted only for a sample with no scored tokens (when features are given), the same
     rule as for built-in scorers; anything else non-finite is an error.
@@ -400,5 +400,22 @@ def check_scores(scores, n: int, n_scored_tokens=None) -> np.ndarray:
             "return a finite float for every sample; higher = more likely member",
             kind="non_finite",
         )
-    guards.check_score_range(scores)
+    check_score_range(scores)
     return scores
+
+
+MAX_ABS_SCORE = 1e30  # beyond this a score is refused: float32 stays finite, sums of a split do too
+
+
+# --- scores ------------------------------------------------------------------------------------------
+
+def check_score_range(scores: np.ndarray) -> None:
+    """Refuse finite scores beyond ``MAX_ABS_SCORE`` (NaN and inf are the finiteness check's)."""
+    with np.errstate(invalid="ignore"):
+        big = np.isfinite(scores) & (np.abs(scores) > MAX_ABS_SCORE)
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise SandboxError(f"the scorer returned {int(big.sum())} score(s) beyond ±{MAX_ABS_SCORE:g} "
+                           f"(first: {float(scores[i]):.3g} at index {i})",
+                           "only the order of scores matters: squash them (e.g. tanh, or a log) into a bounded range",
+                           kind="range")

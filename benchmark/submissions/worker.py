@@ -1,7 +1,7 @@
 """The worker: takes queued submissions one at a time, validates, evaluates, publishes.
 
 At start it refuses to serve when MEMBENCH_HOME, the results or the queue lie in a folder the
-jail shows (``home_guard``), and sweeps what a killed harness left (sandbox scratch folders,
+jail shows (``jail.view.check_outside_jail``), and sweeps what a killed harness left (sandbox scratch folders,
 snapshots, run cgroups). For each job: the checks of ``guards`` before anything is loaded (the
 target and reference models are registry ids of built targets within the model budget); then,
 in a memory-limited helper process forked for the job (``guards.in_helper``), ``validate``
@@ -43,16 +43,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import home_guard, results
+from .. import results
 from ..errors import MembenchError
 from ..evaluate import RunSpec
 from ..home import scratch_dir
 from ..results.naming import masked_name
 from ..results.published import LADDER_PENDING, is_private, owner_verdict
-from . import guards, jail, owners, publication
+from . import guards, jail, metadata, owners, publication
 from .sandboxed import evaluate, validate
 from .folder import sweep_dead
 from .jail import Limits
+from .jail import view as jail_view
 from .joblog import harness_line
 from .owners import MAINTAINERS
 from .queue import Job, Queue
@@ -182,7 +183,7 @@ def process(queue: Queue, job: Job, cfg: WorkerConfig) -> bool:
     try:
         # Before anything is loaded: the target and reference models are registry ids of built
         # targets within the helper's budget.
-        guards.check_job(job.folder, job.target, cfg.model_budget)
+        metadata.check_job(job.folder, job.target, cfg.model_budget)
         if cfg.helper:
             record = guards.in_helper(_run_job, job, cfg, owner, memory_mb=cfg.model_budget.memory_mb,
                                       started=beat.start)
@@ -233,7 +234,7 @@ def serve(queue: Queue, cfg: WorkerConfig, *, exit_when_empty: bool = False, max
     running: a job another worker holds may still come back when its lease expires); return
     the number of jobs this worker processed."""
     stop = stop or threading.Event()
-    home_guard.check_outside_jail(results=cfg.results_dir, queue=queue.root)  # no folder of ours in the jail's view
+    jail_view.check_outside_jail(results=cfg.results_dir, queue=queue.root)  # no folder of ours in the jail's view
     swept = {**jail.sweep(), "snapshots": sweep_dead(scratch_dir("snapshots"))}
     if any(swept.values()):
         log.warning("removed what a stopped harness left behind: %s", swept)

@@ -32,6 +32,9 @@ import uuid
 from functools import lru_cache
 from pathlib import Path
 
+from ...errors import MembenchError
+from ...home import home as home_root
+
 JAIL_ROOT = "/opt/membench"
 JAIL_PYTHON = "/opt/python"  # where a Python installed outside the system folders is shown
 SITE = JAIL_ROOT + "/site"
@@ -181,3 +184,35 @@ def write_view(dest: Path) -> Path:
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)
     return dest
+
+
+# --- the jail's view ------------------------------------------------------------------------------
+
+def jail_binds() -> list[str]:
+    """Host folders every sandbox binds (resolved): the system folders, the Python installation,
+    the allowed libraries' entries and the scorer interface."""
+    out = [p for p in SYSTEM if os.path.isdir(p) and not os.path.islink(p)]
+    out.append(str(python_home()))
+    out += [host for host, _ in site_entries()]
+    out += [host for host, _ in interface_entries()]
+    return sorted({os.path.realpath(p) for p in out})
+
+
+def _within(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/")
+
+
+def check_outside_jail(*, home: Path | None = None, results: Path | None = None, queue: Path | None = None) -> None:
+    """Refuse when a folder of ours lies inside one the sandbox binds, or holds one."""
+    folders = {"MEMBENCH_HOME": home if home is not None else home_root(), "the results folder": results,
+               "the queue": queue}
+    binds = jail_binds()
+    for what, folder in folders.items():
+        if folder is None:
+            continue
+        real = os.path.realpath(folder)
+        for bind in binds:
+            if _within(real, bind) or _within(bind, real):
+                raise MembenchError(f"{what} ({folder}) lies {'inside' if _within(real, bind) else 'around'} {bind}, "
+                                    "a folder every sandboxed scorer can read",
+                                    "move it out of the system, Python and library folders (e.g. ~/.cache/membench)")
