@@ -2,7 +2,7 @@
 
     python benchmarks/grid.py [--cpus 2] [--json]
 
-Builds the tiny grid of tests/test_grid.py (2 random-weight targets x 2 splits of 32 texts,
+Builds the tiny grid of tests/grid/test_grid.py (2 random-weight targets x 2 splits of 32 texts,
 scorers loss, zlib, min_k:k=0.1) twice, in two fresh MEMBENCH_HOMEs (cold feature caches),
 then times:
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmark.finetune import pools
+
 
 def module_home(name: str):
     """A module-scoped fixture: a fresh MEMBENCH_HOME for the module's tests, so registered
@@ -48,3 +50,25 @@ def make_base(folder: Path, model_type: str, texts: list[str]) -> Path:
 def write_recipes(path: Path, entries: list[dict]) -> Path:
     path.write_text(yaml.safe_dump({"recipes": entries}, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="module")
+def docs(home):
+    """Standard-library docstrings with their module as user (the builtin pool's text)."""
+    table = pools.stdlib_docstrings()
+    return table[table["text"].str.split().str.len() <= 60].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def pool_file(home, docs):
+    path = home / "pool.parquet"
+    docs.to_parquet(path, index=False)
+    return path
+
+
+def recipe(rid, base, pool_file, **over) -> dict:
+    entry = {"id": rid, "base": str(base), "pool": {"file": str(pool_file), "text": "text", "user": "user"},
+             "sizes": {"members": 48, "nonmembers": 48, "reference_pool": 16}, "seed": 1,
+             "train": {"epochs": 10, "lr": 3e-3, "batch_size": 8, "block_size": 64}}
+    entry.update(over)
+    return entry

@@ -161,9 +161,9 @@ def test_the_tests_pass_after_suite_add_in_the_users_home_and_leave_it_untouched
     assert (user_home / "registry" / "splits").is_dir()  # bare command outside a checkout: ~/.cache/membench
     before = _tree(user)
     env["MEMBENCH_HOME"] = str(user_home)  # even a user who exports it
-    sample = ["tests/test_suite.py::test_registry_declares_the_whole_suite",
-              "tests/test_suite.py::test_controls_say_their_labels_are_not_membership",
-              "tests/test_suite_add.py", "tests/test_registered.py"]
+    sample = ["tests/suite/test_suite.py::test_registry_declares_the_whole_suite",
+              "tests/suite/test_suite.py::test_controls_say_their_labels_are_not_membership",
+              "tests/suite/test_suite_add.py", "tests/test_registered.py"]
     ran = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *sample],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]

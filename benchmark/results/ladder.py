@@ -75,7 +75,7 @@ probability at least 1 - delta, every one of the owner's submissions f has
 
 and the shown figure is that AUC rounded to the grid (plus half a step). Without the Ladder
 every submission is shown (U = k) and the bound grows like sqrt(k ln(kG) / n_eff): a boosting
-attacker gains about sqrt(k / n) (``tests/test_ladder.py`` shows both). Blum and Hardt's
+attacker gains about sqrt(k / n) (``tests/results/test_ladder.py`` shows both). Blum and Hardt's
 a-priori form (their main theorem) bounds U by 1/eta instead, for leaderboard error
 O(log^{1/3}(kn) / n^{1/3}) with eta of that order; the grid step here is far finer than that
 eta (a shown figure has the precision its interval supports), so the data-dependent form above

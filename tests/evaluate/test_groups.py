@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from finetune_helpers import module_home
 from submission_helpers import write_submission
-from test_finetune import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
+from finetune_helpers import docs, make_base, pool_file, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark.results.gate import publish, validate_dir
 from benchmark import attacks, finetune, metrics, results, suite

@@ -208,7 +208,7 @@ def test_fetching_every_control_offline_builds_what_it_can(home, capsys):
     assert "skipped control/null/wikimia/32-nonmembers: needs wikimia/32," in out
     controls = [s for s in suite.splits().values() if s.kind == "control"]
     assert out.count("skipped ") == len(controls) - 1
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = readme[readme.index("| control | needs |"):].split("\n\n")[0]
     for spec in controls:  # the README says which parents each control needs
         for parent in spec.source_model.parents():

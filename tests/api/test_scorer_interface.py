@@ -13,7 +13,7 @@ from benchmark import attacks
 from benchmark.errors import MembenchError
 from benchmark.evaluate import MeteredModelAccess
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _PeekingScorer(attacks.Scorer):  # not registered: declares features only, then asks for more

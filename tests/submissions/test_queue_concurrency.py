@@ -29,7 +29,7 @@ from benchmark.submissions import isolation_problem
 from benchmark.submissions.queue import Queue
 
 N = 50
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 SERVER = """
 import sys, uvicorn

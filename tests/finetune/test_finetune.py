@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from finetune_helpers import make_base, module_home, write_recipes
+from finetune_helpers import docs, make_base, module_home, pool_file, recipe, write_recipes  # noqa: F401  (fixtures)
 
 from benchmark import finetune, suite, targets
 from benchmark.evaluate import RunSpec, check_validity, run
@@ -26,32 +26,10 @@ home = module_home("ft-home")
 
 
 @pytest.fixture(scope="module")
-def docs(home):
-    """Standard-library docstrings with their module as user (the builtin pool's text)."""
-    table = pools.stdlib_docstrings()
-    return table[table["text"].str.split().str.len() <= 60].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
 def bases(home, docs):
     # the tokenizer sees the whole pool (it is the base's), the weights are random
     texts = docs["text"].tolist()
     return {kind: make_base(home / "bases" / kind, kind, texts) for kind in ("gpt_neox", "opt")}
-
-
-@pytest.fixture(scope="module")
-def pool_file(home, docs):
-    path = home / "pool.parquet"
-    docs.to_parquet(path, index=False)
-    return path
-
-
-def recipe(rid, base, pool_file, **over) -> dict:
-    entry = {"id": rid, "base": str(base), "pool": {"file": str(pool_file), "text": "text", "user": "user"},
-             "sizes": {"members": 48, "nonmembers": 48, "reference_pool": 16}, "seed": 1,
-             "train": {"epochs": 10, "lr": 3e-3, "batch_size": 8, "block_size": 64}}
-    entry.update(over)
-    return entry
 
 
 _BATCHES = TrainingData.batches

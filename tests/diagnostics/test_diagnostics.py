@@ -34,7 +34,7 @@ def test_importing_the_cli_and_the_diagnostics_loads_no_scikit_learn_scipy_or_jo
     code = ("import sys\nimport benchmark.cli, benchmark.diagnostics, benchmark.evaluate\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib', 'threadpoolctl'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], timeout=300)
+                         cwd=Path(__file__).resolve().parents[2], timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
     # and the baselines still work once asked for

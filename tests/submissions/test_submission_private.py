@@ -19,7 +19,7 @@ from benchmark import suite, targets
 from benchmark.home import home, secret_file
 from benchmark.submissions import evaluate, isolation_problem
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # The demo builder, carried inside a submission: what a cheater would do with public code.
 REBUILD = '''\

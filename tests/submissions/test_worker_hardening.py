@@ -29,7 +29,7 @@ from benchmark.submissions.api import create_app
 from benchmark.submissions.queue import Queue
 from benchmark.submissions.worker import WorkerConfig, serve
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNSANDBOXED = isolation_problem() is not None
 LIMITS = Limits(memory_mb=768, disk_mb=64, wall_s=20, nproc=24, cpu_s=60)
 

@@ -134,7 +134,7 @@ def test_find_names_a_record_by_its_coarse_key_and_refuses_an_ambiguous_one(tmp_
 
 def test_the_migration_re_keys_older_folders_and_changes_no_figure(tmp_path):
     """Files named by an earlier key (or by no key at all) move to the name their whole key gives;
-    the published results went through it (tests/test_results_store.py)."""
+    the published results went through it (tests/results/test_results_store.py)."""
     root = tmp_path / "results"
     paths = [write(root, *_record(name, seed=i)) for i, name in enumerate(("loss", "zlib", "min_k"))]
     legacy = []

@@ -13,7 +13,7 @@ from submission_helpers import run_spec
 from benchmark import attacks, evaluate as evaluator, features, suite, targets
 from benchmark.submissions import evaluate, isolation_problem, load, validate
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.parent for p in (REPO / "submissions").glob("*/submission.yaml"))
 
 pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no full jail here")

@@ -86,7 +86,7 @@ def _hostile_jobs() -> dict:
     """name -> (zip, capabilities): the attacks, each a class of the issue."""
     labels = str(suite.ensure("demo/pydoc").path / "labels.parquet")
     secrets_dir = str(Path(os.environ["MEMBENCH_HOME"]).resolve() / "secrets")
-    repo = str(Path(__file__).resolve().parent.parent)
+    repo = str(Path(__file__).resolve().parents[2])
     return {
         # 1. labels and assignment code: look everywhere, by name and by known path, and import them
         "find_labels": (f"""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from finetune_helpers import module_home
-from test_finetune import docs, make_base, pool_file, recipe, write_recipes  # noqa: F401  (module fixtures)
+from finetune_helpers import docs, make_base, pool_file, recipe, write_recipes  # noqa: F401  (module fixtures)
 
 from benchmark import attacks, finetune, results, targets
 from benchmark.evaluate import RunSpec, run
