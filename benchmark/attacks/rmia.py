@@ -45,6 +45,7 @@ import numpy as np
 
 from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
+from .pool import checked_pool
 from .loss import mean_logprob
 
 
@@ -136,14 +137,7 @@ class RMIA(Scorer):
         self.details = {}
 
     def population(self, inputs: ScoringInput) -> list[str]:
-        pool = [t for t in (inputs.pool or []) if t.strip()]
-        overlap = set(pool) & set(inputs.texts)
-        if overlap:
-            raise MembenchError(f"scorer {self.name}: the declared pool shares {len(overlap)} text(s) with the "
-                                "evaluated texts", "declare a pool disjoint from the split (--pool FILE)")
-        if len(pool) < 2:
-            raise MembenchError(f"scorer {self.name} needs a declared population of at least two texts",
-                                "pass --pool FILE (texts of the same domain no model trained on)")
+        pool = checked_pool(inputs, self.name, minimum=2)
         if len(pool) > self.max_population:
             idx = np.random.default_rng([self.seed, 17]).choice(len(pool), self.max_population, replace=False)
             pool = [pool[i] for i in sorted(idx)]

@@ -80,6 +80,7 @@ import numpy as np
 
 from ..api import Scorer, ScoringInput
 from ..errors import MembenchError
+from .pool import checked_pool
 from ..hashing import sha256_json
 from . import auxiliary
 from .lowercase import mean_logprob
@@ -449,14 +450,7 @@ class _SPV(Scorer):
     def score(self, inputs: ScoringInput) -> np.ndarray:
         started = time.perf_counter()
         access = inputs.access
-        pool = [t for t in (inputs.pool or []) if t.strip()]
-        overlap = set(pool) & set(inputs.texts)
-        if overlap:
-            raise MembenchError(f"scorer {self.name}: the declared pool shares {len(overlap)} text(s) with the "
-                                "evaluated texts", "declare a pool disjoint from the split (--pool FILE)")
-        if len(pool) < 2:
-            raise MembenchError(f"scorer {self.name} needs a declared pool of at least two texts",
-                                "pass --pool FILE (public texts of the same domain, disjoint from the split)")
+        pool = checked_pool(inputs, self.name, minimum=2)
         if not hasattr(access, "target"):
             raise MembenchError(f"scorer {self.name} runs in-process only (it fine-tunes a reference model)",
                                 "run it with `membench run`")
