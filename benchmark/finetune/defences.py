@@ -1,8 +1,9 @@
 """The defence comparison of a per-user recipe (Kandpal et al.'s table), from written records.
 
 A family is a per-user recipe with no defence (the parent) and the recipes identical to it
-but for their ``defences`` (``extends`` + one knob: the same users, assignment, base and
-training). For a group scorer (user inference by default) each row gives the AUC over users
+but for their ``defences`` and step count (``extends`` + one knob: the same users, assignment,
+base and training; a step-matched cap differs in ``train.steps`` too). SGD and its clipping
+variant are a family of their own (the optimizer differs from AdamW's). For a group scorer (user inference by default) each row gives the AUC over users
 with its 95% interval (groups resampled), the interval's width, and for a variant: whether
 its interval overlaps the parent's, and the paired bootstrap of AUC(variant) - AUC(parent).
 The pairing is over users: both targets were scored on the same users with the same labels,
@@ -29,6 +30,10 @@ def _defence_text(defences: dict) -> str:
     clip = defences.get("clip")
     if clip:
         parts.append(f"{clip['mode'].replace('_', '-')} gradient clipping at norm {clip['max_norm']}")
+    dp = defences.get("dp")
+    if dp:
+        parts.append(f"DP-SGD at epsilon {dp['epsilon']}, delta {dp.get('delta', 1e-5):g} "
+                     f"(per-example clipping at norm {dp.get('max_grad_norm', 1.0)})")
     if defences.get("early_stopping"):
         es = defences["early_stopping"]
         parts.append(f"early stopping on held-out users' loss (every {es['eval_every']} steps, patience {es['patience']})")
@@ -38,7 +43,12 @@ def _defence_text(defences: dict) -> str:
 def families(table: dict[str, Recipe] | None = None) -> dict[str, list[Recipe]]:
     """{parent id: [parent, variants...]} over the per-user recipes."""
     table = table if table is not None else recipes()
-    shared = lambda r: {k: v for k, v in r.data.items() if k not in SHARED_EXCEPT}  # noqa: E731
+    def shared(r):  # all but the defences (and a step count, which a step-matched cap sets)
+        out = {k: v for k, v in r.data.items() if k not in SHARED_EXCEPT}
+        if isinstance(out.get("train"), dict):
+            out["train"] = {k: v for k, v in out["train"].items() if k != "steps"}
+        return out
+
     out = {}
     for parent in table.values():
         if not parent.per_user or _defence_text(parent.defences) != "none":

@@ -19,7 +19,7 @@ import pytest
 from fit_helpers import SPLIT, make_env
 from submission_helpers import run_spec, write_submission
 
-from benchmark import evaluate, results
+from benchmark import attacks, evaluate, results
 from benchmark.api import Scorer
 from benchmark.attacks.registry import register, unregister
 from benchmark.errors import MembenchError
@@ -158,12 +158,13 @@ def test_the_in_process_model_access_carries_no_label(env, tmp_path):
     assert not hasattr(access, "split") and list(access.split_texts.samples.columns) == ["uid", "text"]
 
 
-def test_a_run_spec_is_frozen_and_resolved_once(env, tmp_path):
+def test_a_run_spec_is_frozen_and_resolved_once(env, tmp_path, monkeypatch):
+    monkeypatch.setattr(attacks, "FEATURE_SCORERS", (*attacks.FEATURE_SCORERS, "recall"))  # one that needs a pool
     spec = RunSpec.build(str(env["plain"]), SPLIT, results_dir=tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.split = "other"  # type: ignore[misc]
     assert spec.pool is None and spec.reference is None  # the planted split has no pool; a local target no base
-    assert [s["scorer"] for s in spec.skipped] == ["dc_pdd"] and ("dc_pdd", {}) not in spec.scorers
+    assert [s["scorer"] for s in spec.skipped] == ["recall"] and ("recall", {}) not in spec.scorers
     assert spec.scorers[0] == ("loss", {}) and spec.diagnostics_from == tmp_path
     report = run(dataclasses.replace(spec, scorers=(("loss", {}), ("min_k", {"k": 0.1}))))
     assert [r["scorer"]["name"] for r in report.records] == ["loss", "min_k(k=0.1)"]

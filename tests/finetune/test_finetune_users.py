@@ -51,13 +51,16 @@ def test_defence_families_pair_each_knob_with_the_undefended_recipe():
     from benchmark.finetune import defences
 
     fams = defences.families()
-    assert list(fams) == ["stdlib-users-full"]
+    assert list(fams) == ["stdlib-users-full", "stdlib-users-full-sgd"]
     ids = [r.id for r in fams["stdlib-users-full"]]
     assert ids[0] == "stdlib-users-full" and set(ids[1:]) == {
-        "stdlib-users-full-cap", "stdlib-users-full-clip", "stdlib-users-full-early"}
+        "stdlib-users-full-cap", "stdlib-users-full-cap-steps", "stdlib-users-full-clip", "stdlib-users-full-dp8",
+        "stdlib-users-full-early"}
+    assert [r.id for r in fams["stdlib-users-full-sgd"]] == ["stdlib-users-full-sgd", "stdlib-users-full-clip-sgd"]
     texts = {r.id: defences._defence_text(r.defences) for r in fams["stdlib-users-full"]}
     assert texts["stdlib-users-full"] == "none" and "2 trained texts" in texts["stdlib-users-full-cap"]
     assert "per-example" in texts["stdlib-users-full-clip"] and "early stopping" in texts["stdlib-users-full-early"]
+    assert "DP-SGD at epsilon 8" in texts["stdlib-users-full-dp8"]
 
 
 def _defence_records(root):
