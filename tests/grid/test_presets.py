@@ -65,12 +65,13 @@ def test_a_job_costs_tokens_times_passes_times_flops_per_token():
     assumptions, _, _ = presets.document()
     assert job["texts"] == 776 and job["tokens"] == round(776 * 32 * assumptions.tokens_per_word)
     assert "suite.lock" in job["tokens_basis"]
-    # loss, zlib, 20 Min-K% settings: the feature pass; lowercase +1; neighborhood +10 (its default)
-    assert job["target_passes"] == 12
+    # loss, zlib, 20 Min-K% settings: the feature pass; lowercase +1; neighborhood +25 (its default:
+    # every stored neighbour, MIMIR's 25, or 25 generated)
+    assert job["target_passes"] == 27
     f_target = estimate.flops_per_token(targets.get_target("pythia-2.8b"))
     f_ref = estimate.flops_per_token(targets.get_target("pythia-70m"))
     assert job["reference_tokens"] == job["tokens"]
-    assert job["flops"] == pytest.approx(job["tokens"] * 12 * f_target + job["tokens"] * f_ref)
+    assert job["flops"] == pytest.approx(job["tokens"] * 27 * f_target + job["tokens"] * f_ref)
     # --tokens-per-word and --sustained-tflops
     code, out, _ = _cli("grid", "--preset", "minkpp-wikimia32-pythia-2.8b", "--plan", "--json", "--tokens-per-word",
                         "2", "--sustained-tflops", "400")

