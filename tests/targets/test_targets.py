@@ -69,7 +69,7 @@ def test_targets_cli_list_show_build(capsys):
     assert rows["pythia-1.4b"]["arch"]["hidden_size"] == 2048 and rows["opt-13b"]["arch"]["num_hidden_layers"] == 40
     assert main(["targets", "show", "pythia-160m", "--revision", "step99000", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["id"] == "pythia-160m@step99000" and "mimir/arxiv/ngram_13_0.8" in info["membership_splits"]
+    assert info["id"] == "pythia-160m@step99000" and "mimir/arxiv/ngram_13_0.8" not in info["membership_splits"]  # final checkpoint only
     assert main(["targets", "show", "opt-1.3b", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert "mimir/arxiv/ngram_13_0.8" not in info["membership_splits"] and "wikimia/32" in info["membership_splits"]
@@ -217,7 +217,9 @@ def test_invalid_pairs_are_refused_unless_allowed():
     from benchmark.evaluate import check_validity
 
     mimir = suite.get_split("mimir/arxiv/ngram_13_0.8")
-    assert check_validity(mimir, "pythia-160m@step99000", False)["valid"]
+    assert check_validity(mimir, "pythia-160m", False)["valid"]
+    with pytest.raises(MembenchError, match="final checkpoint only"):  # a checkpoint has not seen every member
+        check_validity(mimir, "pythia-160m@step99000", False)
     with pytest.raises(MembenchError, match="not membership ground truth for target opt-1.3b"):
         check_validity(mimir, "opt-1.3b", False)
     marked = check_validity(mimir, "opt-1.3b", True)
