@@ -299,6 +299,7 @@ def test_a_model_over_the_budget_is_refused_before_anything_is_allocated(world, 
 
 # --- host paths never reach a submitter -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_lone_surrogate_sent_to_a_capability_gets_one_line_back(world):
     body = """
         try:
