@@ -28,19 +28,29 @@ DEMO_TARGETS = ("demo/neox-tiny", "demo/neox-tiny-ref")  # the runs below score 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """Every built-in scorer on the demo split (reference: demo/neox-tiny-ref, trained on the
-    split's non-member pool only), with a diagnostics file present for the blind hook."""
-    out = tmp_path_factory.mktemp("run-results")
-    diag = out / "_diagnostics" / "demo" / "pydoc.json"
-    diag.parent.mkdir(parents=True)
-    diag.write_text(json.dumps({"blind_auc": 0.55}))
-    targets.ensure_demo_target(progress=False)
-    # neighbourhood with 3 neighbours per text (default 25 generated) keeps CI time down; no BERT
-    # is available offline, so this asks for the word-swap substitute by name
-    # DC-PDD counts the demo's pool by name (no large corpus is declared for the demo tokenizer)
-    named = {"neighborhood": "neighborhood:n_neighbors=3,generator=word-swap", "dc_pdd": "dc_pdd:frequency=pool"}
-    specs = [named.get(s, s) for s in ALL]
-    records = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out, progress=False)).records
-    return out, {r["scorer"]["name"].split("(")[0]: r for r in records}
+    split's non-member pool only), with a diagnostics file present for the blind hook. The
+    module's tests share its MEMBENCH_HOME (a copy of the demo build), so they find its
+    feature cache."""
+    import conftest
+
+    home = tmp_path_factory.mktemp("run-home")
+    if conftest._DEMO_BUILD:
+        conftest.copy_build(conftest._DEMO_BUILD[0], home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMBENCH_HOME", str(home))
+        out = tmp_path_factory.mktemp("run-results")
+        diag = out / "_diagnostics" / "demo" / "pydoc.json"
+        diag.parent.mkdir(parents=True)
+        diag.write_text(json.dumps({"blind_auc": 0.55}))
+        targets.ensure_demo_target(progress=False)
+        # neighbourhood with 3 neighbours per text (default 25 generated) keeps CI time down; no BERT
+        # is available offline, so this asks for the word-swap substitute by name
+        # DC-PDD counts the demo's pool by name (no large corpus is declared for the demo tokenizer)
+        named = {"neighborhood": "neighborhood:n_neighbors=3,generator=word-swap", "dc_pdd": "dc_pdd:frequency=pool"}
+        specs = [named.get(s, s) for s in ALL]
+        records = run(RunSpec.build("demo/neox-tiny", targets.DEMO_SPLIT, specs, results_dir=out,
+                                    progress=False)).records
+        yield out, {r["scorer"]["name"].split("(")[0]: r for r in records}
 
 
 @pytest.mark.slow(needs=DEMO_TARGETS)
