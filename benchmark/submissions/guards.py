@@ -268,6 +268,16 @@ def _limit_memory(memory_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _one_thread_after_fork() -> None:
+    """A forked helper computes with one thread: the caller's OpenMP pool (started by any torch
+    operation before the fork) does not survive ``fork``, and a parallel operation in the child
+    then hangs or crashes (a batched ``generate`` died of SIGSEGV). What the helper computes
+    (feature pass and capability calls alike) runs serially."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _die_with(parent: int) -> None:
     """The helper is killed when the worker dies (no orphan goes on with a job whose lease
     another worker will take)."""
@@ -323,6 +333,7 @@ def in_helper(fn, /, *args, memory_mb: int | None = None, started=None, **kwargs
             try:
                 _die_with(parent)
                 _limit_memory(memory_mb)
+                _one_thread_after_fork()
                 result = ("ok", fn(*args, **kwargs))
             except BaseException as exc:  # noqa: BLE001  (every end of a job is one line)
                 if not isinstance(exc, MembenchError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import zipfile
@@ -331,3 +332,28 @@ def test_job_error_is_one_line_for_every_base_exception():
                 MembenchError(f"bad {REPO}\nsecond line", "a hint")):
         line = guards.job_error(exc)
         assert "\n" not in line and str(REPO) not in line and line
+
+
+def test_the_helper_computes_after_the_callers_torch_threads_started():
+    """A fork after any torch operation leaves OpenMP's pool behind: a parallel operation in the
+    helper hung or died of SIGSEGV (a hostile scorer's batched generate). One subprocess, so a
+    regression fails in a minute rather than at the test timeout."""
+    code = """
+import torch
+from benchmark.submissions import guards
+
+a = torch.randn(384, 384)
+(a @ a).sum()  # the caller's thread pool starts
+
+
+def work():
+    total = 0.0
+    for _ in range(20):
+        total += float((torch.randn(384, 384) @ torch.randn(384, 384)).sum())
+    return 1
+
+
+print("helper returned", guards.in_helper(work, memory_mb=4096))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0 and "helper returned 1" in out.stdout, out.stderr[-2000:]
