@@ -15,17 +15,15 @@ import os
 import re
 import socket
 import tarfile
-import textwrap
 import threading
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import process_helpers
 import pytest
 from fastapi.testclient import TestClient
-from submission_helpers import run_spec
+from submission_helpers import run_spec, submission_yaml, submission_zip
 
 from benchmark import results, suite
 from benchmark.submissions import Limits, isolation_problem, jail
@@ -39,42 +37,9 @@ from benchmark.submissions.worker import WorkerConfig, serve
 pytestmark = [pytest.mark.skipif(isolation_problem() is not None, reason=f"no full jail here: {isolation_problem()}"),
               pytest.mark.slow]  # the worker validates on the demo target: built once, before the tests
 
-YAML = """\
-name: {name}
-version: "1"
-authors: ["{author}"]
-description: {name}
-threat_model: hostile test
-capabilities: {caps}
-license: MIT
-"""
-
-HEAD = """\
-import ctypes, errno, json, os, signal, socket, struct, sys, threading, time
-import numpy as np
-from benchmark.api import Scorer
-
-class S(Scorer):
-    name = "{name}"
-    requires = {requires}
-
-    def score(self, inputs):
-        n = len(inputs.texts)
-"""
-
 LIMITS = Limits(memory_mb=768, disk_mb=64, wall_s=12, nproc=24, cpu_s=60)
 
-
-def _zip(name: str, body: str, caps=(), author="mallory", yaml: str | None = None, extra=None) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        code = HEAD.format(name=name, requires=tuple(caps)) + textwrap.indent(textwrap.dedent(body), " " * 8)
-        zf.writestr(f"{name}/scorer.py", code)
-        zf.writestr(f"{name}/submission.yaml",
-                    yaml if yaml is not None else YAML.format(name=name, author=author, caps=json.dumps(list(caps))))
-        for path, data in (extra or {}).items():
-            zf.writestr(f"{name}/{path}", data)
-    return buf.getvalue()
+_zip = submission_zip
 
 
 def _honest(i: int) -> bytes:
@@ -318,7 +283,7 @@ def test_a_link_in_a_submission_is_never_followed(world, tmp_path):
     d = tmp_path / "linked"
     (d / "deep" / "er").mkdir(parents=True)
     (d / "scorer.py").write_text("x = 1\n")
-    (d / "submission.yaml").write_text(YAML.format(name="linked", author="a", caps="[]"))
+    (d / "submission.yaml").write_text(submission_yaml("linked", author="a"))
     os.symlink(str(suite.ensure("demo/pydoc").path), d / "deep" / "er" / "split")
     with pytest.raises(FolderError, match="holds a link, 'deep/er/split'"):
         world["queue"].submit_folder(d, split="demo/pydoc", target="demo/neox-tiny")
@@ -392,9 +357,9 @@ ALIAS_BOMB = ('name: bomb\nversion: "1"\nauthors: [a]\ndescription: d\nthreat_mo
     ("yaml alias bomb", lambda: _zip("bomb", "return 0", yaml=ALIAS_BOMB), 400, "anchors and aliases"),
     ("yaml over the size cap", lambda: _zip("big", "return 0", yaml=ALIAS_BOMB + "#" * 70_000), 400,
      "larger than 64 KiB"),
-    ("yaml date and binary", lambda: _zip("typed", "return 0", yaml=YAML.format(name="typed", author="a", caps="[]")
+    ("yaml date and binary", lambda: _zip("typed", "return 0", yaml=submission_yaml("typed", author="a")
                                           + "url: !!binary aGk=\n"), 400, "are not allowed"),
-    ("params a list", lambda: _zip("plist", "return 0", yaml=YAML.format(name="plist", author="a", caps="[]")
+    ("params a list", lambda: _zip("plist", "return 0", yaml=submission_yaml("plist", author="a")
                                    + "params: [1, 2]\n"), 400, "params"),
     ("gnu long name", lambda: _tar_gz({"sub/" + "n" * (8 << 20): b"x", "sub/scorer.py": b"", "sub/submission.yaml": b""}),
      400, "characters (limit 512)"),

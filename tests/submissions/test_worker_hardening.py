@@ -8,18 +8,16 @@ rlimits only: the checks here are the worker's, not the jail's).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import textwrap
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from submission_helpers import submission_zip
 
 from benchmark import home, results, targets
 from benchmark.errors import MembenchError
@@ -34,40 +32,11 @@ REPO = Path(__file__).resolve().parents[2]
 UNSANDBOXED = isolation_problem() is not None
 LIMITS = Limits(memory_mb=768, disk_mb=64, wall_s=20, nproc=24, cpu_s=60)
 
-YAML = """\
-name: {name}
-version: "1"
-authors: ["{author}"]
-description: {name}
-threat_model: hardening test
-capabilities: {caps}
-reference_models: {refs}
-license: MIT
-"""
-
-HEAD = """\
-import numpy as np
-from benchmark.api import Scorer
-
-class S(Scorer):
-    name = "{name}"
-    requires = {requires}
-
-    def score(self, inputs):
-        n = len(inputs.texts)
-"""
-
 HONEST = "return np.array([float(len(t) % 97) for t in inputs.texts])"
 
 
 def _zip(name: str, body: str = HONEST, caps=(), refs=(), author="mallory") -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        code = HEAD.format(name=name, requires=tuple(caps)) + textwrap.indent(textwrap.dedent(body), " " * 8)
-        zf.writestr(f"{name}/scorer.py", code)
-        zf.writestr(f"{name}/submission.yaml", YAML.format(name=name, author=author, caps=json.dumps(list(caps)),
-                                                          refs=json.dumps(list(refs))))
-    return buf.getvalue()
+    return submission_zip(name, body, caps, refs, author, threat_model="hardening test")
 
 
 def _host_paths() -> list[str]:
