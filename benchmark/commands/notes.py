@@ -84,7 +84,7 @@ def verdict_lines(split_id: str, results_dir, content_hash: str | None = None) -
     if not diag or diag.get("error") or diag.get("verdict") not in ("clean", "mild shift", "shifted"):
         return []
     implies, nxt = explain(diag["verdict"], f"--split {split_id}")
-    return [f"diagnostics verdict for {split_id}: {diag['verdict'].upper()} (best blind AUC "
+    return [f"diagnostics verdict for {split_id}: {diag['verdict'].upper()} (best text-only blind AUC "
             f"{diag['blind_auc']:.3f}): {implies}", f"next: {nxt}"]
 
 

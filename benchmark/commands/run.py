@@ -148,7 +148,7 @@ def blind_note(records: list[dict]) -> str | None:
             blind.setdefault("groups" if r.get("kind") == "group" else "texts", r["metrics"]["best_blind_auc"])
     if not blind:
         return None
-    return "best blind baseline AUC on this split: " + ", ".join(
+    return "best blind AUC these records are compared with (the target's tokenizer baseline counts): " + ", ".join(
         f"{value:.3f} over {unit}" for unit, value in sorted(blind.items(), key=lambda kv: kv[0] != "texts"))
 
 

@@ -319,6 +319,7 @@ def test_membench_run_names_the_unit_of_each_blind_auc_it_prints():
 
     group = {"kind": "group", "metrics": {"best_blind_auc": 0.519}}
     text = {"metrics": {"best_blind_auc": 0.55}}
-    assert blind_note([group, text]) == "best blind baseline AUC on this split: 0.550 over texts, 0.519 over groups"
-    assert blind_note([text]) == "best blind baseline AUC on this split: 0.550 over texts"
+    assert blind_note([group, text]) == ("best blind AUC these records are compared with (the target's tokenizer baseline counts): "
+                                         "0.550 over texts, 0.519 over groups")
+    assert blind_note([text]).endswith("counts): 0.550 over texts")
     assert blind_note([{"metrics": {}}]) is None
