@@ -311,7 +311,8 @@ class _SPV(Scorer):
             recipe = ref.get("recipe") if isinstance(ref.get("recipe"), dict) else {}
             text = f"{ref.get('target')}"
             if recipe:
-                text += (f": fine-tuned with the target's recipe at {recipe.get('epochs')} epochs (target: "
+                epochs = recipe.get('epochs')
+                text += (f": fine-tuned with the target's recipe at {epochs} epoch{'' if epochs == 1 else 's'} (target: "
                          f"{recipe.get('target_epochs')}) and learning rate {recipe.get('lr')} (target: "
                          f"{recipe.get('target_lr')})")
             text += (f", on {ref.get('n_texts')} self-prompt texts from {ref.get('prompt_tokens')}-token prompts of "
