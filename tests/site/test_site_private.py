@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from benchmark import metrics
-from benchmark.results import write
+from benchmark.results import naming, write
 from benchmark.results.gate import publish
 from synthetic_results import synthetic_record
 from benchmark.server import create_app
@@ -158,6 +158,7 @@ def _secrets(world) -> dict[str, str]:
             continue
         name = rec["scorer"]["name"]
         out[f"{name} per-sample hash"] = rec["per_sample"]["sha256"]
+        out[f"{name} key hash (its file name)"] = naming.key_hash(naming.record_key(rec))
         out[f"{name} gate hash"] = rec["gate"]["content_sha256"]
         out[f"{name} full AUC"] = repr(rec["metrics"]["auc"])
         out[f"{name} full public-part AUC"] = repr(rec["ladder"]["public"]["auc"])
