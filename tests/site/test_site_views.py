@@ -266,3 +266,26 @@ def test_the_gate_copies_diagnostics_under_membench_home_into_a_results_folder_w
     assert "best blind-baseline AUC <strong>0.77</strong>" in page and "verdict shifted" in page
     other = (report.out_dir / "split" / "synthetic-other.html").read_text()  # another split's content: ignored
     assert "not diagnosed" in other and "0.77" not in other
+
+
+def test_the_split_page_keeps_the_tokenizer_baseline_of_the_card_and_pins_the_rest(tmp_path):
+    """The card's blind-baseline table is dropped from the split page (its text-only baselines are
+    rows of the results table), but the tokenizer baseline is no result row: it stays (issue 24.2)."""
+    from markdown_it import MarkdownIt
+
+    from benchmark.site.pages import card_html
+
+    card = tmp_path / "local" / "toy.md"
+    card.parent.mkdir(parents=True)
+    card.write_text("## Diagnostics\n\n| blind baseline | AUC | 95% CI | TPR at 1% FPR |\n|---|---|---|---|\n"
+                    "| `blind_bow`: TF-IDF | 0.419 | [0.362, 0.474] | 0.015 |\n"
+                    "| `blind_tokenizer`: tokenizer `c7796ddd6336` of `demo/neox-tiny` | 0.545 | [0.489, 0.599] | 0.015 |\n"
+                    "\nAfter the table.\n")
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    page = str(card_html(tmp_path, "local/toy", md))
+    assert "blind_tokenizer" in page and "0.545" in page and "[0.489, 0.599]" in page
+    assert "blind_bow" not in page and "0.419" not in page
+    assert "pinned at the top of the results table" in page and "After the table." in page
+    card.write_text("| blind baseline | AUC |\n|---|---|\n| `blind_bow` | 0.419 |\n")
+    page = str(card_html(tmp_path, "local/toy", md))
+    assert "0.419" not in page and "tokenizer baseline" not in page and "pinned at the top" in page
