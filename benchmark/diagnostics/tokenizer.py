@@ -22,7 +22,10 @@ Features of a text, tokenized without special tokens:
   follow merge order, so these are the rarest merges of the tokenizer's own training text,
   which a tokenizer fitted on members spends on the members' words);
 - ``mean_id_rank``: mean token id over the vocabulary size (the same order, averaged);
-- ``longest_token_chars``: log(1 + characters of the text's longest token).
+- ``whole_word_rate``: share of the text's words (four letters or more) that are one token
+  after a space (words the tokenizer learned whole);
+- ``rare_word_pieces``: mean tokens per word over the text's rare words (in at most two of
+  the diagnosed texts: a tokenizer fitted on members learned the members' rare words).
 
 It is keyed by split and tokenizer: one entry per tokenizer hash (``target.tokenizer_hash``:
 SHA-256 of the tokenizer files) in the split's diagnostics JSON, under ``tokenizer_baselines``
@@ -42,8 +45,8 @@ from .. import metrics
 
 NAME = "blind_tokenizer"
 DESCRIPTION = ("the target's tokenizer alone: characters per token, tokens per word, unknown-token, "
-               "single-character and late-merge rates, mean id rank, longest token; standardized "
-               "logistic regression")
+               "single-character and late-merge rates, mean id rank, whole-word rate, pieces per rare "
+               "word; standardized logistic regression")
 FEATURES = ("chars_per_token", "tokens_per_word", "unknown_rate", "single_char_rate", "late_merge_rate",
             "mean_id_rank", "whole_word_rate", "rare_word_pieces")
 LATE_MERGES = 0.75  # ids from this fraction of the vocabulary on count as late (rare) merges
