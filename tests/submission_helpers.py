@@ -62,6 +62,28 @@ def write_submission(root: Path, name: str, scorer: str, yaml: str) -> Path:
     return folder
 
 
+MINIMAL_YAML = 'name: {name}\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
+TEXT_SCORER = """\
+import random
+import numpy as np
+from benchmark.api import Scorer
+
+class T(Scorer):
+    name = "{name}"
+    requires = ()
+
+    def score(self, inputs):
+        return np.array([{expr} for t in inputs.texts], dtype=float)
+"""
+
+
+def text_scorer_submission(root: Path, name: str, expr: str = "len(t)", class_name: str | None = None) -> Path:
+    """A folder submission named ``name`` scoring each text ``t`` by ``expr`` (no model access);
+    ``class_name``: the scorer class's ``name`` when it should differ from the submission's."""
+    return write_submission(root, name, TEXT_SCORER.format(name=class_name or name, expr=expr),
+                            MINIMAL_YAML.format(name=name))
+
+
 def run_spec(split: str, target: str, results_dir: Path | None = None, **options):
     """The ``RunSpec`` a submission is validated or evaluated with (no built-in scorer)."""
     from benchmark.evaluate import RunSpec

@@ -13,7 +13,7 @@ import sys
 
 import pandas as pd
 import pytest
-from submission_helpers import write_submission
+from submission_helpers import text_scorer_submission
 
 from benchmark import finetune, progress, suite, targets
 from benchmark.cli import main
@@ -143,23 +143,9 @@ def test_a_recipes_dependency_chain_comes_first_with_last_timings(monkeypatch, c
 
 # --- item 7: names and namespaces ----------------------------------------------------------------
 
-YAML = 'name: {name}\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
-SCORER = """\
-import numpy as np
-from benchmark.api import Scorer
-
-class T(Scorer):
-    name = "{name}"
-    requires = ()
-
-    def score(self, inputs):
-        return np.array([len(t) for t in inputs.texts], dtype=float)
-"""
-
-
 @pytest.mark.skipif(isolation_problem() is not None, reason="no full jail here")
 def test_validate_refuses_a_class_named_unlike_the_submission(tmp_path, capsys):
-    d = write_submission(tmp_path, "by_length", SCORER.format(name="something_else"), YAML.format(name="by_length"))
+    d = text_scorer_submission(tmp_path, "by_length", class_name="something_else")
     assert main(["validate", str(d), "-n", "16", "--json"]) == 2
     out = capsys.readouterr()
     report = json.loads(out.out)

@@ -5,30 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from submission_helpers import write_submission
+from submission_helpers import text_scorer_submission
 
 from benchmark.cli import main
 from benchmark.submissions import isolation_problem
 
 pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no full jail here")
 
-YAML = 'name: {name}\nversion: "1"\nauthors: [t]\ndescription: d\nthreat_model: none\ncapabilities: []\n'
-SCORER = """\
-import random
-import numpy as np
-from benchmark.api import Scorer
-
-class T(Scorer):
-    name = "{name}"
-    requires = ()
-
-    def score(self, inputs):
-        return np.array([{expr} for t in inputs.texts], dtype=float)
-"""
-
-
 def _sub(tmp_path, name, expr):
-    return write_submission(tmp_path, name, SCORER.format(name=name, expr=expr), YAML.format(name=name))
+    return text_scorer_submission(tmp_path, name, expr)
 
 
 def test_validate_json_reports_every_check(tmp_path, capsys):
